@@ -1,0 +1,3 @@
+module github.com/netintel/netintelreceiver
+
+go 1.26.8

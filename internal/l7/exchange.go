@@ -1,0 +1,160 @@
+// Package l7 detects application protocols in captured socket data and pairs requests with
+// their responses (or failures) into Exchanges.
+package l7
+
+import (
+	"net/netip"
+	"time"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+// Protocol is an application protocol l7 understands.
+type Protocol uint8
+
+const (
+	ProtocolUnknown Protocol = iota
+	ProtocolHTTP1
+	ProtocolHTTP2
+	ProtocolGRPC
+	ProtocolDNS
+	ProtocolTLS
+)
+
+func (p Protocol) String() string {
+	switch p {
+	case ProtocolHTTP1, ProtocolHTTP2:
+		return "http"
+	case ProtocolGRPC:
+		return "grpc"
+	case ProtocolDNS:
+		return "dns"
+	case ProtocolTLS:
+		return "tls"
+	}
+	return "unknown"
+}
+
+// Failure is how an exchange ended when it did not end with a response.
+type Failure uint8
+
+const (
+	FailureNone    Failure = iota
+	FailureReset           // the connection was reset before the response
+	FailureClosed          // the connection closed before the response
+	FailureTimeout         // no response within the timeout
+	FailureRefused         // the connection was refused (no request ever went out)
+)
+
+func (f Failure) String() string {
+	switch f {
+	case FailureReset:
+		return "connection_reset"
+	case FailureClosed:
+		return "connection_closed"
+	case FailureTimeout:
+		return "timeout"
+	case FailureRefused:
+		return "connection_refused"
+	}
+	return ""
+}
+
+// Endpoint is one end of an exchange.
+type Endpoint struct {
+	Addr    netip.AddrPort
+	Process capture.Process // zero when the end is not a local process observed here
+}
+
+// Side is which end of the connection the observing socket was.
+type Side uint8
+
+const (
+	SideClient Side = iota + 1 // observed on the socket that sent the request
+	SideServer                 // observed on the socket that received the request
+)
+
+func (s Side) String() string {
+	if s == SideServer {
+		return "server"
+	}
+	return "client"
+}
+
+// HTTP holds the fields of an HTTP/1.x or HTTP/2 request and response.
+type HTTP struct {
+	Method      string
+	Path        string // target path without the query string
+	Query       string // never exported by default (privacy)
+	Version     string // "1.0", "1.1", "2"
+	Host        string // Host header or :authority
+	UserAgent   string
+	ContentType string
+	Status      int    // 0 when no response was seen
+	Reason      string // HTTP/1 reason phrase
+	Partial     bool   // headers were cut by the payload limit or an unknown HPACK reference
+}
+
+// GRPC holds the call's identity and result (carried over HTTP/2).
+type GRPC struct {
+	Service    string // "helloworld.Greeter"
+	Method     string // "SayHello"
+	Status     int    // grpc-status; -1 when the trailers were not seen
+	StatusName string // "OK", "NOT_FOUND", ...
+	Message    string // grpc-message
+}
+
+// DNS holds one query and its answer.
+type DNS struct {
+	ID        uint16
+	Name      string // question name, without the trailing dot
+	Type      string // "A", "AAAA", ...
+	RCode     int    // -1 when unanswered
+	RCodeName string // "NOERROR", "NXDOMAIN", ...
+	Answers   []netip.Addr
+	CNAMEs    []string
+}
+
+// TLS holds handshake metadata; nothing is decrypted.
+type TLS struct {
+	SNI       string
+	ALPN      []string // offered by the client, or the one the server chose
+	Version   string   // "1.2", "1.3"
+	Handshake time.Duration
+}
+
+// Exchange is one request with its response, or with the failure that ended it, as observed
+// on one socket. When both ends are local, each end yields its own Exchange (Side tells which);
+// they share ClientISN, ServerISN, RequestSeq and StreamID, which is their identity.
+type Exchange struct {
+	Protocol  Protocol
+	Transport capture.Transport
+	Side      Side
+	Client    Endpoint
+	Server    Endpoint
+	Cookie    uint64 // the observing socket
+
+	Start time.Time // first byte of the request observed
+	End   time.Time // first byte of the response observed (or when the failure was seen)
+
+	// Identity (DESIGN §4). Zero for UDP.
+	ClientISN  uint32
+	ServerISN  uint32
+	RequestSeq uint32
+	StreamID   uint32 // HTTP/2 stream id
+
+	HTTP *HTTP
+	GRPC *GRPC
+	DNS  *DNS
+	TLS  *TLS
+
+	Failure Failure
+}
+
+// Duration is the time from the request's first byte to the response's first byte.
+func (e *Exchange) Duration() time.Duration {
+	if e.End.Before(e.Start) {
+		return 0
+	}
+	return e.End.Sub(e.Start)
+}
