@@ -1,0 +1,580 @@
+package otlp
+
+import (
+	"sort"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/l7"
+)
+
+// Metric names. The HTTP, RPC and DNS ones are the semantic conventions'; the service-graph
+// ones are those of the contrib servicegraph connector, so dashboards built for it work.
+const (
+	MetricHTTPServerDuration = "http.server.request.duration"
+	MetricHTTPClientDuration = "http.client.request.duration"
+	MetricRPCServerDuration  = "rpc.server.call.duration"
+	MetricRPCClientDuration  = "rpc.client.call.duration"
+	MetricDNSLookupDuration  = "dns.lookup.duration"
+
+	MetricServiceGraphTotal  = "traces_service_graph_request_total"
+	MetricServiceGraphFailed = "traces_service_graph_request_failed_total"
+	MetricServiceGraphServer = "traces_service_graph_request_server_seconds"
+	MetricServiceGraphClient = "traces_service_graph_request_client_seconds"
+
+	MetricTCPOpened      = "netintel.tcp.connections.opened"
+	MetricTCPFailed      = "netintel.tcp.connections.failed"
+	MetricTCPResets      = "netintel.tcp.resets"
+	MetricTCPRetransmits = "netintel.tcp.retransmits"
+	MetricTCPRTT         = "netintel.tcp.rtt"
+
+	MetricDropped          = "netintel.receiver.dropped"
+	MetricEvicted          = "netintel.receiver.evicted"
+	MetricParseFailures    = "netintel.receiver.parse_failures"
+	MetricPayloadTruncated = "netintel.receiver.payload_truncated"
+	MetricUnclassified     = "netintel.receiver.unclassified_connections"
+	MetricEventsRead       = "netintel.receiver.events_read"
+	MetricOverflowed       = "netintel.receiver.metric_overflow"
+)
+
+// Edge attribute keys of the service-graph and TCP metrics (servicegraph connector names).
+const (
+	attrSGClient         = "client"
+	attrSGServer         = "server"
+	attrSGConnectionType = "connection_type"
+	attrReason           = "reason"
+	attrTable            = "table"
+	attrProtocol         = "protocol"
+	attrMetric           = "metric"
+
+	connectionVirtualNode = "virtual_node"
+)
+
+// Default histogram boundaries, in seconds.
+var (
+	// DefaultDurationBounds are the semantic conventions' advisory boundaries for
+	// http.*.request.duration (also used for RPC and DNS).
+	DefaultDurationBounds = []float64{0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10}
+	// DefaultServiceGraphBounds are the servicegraph connector's default latency buckets.
+	DefaultServiceGraphBounds = []float64{0.002, 0.004, 0.006, 0.008, 0.01, 0.05, 0.1, 0.2, 0.4, 0.8, 1, 1.4, 2, 5, 10, 15}
+	// DefaultRTTBounds cover loopback (tens of µs) to intercontinental round trips.
+	DefaultRTTBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
+)
+
+// DefaultMaxSeriesPerMetric bounds each metric's series; the rest folds into one overflow series.
+const DefaultMaxSeriesPerMetric = 2000
+
+// MetricsOptions configures the aggregator. Zero values take the defaults.
+type MetricsOptions struct {
+	// Start is the start timestamp of every cumulative series (the receiver's start).
+	Start time.Time
+	// Host is the resource of the service-graph, TCP, overflow and receiver metrics.
+	Host identity.Resource
+	// MaxSeriesPerMetric caps the series of each metric. Records of series beyond the cap
+	// are aggregated into one series with otel.metric.overflow=true (in the Host resource)
+	// and counted in netintel.receiver.metric_overflow{metric}.
+	MaxSeriesPerMetric int
+	DurationBounds     []float64 // seconds; RED histograms
+	ServiceGraphBounds []float64 // seconds; service-graph latency histograms
+	RTTBounds          []float64 // seconds; netintel.tcp.rtt
+}
+
+// SelfCounters are the receiver's own running totals (cumulative since start), filled by
+// the receiver from capture.Counters, the l7/intel counters and its export queues.
+type SelfCounters struct {
+	KernelRingbufFull uint64       // dropped{reason="ringbuf_full"}: kernel ring buffer full
+	KernelMapFull     uint64       // dropped{reason="map_full"}: a kernel map update failed
+	DecodeErrors      uint64       // dropped{reason="decode_error"}: records that failed to decode
+	CaptureQueueFull  uint64       // dropped{reason="capture_queue_full"}: pipeline too slow
+	Dropped           []NamedCount // more dropped{reason=Name}, e.g. export queues by signal
+
+	Evicted       []NamedCount // evicted{table=Name}: LRU/cap evictions per table
+	ParseFailures []NamedCount // parse_failures{protocol=Name}
+
+	PayloadTruncated uint64 // payloads cut to max_payload_bytes
+	Unclassified     uint64 // connections whose bytes stopped crossing (unknown protocol)
+	EventsRead       uint64 // events decoded from the kernel
+}
+
+// NamedCount is one labelled running total.
+type NamedCount struct {
+	Name  string
+	Value uint64
+}
+
+// Metrics aggregates every exchange and connection event (sampled or not) into cumulative
+// metrics, so RED and service-graph numbers stay exact while spans are sampled. It is safe
+// for concurrent use: the pipeline feeds it while the flush timer calls Emit.
+type Metrics struct {
+	mu       sync.Mutex
+	start    pcommon.Timestamp
+	host     identity.Resource
+	families [famCount]family
+}
+
+// family ids, in emission order.
+const (
+	famHTTPServer = iota
+	famHTTPClient
+	famRPCServer
+	famRPCClient
+	famDNS
+	famSGTotal
+	famSGFailed
+	famSGServer
+	famSGClient
+	famTCPOpened
+	famTCPFailed
+	famTCPResets
+	famTCPRetransmits
+	famTCPRTT
+	famCount
+)
+
+const (
+	maxStrAttrs = 6
+	maxIntAttrs = 2
+)
+
+type familyDef struct {
+	name, unit, desc string
+	histogram        bool
+	strKeys          []string
+	intKeys          []string
+	keepEmpty        bool // emit empty string attributes (servicegraph's connection_type)
+}
+
+var familyDefs = [famCount]familyDef{
+	famHTTPServer: {name: MetricHTTPServerDuration, unit: "s", desc: "Duration of HTTP server requests.", histogram: true,
+		strKeys: []string{attrHTTPMethod, attrHTTPRoute, attrURLScheme, attrProtocolVersion, attrErrorType},
+		intKeys: []string{attrHTTPStatus}},
+	famHTTPClient: {name: MetricHTTPClientDuration, unit: "s", desc: "Duration of HTTP client requests.", histogram: true,
+		strKeys: []string{attrHTTPMethod, attrURLTemplate, attrServerAddress, attrURLScheme, attrProtocolVersion, attrErrorType},
+		intKeys: []string{attrHTTPStatus, attrServerPort}},
+	famRPCServer: {name: MetricRPCServerDuration, unit: "s", desc: "Measures the duration of inbound remote procedure calls.", histogram: true,
+		strKeys: []string{attrRPCSystemName, attrRPCMethod, attrRPCResponseStatus, attrErrorType}},
+	famRPCClient: {name: MetricRPCClientDuration, unit: "s", desc: "Measures the duration of outbound remote procedure calls.", histogram: true,
+		strKeys: []string{attrRPCSystemName, attrRPCMethod, attrRPCResponseStatus, attrServerAddress, attrErrorType},
+		intKeys: []string{attrServerPort}},
+	famDNS: {name: MetricDNSLookupDuration, unit: "s", desc: "Measures the time taken to perform a DNS lookup.", histogram: true,
+		strKeys: []string{attrDNSQuestionName, attrDNSQuestionType, attrDNSResponseCode, attrErrorType}},
+	famSGTotal: {name: MetricServiceGraphTotal, unit: "{request}", desc: "Requests between two nodes of the service graph.",
+		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
+	famSGFailed: {name: MetricServiceGraphFailed, unit: "{request}", desc: "Failed requests between two nodes of the service graph.",
+		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
+	famSGServer: {name: MetricServiceGraphServer, unit: "s", desc: "Request duration as seen by the server.", histogram: true,
+		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
+	famSGClient: {name: MetricServiceGraphClient, unit: "s", desc: "Request duration as seen by the client.", histogram: true,
+		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
+	famTCPOpened: {name: MetricTCPOpened, unit: "{connection}", desc: "TCP connections established on an edge.",
+		strKeys: []string{attrSGClient, attrSGServer}, intKeys: []string{attrServerPort}},
+	famTCPFailed: {name: MetricTCPFailed, unit: "{connection}", desc: "TCP connects that failed on an edge, by reason.",
+		strKeys: []string{attrSGClient, attrSGServer, attrReason}, intKeys: []string{attrServerPort}},
+	famTCPResets: {name: MetricTCPResets, unit: "{reset}", desc: "TCP resets on an edge (each reset counted once).",
+		strKeys: []string{attrSGClient, attrSGServer}, intKeys: []string{attrServerPort}},
+	famTCPRetransmits: {name: MetricTCPRetransmits, unit: "{segment}", desc: "TCP segments retransmitted on an edge.",
+		strKeys: []string{attrSGClient, attrSGServer}, intKeys: []string{attrServerPort}},
+	famTCPRTT: {name: MetricTCPRTT, unit: "s", desc: "Smoothed TCP round-trip time readings on an edge.", histogram: true,
+		strKeys: []string{attrSGClient, attrSGServer}, intKeys: []string{attrServerPort}},
+}
+
+type seriesKey struct {
+	res  identity.Resource
+	strs [maxStrAttrs]string
+	ints [maxIntAttrs]int64
+}
+
+type series struct {
+	key      seriesKey
+	value    uint64 // sums
+	count    uint64 // histograms
+	sum      float64
+	min, max float64
+	buckets  []uint64
+}
+
+func (s *series) observe(bounds []float64, v float64) {
+	if s.count == 0 || v < s.min {
+		s.min = v
+	}
+	if s.count == 0 || v > s.max {
+		s.max = v
+	}
+	s.count++
+	s.sum += v
+	s.buckets[sort.SearchFloat64s(bounds, v)]++
+}
+
+type family struct {
+	def        *familyDef
+	bounds     []float64
+	max        int
+	index      map[seriesKey]*series
+	list       []*series
+	overflow   *series
+	overflowed uint64
+}
+
+// get returns the series of k, or the overflow series once the family is full.
+func (f *family) get(k *seriesKey, host identity.Resource) *series {
+	if s, ok := f.index[*k]; ok {
+		return s
+	}
+	if len(f.list) >= f.max {
+		f.overflowed++
+		if f.overflow == nil {
+			f.overflow = f.newSeries(seriesKey{res: host})
+		}
+		return f.overflow
+	}
+	s := f.newSeries(*k)
+	f.index[*k] = s
+	f.list = append(f.list, s)
+	return s
+}
+
+func (f *family) newSeries(k seriesKey) *series {
+	s := &series{key: k}
+	if f.def.histogram {
+		s.buckets = make([]uint64, len(f.bounds)+1)
+	}
+	return s
+}
+
+// NewMetrics returns an empty aggregator.
+func NewMetrics(opts MetricsOptions) *Metrics {
+	if opts.Start.IsZero() {
+		opts.Start = time.Now()
+	}
+	if opts.MaxSeriesPerMetric <= 0 {
+		opts.MaxSeriesPerMetric = DefaultMaxSeriesPerMetric
+	}
+	if len(opts.DurationBounds) == 0 {
+		opts.DurationBounds = DefaultDurationBounds
+	}
+	if len(opts.ServiceGraphBounds) == 0 {
+		opts.ServiceGraphBounds = DefaultServiceGraphBounds
+	}
+	if len(opts.RTTBounds) == 0 {
+		opts.RTTBounds = DefaultRTTBounds
+	}
+	m := &Metrics{start: pcommon.NewTimestampFromTime(opts.Start), host: opts.Host}
+	for i := range m.families {
+		f := &m.families[i]
+		f.def = &familyDefs[i]
+		f.max = opts.MaxSeriesPerMetric
+		f.index = make(map[seriesKey]*series)
+		switch i {
+		case famSGServer, famSGClient:
+			f.bounds = opts.ServiceGraphBounds
+		case famTCPRTT:
+			f.bounds = opts.RTTBounds
+		default:
+			f.bounds = opts.DurationBounds
+		}
+	}
+	return m
+}
+
+func (m *Metrics) observe(fam int, k *seriesKey, v float64) {
+	f := &m.families[fam]
+	f.get(k, m.host).observe(f.bounds, v)
+}
+
+func (m *Metrics) add(fam int, k *seriesKey, n uint64) {
+	m.families[fam].get(k, m.host).value += n
+}
+
+// Exchange records one exchange, sampled or not, from the side it was observed on.
+//
+// The service graph counts each request once even when both halves are observed here: a
+// SERVER half always counts (with the server's view of failure), a CLIENT half counts only
+// when its server has no local process (then the server is a virtual node). Latency goes
+// to _server_seconds from SERVER halves and to _client_seconds from CLIENT halves; an edge
+// with one remote end takes both from the half it has, as the servicegraph connector does
+// for virtual nodes.
+func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
+	d := x.Duration().Seconds()
+	o := judge(x, x.Side)
+	isServer := x.Side == l7.SideServer
+	var local identity.Resource
+	if isServer {
+		local = resourceOf(server)
+	} else {
+		local = resourceOf(client)
+	}
+
+	var k seriesKey
+	k.res = local
+	fam := -1
+	switch {
+	case x.GRPC != nil:
+		k.strs[0] = grpcSystem
+		k.strs[1] = grpcFullMethod(x.GRPC)
+		if x.GRPC.Status >= 0 {
+			k.strs[2] = grpcCodeName(x.GRPC)
+		}
+		if isServer {
+			fam = famRPCServer
+			k.strs[3] = o.errType
+		} else {
+			fam = famRPCClient
+			k.strs[3] = serverAddress(x)
+			k.strs[4] = o.errType
+			k.ints[0] = int64(x.Server.Addr.Port())
+		}
+	case x.HTTP != nil:
+		k.strs[0] = normalizeMethod(x.HTTP.Method)
+		if x.HTTP.Path != "" {
+			k.strs[1] = Route(x.HTTP.Path)
+		}
+		k.ints[0] = int64(x.HTTP.Status)
+		if isServer {
+			fam = famHTTPServer
+			k.strs[2] = "http"
+			k.strs[3] = x.HTTP.Version
+			k.strs[4] = o.errType
+		} else {
+			fam = famHTTPClient
+			k.strs[2] = serverAddress(x)
+			k.strs[3] = "http"
+			k.strs[4] = x.HTTP.Version
+			k.strs[5] = o.errType
+			k.ints[1] = int64(x.Server.Addr.Port())
+		}
+	case x.DNS != nil:
+		if !isServer { // a lookup is the client's; a local DNS server shows in the service graph
+			fam = famDNS
+			k.strs[0] = x.DNS.Name
+			k.strs[1] = x.DNS.Type
+			if x.DNS.RCode >= 0 {
+				k.strs[2] = rcodeName(x.DNS)
+			}
+			k.strs[3] = o.errType
+		}
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if fam >= 0 {
+		m.observe(fam, &k, d)
+	}
+
+	// Service graph.
+	var e seriesKey
+	e.res = m.host
+	e.strs[0] = serviceName(client)
+	e.strs[1] = serviceName(server)
+	if !client.Local || !server.Local {
+		e.strs[2] = connectionVirtualNode
+	}
+	if isServer {
+		m.observe(famSGServer, &e, d)
+		if !client.Local {
+			m.observe(famSGClient, &e, d)
+		}
+	} else {
+		m.observe(famSGClient, &e, d)
+		if server.Local {
+			return // the server half counts this request
+		}
+		m.observe(famSGServer, &e, d)
+	}
+	m.add(famSGTotal, &e, 1)
+	if o.failed() {
+		m.add(famSGFailed, &e, 1)
+	}
+}
+
+// Conn records a TCP connection event on the edge client → server.
+//
+// Events both ends report are counted once: an open counts from the accepting side, or from
+// the connecting side when the server has no local process; a reset counts where it was
+// sent, or where it was received when the sender is not local.
+func (m *Metrics) Conn(ev *capture.ConnEvent, client, server identity.Service) {
+	var k seriesKey
+	k.res = m.host
+	k.strs[0] = serviceName(client)
+	k.strs[1] = serviceName(server)
+	role := ev.Socket.Role
+	if role == capture.RoleServer {
+		k.ints[0] = int64(ev.Socket.Local.Port())
+	} else {
+		k.ints[0] = int64(ev.Socket.Remote.Port())
+	}
+	peerLocal := false
+	switch role {
+	case capture.RoleClient:
+		peerLocal = server.Local
+	case capture.RoleServer:
+		peerLocal = client.Local
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	switch ev.Kind {
+	case capture.ConnOpened:
+		if role != capture.RoleClient || !peerLocal {
+			m.add(famTCPOpened, &k, 1)
+		}
+	case capture.ConnFailed:
+		k.strs[2] = ev.Reason.String()
+		if k.strs[2] == "" {
+			k.strs[2] = capture.FailureOther.String()
+		}
+		m.add(famTCPFailed, &k, 1)
+	case capture.ConnResetSent:
+		m.add(famTCPResets, &k, 1)
+	case capture.ConnResetReceived:
+		if !peerLocal {
+			m.add(famTCPResets, &k, 1)
+		}
+	case capture.ConnRetransmit:
+		m.add(famTCPRetransmits, &k, 1)
+	case capture.ConnRTT, capture.ConnClosed:
+		if ev.SRTT > 0 {
+			m.observe(famTCPRTT, &k, ev.SRTT.Seconds())
+		}
+	}
+}
+
+// Emit returns every series as cumulative metrics at time now, plus the receiver's own
+// counters (in the Host resource). The aggregates are kept: the next Emit continues them.
+func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
+	md := pmetric.NewMetrics()
+	ts := pcommon.NewTimestampFromTime(now)
+	scopes := make(map[identity.Resource]pmetric.MetricSlice)
+	scopeOf := func(r identity.Resource) pmetric.MetricSlice {
+		if ms, ok := scopes[r]; ok {
+			return ms
+		}
+		rm := md.ResourceMetrics().AppendEmpty()
+		putResource(rm.Resource().Attributes(), r)
+		sm := rm.ScopeMetrics().AppendEmpty()
+		sm.Scope().SetName(ScopeName)
+		scopes[r] = sm.Metrics()
+		return sm.Metrics()
+	}
+
+	m.mu.Lock()
+	overflowed := make([]NamedCount, 0, famCount)
+	for i := range m.families {
+		f := &m.families[i]
+		metricOf := make(map[identity.Resource]pmetric.Metric)
+		emit := func(s *series, overflow bool) {
+			mt, ok := metricOf[s.key.res]
+			if !ok {
+				mt = newMetric(scopeOf(s.key.res), f.def)
+				metricOf[s.key.res] = mt
+			}
+			var attrs pcommon.Map
+			if f.def.histogram {
+				dp := mt.Histogram().DataPoints().AppendEmpty()
+				dp.SetStartTimestamp(m.start)
+				dp.SetTimestamp(ts)
+				dp.SetCount(s.count)
+				dp.SetSum(s.sum)
+				if s.count > 0 {
+					dp.SetMin(s.min)
+					dp.SetMax(s.max)
+				}
+				dp.ExplicitBounds().FromRaw(f.bounds)
+				dp.BucketCounts().FromRaw(s.buckets)
+				attrs = dp.Attributes()
+			} else {
+				dp := mt.Sum().DataPoints().AppendEmpty()
+				dp.SetStartTimestamp(m.start)
+				dp.SetTimestamp(ts)
+				dp.SetIntValue(int64(s.value))
+				attrs = dp.Attributes()
+			}
+			if overflow {
+				attrs.PutBool(attrOverflow, true)
+				return
+			}
+			putSeriesAttributes(attrs, f.def, &s.key)
+		}
+		for _, s := range f.list {
+			emit(s, false)
+		}
+		if f.overflow != nil {
+			emit(f.overflow, true)
+			overflowed = append(overflowed, NamedCount{Name: f.def.name, Value: f.overflowed})
+		}
+	}
+	m.mu.Unlock()
+
+	host := scopeOf(m.host)
+	dropped := append([]NamedCount{
+		{"ringbuf_full", self.KernelRingbufFull},
+		{"map_full", self.KernelMapFull},
+		{"decode_error", self.DecodeErrors},
+		{"capture_queue_full", self.CaptureQueueFull},
+	}, self.Dropped...)
+	putCounter(host, m.start, ts, MetricDropped, "{event}", "Events, records or batches the receiver dropped, by reason.", attrReason, dropped)
+	putCounter(host, m.start, ts, MetricEvicted, "{entry}", "Entries evicted from bounded tables, by table.", attrTable, self.Evicted)
+	putCounter(host, m.start, ts, MetricParseFailures, "{message}", "Messages that failed to parse, by protocol.", attrProtocol, self.ParseFailures)
+	putCounter(host, m.start, ts, MetricPayloadTruncated, "{event}", "Payloads cut to max_payload_bytes.", "", []NamedCount{{Value: self.PayloadTruncated}})
+	putCounter(host, m.start, ts, MetricUnclassified, "{connection}", "Connections whose data stopped crossing: no known protocol.", "", []NamedCount{{Value: self.Unclassified}})
+	putCounter(host, m.start, ts, MetricEventsRead, "{event}", "Events decoded from the kernel.", "", []NamedCount{{Value: self.EventsRead}})
+	putCounter(host, m.start, ts, MetricOverflowed, "{measurement}", "Measurements folded into a metric's overflow series (otel.metric.overflow=true).", attrMetric, overflowed)
+	return md
+}
+
+func newMetric(ms pmetric.MetricSlice, def *familyDef) pmetric.Metric {
+	mt := ms.AppendEmpty()
+	mt.SetName(def.name)
+	mt.SetUnit(def.unit)
+	mt.SetDescription(def.desc)
+	if def.histogram {
+		mt.SetEmptyHistogram().SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	} else {
+		sum := mt.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	}
+	return mt
+}
+
+func putSeriesAttributes(attrs pcommon.Map, def *familyDef, k *seriesKey) {
+	attrs.EnsureCapacity(len(def.strKeys) + len(def.intKeys))
+	for i, key := range def.strKeys {
+		if v := k.strs[i]; v != "" || def.keepEmpty {
+			attrs.PutStr(key, v)
+		}
+	}
+	for i, key := range def.intKeys {
+		if v := k.ints[i]; v != 0 {
+			attrs.PutInt(key, v)
+		}
+	}
+}
+
+// putCounter writes a monotonic cumulative sum with one point per named value; an empty
+// attribute key makes a single unlabelled point.
+func putCounter(ms pmetric.MetricSlice, start, ts pcommon.Timestamp, name, unit, desc, key string, vals []NamedCount) {
+	if len(vals) == 0 {
+		return
+	}
+	mt := ms.AppendEmpty()
+	mt.SetName(name)
+	mt.SetUnit(unit)
+	mt.SetDescription(desc)
+	sum := mt.SetEmptySum()
+	sum.SetIsMonotonic(true)
+	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+	for _, v := range vals {
+		dp := sum.DataPoints().AppendEmpty()
+		dp.SetStartTimestamp(start)
+		dp.SetTimestamp(ts)
+		dp.SetIntValue(int64(v.Value))
+		if key != "" {
+			dp.Attributes().PutStr(key, v.Name)
+		}
+	}
+}

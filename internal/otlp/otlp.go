@@ -1,0 +1,73 @@
+// Package otlp converts what the pipeline produced — exchanges, findings, aggregates — into
+// OTLP logs, spans and metrics that follow the OpenTelemetry semantic conventions.
+//
+// Everything here is plain conversion or aggregation over values: no goroutines, no I/O.
+// The receiver decides when to call it and hands the results to the consumers.
+package otlp
+
+import (
+	"go.opentelemetry.io/collector/pdata/pcommon"
+
+	"github.com/netintel/netintelreceiver/internal/identity"
+)
+
+// ScopeName is the instrumentation scope of every log, span and metric netintel emits.
+// It equals internal/metadata.ScopeName (kept here so the stage does not depend on the
+// component's metadata package).
+const ScopeName = "github.com/netintel/netintelreceiver"
+
+// unknownService is what the SDKs call a service that has no name.
+const unknownService = "unknown_service"
+
+// Resource attribute keys (semantic conventions).
+const (
+	attrServiceName    = "service.name"
+	attrProcessPID     = "process.pid"
+	attrExecutableName = "process.executable.name"
+	attrContainerID    = "container.id"
+	attrHostName       = "host.name"
+)
+
+// resourceOf is the resource a service's telemetry is attributed to. A service known only by
+// name (a remote peer) gets a resource with just service.name.
+func resourceOf(s identity.Service) identity.Resource {
+	r := s.Resource
+	if r.ServiceName == "" {
+		r.ServiceName = s.Name
+	}
+	if r.ServiceName == "" {
+		r.ServiceName = unknownService
+	}
+	return r
+}
+
+// putResource writes r as resource attributes, leaving out what is unknown.
+func putResource(attrs pcommon.Map, r identity.Resource) {
+	attrs.EnsureCapacity(5)
+	if r.ServiceName != "" {
+		attrs.PutStr(attrServiceName, r.ServiceName)
+	}
+	if r.PID != 0 {
+		attrs.PutInt(attrProcessPID, int64(r.PID))
+	}
+	if r.ExecutableName != "" {
+		attrs.PutStr(attrExecutableName, r.ExecutableName)
+	}
+	if r.ContainerID != "" {
+		attrs.PutStr(attrContainerID, r.ContainerID)
+	}
+	if r.HostName != "" {
+		attrs.PutStr(attrHostName, r.HostName)
+	}
+}
+
+// serviceName is the name a service goes by in edge attributes (client, server).
+func serviceName(s identity.Service) string {
+	if s.Name != "" {
+		return s.Name
+	}
+	if s.Resource.ServiceName != "" {
+		return s.Resource.ServiceName
+	}
+	return unknownService
+}
