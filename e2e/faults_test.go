@@ -1,0 +1,150 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+const (
+	floodAddr = "127.0.0.70:8086"
+	// floodConnections short connections, at most floodTime.
+	floodConnections = 20000
+	floodTime        = 90 * time.Second
+	// maxCollectorRSS bounds the collector's peak RSS under the flood.
+	maxCollectorRSS = 200 << 20
+)
+
+// bpfProg is one entry of `bpftool -j prog show`.
+type bpfProg struct {
+	ID   int    `json:"id"`
+	Name string `json:"name"`
+	Pids []struct {
+		Pid  int    `json:"pid"`
+		Comm string `json:"comm"`
+	} `json:"pids"`
+}
+
+func (s *scenario) bpfPrograms() []bpfProg {
+	s.t.Helper()
+	out := s.mustRun(30*time.Second, "bpftool", "-j", "prog", "show")
+	var progs []bpfProg
+	if err := json.Unmarshal([]byte(out), &progs); err != nil {
+		s.t.Fatalf("bpftool -j prog show: %v\n%s", err, clip(out, 1000))
+	}
+	return progs
+}
+
+// peakRSS reads VmHWM (bytes) of a process.
+func peakRSS(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, "VmHWM:") {
+			f := strings.Fields(line)
+			kb, err := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10, err
+		}
+	}
+	return 0, fmt.Errorf("no VmHWM in /proc/%d/status", pid)
+}
+
+func TestFaults(t *testing.T) {
+	s := newScenario(t)
+	col := s.startCollector(receiverConfig{
+		Services:     map[string]string{floodAddr: "flood"},
+		Intelligence: map[string]any{"span_sampling": 0.01},
+	})
+	s.nginx("flood", floodAddr, `
+        location / { return 200 "ok\n"; }`)
+
+	var ours []int
+	for _, p := range s.bpfPrograms() {
+		for _, owner := range p.Pids {
+			if owner.Pid == col.pid() {
+				ours = append(ours, p.ID)
+			}
+		}
+	}
+	if len(ours) == 0 {
+		t.Fatalf("bpftool lists no program owned by the collector (pid %d): is the receiver capturing?", col.pid())
+	}
+	t.Logf("collector pid %d owns BPF programs %v", col.pid(), ours)
+
+	// The flood: short connections (no keep-alive), 50 at a time.
+	out, err := s.run(floodTime+30*time.Second, "hey", "-n", fmt.Sprint(floodConnections), "-c", "50",
+		"-disable-keepalive", "-t", "2", "http://"+floodAddr+"/")
+	_ = err
+	t.Logf("flood: %s", clip(summaryLines(out), 600))
+	if !col.alive() {
+		t.Fatalf("the collector died under the flood (%v); its log:\n%s", col.waitErr, tail(col.logPath, 30))
+	}
+	rss, err := peakRSS(col.pid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("collector peak RSS (VmHWM) after the flood: %.1f MiB", float64(rss)/(1<<20))
+	if rss > maxCollectorRSS {
+		t.Errorf("collector peak RSS %.1f MiB exceeds the bound of %d MiB", float64(rss)/(1<<20), maxCollectorRSS>>20)
+	}
+
+	s.eventually(30*time.Second, "the receiver's own metrics (netintel.receiver.*), including drop counters, in the output",
+		func(o *output) (bool, string) {
+			var own, drops []string
+			for _, n := range o.metricNames() {
+				if strings.HasPrefix(n, receiverScope) {
+					own = append(own, n)
+					if strings.Contains(n, "drop") {
+						drops = append(drops, n)
+					}
+				}
+			}
+			return len(own) > 0 && len(drops) > 0, fmt.Sprintf("  metrics exported: %v\n", o.metricNames())
+		})
+	if o, err := readOutput(s.dir); err == nil {
+		for _, n := range o.metricNames() {
+			if strings.HasPrefix(n, receiverScope) {
+				t.Logf("%s = %v", n, o.metricTotal(n, nil))
+			}
+		}
+		t.Logf("HTTP server requests counted for flood: %v", o.metricTotal("http.server.request.duration", attrs{"service.name": "flood"}))
+	}
+
+	code, err := col.stop(20 * time.Second)
+	if code != 0 {
+		t.Errorf("collector exit after SIGTERM: code %d (%v), want 0; its log:\n%s", code, err, tail(col.logPath, 30))
+	}
+	left := map[int]bool{}
+	for _, id := range ours {
+		left[id] = true
+	}
+	var leaked []string
+	for _, p := range s.bpfPrograms() {
+		if left[p.ID] {
+			leaked = append(leaked, fmt.Sprintf("%d(%s)", p.ID, p.Name))
+		}
+	}
+	if len(leaked) > 0 {
+		t.Errorf("BPF programs still loaded after the collector exited: %v", leaked)
+	}
+}
+
+// summaryLines keeps hey's summary and status distribution.
+func summaryLines(out string) string {
+	var keep []string
+	for _, l := range strings.Split(out, "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "Requests/sec") || strings.HasPrefix(l, "Total:") || strings.HasPrefix(l, "[") || strings.HasPrefix(l, "Error") {
+			keep = append(keep, l)
+		}
+	}
+	return strings.Join(keep, "; ")
+}

@@ -1,0 +1,165 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The three-tier shop used by the topology and cascade scenarios:
+// curl → haproxy (frontend) → nginx (api, proxy_pass) → nginx (inventory).
+const (
+	frontendAddr  = "127.0.0.20:8080"
+	apiAddr       = "127.0.0.21:8081"
+	inventoryAddr = "127.0.0.22:8082"
+)
+
+var shopServices = map[string]string{
+	frontendAddr:  "frontend",
+	apiAddr:       "api",
+	inventoryAddr: "inventory",
+}
+
+// shopEdges are the calls between local services, client first.
+var shopEdges = [][2]string{{"frontend", "api"}, {"api", "inventory"}}
+
+func (s *scenario) startShop() {
+	s.t.Helper()
+	s.nginx("inventory", inventoryAddr, `
+        location /stock { return 503; }
+        location / { return 200 "inventory ok\n"; }`)
+	s.nginx("api", apiAddr, `
+        location / { proxy_pass http://`+inventoryAddr+`; }`)
+	s.haproxy("frontend", frontendAddr, apiAddr)
+}
+
+func TestTopology(t *testing.T) {
+	s := newScenario(t)
+	s.startCollector(receiverConfig{Services: shopServices})
+	s.startShop()
+
+	const n = 20
+	if codes := s.curl(n, "http://"+frontendAddr+"/items"); codes["200"] != n {
+		t.Fatalf("the shop itself is broken: %d requests answered %v", n, codes)
+	}
+
+	s.eventually(60*time.Second, "a service_dependency event for each edge frontend→api, api→inventory (named by the services map), and one into frontend",
+		func(o *output) (bool, string) {
+			for _, e := range shopEdges {
+				if len(o.events(evDependency, attrs{aSource: e[0], aDest: e[1]})) == 0 {
+					return false, o.dumpEvents(evDependency)
+				}
+			}
+			return len(o.events(evDependency, attrs{aDest: "frontend"})) > 0, o.dumpEvents(evDependency)
+		})
+
+	s.eventually(60*time.Second, fmt.Sprintf("≥%d CLIENT spans per edge, each paired with a SERVER span (same trace id, server parent = client span id), GET /items 200", n),
+		func(o *output) (bool, string) {
+			var found strings.Builder
+			ok := true
+			for _, e := range shopEdges {
+				paired, clients, servers := o.pairs(e[0], e[1], attrs{aHTTPMethod: "GET", aURLPath: "/items", aHTTPStatus: 200})
+				fmt.Fprintf(&found, "edge %s→%s: %d paired; client spans:\n%sserver spans:\n%s", e[0], e[1], paired, dumpSpans(clients), dumpSpans(servers))
+				if paired < n {
+					ok = false
+				}
+			}
+			if !ok {
+				fmt.Fprintf(&found, "all spans:\n%s", dumpSpans(o.spans))
+			}
+			return ok, found.String()
+		})
+
+	o := s.eventually(30*time.Second, "service-graph request counts ≥ n for each edge (traces_service_graph_request_total{client,server})",
+		func(o *output) (bool, string) {
+			for _, e := range shopEdges {
+				if o.metricTotal("traces_service_graph_request_total", attrs{"client": e[0], "server": e[1]}) < n {
+					return false, o.dumpMetric("traces_service_graph_request_total")
+				}
+			}
+			return true, ""
+		})
+	s.never(o, "error spans in a healthy topology", func(o *output) (int, string) {
+		bad := o.spansOf("", attrs{"service.name": oneOf{"frontend", "api", "inventory"}})
+		var errs []span
+		for _, sp := range bad {
+			if sp.Status == statusError {
+				errs = append(errs, sp)
+			}
+		}
+		return len(errs), dumpSpans(errs)
+	})
+}
+
+func TestCascade(t *testing.T) {
+	s := newScenario(t)
+	s.startCollector(receiverConfig{Services: shopServices})
+	s.startShop()
+
+	// Healthy first, so the edges exist; then inventory's /stock fails and the 503
+	// propagates through api and frontend to the client.
+	if codes := s.curl(5, "http://"+frontendAddr+"/items"); codes["200"] != 5 {
+		t.Fatalf("the shop itself is broken: %v", codes)
+	}
+	const failed = 12
+	if codes := s.curl(failed, "http://"+frontendAddr+"/stock"); codes["503"] != failed {
+		t.Fatalf("expected %d × 503 from /stock through the chain, got %v", failed, codes)
+	}
+
+	cascades := attrs{aIsCascade: true}
+	s.eventually(60*time.Second, "a cascade error_pattern: is_cascade=true, root_cause_service=inventory, affected_services=[inventory api frontend]",
+		func(o *output) (bool, string) {
+			return len(o.events(evErrors, cascades)) > 0, o.dumpEvents(evErrors)
+		})
+	// Give the pipeline two more flushes to emit a duplicate, if it would.
+	time.Sleep(6 * time.Second)
+	s.eventually(5*time.Second, "exactly one cascade finding with root cause inventory and affected services in order",
+		func(o *output) (bool, string) {
+			all := o.events(evErrors, cascades)
+			good := o.events(evErrors, cascades.with(attrs{aRootCause: "inventory", aAffected: "[inventory api frontend]"}))
+			return len(all) == 1 && len(good) == 1, dumpLogs(all)
+		})
+
+	s.eventually(30*time.Second, fmt.Sprintf("error_pattern events for dest inventory whose error_count adds up to the %d failed requests", failed),
+		func(o *output) (bool, string) {
+			inv := o.events(evErrors, attrs{aDest: "inventory"})
+			var plain, casc []logRecord
+			for _, r := range inv {
+				if v, _ := attrAny(r.Attrs, aIsCascade); v == "true" {
+					casc = append(casc, r)
+				} else {
+					plain = append(plain, r)
+				}
+			}
+			// The cascade may be reported on the inventory group itself or beside it.
+			ok := sumAttr(plain, aErrorCount) == failed || (len(plain) == 0 && sumAttr(casc, aErrorCount) == failed)
+			return ok, fmt.Sprintf("  sum over non-cascade events = %v, over cascade events = %v\n%s",
+				sumAttr(plain, aErrorCount), sumAttr(casc, aErrorCount), dumpLogs(inv))
+		})
+
+	s.eventually(30*time.Second, fmt.Sprintf("≥%d error spans with 503 on both sides of api→inventory and frontend→api", failed),
+		func(o *output) (bool, string) {
+			var found strings.Builder
+			ok := true
+			for _, e := range shopEdges {
+				for _, side := range []struct{ kind, svc string }{{kindClient, e[0]}, {kindServer, e[1]}} {
+					sp := o.spansOf(side.kind, attrs{"service.name": side.svc, aHTTPStatus: 503, aURLPath: "/stock"})
+					var errs int
+					for _, x := range sp {
+						if x.Status == statusError {
+							errs++
+						}
+					}
+					fmt.Fprintf(&found, "%s spans of %s with 503: %d, status Error: %d\n", side.kind, side.svc, len(sp), errs)
+					if errs < failed {
+						ok = false
+						found.WriteString(dumpSpans(sp))
+					}
+				}
+			}
+			return ok, found.String()
+		})
+}
