@@ -1,0 +1,61 @@
+# netintel: `sudo make run` builds the collector distribution and runs it on config.yaml;
+# `make test` runs every test (kernel tests need root; in CI they must run).
+
+GO       ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+GOBIN    := $(shell $(GO) env GOPATH)/bin
+export PATH := $(dir $(GO)):$(GOBIN):$(PATH)
+
+BUILDER_VERSION := v0.165.0
+BUILDER  := $(GOBIN)/builder
+DIST     := dist/otelcol-netintel
+FUZZTIME ?= 10s
+
+.PHONY: run dist test unit fuzz validate generate e2e bench image clean
+
+## run: build the distribution and run it on config.yaml (needs root or the capabilities in the README)
+run: dist
+	@mkdir -p out
+	./$(DIST) --config config.yaml
+
+## dist: build dist/otelcol-netintel with ocb (installs ocb when missing)
+dist: $(BUILDER)
+	$(BUILDER) --config builder-config.yaml
+
+$(BUILDER):
+	$(GO) install go.opentelemetry.io/collector/cmd/builder@$(BUILDER_VERSION)
+
+## test: vet, unit + kernel tests, bounded fuzzing, and the distribution validating config.yaml
+test: dist unit fuzz validate
+
+unit:
+	$(GO) vet ./...
+	$(GO) test -count=1 -timeout 20m ./...
+
+fuzz:
+	FUZZTIME=$(FUZZTIME) GO=$(GO) scripts/fuzz.sh
+
+validate: dist
+	./$(DIST) validate --config config.yaml
+	@if ./$(DIST) validate --config testdata/dist/invalid_latency_deviation_factor.yaml >/tmp/netintel-validate.log 2>&1; then \
+		echo "validate accepted latency_deviation_factor: 0.5"; exit 1; fi
+	@grep -q latency_deviation_factor /tmp/netintel-validate.log || { cat /tmp/netintel-validate.log; exit 1; }
+	@echo "validate: config.yaml accepted; latency_deviation_factor 0.5 rejected by name"
+
+## generate: regenerate vmlinux.h and the bpf2go bindings (needs clang, llvm, bpftool)
+generate:
+	GO=$(GO) bpf/generate.sh
+
+## e2e: end-to-end scenarios with real servers and scanners against the built distribution (root)
+e2e: dist
+	$(GO) test -tags e2e -count=1 -timeout 25m ./e2e/...
+
+## bench: overhead benchmark with and without the collector; writes bench/results.md
+bench: dist
+	bench/run.sh
+
+## image: container image of the distribution (needs a container engine)
+image:
+	docker build -t otelcol-netintel .
+
+clean:
+	rm -rf dist out

@@ -1,0 +1,223 @@
+package netintelreceiver
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap"
+	"go.uber.org/zap"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+// Config is the net_intel receiver's configuration.
+type Config struct {
+	IPv4 bool `mapstructure:"ipv4"`
+	IPv6 bool `mapstructure:"ipv6"`
+	TCP  bool `mapstructure:"tcp"`
+	UDP  bool `mapstructure:"udp"`
+
+	// Ports are hints: detection works on any port.
+	HTTP  ProtocolConfig `mapstructure:"http"`
+	HTTPS ProtocolConfig `mapstructure:"https"`
+	GRPC  SwitchConfig   `mapstructure:"grpc"`
+	DNS   ProtocolConfig `mapstructure:"dns"`
+
+	Capture      CaptureConfig      `mapstructure:"capture"`
+	Intelligence IntelligenceConfig `mapstructure:"intelligence"`
+	Security     SecurityConfig     `mapstructure:"security"`
+
+	// Services names endpoints statically; the first match wins.
+	Services []ServiceConfig `mapstructure:"services"`
+
+	// source, when set, replaces the platform's capture source (tests inject a replay).
+	source func(*zap.Logger) (capture.Source, error)
+}
+
+// SwitchConfig turns a protocol on or off.
+type SwitchConfig struct {
+	Enabled bool `mapstructure:"enabled"`
+}
+
+// ProtocolConfig turns a protocol on or off and hints at its usual ports.
+type ProtocolConfig struct {
+	Enabled bool  `mapstructure:"enabled"`
+	Ports   []int `mapstructure:"ports"`
+}
+
+// CaptureConfig bounds what crosses from the kernel.
+type CaptureConfig struct {
+	// MaxPayloadBytes is how many bytes of each read/write are copied for parsing.
+	MaxPayloadBytes int `mapstructure:"max_payload_bytes"`
+	// RingBufferSize is the kernel ring buffer size in bytes (a power of two, multiple of the page size).
+	RingBufferSize int `mapstructure:"ring_buffer_size"`
+}
+
+// IntelligenceConfig holds the thresholds of the findings.
+type IntelligenceConfig struct {
+	SlowRequestThreshold   time.Duration `mapstructure:"slow_request_threshold"`
+	ErrorStatusThreshold   int           `mapstructure:"error_status_threshold"`
+	LatencyDeviationFactor float64       `mapstructure:"latency_deviation_factor"`
+	BaselineWarmup         int           `mapstructure:"baseline_warmup"`
+	CascadeWindow          time.Duration `mapstructure:"cascade_window"`
+	DependencyTTL          time.Duration `mapstructure:"dependency_ttl"`
+	SpanSampling           float64       `mapstructure:"span_sampling"`
+	FlushInterval          time.Duration `mapstructure:"flush_interval"`
+}
+
+// SecurityConfig holds what counts as a security concern.
+type SecurityConfig struct {
+	SuspiciousUserAgents []string      `mapstructure:"suspicious_user_agents"`
+	SuspiciousEndpoints  []string      `mapstructure:"suspicious_endpoints"`
+	PortScanThreshold    int           `mapstructure:"port_scan_threshold"`
+	EnumerationThreshold int           `mapstructure:"enumeration_threshold"`
+	ScanWindow           time.Duration `mapstructure:"scan_window"`
+	// AllowedDependencies, when set, lists the only allowed "source -> dest" pairs.
+	AllowedDependencies []string `mapstructure:"allowed_dependencies"`
+}
+
+// ServiceConfig names the endpoints that match an "ip:port", an IP or a CIDR.
+type ServiceConfig struct {
+	Name  string `mapstructure:"name"`
+	Match string `mapstructure:"match"`
+}
+
+var (
+	_ component.Config   = (*Config)(nil)
+	_ confmap.Validator = (*Config)(nil)
+)
+
+// Limits of the configuration surface.
+const (
+	minPayloadBytes = 16
+	maxPayloadBytes = 4096
+	minRingBuffer   = 1 << 16
+	maxRingBuffer   = 1 << 30
+)
+
+// Validate checks every field and reports every problem, each naming its key and value.
+func (cfg *Config) Validate() error {
+	var errs []error
+	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
+
+	if !cfg.IPv4 && !cfg.IPv6 {
+		add("ipv4 and ipv6 are both false: nothing would be captured")
+	}
+	if !cfg.TCP && !cfg.UDP {
+		add("tcp and udp are both false: nothing would be captured")
+	}
+	for _, p := range []struct {
+		key   string
+		ports []int
+	}{{"http", cfg.HTTP.Ports}, {"https", cfg.HTTPS.Ports}, {"dns", cfg.DNS.Ports}} {
+		for i, port := range p.ports {
+			if port < 1 || port > 65535 {
+				add("%s.ports[%d]: %d is not a port (1-65535)", p.key, i, port)
+			}
+		}
+	}
+
+	c := cfg.Capture
+	if c.MaxPayloadBytes < minPayloadBytes || c.MaxPayloadBytes > maxPayloadBytes {
+		add("capture.max_payload_bytes: %d is outside %d-%d", c.MaxPayloadBytes, minPayloadBytes, maxPayloadBytes)
+	}
+	if c.RingBufferSize < minRingBuffer || c.RingBufferSize > maxRingBuffer || c.RingBufferSize&(c.RingBufferSize-1) != 0 {
+		add("capture.ring_buffer_size: %d must be a power of two between %d and %d bytes", c.RingBufferSize, minRingBuffer, maxRingBuffer)
+	}
+
+	in := cfg.Intelligence
+	positive := func(key string, d time.Duration) {
+		if d <= 0 {
+			add("intelligence.%s: %s must be a positive duration", key, d)
+		}
+	}
+	positive("slow_request_threshold", in.SlowRequestThreshold)
+	positive("cascade_window", in.CascadeWindow)
+	positive("dependency_ttl", in.DependencyTTL)
+	positive("flush_interval", in.FlushInterval)
+	if in.ErrorStatusThreshold < 100 || in.ErrorStatusThreshold > 599 {
+		add("intelligence.error_status_threshold: %d is not an HTTP status (100-599)", in.ErrorStatusThreshold)
+	}
+	if in.LatencyDeviationFactor < 1 {
+		add("intelligence.latency_deviation_factor: %g must be at least 1 (a multiple of the baseline)", in.LatencyDeviationFactor)
+	}
+	if in.BaselineWarmup < 1 {
+		add("intelligence.baseline_warmup: %d must be at least 1 sample", in.BaselineWarmup)
+	}
+	if in.SpanSampling < 0 || in.SpanSampling > 1 {
+		add("intelligence.span_sampling: %g must be a fraction between 0 and 1", in.SpanSampling)
+	}
+
+	s := cfg.Security
+	if s.PortScanThreshold < 2 {
+		add("security.port_scan_threshold: %d must be at least 2 distinct ports", s.PortScanThreshold)
+	}
+	if s.EnumerationThreshold < 2 {
+		add("security.enumeration_threshold: %d must be at least 2 distinct paths", s.EnumerationThreshold)
+	}
+	if s.ScanWindow <= 0 {
+		add("security.scan_window: %s must be a positive duration", s.ScanWindow)
+	}
+	for i, ua := range s.SuspiciousUserAgents {
+		if strings.TrimSpace(ua) == "" {
+			add("security.suspicious_user_agents[%d]: empty pattern would match every request", i)
+		}
+	}
+	for i, ep := range s.SuspiciousEndpoints {
+		if !strings.HasPrefix(ep, "/") {
+			add("security.suspicious_endpoints[%d]: %q must be a path starting with /", i, ep)
+		}
+	}
+	for i, dep := range s.AllowedDependencies {
+		if _, _, err := ParseDependency(dep); err != nil {
+			add("security.allowed_dependencies[%d]: %w", i, err)
+		}
+	}
+
+	for i, svc := range cfg.Services {
+		if strings.TrimSpace(svc.Name) == "" {
+			add("services[%d].name: must not be empty", i)
+		}
+		if _, err := ParseMatch(svc.Match); err != nil {
+			add("services[%d].match: %w", i, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Match is a parsed services[].match: either one endpoint or a network.
+type Match struct {
+	AddrPort netip.AddrPort // set for "ip:port"
+	Prefix   netip.Prefix   // set for "ip" or "cidr"
+}
+
+// ParseMatch parses "ip:port", "[ipv6]:port", "ip" or "cidr".
+func ParseMatch(s string) (Match, error) {
+	if ap, err := netip.ParseAddrPort(s); err == nil {
+		if ap.Port() == 0 {
+			return Match{}, fmt.Errorf("%q: port 0 is not a port", s)
+		}
+		return Match{AddrPort: ap}, nil
+	}
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return Match{Prefix: p.Masked()}, nil
+	}
+	if a, err := netip.ParseAddr(s); err == nil {
+		return Match{Prefix: netip.PrefixFrom(a, a.BitLen())}, nil
+	}
+	return Match{}, fmt.Errorf("%q is not an ip:port, an IP or a CIDR", s)
+}
+
+// ParseDependency parses an allowed_dependencies entry "source -> dest".
+func ParseDependency(s string) (source, dest string, err error) {
+	src, dst, ok := strings.Cut(s, "->")
+	src, dst = strings.TrimSpace(src), strings.TrimSpace(dst)
+	if !ok || src == "" || dst == "" || strings.Contains(dst, "->") {
+		return "", "", fmt.Errorf("%q is not of the form \"source -> dest\"", s)
+	}
+	return src, dst, nil
+}

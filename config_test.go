@@ -1,0 +1,137 @@
+package netintelreceiver
+
+import (
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/confmap/confmaptest"
+
+	"github.com/netintel/netintelreceiver/internal/metadata"
+)
+
+func loadConfig(t *testing.T, file, name string) (*Config, error) {
+	t.Helper()
+	cm, err := confmaptest.LoadConf(filepath.Join("testdata", file))
+	require.NoError(t, err)
+	sub, err := cm.Sub(component.NewIDWithName(metadata.Type, name).String())
+	require.NoError(t, err)
+	cfg := createDefaultConfig().(*Config)
+	if err := sub.Unmarshal(cfg); err != nil {
+		return nil, err
+	}
+	return cfg, cfg.Validate()
+}
+
+func TestLoadConfig(t *testing.T) {
+	def, err := loadConfig(t, "config.yaml", "")
+	require.NoError(t, err)
+	assert.Equal(t, createDefaultConfig(), def)
+
+	full, err := loadConfig(t, "config.yaml", "full")
+	require.NoError(t, err)
+	want := createDefaultConfig().(*Config)
+	want.IPv6 = false
+	want.DNS.Ports = []int{53, 5353}
+	want.Capture = CaptureConfig{MaxPayloadBytes: 1024, RingBufferSize: 16 << 20}
+	want.Intelligence = IntelligenceConfig{
+		SlowRequestThreshold:   2 * time.Second,
+		ErrorStatusThreshold:   500,
+		LatencyDeviationFactor: 4.5,
+		BaselineWarmup:         50,
+		CascadeWindow:          time.Minute,
+		DependencyTTL:          10 * time.Minute,
+		SpanSampling:           0.05,
+		FlushInterval:          5 * time.Second,
+	}
+	want.Security = SecurityConfig{
+		SuspiciousUserAgents: []string{"sqlmap", "nikto"},
+		SuspiciousEndpoints:  []string{"/.env", "/.git"},
+		PortScanThreshold:    30,
+		EnumerationThreshold: 25,
+		ScanWindow:           time.Minute,
+		AllowedDependencies:  []string{"frontend -> api", "api->inventory"},
+	}
+	want.Services = []ServiceConfig{
+		{Name: "checkout", Match: "127.0.0.10:8080"},
+		{Name: "payments", Match: "10.1.0.0/16"},
+		{Name: "db", Match: "::1"},
+	}
+	assert.Equal(t, want, full)
+}
+
+// Each invalid file holds one bad value; the error must name its key and the value.
+func TestInvalidConfig(t *testing.T) {
+	tests := []struct {
+		file string
+		want []string
+	}{
+		{"invalid_latency_deviation_factor.yaml", []string{"intelligence.latency_deviation_factor", "0.5"}},
+		{"invalid_negative_duration.yaml", []string{"intelligence.cascade_window", "-5s"}},
+		{"invalid_zero_duration.yaml", []string{"intelligence.flush_interval", "0s"}},
+		{"invalid_error_status_threshold.yaml", []string{"intelligence.error_status_threshold", "700"}},
+		{"invalid_port.yaml", []string{"http.ports[1]", "70000"}},
+		{"invalid_span_sampling.yaml", []string{"intelligence.span_sampling", "1.5"}},
+		{"invalid_services_match.yaml", []string{"services[0].match", "127.0.0.300:80"}},
+		{"invalid_allowed_dependencies.yaml", []string{"security.allowed_dependencies[0]", "frontend api"}},
+		{"invalid_unknown_key.yaml", []string{"latency_deviaton_factor"}},
+		{"invalid_max_payload_bytes.yaml", []string{"capture.max_payload_bytes", "0"}},
+		{"invalid_ring_buffer_size.yaml", []string{"capture.ring_buffer_size", "1000000"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.file, func(t *testing.T) {
+			_, err := loadConfig(t, tt.file, "")
+			require.Error(t, err)
+			for _, w := range tt.want {
+				assert.Contains(t, err.Error(), w)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	cfg := createDefaultConfig().(*Config)
+	cfg.Intelligence.LatencyDeviationFactor = 0.5
+	cfg.Intelligence.SpanSampling = -1
+	cfg.Security.ScanWindow = 0
+	cfg.Services = []ServiceConfig{{Name: "", Match: "nope"}}
+	err := cfg.Validate()
+	require.Error(t, err)
+	for _, key := range []string{"latency_deviation_factor", "span_sampling", "security.scan_window", "services[0].name", "services[0].match"} {
+		assert.Contains(t, err.Error(), key)
+	}
+}
+
+func TestParseMatch(t *testing.T) {
+	m, err := ParseMatch("127.0.0.10:8080")
+	require.NoError(t, err)
+	assert.Equal(t, "127.0.0.10:8080", m.AddrPort.String())
+	m, err = ParseMatch("10.1.2.3/16")
+	require.NoError(t, err)
+	assert.Equal(t, "10.1.0.0/16", m.Prefix.String())
+	m, err = ParseMatch("[::1]:443")
+	require.NoError(t, err)
+	assert.Equal(t, uint16(443), m.AddrPort.Port())
+	m, err = ParseMatch("::1")
+	require.NoError(t, err)
+	assert.Equal(t, "::1/128", m.Prefix.String())
+	for _, bad := range []string{"", "host:80", "127.0.0.1:0", "10.0.0.0/33"} {
+		_, err := ParseMatch(bad)
+		assert.Error(t, err, bad)
+	}
+}
+
+func TestParseDependency(t *testing.T) {
+	src, dst, err := ParseDependency(" frontend ->api ")
+	require.NoError(t, err)
+	assert.Equal(t, "frontend", src)
+	assert.Equal(t, "api", dst)
+	for _, bad := range []string{"frontend", "-> api", "a -> ", "a -> b -> c"} {
+		_, _, err := ParseDependency(bad)
+		assert.Error(t, err, bad)
+	}
+}
+

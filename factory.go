@@ -1,0 +1,58 @@
+// Package netintelreceiver is the net_intel receiver: eBPF network capture turned into
+// service dependencies, error cascades, latency anomalies and security findings, emitted as
+// OTLP logs, spans and metrics.
+package netintelreceiver
+
+import (
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/receiver"
+
+	"github.com/netintel/netintelreceiver/internal/metadata"
+)
+
+// NewFactory returns the factory of the net_intel receiver.
+func NewFactory() receiver.Factory {
+	return receiver.NewFactory(
+		metadata.Type,
+		createDefaultConfig,
+		receiver.WithLogs(createLogs, metadata.LogsStability),
+		receiver.WithTraces(createTraces, metadata.TracesStability),
+		receiver.WithMetrics(createMetrics, metadata.MetricsStability),
+	)
+}
+
+func createDefaultConfig() component.Config {
+	return &Config{
+		IPv4:  true,
+		IPv6:  true,
+		TCP:   true,
+		UDP:   true,
+		HTTP:  ProtocolConfig{Enabled: true, Ports: []int{80, 8080, 3000}},
+		HTTPS: ProtocolConfig{Enabled: true, Ports: []int{443, 8443}},
+		GRPC:  SwitchConfig{Enabled: true},
+		DNS:   ProtocolConfig{Enabled: true, Ports: []int{53}},
+		Capture: CaptureConfig{
+			MaxPayloadBytes: 512,
+			RingBufferSize:  8 << 20,
+		},
+		Intelligence: IntelligenceConfig{
+			SlowRequestThreshold:   time.Second,
+			ErrorStatusThreshold:   400,
+			LatencyDeviationFactor: 3.0,
+			BaselineWarmup:         30,
+			CascadeWindow:          30 * time.Second,
+			DependencyTTL:          5 * time.Minute,
+			SpanSampling:           0.01,
+			FlushInterval:          10 * time.Second,
+		},
+		Security: SecurityConfig{
+			SuspiciousUserAgents: []string{"sqlmap", "nikto", "masscan", "nmap", "gobuster", "dirbuster", "zgrab", "nuclei"},
+			SuspiciousEndpoints:  []string{"/.env", "/.git", "/admin", "/wp-admin", "/wp-login.php", "/phpmyadmin", "/.aws", "/actuator"},
+			PortScanThreshold:    20,
+			EnumerationThreshold: 20,
+			ScanWindow:           30 * time.Second,
+		},
+	}
+}

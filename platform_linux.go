@@ -1,0 +1,3 @@
+package netintelreceiver
+
+func platformSupported() error { return nil }

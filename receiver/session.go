@@ -1,0 +1,187 @@
+// Package receiver runs the net_intel receiver: one kernel session shared by the logs, traces
+// and metrics receivers of a configuration, its pipeline through the stages, and the hand-off
+// of pdata to the consumers.
+package receiver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"go.opentelemetry.io/collector/component"
+	"go.opentelemetry.io/collector/component/componentstatus"
+	"go.opentelemetry.io/collector/consumer"
+	otelreceiver "go.opentelemetry.io/collector/receiver"
+	"go.uber.org/zap"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+// Settings is everything a session needs, already mapped from the YAML config.
+type Settings struct {
+	FlushInterval time.Duration
+
+	// NewSource opens the capture source: the eBPF source on Linux; tests inject a replay.
+	NewSource func(*zap.Logger) (capture.Source, error)
+}
+
+// Session is the running kernel session of one configuration. The logs, traces and metrics
+// receivers created for that configuration each hold a reference; capture starts with the
+// first Start and stops when the last holder shuts down.
+type Session struct {
+	set      otelreceiver.Settings
+	settings Settings
+
+	mu      sync.Mutex
+	logs    consumer.Logs
+	traces  consumer.Traces
+	metrics consumer.Metrics
+	refs    int
+	run     *run // nil while stopped
+}
+
+// run is one start-to-stop lifetime of the session.
+type run struct {
+	cancel context.CancelFunc
+	source capture.Source
+	wg     sync.WaitGroup
+}
+
+// NewSession creates a stopped session.
+func NewSession(set otelreceiver.Settings, settings Settings) *Session {
+	return &Session{set: set, settings: settings}
+}
+
+// SetLogs, SetTraces and SetMetrics attach the consumers; call them before Start.
+func (s *Session) SetLogs(c consumer.Logs) { s.mu.Lock(); s.logs = c; s.mu.Unlock() }
+
+func (s *Session) SetTraces(c consumer.Traces) { s.mu.Lock(); s.traces = c; s.mu.Unlock() }
+
+func (s *Session) SetMetrics(c consumer.Metrics) { s.mu.Lock(); s.metrics = c; s.mu.Unlock() }
+
+// acquire starts capture on the first reference.
+func (s *Session) acquire(ctx context.Context, host component.Host) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs > 0 {
+		s.refs++
+		return nil
+	}
+	r, err := s.start(ctx)
+	if err != nil {
+		componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
+		return err
+	}
+	s.run = r
+	s.refs = 1
+	return nil
+}
+
+// release stops capture when the last reference goes.
+func (s *Session) release(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refs == 0 {
+		return nil
+	}
+	s.refs--
+	if s.refs > 0 {
+		return nil
+	}
+	r := s.run
+	s.run = nil
+	return r.stop(ctx)
+}
+
+func (s *Session) start(ctx context.Context) (*run, error) {
+	if s.settings.NewSource == nil {
+		return nil, errors.New("net_intel: no capture source for this platform")
+	}
+	src, err := s.settings.NewSource(s.set.Logger)
+	if err != nil {
+		return nil, err
+	}
+	// The run outlives Start's context: it gets its own.
+	runCtx, cancel := context.WithCancel(context.Background())
+	if err := src.Start(ctx); err != nil {
+		cancel()
+		_ = src.Close()
+		return nil, err
+	}
+	out, err := newOutput(s.set, s.logs, s.traces, s.metrics)
+	if err != nil {
+		cancel()
+		_ = src.Close()
+		return nil, fmt.Errorf("net_intel: %w", err)
+	}
+	p := newPipeline(s.settings, s.set, src, out)
+	r := &run{cancel: cancel, source: src}
+	r.wg.Add(2)
+	go func() { defer r.wg.Done(); out.run(runCtx) }()
+	go func() { defer r.wg.Done(); p.run(runCtx) }()
+	s.set.Logger.Info("net_intel capture started")
+	return r, nil
+}
+
+func (r *run) stop(ctx context.Context) error {
+	r.cancel()
+	err := r.source.Close()
+	done := make(chan struct{})
+	go func() { r.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return errors.Join(err, fmt.Errorf("net_intel: shutdown: %w", ctx.Err()))
+	}
+	return err
+}
+
+// Receiver is one signal's face of a shared session.
+type Receiver struct {
+	session *Session
+	mu      sync.Mutex
+	started bool
+	closed  bool
+	// onClose runs once, at the receiver's first Shutdown, so the factory can forget the
+	// session when its last receiver is gone.
+	onClose func()
+}
+
+// NewReceiver returns a receiver holding a reference to session while started.
+func NewReceiver(session *Session, onClose func()) *Receiver {
+	return &Receiver{session: session, onClose: onClose}
+}
+
+// Start implements component.Component.
+func (r *Receiver) Start(ctx context.Context, host component.Host) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.started {
+		return nil
+	}
+	if err := r.session.acquire(ctx, host); err != nil {
+		return err
+	}
+	r.started = true
+	return nil
+}
+
+// Shutdown implements component.Component; safe without Start and when called twice.
+func (r *Receiver) Shutdown(ctx context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var err error
+	if r.started {
+		r.started = false
+		err = r.session.release(ctx)
+	}
+	if !r.closed {
+		r.closed = true
+		if r.onClose != nil {
+			r.onClose()
+		}
+	}
+	return err
+}
