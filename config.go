@@ -87,7 +87,7 @@ type ServiceConfig struct {
 }
 
 var (
-	_ component.Config   = (*Config)(nil)
+	_ component.Config  = (*Config)(nil)
 	_ confmap.Validator = (*Config)(nil)
 )
 

@@ -134,4 +134,3 @@ func TestParseDependency(t *testing.T) {
 		assert.Error(t, err, bad)
 	}
 }
-
