@@ -1,0 +1,455 @@
+package l7
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+const (
+	h2Preface        = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+	h2FrameHeaderLen = 9
+	h2MaxFrameLen    = 1<<24 - 1
+	h2DefaultTable   = 4096
+
+	h2Data         = 0x0
+	h2Headers      = 0x1
+	h2Priority     = 0x2
+	h2RSTStream    = 0x3
+	h2Settings     = 0x4
+	h2PushPromise  = 0x5
+	h2Ping         = 0x6
+	h2GoAway       = 0x7
+	h2WindowUpdate = 0x8
+	h2Continuation = 0x9
+
+	h2FlagEndStream  = 0x1
+	h2FlagAck        = 0x1
+	h2FlagEndHeaders = 0x4
+	h2FlagPadded     = 0x8
+	h2FlagPriority   = 0x20
+
+	h2SettingHeaderTableSize = 0x1
+)
+
+type h2FrameHeader struct {
+	length int
+	typ    byte
+	flags  byte
+	stream uint32
+}
+
+func readH2FrameHeader(b []byte) h2FrameHeader {
+	return h2FrameHeader{
+		length: int(b[0])<<16 | int(b[1])<<8 | int(b[2]),
+		typ:    b[3],
+		flags:  b[4],
+		stream: binary.BigEndian.Uint32(b[5:]) & 0x7fffffff,
+	}
+}
+
+// valid applies the frame-type rules that tell HTTP/2 frames from arbitrary bytes.
+func (h h2FrameHeader) valid() bool {
+	switch h.typ {
+	case h2Data, h2Headers, h2Continuation:
+		return h.stream != 0
+	case h2Priority:
+		return h.stream != 0 && h.length == 5
+	case h2RSTStream:
+		return h.stream != 0 && h.length == 4
+	case h2Settings:
+		return h.stream == 0 && h.length%6 == 0 && (h.flags&h2FlagAck == 0 || h.length == 0)
+	case h2PushPromise:
+		return h.stream != 0
+	case h2Ping:
+		return h.stream == 0 && h.length == 8
+	case h2GoAway:
+		return h.stream == 0 && h.length >= 8
+	case h2WindowUpdate:
+		return h.length == 4
+	}
+	return false
+}
+
+// looksLikeH2Frames reports whether p starts with well-formed HTTP/2 frames (a connection
+// joined after its preface, or the server's first SETTINGS).
+func looksLikeH2Frames(p []byte) bool {
+	off, frames := 0, 0
+	for off+h2FrameHeaderLen <= len(p) && frames < 4 {
+		h := readH2FrameHeader(p[off:])
+		if !h.valid() || h.length > 1<<14 && h.typ != h2Data {
+			return false
+		}
+		frames++
+		off += h2FrameHeaderLen + h.length
+	}
+	return frames > 0 && (off == len(p) || off > len(p) || frames == 4 || len(p)-off < h2FrameHeaderLen)
+}
+
+// h2Stream is one request on a connection and what has been seen of its response.
+type h2Stream struct {
+	x        *Exchange
+	answered bool // response headers seen
+}
+
+type h2Dir struct {
+	byteStream
+	dec    *hpack.Decoder
+	fields []hpack.HeaderField
+
+	// A header block spread over HEADERS and CONTINUATION frames.
+	block          []byte
+	blockStream    uint32
+	blockEndStream bool
+	blockSeq       uint32
+	blockAt        time.Time
+	blockCut       bool
+	inBlock        bool
+}
+
+type http2Parser struct {
+	dirs    [2]h2Dir
+	streams map[uint32]*h2Stream
+}
+
+func newHTTP2() *http2Parser {
+	p := &http2Parser{streams: make(map[uint32]*h2Stream)}
+	for i := range p.dirs {
+		d := &p.dirs[i]
+		d.byteStream = newByteStream()
+		d.dec = hpack.NewDecoder(h2DefaultTable, func(f hpack.HeaderField) {
+			if len(d.fields) < 64 {
+				d.fields = append(d.fields, f)
+			}
+		})
+		d.dec.SetMaxStringLength(maxHPACKString)
+	}
+	return p
+}
+
+func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
+	t := c.t
+	d := &p.dirs[dirIndex(ev.Direction)]
+	ch, ok := d.begin(t, ev)
+	if !ok {
+		return
+	}
+	off := 0
+	if ch.fresh && bytes.HasPrefix(ch.data, []byte(h2Preface)) {
+		c.learnRequestDir(ev.Direction)
+		off = len(h2Preface)
+		d.lost = false
+	}
+	if d.lost {
+		if !ch.fresh || !looksLikeH2Frames(ch.data[off:]) {
+			t.counters.Resyncs++
+			return
+		}
+		d.lost = false
+	}
+	for off+h2FrameHeaderLen <= len(ch.data) {
+		h := readH2FrameHeader(ch.data[off:])
+		if !h.valid() {
+			t.parseFailure(ProtocolHTTP2)
+			d.lost = true
+			d.inBlock = false
+			return
+		}
+		end := off + h2FrameHeaderLen + h.length
+		at := ch.at
+		if off == 0 {
+			at = ch.start
+		}
+		seq := ch.seq + uint32(off)
+		if end > len(ch.data) {
+			headerish := h.typ == h2Headers || h.typ == h2Continuation || h.typ == h2Settings || h.typ == h2RSTStream
+			if headerish && ch.hidden == 0 && h2FrameHeaderLen+h.length <= maxCarryBytes {
+				d.keep(t, ch, off) // the frame continues in the next read/write
+				return
+			}
+			// Cut by the payload limit (or a large DATA frame): use what is visible, skip the rest.
+			p.frame(c, ev, d, h, ch.data[off+h2FrameHeaderLen:], true, seq, at)
+			d.skipAfter(ch, off, int64(h2FrameHeaderLen+h.length))
+			return
+		}
+		p.frame(c, ev, d, h, ch.data[off+h2FrameHeaderLen:end], false, seq, at)
+		off = end
+	}
+	d.keep(t, ch, off)
+}
+
+// frame handles one frame; cut means its payload was not fully captured.
+func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameHeader, payload []byte, cut bool, seq uint32, at time.Time) {
+	switch h.typ {
+	case h2Settings:
+		if h.flags&h2FlagAck != 0 {
+			return
+		}
+		for i := 0; i+6 <= len(payload); i += 6 {
+			if binary.BigEndian.Uint16(payload[i:]) == h2SettingHeaderTableSize {
+				// The sender's decoder size bounds what the other direction's encoder may use.
+				v := min(binary.BigEndian.Uint32(payload[i+2:]), maxHPACKTable)
+				p.dirs[1-dirIndex(ev.Direction)].dec.SetAllowedMaxDynamicTableSize(v)
+			}
+		}
+	case h2Headers, h2PushPromise:
+		frag := payload
+		if h.flags&h2FlagPadded != 0 {
+			if len(frag) < 1 {
+				return
+			}
+			pad := int(frag[0])
+			frag = frag[1:]
+			if !cut {
+				if pad > len(frag) {
+					c.t.parseFailure(ProtocolHTTP2)
+					return
+				}
+				frag = frag[:len(frag)-pad]
+			}
+		}
+		if h.typ == h2PushPromise {
+			if len(frag) < 4 {
+				return
+			}
+			frag = frag[4:]
+		} else if h.flags&h2FlagPriority != 0 {
+			if len(frag) < 5 {
+				return
+			}
+			frag = frag[5:]
+		}
+		d.block = append(d.block[:0], frag...)
+		d.blockStream, d.blockSeq, d.blockAt, d.blockCut = h.stream, seq, at, cut
+		d.blockEndStream = h.flags&h2FlagEndStream != 0
+		d.inBlock = true
+		if h.typ == h2PushPromise {
+			// Decode to keep the dynamic table in step; the promised request is not an exchange.
+			if h.flags&h2FlagEndHeaders != 0 || cut {
+				p.decode(c, d)
+				d.inBlock = false
+			}
+			return
+		}
+		if h.flags&h2FlagEndHeaders != 0 || cut {
+			p.headers(c, ev, d)
+		}
+	case h2Continuation:
+		if !d.inBlock || h.stream != d.blockStream {
+			return
+		}
+		if len(d.block)+len(payload) > maxCarryBytes {
+			d.blockCut = true
+		} else {
+			d.block = append(d.block, payload...)
+		}
+		d.blockCut = d.blockCut || cut
+		if h.flags&h2FlagEndHeaders != 0 || cut {
+			p.headers(c, ev, d)
+		}
+	case h2RSTStream:
+		s, ok := p.streams[h.stream]
+		if !ok {
+			return
+		}
+		delete(p.streams, h.stream)
+		if !s.answered {
+			s.x.End = at
+			s.x.Failure = FailureReset
+		}
+		c.emit(s.x)
+	case h2Data:
+		if h.flags&h2FlagEndStream == 0 {
+			return
+		}
+		// A response that ends with DATA had no trailers: an HTTP/2 response already went out
+		// at its headers; a gRPC response without trailers is reported as it is.
+		if s, ok := p.streams[h.stream]; ok && s.answered && !c.isRequestDir(ev.Direction) {
+			delete(p.streams, h.stream)
+			c.emit(s.x)
+		}
+	}
+}
+
+var errUnknownIndex = errors.New("unknown index")
+
+// decode runs the header block through the direction's HPACK decoder; an unknown reference
+// (the capture joined after the entry was added) keeps the fields decoded before it.
+func (p *http2Parser) decode(c *conn, d *h2Dir) (partial bool) {
+	d.fields = d.fields[:0]
+	_, err := d.dec.Write(d.block)
+	if cerr := d.dec.Close(); err == nil {
+		err = cerr
+	}
+	d.inBlock = false
+	if err != nil {
+		var de hpack.DecodingError
+		var ie hpack.InvalidIndexError
+		if errors.As(err, &de) && errors.As(de.Err, &ie) {
+			c.t.counters.HPACKUnknownIndex++
+		} else if !d.blockCut {
+			c.t.parseFailure(ProtocolHTTP2)
+		}
+		return true
+	}
+	return d.blockCut
+}
+
+// headers interprets a complete (or cut) header block.
+func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
+	partial := p.decode(c, d)
+	if d.blockCut {
+		c.t.counters.PartialHeaders++
+	}
+	var f h2Fields
+	f.read(d.fields)
+	sid := d.blockStream
+	s, known := p.streams[sid]
+	isRequest := f.method != "" || (!known && f.status == 0 && f.grpcStatus < 0 && c.isRequestDir(ev.Direction))
+	if isRequest && !known {
+		c.learnRequestDir(ev.Direction)
+		x := c.exchange(ProtocolHTTP2, ev.Direction, d.blockAt, ev.Socket)
+		x.RequestSeq = d.blockSeq
+		x.StreamID = sid
+		path, query, _ := strings.Cut(f.path, "?")
+		x.HTTP = &HTTP{
+			Method: f.method, Path: path, Query: query, Version: "2", Host: f.authority,
+			UserAgent: f.userAgent, ContentType: f.contentType, Partial: partial || f.method == "",
+		}
+		if strings.HasPrefix(f.contentType, "application/grpc") {
+			x.Protocol = ProtocolGRPC
+			x.GRPC = &GRPC{Status: -1}
+			x.GRPC.Service, x.GRPC.Method = splitGRPCPath(path)
+		}
+		if len(p.streams) >= maxH2Streams {
+			p.evictOldest(c)
+		}
+		p.streams[sid] = &h2Stream{x: x}
+		return
+	}
+	if !known {
+		if f.status != 0 {
+			c.t.counters.UnmatchedResponses++
+		}
+		return
+	}
+	if ev.Direction == s.x.directionOfRequest() {
+		return // request trailers
+	}
+	x := s.x
+	if !s.answered {
+		s.answered = true
+		x.End = d.blockAt
+		x.HTTP.Status = f.status
+		x.HTTP.Partial = x.HTTP.Partial || partial
+		if f.contentType != "" && x.GRPC == nil {
+			x.HTTP.ContentType = f.contentType
+		}
+	}
+	if x.GRPC != nil && f.grpcStatus >= 0 {
+		x.GRPC.Status = f.grpcStatus
+		x.GRPC.StatusName = grpcCodeName(f.grpcStatus)
+		x.GRPC.Message = f.grpcMessage
+	}
+	if x.GRPC == nil || f.grpcStatus >= 0 || d.blockEndStream {
+		delete(p.streams, sid)
+		c.emit(x)
+	}
+}
+
+// directionOfRequest is the direction, on the observing socket, the request travelled.
+func (x *Exchange) directionOfRequest() capture.Direction {
+	if x.Side == SideClient {
+		return capture.DirectionSend
+	}
+	return capture.DirectionRecv
+}
+
+func (p *http2Parser) evictOldest(c *conn) {
+	var oldest uint32
+	first := true
+	for id := range p.streams {
+		if first || id < oldest {
+			oldest, first = id, false
+		}
+	}
+	delete(p.streams, oldest)
+	c.t.counters.PendingDropped++
+}
+
+func (p *http2Parser) fail(c *conn, f Failure, at time.Time) {
+	for id, s := range p.streams {
+		if !s.answered {
+			s.x.End = at
+			s.x.Failure = f
+		} else if s.x.GRPC != nil && s.x.GRPC.Status < 0 {
+			s.x.Failure = f // answered but the call never completed
+		}
+		delete(p.streams, id)
+		c.emit(s.x)
+	}
+}
+
+func (p *http2Parser) expire(c *conn, deadline, now time.Time) {
+	for id, s := range p.streams {
+		if !s.x.Start.Before(deadline) {
+			continue
+		}
+		delete(p.streams, id)
+		if !s.answered {
+			s.x.End = now
+			s.x.Failure = FailureTimeout
+			c.t.counters.Timeouts++
+		}
+		c.emit(s.x)
+	}
+}
+
+// h2Fields are the header fields l7 reads.
+type h2Fields struct {
+	method, path, authority, userAgent, contentType string
+	status                                          int
+	grpcStatus                                      int
+	grpcMessage                                     string
+}
+
+func (f *h2Fields) read(fields []hpack.HeaderField) {
+	f.grpcStatus = -1
+	for _, hf := range fields {
+		v := hf.Value
+		if len(v) > maxHeaderValueLen {
+			v = v[:maxHeaderValueLen]
+		}
+		switch hf.Name {
+		case ":method":
+			f.method = v
+		case ":path":
+			f.path = v
+		case ":authority":
+			f.authority = v
+		case ":status":
+			f.status, _ = strconv.Atoi(v)
+		case "user-agent":
+			f.userAgent = v
+		case "content-type":
+			f.contentType = v
+		case "grpc-status":
+			if n, err := strconv.Atoi(v); err == nil && n >= 0 {
+				f.grpcStatus = n
+			}
+		case "grpc-message":
+			f.grpcMessage = decodeGRPCMessage(v)
+		case "host":
+			if f.authority == "" {
+				f.authority = v
+			}
+		}
+	}
+}

@@ -1,0 +1,439 @@
+package l7
+
+import (
+	"container/list"
+	"time"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+// Options configure the tracker. The lead maps the receiver's YAML onto it.
+type Options struct {
+	MaxConnections int           // sockets with parser state; the least recently used is evicted
+	RequestTimeout time.Duration // a request unanswered this long becomes a FailureTimeout exchange
+	IdleTimeout    time.Duration // a socket silent this long loses its parser state
+
+	// Ports are hints that order detection; protocols are detected on any port.
+	DNSPorts, HTTPPorts, HTTPSPorts []uint16
+
+	// Switches: a disabled protocol is still recognised (so its bytes are not misparsed as
+	// another) but yields no exchanges.
+	HTTP, HTTPS, GRPC, DNS bool
+}
+
+// Limits that bound per-connection state regardless of configuration.
+const (
+	maxPendingPerConn = 64         // requests awaiting a response on one socket
+	maxCarryBytes     = 8 << 10    // a message split across reads/writes is buffered up to this
+	maxHPACKTable     = 64 << 10   // HPACK dynamic table cap, whatever SETTINGS asks for
+	maxDetectAttempts = 4          // events inspected before a socket is declared unclassified
+	defaultMaxConns   = 16384      // DefaultOptions().MaxConnections
+	maxH2Streams      = 256        // open HTTP/2 streams tracked per socket
+	maxHeaderValueLen = 1024       // longest header value kept (user agent, grpc-message)
+	maxDNSPending     = 256        // DNS queries awaiting an answer on one socket
+	maxHPACKString    = 16 << 10   // longest HPACK string decoded
+	unknownSeq        = ^uint64(0) // marker for "no sequence number seen yet"
+)
+
+// DefaultOptions are the defaults the receiver's config starts from.
+func DefaultOptions() Options {
+	return Options{
+		MaxConnections: defaultMaxConns,
+		RequestTimeout: 30 * time.Second,
+		IdleTimeout:    5 * time.Minute,
+		DNSPorts:       []uint16{53},
+		HTTPPorts:      []uint16{80, 8080},
+		HTTPSPorts:     []uint16{443, 8443},
+		HTTP:           true,
+		HTTPS:          true,
+		GRPC:           true,
+		DNS:            true,
+	}
+}
+
+// Counters are cumulative totals of what the tracker could not turn into exchanges.
+type Counters struct {
+	Exchanges          uint64               // exchanges emitted
+	ParseFailures      [numProtocols]uint64 // indexed by Protocol: bytes of a detected protocol that did not parse
+	Unclassified       uint64               // sockets whose bytes matched no protocol
+	UnmatchedResponses uint64               // responses with no request seen (capture joined mid-connection)
+	HPACKUnknownIndex  uint64               // header blocks referencing dynamic-table entries never seen
+	Evictions          uint64               // sockets evicted because MaxConnections was reached
+	IdleEvictions      uint64               // sockets evicted after IdleTimeout of silence
+	Timeouts           uint64               // requests turned into FailureTimeout exchanges
+	PendingDropped     uint64               // requests dropped because a socket had too many outstanding
+	Resyncs            uint64               // reads/writes skipped while looking for the next message boundary
+	SequenceGaps       uint64               // reads/writes that did not follow the previous one (lost events)
+	PartialHeaders     uint64               // requests/responses whose headers were cut by the payload limit
+	Connections        int                  // sockets currently tracked
+}
+
+// ParseFailure is the number of parse failures for one protocol.
+func (c Counters) ParseFailure(p Protocol) uint64 {
+	if int(p) >= len(c.ParseFailures) {
+		return 0
+	}
+	return c.ParseFailures[p]
+}
+
+const numProtocols = int(ProtocolTLS) + 1
+
+// parser is one protocol's state on one socket.
+type parser interface {
+	data(c *conn, ev *capture.DataEvent)
+	// fail ends every outstanding request with f (connection closed or reset).
+	fail(c *conn, f Failure, at time.Time)
+	// expire ends requests that started before deadline with FailureTimeout.
+	expire(c *conn, deadline, now time.Time)
+}
+
+// conn is the state of one observing socket.
+type conn struct {
+	t                    *Tracker
+	cookie               uint64
+	sock                 capture.Socket
+	proc                 capture.Process
+	clientISN, serverISN uint32
+	lastSeen             time.Time
+	elem                 *list.Element
+
+	proto    Protocol
+	parser   parser
+	attempts int
+	done     bool // unclassified, disabled or encrypted: ignore further bytes
+
+	// reqDir is the direction requests travel on this socket, once known.
+	reqDir capture.Direction
+}
+
+// Tracker turns the data and connection events of many sockets into Exchanges. It is used
+// from a single goroutine.
+type Tracker struct {
+	opts     Options
+	emitFn   func(*Exchange)
+	conns    map[uint64]*conn
+	lru      *list.List // front: most recently used
+	counters Counters
+}
+
+// NewTracker returns a tracker that calls emit for every exchange, synchronously.
+func NewTracker(opts Options, emit func(*Exchange)) *Tracker {
+	if opts.MaxConnections <= 0 {
+		opts.MaxConnections = defaultMaxConns
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultOptions().RequestTimeout
+	}
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultOptions().IdleTimeout
+	}
+	return &Tracker{opts: opts, emitFn: emit, conns: make(map[uint64]*conn), lru: list.New()}
+}
+
+// Counters returns the running totals.
+func (t *Tracker) Counters() Counters {
+	c := t.counters
+	c.Connections = len(t.conns)
+	return c
+}
+
+// Data feeds one read or write.
+func (t *Tracker) Data(ev *capture.DataEvent) {
+	if ev == nil || ev.Size <= 0 && len(ev.Payload) == 0 {
+		return
+	}
+	c := t.lookup(ev.Socket, ev.Time)
+	c.proc = ev.Process
+	if ev.Socket.Transport != capture.TransportUDP {
+		// An unconnected UDP socket talks to many peers; keep the first one for TCP only.
+		c.sock.Remote = ev.Socket.Remote
+	}
+	if ev.ClientISN != 0 || ev.ServerISN != 0 {
+		c.clientISN, c.serverISN = ev.ClientISN, ev.ServerISN
+	}
+	if c.done {
+		return
+	}
+	if c.parser == nil {
+		if !t.detect(c, ev) {
+			return
+		}
+	}
+	c.parser.data(c, ev)
+}
+
+// Conn feeds a connection lifecycle event.
+func (t *Tracker) Conn(ev *capture.ConnEvent) {
+	if ev == nil {
+		return
+	}
+	switch ev.Kind {
+	case capture.ConnOpened:
+		c := t.lookup(ev.Socket, ev.Time)
+		c.proc = ev.Process
+		if ev.Socket.Role != capture.RoleUnknown {
+			c.sock.Role = ev.Socket.Role
+		}
+	case capture.ConnClosed:
+		t.end(ev.Socket.Cookie, FailureClosed, ev.Time)
+	case capture.ConnResetSent, capture.ConnResetReceived:
+		t.end(ev.Socket.Cookie, FailureReset, ev.Time)
+	}
+}
+
+// Tick times out unanswered requests and evicts idle sockets.
+func (t *Tracker) Tick(now time.Time) {
+	deadline := now.Add(-t.opts.RequestTimeout)
+	idle := now.Add(-t.opts.IdleTimeout)
+	for e := t.lru.Back(); e != nil; {
+		c := e.Value.(*conn)
+		prev := e.Prev()
+		if c.parser != nil {
+			c.parser.expire(c, deadline, now)
+		}
+		if c.lastSeen.Before(idle) {
+			if c.parser != nil {
+				c.parser.fail(c, FailureTimeout, now)
+			}
+			t.remove(c)
+			t.counters.IdleEvictions++
+		}
+		e = prev
+	}
+}
+
+func (t *Tracker) end(cookie uint64, f Failure, at time.Time) {
+	c, ok := t.conns[cookie]
+	if !ok {
+		return
+	}
+	if c.parser != nil {
+		c.parser.fail(c, f, at)
+	}
+	t.remove(c)
+}
+
+func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
+	if c, ok := t.conns[s.Cookie]; ok {
+		c.lastSeen = now
+		t.lru.MoveToFront(c.elem)
+		return c
+	}
+	for len(t.conns) >= t.opts.MaxConnections {
+		old := t.lru.Back().Value.(*conn)
+		t.remove(old)
+		t.counters.Evictions++
+	}
+	c := &conn{t: t, cookie: s.Cookie, sock: s, lastSeen: now}
+	switch s.Role {
+	case capture.RoleClient:
+		c.reqDir = capture.DirectionSend
+	case capture.RoleServer:
+		c.reqDir = capture.DirectionRecv
+	}
+	c.elem = t.lru.PushFront(c)
+	t.conns[s.Cookie] = c
+	return c
+}
+
+func (t *Tracker) remove(c *conn) {
+	t.lru.Remove(c.elem)
+	delete(t.conns, c.cookie)
+}
+
+func (t *Tracker) enabled(p Protocol) bool {
+	switch p {
+	case ProtocolHTTP1, ProtocolHTTP2:
+		return t.opts.HTTP
+	case ProtocolGRPC:
+		return t.opts.GRPC
+	case ProtocolDNS:
+		return t.opts.DNS
+	case ProtocolTLS:
+		return t.opts.HTTPS
+	}
+	return false
+}
+
+func (t *Tracker) parseFailure(p Protocol) {
+	if int(p) < len(t.counters.ParseFailures) {
+		t.counters.ParseFailures[p]++
+	}
+}
+
+// emit hands an exchange on, unless its protocol is switched off.
+func (c *conn) emit(x *Exchange) {
+	if !c.t.enabled(x.Protocol) {
+		return
+	}
+	c.t.counters.Exchanges++
+	c.t.emitFn(x)
+}
+
+// learnRequestDir records that requests on this socket travel in direction d.
+func (c *conn) learnRequestDir(d capture.Direction) {
+	if c.reqDir == 0 {
+		c.reqDir = d
+	}
+}
+
+// isRequestDir reports whether bytes in direction d are requests. Unknown: a guess that the
+// caller refines by content.
+func (c *conn) isRequestDir(d capture.Direction) bool {
+	if c.reqDir == 0 {
+		return true
+	}
+	return d == c.reqDir
+}
+
+// exchange starts an exchange for a request that travelled in reqDir, observed on c.
+func (c *conn) exchange(p Protocol, reqDir capture.Direction, start time.Time, remote capture.Socket) *Exchange {
+	x := &Exchange{
+		Protocol:  p,
+		Transport: c.sock.Transport,
+		Cookie:    c.cookie,
+		Start:     start,
+		ClientISN: c.clientISN,
+		ServerISN: c.serverISN,
+	}
+	if x.Transport == 0 {
+		x.Transport = capture.TransportTCP
+	}
+	local := Endpoint{Addr: c.sock.Local, Process: c.proc}
+	peer := Endpoint{Addr: remote.Remote}
+	if !peer.Addr.IsValid() {
+		peer.Addr = c.sock.Remote
+	}
+	if reqDir == capture.DirectionSend {
+		x.Side, x.Client, x.Server = SideClient, local, peer
+	} else {
+		x.Side, x.Client, x.Server = SideServer, peer, local
+	}
+	return x
+}
+
+func opposite(d capture.Direction) capture.Direction {
+	if d == capture.DirectionSend {
+		return capture.DirectionRecv
+	}
+	return capture.DirectionSend
+}
+
+func dirIndex(d capture.Direction) int {
+	if d == capture.DirectionRecv {
+		return 1
+	}
+	return 0
+}
+
+// hasSeq reports whether the event carries TCP sequence numbers.
+func hasSeq(ev *capture.DataEvent) bool {
+	return ev.Socket.Transport != capture.TransportUDP && (ev.Seq != 0 || ev.ClientISN != 0 || ev.ServerISN != 0)
+}
+
+// byteStream follows one direction of a TCP socket through possibly truncated reads/writes:
+// it notices lost events by their sequence numbers, skips bodies that run past what was
+// captured, and carries a message split across two reads/writes.
+type byteStream struct {
+	next    uint64 // seq expected next, or unknownSeq
+	carry   []byte // visible bytes of an unfinished message
+	carrySq uint32
+	carryAt time.Time
+	skip    int64 // bytes to pass over before the next message; -1 until the connection ends
+	lost    bool  // out of sync: the next message must begin at the start of a read/write
+}
+
+func newByteStream() byteStream { return byteStream{next: unknownSeq} }
+
+// chunk is what a parser sees of one read/write: the bytes to parse (carried bytes first),
+// the sequence number of data[0], the bytes of the event that were not captured after data,
+// and the time of the bytes at data[0].
+type chunk struct {
+	data   []byte
+	seq    uint32
+	hidden int
+	at     time.Time // time of the newest bytes (this event)
+	start  time.Time // time of data[0] (carried bytes keep their first time)
+	fresh  bool      // data[0] is the first byte of this read/write
+}
+
+// begin applies sequence checks and pending skips to ev; ok is false when nothing is left to parse.
+func (s *byteStream) begin(t *Tracker, ev *capture.DataEvent) (ch chunk, ok bool) {
+	size := ev.Size
+	if size < len(ev.Payload) {
+		size = len(ev.Payload)
+	}
+	if hasSeq(ev) {
+		if s.next != unknownSeq && uint32(s.next) != ev.Seq {
+			t.counters.SequenceGaps++
+			s.carry, s.skip, s.lost = nil, 0, true
+		}
+		s.next = uint64(ev.Seq + uint32(size))
+	}
+	vis := ev.Payload
+	seq := ev.Seq
+	pos := 0 // offset within the event
+	if s.skip < 0 {
+		return ch, false
+	}
+	if s.skip > 0 {
+		n := s.skip
+		if n >= int64(size) {
+			s.skip -= int64(size)
+			return ch, false
+		}
+		pos = int(n)
+		s.skip = 0
+		s.carry = nil
+	}
+	if pos >= len(vis) {
+		// The rest of the event was not captured: its message boundaries are unknown.
+		if pos < size {
+			s.lost = true
+		}
+		return ch, false
+	}
+	ch = chunk{data: vis[pos:], seq: seq + uint32(pos), hidden: size - len(vis), at: ev.Time, start: ev.Time, fresh: true}
+	if len(s.carry) > 0 && pos == 0 {
+		ch.data = append(s.carry, ch.data...)
+		ch.seq = s.carrySq
+		ch.start = s.carryAt
+		ch.fresh = false
+	}
+	s.carry = nil
+	return ch, true
+}
+
+// keep carries data (unparsed tail of a chunk that was fully captured) into the next event.
+func (s *byteStream) keep(t *Tracker, ch chunk, off int) {
+	rest := ch.data[off:]
+	if len(rest) == 0 {
+		return
+	}
+	if ch.hidden > 0 || len(rest) > maxCarryBytes {
+		s.lost = true
+		t.counters.Resyncs++
+		return
+	}
+	s.carry = append([]byte(nil), rest...)
+	s.carrySq = ch.seq + uint32(off)
+	s.carryAt = ch.start
+	if off > 0 {
+		s.carryAt = ch.at
+	}
+}
+
+// skipAfter arranges to skip n more bytes counted from offset off of the chunk (a body that
+// runs past the captured bytes). It reports false when the skip ends inside the uncaptured
+// part of this event, where nothing is known, so the stream is lost.
+func (s *byteStream) skipAfter(ch chunk, off int, n int64) {
+	end := int64(off) + n
+	total := int64(len(ch.data) + ch.hidden)
+	if end >= total {
+		s.skip = end - total
+		return
+	}
+	if end > int64(len(ch.data)) {
+		s.lost = true
+	}
+}
