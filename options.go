@@ -1,7 +1,13 @@
 package netintelreceiver
 
 import (
+	"os"
+
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
+	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/otlp"
 	nireceiver "github.com/netintel/netintelreceiver/receiver"
 )
 
@@ -11,10 +17,82 @@ func sessionSettings(cfg *Config) nireceiver.Settings {
 	if src == nil {
 		src = newSource(cfg)
 	}
+	host, _ := os.Hostname()
 	return nireceiver.Settings{
+		L7:            l7Options(cfg),
+		Identity:      identityOptions(cfg, host),
+		Intel:         intelOptions(cfg),
+		Metrics:       otlpMetricsOptions(host),
 		FlushInterval: cfg.Intelligence.FlushInterval,
 		NewSource:     src,
 	}
 }
 
-var _ = capture.TransportTCP
+func ports(ps []int) []uint16 {
+	out := make([]uint16, 0, len(ps))
+	for _, p := range ps {
+		out = append(out, uint16(p))
+	}
+	return out
+}
+
+func captureOptions(cfg *Config) capture.Options {
+	o := capture.DefaultOptions()
+	o.IPv4, o.IPv6, o.TCP, o.UDP = cfg.IPv4, cfg.IPv6, cfg.TCP, cfg.UDP
+	o.HTTP, o.HTTPS, o.GRPC, o.DNS = cfg.HTTP.Enabled, cfg.HTTPS.Enabled, cfg.GRPC.Enabled, cfg.DNS.Enabled
+	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
+	o.MaxPayloadBytes = cfg.Capture.MaxPayloadBytes
+	o.RingBufferSize = cfg.Capture.RingBufferSize
+	// Never capture the collector's own sockets: exporting would feed capture.
+	o.ExcludePID = uint32(os.Getpid())
+	return o
+}
+
+func l7Options(cfg *Config) l7.Options {
+	o := l7.DefaultOptions()
+	o.HTTP, o.HTTPS, o.GRPC, o.DNS = cfg.HTTP.Enabled, cfg.HTTPS.Enabled, cfg.GRPC.Enabled, cfg.DNS.Enabled
+	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
+	return o
+}
+
+func identityOptions(cfg *Config, host string) identity.Options {
+	o := identity.Options{HostName: host}
+	for _, s := range cfg.Services {
+		m, err := identity.ParseMatch(s.Match)
+		if err != nil {
+			continue // Validate rejected it already
+		}
+		m.Name = s.Name
+		o.Services = append(o.Services, m)
+	}
+	return o
+}
+
+func intelOptions(cfg *Config) intel.Options {
+	o := intel.DefaultOptions()
+	in, sec := cfg.Intelligence, cfg.Security
+	o.SlowRequestThreshold = in.SlowRequestThreshold
+	o.ErrorStatusThreshold = in.ErrorStatusThreshold
+	o.LatencyDeviationFactor = in.LatencyDeviationFactor
+	o.BaselineWarmup = in.BaselineWarmup
+	o.CascadeWindow = in.CascadeWindow
+	o.DependencyTTL = in.DependencyTTL
+	o.SpanSampling = in.SpanSampling
+	o.FlushInterval = in.FlushInterval
+	o.SuspiciousUserAgents = sec.SuspiciousUserAgents
+	o.SuspiciousEndpoints = sec.SuspiciousEndpoints
+	o.PortScanThreshold = sec.PortScanThreshold
+	o.EnumerationThreshold = sec.EnumerationThreshold
+	o.ScanWindow = sec.ScanWindow
+	o.AllowedDependencies = nil
+	for _, dep := range sec.AllowedDependencies {
+		if src, dst, err := intel.ParseAllowedDependency(dep); err == nil {
+			o.AllowedDependencies = append(o.AllowedDependencies, [2]string{src, dst})
+		}
+	}
+	return o
+}
+
+func otlpMetricsOptions(host string) otlp.MetricsOptions {
+	return otlp.MetricsOptions{Host: identity.Resource{HostName: host}}
+}

@@ -4,47 +4,170 @@ import (
 	"context"
 	"time"
 
-	otelreceiver "go.opentelemetry.io/collector/receiver"
 	"go.uber.org/zap"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
+	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/otlp"
 )
 
-// tickInterval is how often findings are collected and pending spans are handed off;
-// metrics go out every FlushInterval.
-const tickInterval = time.Second
+const (
+	// tickInterval is how often findings are collected and pending spans handed off;
+	// metrics go out every FlushInterval.
+	tickInterval = time.Second
+	// maxSpansPerBatch hands a batch off early when traffic is heavy.
+	maxSpansPerBatch = 1024
+)
 
-// pipeline drives capture events through the stages, on one goroutine.
+// pipeline drives capture events through the stages, all on one goroutine, so no stage
+// needs locks: capture → l7 → identity → intel → otlp → output.
 type pipeline struct {
 	logger   *zap.Logger
 	settings Settings
 	source   capture.Source
 	out      *output
+
+	tracker *l7.Tracker
+	names   *identity.Resolver
+	intel   *intel.Engine
+	metrics *otlp.Metrics
+	spans   *otlp.TraceBuilder
+
+	nextMetrics time.Time
 }
 
-func newPipeline(settings Settings, set otelreceiver.Settings, src capture.Source, out *output) *pipeline {
-	return &pipeline{logger: set.Logger, settings: settings, source: src, out: out}
+func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out *output) *pipeline {
+	p := &pipeline{
+		logger:   logger,
+		settings: settings,
+		source:   src,
+		out:      out,
+		names:    identity.New(settings.Identity),
+		intel:    intel.New(settings.Intel),
+		metrics:  otlp.NewMetrics(settings.Metrics),
+		spans:    otlp.NewTraceBuilder(),
+	}
+	p.tracker = l7.NewTracker(settings.L7, p.exchange)
+	return p
 }
 
 func (p *pipeline) run(ctx context.Context) {
 	tick := time.NewTicker(tickInterval)
 	defer tick.Stop()
+	p.nextMetrics = time.Now().Add(p.settings.FlushInterval)
 	events := p.source.Events()
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
+				p.flush(time.Now(), true)
 				return
 			}
 			p.event(ev)
 		case now := <-tick.C:
-			p.tick(now)
+			p.flush(now, false)
 		case <-ctx.Done():
+			p.flush(time.Now(), true)
 			return
 		}
 	}
 }
 
-func (p *pipeline) event(ev capture.Event) {}
+func (p *pipeline) event(ev capture.Event) {
+	switch {
+	case ev.Conn != nil:
+		c := ev.Conn
+		p.names.Conn(c)
+		p.tracker.Conn(c) // failures of outstanding requests come out through p.exchange
+		client, server := p.names.ConnEnds(c)
+		p.intel.Conn(c, client, server)
+		p.metrics.Conn(c, client, server)
+	case ev.Data != nil:
+		p.names.Data(ev.Data)
+		p.tracker.Data(ev.Data)
+	}
+}
 
-func (p *pipeline) tick(now time.Time) {}
+// exchange is the tracker's emit: every exchange is named, judged and measured; the ones
+// the sampler keeps become spans.
+func (p *pipeline) exchange(x *l7.Exchange) {
+	p.names.Learn(x)
+	client, server := p.names.Client(x), p.names.Server(x)
+	d := p.intel.Exchange(x, client, server)
+	p.metrics.Exchange(x, client, server)
+	if d.Export && p.out.wantsTraces() {
+		p.spans.Append(x, client, server, d.Probability)
+		if p.spans.Len() >= maxSpansPerBatch {
+			p.out.enqueueTraces(p.spans.Traces())
+		}
+	}
+}
+
+// flush hands off what is due: findings and spans every tick, metrics every FlushInterval
+// (and everything at the end).
+func (p *pipeline) flush(now time.Time, final bool) {
+	p.tracker.Tick(now)
+	if findings := p.intel.Findings(now); len(findings) > 0 {
+		p.out.enqueueLogs(otlp.Logs(findings))
+	}
+	if p.spans.Len() > 0 {
+		p.out.enqueueTraces(p.spans.Traces())
+	}
+	if final || !now.Before(p.nextMetrics) {
+		p.nextMetrics = now.Add(p.settings.FlushInterval)
+		if p.out.wantsMetrics() {
+			p.out.enqueueMetrics(p.metrics.Emit(now, p.selfCounters()))
+		}
+	}
+}
+
+// selfCounters gathers every drop, eviction and parse failure of every stage.
+func (p *pipeline) selfCounters() otlp.SelfCounters {
+	cc := p.source.Counters()
+	lc := p.tracker.Counters()
+	ic := p.intel.Counters()
+	nc := p.names.Counters()
+	sc := otlp.SelfCounters{
+		KernelRingbufFull: cc.RingbufReserveFailed,
+		KernelMapFull:     cc.MapFull,
+		DecodeErrors:      cc.ReadErrors,
+		CaptureQueueFull:  cc.QueueDropped,
+		PayloadTruncated:  cc.PayloadTruncated,
+		Unclassified:      cc.Unclassified,
+		EventsRead:        cc.EventsRead,
+		Dropped: []otlp.NamedCount{
+			{Name: "export_queue_logs", Value: p.out.droppedFindings.Load()},
+			{Name: "export_queue_traces", Value: p.out.droppedSpans.Load()},
+			{Name: "export_queue_metrics", Value: p.out.droppedMetrics.Load()},
+			{Name: "consumer_refused", Value: p.out.consumerErrors.Load()},
+			{Name: "l7_pending_full", Value: lc.PendingDropped},
+			{Name: "error_groups_full", Value: ic.ErrorGroupsDropped},
+			{Name: "connection_failure_groups_full", Value: ic.ConnFailureGroupsDropped},
+			{Name: "retry_groups_full", Value: ic.RetryGroupsDropped},
+		},
+		Evicted: []otlp.NamedCount{
+			{Name: "l7_connections", Value: lc.Evictions},
+			{Name: "l7_idle_connections", Value: lc.IdleEvictions},
+			{Name: "edges", Value: ic.EdgesEvicted},
+			{Name: "baselines", Value: ic.BaselinesEvicted},
+			{Name: "failing_edges", Value: ic.FailingEdgesEvicted},
+			{Name: "clients", Value: ic.ClientsEvicted},
+			{Name: "scan_sources", Value: ic.ScanSourcesEvicted},
+			{Name: "concerns", Value: ic.ConcernsEvicted},
+			{Name: "processes", Value: nc.ProcessesEvicted},
+			{Name: "listeners", Value: nc.ListenersEvicted},
+			{Name: "sockets", Value: nc.SocketsEvicted},
+			{Name: "dns_names", Value: nc.DNSNamesEvicted},
+			{Name: "sni_names", Value: nc.SNINamesEvicted},
+		},
+	}
+	for _, pf := range []struct {
+		name  string
+		proto l7.Protocol
+	}{{"http1", l7.ProtocolHTTP1}, {"http2", l7.ProtocolHTTP2}, {"grpc", l7.ProtocolGRPC}, {"dns", l7.ProtocolDNS}, {"tls", l7.ProtocolTLS}} {
+		sc.ParseFailures = append(sc.ParseFailures, otlp.NamedCount{Name: pf.name, Value: lc.ParseFailures[pf.proto]})
+	}
+	return sc
+}

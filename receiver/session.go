@@ -17,10 +17,18 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
+	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/otlp"
 )
 
 // Settings is everything a session needs, already mapped from the YAML config.
 type Settings struct {
+	L7            l7.Options
+	Identity      identity.Options
+	Intel         intel.Options
+	Metrics       otlp.MetricsOptions
 	FlushInterval time.Duration
 
 	// NewSource opens the capture source: the eBPF source on Linux; tests inject a replay.
@@ -116,7 +124,9 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 		_ = src.Close()
 		return nil, fmt.Errorf("net_intel: %w", err)
 	}
-	p := newPipeline(s.settings, s.set, src, out)
+	settings := s.settings
+	settings.Metrics.Start = time.Now()
+	p := newPipeline(settings, s.set.Logger, src, out)
 	r := &run{cancel: cancel, source: src}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); out.run(runCtx) }()
