@@ -1,0 +1,184 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"go.opentelemetry.io/collector/pdata/pcommon"
+	"go.opentelemetry.io/collector/pdata/plog"
+	"go.opentelemetry.io/collector/pdata/pmetric"
+	"go.opentelemetry.io/collector/pdata/ptrace"
+)
+
+// exported is what the collector's file exporters wrote in one session.
+type exported struct {
+	LogRecords int
+	Spans      int
+	// latest cumulative value per stream (metric name + resource + attributes); for
+	// histograms the count.
+	latest map[string]streamValue
+}
+
+type streamValue struct {
+	name  string
+	attrs map[string]string // data point attributes plus resource service.name
+	value float64
+	ts    uint64
+}
+
+func readExported(dir string) (*exported, error) {
+	e := &exported{latest: map[string]streamValue{}}
+	var errs []error
+	errs = append(errs, eachLine(filepath.Join(dir, "logs.json"), func(b []byte) error {
+		ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(b)
+		if err == nil {
+			e.LogRecords += ld.LogRecordCount()
+		}
+		return err
+	}))
+	errs = append(errs, eachLine(filepath.Join(dir, "traces.json"), func(b []byte) error {
+		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
+		if err == nil {
+			e.Spans += td.SpanCount()
+		}
+		return err
+	}))
+	errs = append(errs, eachLine(filepath.Join(dir, "metrics.json"), func(b []byte) error {
+		md, err := (&pmetric.JSONUnmarshaler{}).UnmarshalMetrics(b)
+		if err == nil {
+			e.addMetrics(md)
+		}
+		return err
+	}))
+	return e, errors.Join(errs...)
+}
+
+func eachLine(path string, fn func([]byte) error) error {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	sc.Buffer(make([]byte, 1024*1024), 512*1024*1024)
+	n := 0
+	for sc.Scan() {
+		n++
+		if line := bytes.TrimSpace(sc.Bytes()); len(line) > 0 {
+			if err := fn(line); err != nil {
+				return fmt.Errorf("%s line %d: %w", filepath.Base(path), n, err)
+			}
+		}
+	}
+	return sc.Err()
+}
+
+func (e *exported) addMetrics(md pmetric.Metrics) {
+	for i := 0; i < md.ResourceMetrics().Len(); i++ {
+		rm := md.ResourceMetrics().At(i)
+		svc := ""
+		if v, ok := rm.Resource().Attributes().Get("service.name"); ok {
+			svc = v.AsString()
+		}
+		for j := 0; j < rm.ScopeMetrics().Len(); j++ {
+			ms := rm.ScopeMetrics().At(j).Metrics()
+			for k := 0; k < ms.Len(); k++ {
+				m := ms.At(k)
+				put := func(attrs pcommon.Map, v float64, ts pcommon.Timestamp) {
+					a := map[string]string{"service.name": svc}
+					attrs.Range(func(k string, val pcommon.Value) bool {
+						a[k] = val.AsString()
+						return true
+					})
+					key := m.Name() + "|" + flat(a)
+					if old, ok := e.latest[key]; !ok || uint64(ts) >= old.ts {
+						e.latest[key] = streamValue{name: m.Name(), attrs: a, value: v, ts: uint64(ts)}
+					}
+				}
+				switch m.Type() {
+				case pmetric.MetricTypeSum:
+					for d := 0; d < m.Sum().DataPoints().Len(); d++ {
+						dp := m.Sum().DataPoints().At(d)
+						put(dp.Attributes(), number(dp), dp.Timestamp())
+					}
+				case pmetric.MetricTypeGauge:
+					for d := 0; d < m.Gauge().DataPoints().Len(); d++ {
+						dp := m.Gauge().DataPoints().At(d)
+						put(dp.Attributes(), number(dp), dp.Timestamp())
+					}
+				case pmetric.MetricTypeHistogram:
+					for d := 0; d < m.Histogram().DataPoints().Len(); d++ {
+						dp := m.Histogram().DataPoints().At(d)
+						put(dp.Attributes(), float64(dp.Count()), dp.Timestamp())
+					}
+				}
+			}
+		}
+	}
+}
+
+func number(dp pmetric.NumberDataPoint) float64 {
+	if dp.ValueType() == pmetric.NumberDataPointValueTypeInt {
+		return float64(dp.IntValue())
+	}
+	return dp.DoubleValue()
+}
+
+func flat(a map[string]string) string {
+	keys := make([]string, 0, len(a))
+	for k := range a {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s=%s;", k, a[k])
+	}
+	return b.String()
+}
+
+// total sums the latest values of the metric's streams whose attributes include want.
+func (e *exported) total(name string, want map[string]string) float64 {
+	var t float64
+	for _, s := range e.latest {
+		if s.name != name {
+			continue
+		}
+		ok := true
+		for k, v := range want {
+			if s.attrs[k] != v {
+				ok = false
+				break
+			}
+		}
+		if ok {
+			t += s.value
+		}
+	}
+	return t
+}
+
+// names lists the metric names seen, for the report.
+func (e *exported) names(prefix string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range e.latest {
+		if strings.HasPrefix(s.name, prefix) && !seen[s.name] {
+			seen[s.name] = true
+			out = append(out, s.name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// dataPoints is the number of metric streams in the last export (what one flush emits).
+func (e *exported) streams() int { return len(e.latest) }
