@@ -2,6 +2,7 @@ package intel
 
 import (
 	"encoding/binary"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -29,7 +30,8 @@ func (e *Engine) decide(id [16]byte, forced bool) Decision {
 }
 
 func threshold(p float64) uint64 {
-	return uint64((1 - p) * float64(maxThreshold))
+	// Round the kept fraction, not the rejected one: 1-p loses p's low bits in floating point.
+	return maxThreshold - uint64(math.Round(p*float64(maxThreshold)))
 }
 
 // TraceState is the OTel tracestate entry for a kept span ("ot=th:..."), which lets span

@@ -1,0 +1,151 @@
+package intel
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+func (s *stream) probe(e *Engine, ua, path string, status int, at time.Duration) {
+	x := s.http("127.0.0.9:50000", "127.0.0.2:8080", "GET", path, status, t0.Add(at), time.Millisecond)
+	x.HTTP.UserAgent = ua
+	e.Exchange(x, svc("127.0.0.9"), svc("shop"))
+}
+
+func TestSuspiciousUserAgent(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	for i := 0; i < 100; i++ {
+		s.probe(e, "sqlmap/1.8.2#stable (https://sqlmap.org)", fmt.Sprintf("/item?id=%d", i), 200, time.Duration(i)*100*time.Millisecond)
+	}
+	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernSuspiciousUserAgent)
+	requireLen(t, "sqlmap", fs, 1)
+	c := fs[0].SecurityConcern
+	if c.SourceIP != netip.MustParseAddr("127.0.0.9") || c.DestService != "shop" || c.UserAgent == "" || fs[0].Subject.Name != "shop" || fs[0].Severity != SeverityMedium {
+		t.Fatalf("concern = %+v", c)
+	}
+	// The next scan window reports it again (once).
+	s.probe(e, "SQLMAP/1.8", "/", 200, 2*time.Minute)
+	s.probe(e, "SQLMAP/1.8", "/", 200, 2*time.Minute+time.Second)
+	requireLen(t, "next window", concerns(e.Findings(t0.Add(3*time.Minute)), ConcernSuspiciousUserAgent), 1)
+
+	// Negative twin: ordinary clients.
+	h := testEngine(nil)
+	for i, ua := range []string{"curl/8.5.0", "Mozilla/5.0 (X11; Linux x86_64) Firefox/128.0", "Go-http-client/1.1", "kube-probe/1.30"} {
+		s.probe(h, ua, "/", 200, time.Duration(i)*time.Second)
+	}
+	requireLen(t, "benign agents", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
+}
+
+func TestSuspiciousEndpoint(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	s.probe(e, "curl/8.5.0", "/.env", 404, 0)
+	s.probe(e, "curl/8.5.0", "/.git/config", 404, time.Second)
+	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernSuspiciousEndpoint)
+	requireLen(t, "/.env probe", fs, 1)
+	if c := fs[0].SecurityConcern; c.TargetEndpoint != "/.env" || fs[0].Severity != SeverityMedium {
+		t.Fatalf("concern = %+v", c)
+	}
+	// An answered probe is worse.
+	e2 := testEngine(nil)
+	s.probe(e2, "curl/8.5.0", "/.ENV", 200, 0)
+	if fs := concerns(e2.Findings(t0.Add(time.Minute)), ConcernSuspiciousEndpoint); len(fs) != 1 || fs[0].Severity != SeverityHigh {
+		t.Fatalf("answered probe = %+v", fs)
+	}
+	// Negative twin.
+	h := testEngine(nil)
+	for i, p := range []string{"/", "/environment", "/api/admins-list", "/static/git.png", "/login"} {
+		s.probe(h, "curl/8.5.0", p, 200, time.Duration(i)*time.Second)
+	}
+	requireLen(t, "ordinary paths", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
+}
+
+func TestEndpointEnumeration(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	for i := 0; i < 500; i++ {
+		s.probe(e, "Mozilla/5.0", fmt.Sprintf("/word%d", i), 404, time.Duration(i)*10*time.Millisecond)
+	}
+	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernEnumeration)
+	requireLen(t, "gobuster-like sweep", fs, 1)
+	if c := fs[0].SecurityConcern; c.Count != uint64(e.opts.EnumerationThreshold) || fs[0].Severity != SeverityHigh {
+		t.Fatalf("concern = %+v", c)
+	}
+	// Negative twins: one missing page requested many times; a few distinct 404s.
+	h := testEngine(nil)
+	for i := 0; i < 500; i++ {
+		s.probe(h, "Mozilla/5.0", "/favicon.ico", 404, time.Duration(i)*10*time.Millisecond)
+	}
+	for i := 0; i < 10; i++ {
+		s.probe(h, "Mozilla/5.0", fmt.Sprintf("/old/%c", 'a'+i), 404, time.Duration(i)*time.Second)
+	}
+	requireLen(t, "repeated 404", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
+}
+
+// sweep simulates a connect scan of ports [first, first+n) from 127.0.0.66: each closed port
+// refuses the connect and the kernel sends a RST for it.
+func sweep(e *Engine, first, n int, scanner string) {
+	src := netip.MustParseAddr(scanner)
+	for p := first; p < first+n; p++ {
+		at := t0.Add(time.Duration(p-first) * time.Millisecond)
+		dst := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p))
+		local := netip.AddrPortFrom(src, uint16(40000+p%20000))
+		name := fmt.Sprintf("127.0.0.1:%d", p)
+		e.Conn(&capture.ConnEvent{Kind: capture.ConnFailed, Time: at, Reason: capture.FailureRefused,
+			Socket: capture.Socket{Role: capture.RoleClient, Local: local, Remote: dst}}, svc("nmap"), svc(name))
+		e.Conn(&capture.ConnEvent{Kind: capture.ConnResetSent, Time: at,
+			Socket: capture.Socket{Local: dst, Remote: local}}, svc(scanner), svc(name))
+	}
+}
+
+func TestPortScan(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	sweep(e, 1, 200, "127.0.0.66")
+	fs := flushAll(e, t0.Add(time.Second))
+	ps := concerns(fs, ConcernPortScan)
+	requireLen(t, "200-port sweep", ps, 1)
+	c := ps[0].SecurityConcern
+	if c.SourceIP != netip.MustParseAddr("127.0.0.66") || c.Count != uint64(e.opts.PortScanThreshold) || ps[0].Severity != SeverityHigh {
+		t.Fatalf("port scan = %+v", c)
+	}
+	// The refused connects of the scan are the port scan, not 200 connection failures.
+	requireLen(t, "connection failures of a scan", kinds(fs, KindConnectionFailure), 0)
+	if n := e.Counters().ConnFailuresFromScans; n != 200 {
+		t.Fatalf("ConnFailuresFromScans = %d, want 200", n)
+	}
+
+	// Negative twin: a client retrying a few closed ports is no scan.
+	h := testEngine(nil)
+	h.Findings(t0)
+	sweep(h, 8000, 5, "127.0.0.67")
+	fs = flushAll(h, t0.Add(time.Second))
+	requireLen(t, "few ports", concerns(fs, ConcernPortScan), 0)
+	requireLen(t, "few ports fail", kinds(fs, KindConnectionFailure), 5)
+}
+
+func TestUnauthorizedCommunication(t *testing.T) {
+	e := testEngine(func(o *Options) {
+		o.AllowedDependencies = [][2]string{{"frontend", "checkout"}, {"checkout", "*"}}
+	})
+	var s stream
+	s.feed(e,
+		call{from: "frontend", to: "checkout", path: "/", status: 200},
+		call{from: "checkout", to: "payments", path: "/", status: 200},
+		call{from: "frontend", to: "db", path: "/", status: 200},
+		call{from: "frontend", to: "db", path: "/", status: 200, at: time.Second},
+	)
+	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernUnauthorized)
+	requireLen(t, "frontend -> db", fs, 1)
+	if c := fs[0].SecurityConcern; c.SourceService != "frontend" || c.DestService != "db" || fs[0].Severity != SeverityHigh {
+		t.Fatalf("concern = %+v", c)
+	}
+	// Negative twin: no allow list, no concern.
+	h := testEngine(nil)
+	s.feed(h, call{from: "frontend", to: "db", path: "/", status: 200})
+	requireLen(t, "no allow list", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
+}
