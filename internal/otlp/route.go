@@ -33,8 +33,10 @@ func Route(path string) string {
 				return "/"
 			}
 			path = rest[j:]
+		} else if path == "*" { // OPTIONS *
+			return path
 		} else {
-			return path // "*" (OPTIONS *) or garbage; callers cap cardinality anyway
+			path = "/" + path // not a valid target; template it like a path so it stays bounded
 		}
 	}
 	if !needsTemplate(path) && len(path) <= maxRouteLen {
