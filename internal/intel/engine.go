@@ -64,6 +64,7 @@ type Counters struct {
 	ConcernsSuppressed    uint64 // security concerns already reported for (type, source) this window
 	ConnFailuresFromScans uint64 // connection failure groups not reported: their source is a port scanner
 	Findings              uint64 // findings returned by Findings
+	FindingsDropped       uint64 // immediate findings dropped: more than MaxEdges between two Findings calls
 }
 
 // Decision is whether an exchange becomes a span, and with what sampling probability, so
@@ -289,7 +290,15 @@ func (e *Engine) Findings(now time.Time) []Finding {
 	return out
 }
 
-func (e *Engine) emit(f Finding) { e.immediate = append(e.immediate, f) }
+// emit queues an immediate finding for the next Findings call. The queue is bounded: a
+// flood between two calls (a scanner, a million new clients) drops the excess, counted.
+func (e *Engine) emit(f Finding) {
+	if len(e.immediate) >= e.opts.MaxEdges {
+		e.c.FindingsDropped++
+		return
+	}
+	e.immediate = append(e.immediate, f)
+}
 
 // Edges is a snapshot of the dependency graph.
 func (e *Engine) Edges() []EdgeStats {

@@ -49,16 +49,24 @@ func (e *Engine) observeEdge(key EdgeKey, client, server identity.Service, t tim
 	case !ok:
 		ed = &edge{key: key, client: client, server: server, firstSeen: t, lastSeen: t}
 		e.edges.put(key, ed)
-		e.newEdges = append(e.newEdges, ed)
+		e.reportEdge(ed)
 		e.checkAllowed(key, client, server, t)
 	case t.Sub(ed.lastSeen) > e.opts.DependencyTTL:
-		e.newEdges = append(e.newEdges, ed)
+		e.reportEdge(ed)
 		e.checkAllowed(key, client, server, t)
 	}
 	if t.After(ed.lastSeen) {
 		ed.lastSeen = t
 	}
 	return ed
+}
+
+func (e *Engine) reportEdge(ed *edge) {
+	if len(e.newEdges) >= e.opts.MaxEdges {
+		e.c.FindingsDropped++
+		return
+	}
+	e.newEdges = append(e.newEdges, ed)
 }
 
 // checkAllowed reports an edge outside allowed_dependencies, when that list is set.
@@ -121,3 +129,5 @@ func (s *dedupSet) put(id [16]byte, side l7.Side, d Decision) {
 }
 
 func sideCode(side l7.Side) uint8 { return uint8(side) }
+
+func (s *dedupSet) len() int { return len(s.m) }
