@@ -9,7 +9,11 @@ import (
 
 // detect picks the protocol of a socket from its first captured bytes. Ports only order the
 // checks; every protocol is recognised on any port.
-func (t *Tracker) detect(c *conn, ev *capture.DataEvent) bool {
+//
+// A first read/write too short to judge (a client writing a request in pieces) is held back
+// and joined with the bytes that follow it; detect returns the event to parse.
+func (t *Tracker) detect(c *conn, ev *capture.DataEvent) (*capture.DataEvent, bool) {
+	ev = c.joinShort(ev)
 	p := ev.Payload
 	proto := ProtocolUnknown
 	udp := ev.Socket.Transport == capture.TransportUDP
@@ -35,13 +39,17 @@ func (t *Tracker) detect(c *conn, ev *capture.DataEvent) bool {
 		proto = ProtocolDNS
 	}
 	if proto == ProtocolUnknown {
+		if c.holdShort(ev) {
+			return nil, false
+		}
 		c.attempts++
 		if c.attempts >= maxDetectAttempts {
 			c.done = true
 			t.counters.Unclassified++
 		}
-		return false
+		return nil, false
 	}
+	c.short = nil
 	c.proto = proto
 	switch proto {
 	case ProtocolHTTP1:
@@ -56,7 +64,35 @@ func (t *Tracker) detect(c *conn, ev *capture.DataEvent) bool {
 	// A disabled protocol keeps its (cheap) parser off: the socket is recognised and ignored.
 	if !t.enabled(proto) && !(proto == ProtocolHTTP2 && t.opts.GRPC) {
 		c.done = true
+		return nil, false
+	}
+	return ev, true
+}
+
+// minDetectBytes is how many bytes detection wants before it gives up on a read/write.
+const minDetectBytes = 24
+
+// holdShort keeps a short, complete, first TCP read/write to join it with the next.
+func (c *conn) holdShort(ev *capture.DataEvent) bool {
+	if ev.Socket.Transport == capture.TransportUDP || ev.Truncated || len(ev.Payload) >= minDetectBytes || !hasSeq(ev) {
+		c.short = nil
 		return false
 	}
+	held := *ev
+	held.Payload = append([]byte(nil), ev.Payload...)
+	c.short = &held
 	return true
+}
+
+// joinShort prepends the held bytes when ev continues them.
+func (c *conn) joinShort(ev *capture.DataEvent) *capture.DataEvent {
+	h := c.short
+	if h == nil || h.Direction != ev.Direction || h.Seq+uint32(h.Size) != ev.Seq {
+		return ev
+	}
+	j := *ev
+	j.Time, j.Seq = h.Time, h.Seq
+	j.Size = h.Size + ev.Size
+	j.Payload = append(append([]byte(nil), h.Payload...), ev.Payload...)
+	return &j
 }

@@ -21,6 +21,19 @@ const (
 // looksLikeDNS checks a datagram's header: one question, a standard opcode, and counts that
 // fit the message.
 func looksLikeDNS(p []byte) bool {
+	if !plausibleDNSHeader(p) {
+		return false
+	}
+	var parser dnsmessage.Parser
+	if _, err := parser.Start(p); err != nil {
+		return false
+	}
+	_, err := parser.Question()
+	return err == nil
+}
+
+// plausibleDNSHeader checks the fixed header alone (the rest may not have arrived yet).
+func plausibleDNSHeader(p []byte) bool {
 	if len(p) < dnsHeaderLen+5 {
 		return false
 	}
@@ -36,12 +49,7 @@ func looksLikeDNS(p []byte) bool {
 	if flags&0x8000 == 0 && (an != 0 || ns != 0 || ar > 1) {
 		return false // a query carries at most an OPT record
 	}
-	var parser dnsmessage.Parser
-	if _, err := parser.Start(p); err != nil {
-		return false
-	}
-	_, err := parser.Question()
-	return err == nil
+	return true
 }
 
 // looksLikeDNSOverTCP checks a length-prefixed DNS message.
@@ -50,10 +58,13 @@ func looksLikeDNSOverTCP(p []byte) bool {
 		return false
 	}
 	n := int(binary.BigEndian.Uint16(p))
-	if n < dnsHeaderLen+5 || (len(p)-2 < n && len(p) < 512) {
+	if n < dnsHeaderLen+5 {
 		return false
 	}
-	return looksLikeDNS(p[2:min(len(p), 2+n)])
+	if len(p)-2 < n {
+		return plausibleDNSHeader(p[2:]) // the rest is in the next read, or was not captured
+	}
+	return looksLikeDNS(p[2 : 2+n])
 }
 
 type dnsKey struct {

@@ -150,7 +150,7 @@ func (fc *fixtureConn) events(base uint64, r replay) []capture.Event {
 	}
 	var out []capture.Event
 	segs := fc.segs
-	if r.split > 0 {
+	if r.split > 0 && fc.transport == capture.TransportTCP { // datagrams keep their boundaries
 		segs = resplit(segs, r.split)
 	}
 	for _, s := range segs {

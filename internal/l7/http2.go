@@ -112,6 +112,7 @@ type h2Dir struct {
 	blockAt        time.Time
 	blockCut       bool
 	inBlock        bool
+	framed         bool // frames were parsed in this direction (the preface can no longer come)
 }
 
 type http2Parser struct {
@@ -142,11 +143,16 @@ func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
 		return
 	}
 	off := 0
-	if ch.fresh && bytes.HasPrefix(ch.data, []byte(h2Preface)) {
+	if !d.framed && len(ch.data) < len(h2Preface) && bytes.HasPrefix([]byte(h2Preface), ch.data) {
+		d.keep(t, ch, 0) // the preface, split across writes
+		return
+	}
+	if (ch.fresh || !d.framed) && bytes.HasPrefix(ch.data, []byte(h2Preface)) {
 		c.learnRequestDir(ev.Direction)
 		off = len(h2Preface)
 		d.lost = false
 	}
+	d.framed = true
 	if d.lost {
 		if !ch.fresh || !looksLikeH2Frames(ch.data[off:]) {
 			t.counters.Resyncs++

@@ -100,7 +100,8 @@ type conn struct {
 	proto    Protocol
 	parser   parser
 	attempts int
-	done     bool // unclassified, disabled or encrypted: ignore further bytes
+	short    *capture.DataEvent // a first read/write too short to classify, held for the next
+	done     bool               // unclassified, disabled or encrypted: ignore further bytes
 
 	// reqDir is the direction requests travel on this socket, once known.
 	reqDir capture.Direction
@@ -155,7 +156,8 @@ func (t *Tracker) Data(ev *capture.DataEvent) {
 		return
 	}
 	if c.parser == nil {
-		if !t.detect(c, ev) {
+		var ok bool
+		if ev, ok = t.detect(c, ev); !ok {
 			return
 		}
 	}

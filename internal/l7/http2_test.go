@@ -1,0 +1,224 @@
+package l7
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sort"
+	"testing"
+	"time"
+
+	"golang.org/x/net/http2/hpack"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+)
+
+type wantH2 struct {
+	isn    uint32 // the connection, by client ISN
+	stream uint32
+	path   string
+	query  string
+	status int
+}
+
+func http2Want(conns []*fixtureConn) []wantH2 {
+	a, b := conns[0].clientISN, conns[1].clientISN
+	return []wantH2{
+		{a, 13, "/index.html", "", 200}, {a, 15, "/b.html", "q=secret", 200}, {a, 17, "/missing", "", 404},
+		{b, 1, "/index.html", "", 200}, {b, 3, "/index.html", "", 200}, {b, 5, "/index.html", "", 200}, {b, 7, "/index.html", "", 200},
+	}
+}
+
+func sortByStream(xs []*Exchange) {
+	sort.SliceStable(xs, func(i, j int) bool {
+		if xs[i].ClientISN != xs[j].ClientISN {
+			return xs[i].Start.Before(xs[j].Start)
+		}
+		return xs[i].StreamID < xs[j].StreamID
+	})
+}
+
+// isH2Headers: the bytes at RequestSeq are the HEADERS frame that opened the stream.
+func isH2Headers(x *Exchange, at []byte) bool {
+	if len(at) < h2FrameHeaderLen {
+		return false
+	}
+	h := readH2FrameHeader(at)
+	return h.typ == h2Headers && h.stream == x.StreamID
+}
+
+func TestHTTP2Fixture(t *testing.T) {
+	conns := loadFixture(t, "http2.tsv")
+	want := http2Want(conns)
+	for _, r := range []replay{{}, {close: true}, {unknownRole: true}, {split: 7}, {split: 1}, {maxPayload: 512}} {
+		t.Run(fmt.Sprintf("%+v", r), func(t *testing.T) {
+			xs, tr := runFixture(t, "http2.tsv", DefaultOptions(), r)
+			for _, side := range []Side{SideClient, SideServer} {
+				got := bySide(xs, side)
+				sortByStream(got)
+				if len(got) != len(want) {
+					t.Fatalf("%v side: %d exchanges, want %d", side, len(got), len(want))
+				}
+				for i, w := range want {
+					x := got[i]
+					h := x.HTTP
+					if x.ClientISN != w.isn || x.StreamID != w.stream || h.Method != "GET" || h.Path != w.path || h.Query != w.query || h.Status != w.status {
+						t.Errorf("%v #%d: stream %d %s %s ?%s → %d, want %+v", side, i, x.StreamID, h.Method, h.Path, h.Query, h.Status, w)
+					}
+					if x.Protocol != ProtocolHTTP2 || h.Version != "2" || h.Host != "127.0.0.45:8081" || h.Partial || x.Failure != FailureNone {
+						t.Errorf("%v #%d: %v version %q host %q partial %v failure %v", side, i, x.Protocol, h.Version, h.Host, h.Partial, x.Failure)
+					}
+				}
+			}
+			checkIdentity(t, conns, xs, isH2Headers)
+			if c := tr.Counters(); c.HPACKUnknownIndex != 0 || c.UnmatchedResponses != 0 || c.ParseFailure(ProtocolHTTP2) != 0 {
+				t.Errorf("counters: %+v", c)
+			}
+		})
+	}
+}
+
+func TestHTTP2MidStream(t *testing.T) {
+	// Join h2load's connection after its preface, SETTINGS and the HEADERS of streams 1 and 3:
+	// their responses are counted, and streams 5 and 7, whose headers reference dynamic-table
+	// entries added before the join, degrade to what is decodable.
+	fc := loadFixture(t, "http2.tsv")[1]
+	fc.segs = fc.segs[2:]
+	var xs []*Exchange
+	tr := NewTracker(DefaultOptions(), func(x *Exchange) { xs = append(xs, x) })
+	feed(tr, fc.events(0, replay{unknownRole: true}))
+	c := tr.Counters()
+	if c.HPACKUnknownIndex == 0 || c.UnmatchedResponses == 0 {
+		t.Errorf("unknown HPACK references and unmatched responses must be counted: %+v", c)
+	}
+	sortByStream(xs)
+	if len(xs) != 4 {
+		t.Fatalf("%d exchanges, want streams 5 and 7 on both sockets", len(xs))
+	}
+	for _, x := range xs {
+		if (x.StreamID != 5 && x.StreamID != 7) || !x.HTTP.Partial || x.HTTP.Status != 200 {
+			t.Errorf("stream %d partial %v status %d", x.StreamID, x.HTTP.Partial, x.HTTP.Status)
+		}
+	}
+	if xs[0].Side == xs[1].Side {
+		t.Errorf("sides not inferred")
+	}
+}
+
+// h2Conn builds HTTP/2 traffic for synthetic cases.
+type h2Conn struct {
+	*h1Conn
+	enc    [2]*hpack.Encoder
+	encBuf [2]bytes.Buffer
+}
+
+func newH2Conn(tr *Tracker) *h2Conn {
+	c := &h2Conn{h1Conn: newH1Conn(tr, 10)}
+	c.h1Conn.cs.Remote = netip.MustParseAddrPort("127.0.0.45:8081")
+	for i := range c.enc {
+		c.enc[i] = hpack.NewEncoder(&c.encBuf[i])
+	}
+	return c
+}
+
+func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
+	b := make([]byte, h2FrameHeaderLen, h2FrameHeaderLen+len(payload))
+	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
+	b[3], b[4] = typ, flags
+	binary.BigEndian.PutUint32(b[5:], stream)
+	return append(b, payload...)
+}
+
+func (c *h2Conn) headers(fromClient bool, stream uint32, endStream bool, kv ...string) []byte {
+	i := 0
+	if !fromClient {
+		i = 1
+	}
+	c.encBuf[i].Reset()
+	for j := 0; j+1 < len(kv); j += 2 {
+		c.enc[i].WriteField(hpack.HeaderField{Name: kv[j], Value: kv[j+1]})
+	}
+	flags := byte(h2FlagEndHeaders)
+	if endStream {
+		flags |= h2FlagEndStream
+	}
+	return h2Frame(h2Headers, flags, stream, c.encBuf[i].Bytes())
+}
+
+func TestHTTP2ResetAndClose(t *testing.T) {
+	xs, emit := collect()
+	tr := NewTracker(DefaultOptions(), emit)
+	c := newH2Conn(tr)
+	settings := h2Frame(h2Settings, 0, 0, nil)
+	c.send(true, h2Preface+string(settings)+string(c.headers(true, 1, true, ":method", "GET", ":path", "/a", ":authority", "x")), 0)
+	c.send(false, string(settings)+string(h2Frame(h2RSTStream, 0, 1, []byte{0, 0, 0, 2})), 0)
+	c.send(true, string(c.headers(true, 3, true, ":method", "GET", ":path", "/b", ":authority", "x")), 0)
+	c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnResetReceived, Time: c.now, Socket: c.cs})
+	got := bySide(*xs, SideClient)
+	if len(got) != 2 {
+		t.Fatalf("%d client exchanges, want 2", len(got))
+	}
+	sortByStream(got)
+	if got[0].StreamID != 1 || got[0].Failure != FailureReset || got[1].StreamID != 3 || got[1].Failure != FailureReset {
+		t.Errorf("stream %d %v, stream %d %v: want both reset", got[0].StreamID, got[0].Failure, got[1].StreamID, got[1].Failure)
+	}
+}
+
+func TestHPACKTableSizeAttack(t *testing.T) {
+	xs, emit := collect()
+	tr := NewTracker(DefaultOptions(), emit)
+	c := newH2Conn(tr)
+	// The server announces a 4 GiB header table; the client's encoder then asks for 1 GiB:
+	// l7 caps what it allows, so the block fails to decode instead of growing the table.
+	big := make([]byte, 6)
+	binary.BigEndian.PutUint16(big, h2SettingHeaderTableSize)
+	binary.BigEndian.PutUint32(big[2:], 0xffffffff)
+	c.send(true, h2Preface+string(h2Frame(h2Settings, 0, 0, nil)), 0)
+	c.send(false, string(h2Frame(h2Settings, 0, 0, big)), 0)
+	var blk bytes.Buffer
+	enc := hpack.NewEncoder(&blk)
+	enc.SetMaxDynamicTableSizeLimit(1 << 30)
+	enc.SetMaxDynamicTableSize(1 << 30)
+	enc.WriteField(hpack.HeaderField{Name: ":method", Value: "GET"})
+	c.send(true, string(h2Frame(h2Headers, h2FlagEndHeaders, 1, blk.Bytes())), 0)
+	if n := tr.Counters().ParseFailure(ProtocolHTTP2); n == 0 {
+		t.Errorf("oversized table size update not rejected")
+	}
+	for _, d := range tr.conns[c.cs.Cookie].parser.(*http2Parser).dirs {
+		_ = d
+	}
+	// The connection keeps working for blocks that respect the cap.
+	c.send(true, string(c.headers(true, 3, true, ":method", "GET", ":path", "/ok", ":authority", "x")), 0)
+	c.send(false, string(c.headers(false, 3, true, ":status", "200")), 0)
+	found := false
+	for _, x := range *xs {
+		found = found || x.StreamID == 3 && x.HTTP.Path == "/ok" && x.HTTP.Status == 200
+	}
+	if !found {
+		t.Errorf("later stream lost after a rejected block")
+	}
+}
+
+func TestHTTP2Continuation(t *testing.T) {
+	xs, emit := collect()
+	tr := NewTracker(DefaultOptions(), emit)
+	c := newH2Conn(tr)
+	blk := c.headers(true, 1, true, ":method", "POST", ":path", "/split?q=1", ":authority", "svc", "user-agent", "test/1")[h2FrameHeaderLen:]
+	first := h2Frame(h2Headers, h2FlagEndStream|h2FlagPadded, 1, append(append([]byte{3}, blk[:5]...), 0, 0, 0))
+	cont := h2Frame(h2Continuation, h2FlagEndHeaders, 1, blk[5:])
+	c.send(true, h2Preface+string(first), 0)
+	c.send(true, string(cont), 0)
+	c.send(false, string(c.headers(false, 1, false, ":status", "500", "content-type", "text/plain"))+string(h2Frame(h2Data, h2FlagEndStream, 1, []byte("boom"))), 0)
+	got := bySide(*xs, SideClient)
+	if len(got) != 1 {
+		t.Fatalf("%d exchanges", len(got))
+	}
+	h := got[0].HTTP
+	if h.Method != "POST" || h.Path != "/split" || h.Query != "q=1" || h.Host != "svc" || h.UserAgent != "test/1" || h.Status != 500 || h.ContentType != "text/plain" {
+		t.Errorf("got %+v", h)
+	}
+	if got[0].Start.After(got[0].End) || got[0].End.Sub(got[0].Start) != 2*time.Millisecond {
+		t.Errorf("timing: start %v end %v", got[0].Start, got[0].End)
+	}
+}
