@@ -19,8 +19,7 @@ func Route(path string) string {
 	if path == "" {
 		return "/"
 	}
-	// Fast path: nothing to collapse.
-	changed := false
+	var b []byte // allocated at the first segment that changes
 	for start := 0; start <= len(path); {
 		end := strings.IndexByte(path[start:], '/')
 		if end < 0 {
@@ -29,27 +28,23 @@ func Route(path string) string {
 			end += start
 		}
 		if isIdentifier(path[start:end]) {
-			changed = true
-			break
+			if b == nil {
+				b = make([]byte, 0, len(path)+len(idPlaceholder))
+				b = append(b, path[:start]...)
+			}
+			b = append(b, idPlaceholder...)
+		} else if b != nil {
+			b = append(b, path[start:end]...)
+		}
+		if end < len(path) && b != nil {
+			b = append(b, '/')
 		}
 		start = end + 1
 	}
-	if !changed {
+	if b == nil {
 		return path
 	}
-	var b strings.Builder
-	b.Grow(len(path))
-	for i, seg := range strings.Split(path, "/") {
-		if i > 0 {
-			b.WriteByte('/')
-		}
-		if isIdentifier(seg) {
-			b.WriteString(idPlaceholder)
-		} else {
-			b.WriteString(seg)
-		}
-	}
-	return b.String()
+	return string(b)
 }
 
 // isIdentifier reports whether a path segment names one resource.
