@@ -1,0 +1,289 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
+	"github.com/cilium/ebpf/ringbuf"
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+
+	"github.com/netintel/netintelreceiver/bpf"
+)
+
+// Per-CPU kernel counter slots (enum counter_index in bpf/c/netintel.h).
+const (
+	counterRingbufReserveFailed = iota
+	counterMapFull
+	counterPayloadTruncated
+	counterUnclassified
+	numCounters
+)
+
+// ebpfSource is the live kernel capture.
+type ebpfSource struct {
+	opts   Options
+	logger *zap.Logger
+
+	mu      sync.Mutex
+	started bool
+	closed  bool
+
+	coll   *ebpf.Collection
+	links  []link.Link
+	reader *ringbuf.Reader
+	events chan Event
+	wg     sync.WaitGroup
+	dec    decoder
+
+	programIDs []ebpf.ProgramID
+	final      Counters // kernel counters at Close, once the maps are gone
+
+	eventsRead   atomic.Uint64
+	readErrors   atomic.Uint64
+	queueDropped atomic.Uint64
+}
+
+// NewEBPF returns the kernel capture source. Nothing touches the kernel before Start.
+func NewEBPF(opts Options, logger *zap.Logger) (Source, error) {
+	if err := opts.Validate(); err != nil {
+		return nil, err
+	}
+	if logger == nil {
+		logger = zap.NewNop()
+	}
+	opts = opts.withDefaults()
+	return &ebpfSource{opts: opts, logger: logger, events: make(chan Event, opts.QueueSize)}, nil
+}
+
+// Start checks the machine, loads and attaches the programs and starts reading.
+func (s *ebpfSource) Start(_ context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return errors.New("net_intel: capture source already closed")
+	}
+	if s.started {
+		return nil
+	}
+	if err := Check(); err != nil {
+		return err
+	}
+	if err := s.load(); err != nil {
+		s.release()
+		return err
+	}
+	s.started = true
+	s.wg.Add(1)
+	go s.read()
+	return nil
+}
+
+func (s *ebpfSource) load() error {
+	spec, err := bpf.LoadNetintel()
+	if err != nil {
+		return fmt.Errorf("net_intel: parse embedded eBPF object: %w", err)
+	}
+	if err := s.configure(spec); err != nil {
+		return err
+	}
+	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
+	coll, err := ebpf.NewCollection(spec)
+	if err != nil {
+		var ve *ebpf.VerifierError
+		if errors.As(err, &ve) {
+			s.logger.Error("eBPF verifier rejected a program", zap.String("log", fmt.Sprintf("%+v", ve)))
+		}
+		return fmt.Errorf("net_intel: load eBPF programs: %w", err)
+	}
+	s.coll = coll
+	for name, p := range spec.Programs {
+		group, tp, ok := tracepointOf(p.SectionName)
+		if !ok {
+			continue
+		}
+		prog := coll.Programs[name]
+		if info, err := prog.Info(); err == nil {
+			if id, ok := info.ID(); ok {
+				s.programIDs = append(s.programIDs, id)
+			}
+		}
+		l, err := link.Tracepoint(group, tp, prog, nil)
+		if err != nil {
+			return fmt.Errorf("net_intel: attach %s to tracepoint %s:%s: %w", name, group, tp, err)
+		}
+		s.links = append(s.links, l)
+	}
+	s.reader, err = ringbuf.NewReader(coll.Maps[bpf.NetintelMapEvents])
+	if err != nil {
+		return fmt.Errorf("net_intel: open ring buffer: %w", err)
+	}
+	var mono unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &mono); err != nil {
+		return fmt.Errorf("net_intel: read monotonic clock: %w", err)
+	}
+	s.dec.bootWall = time.Now().Add(-time.Duration(mono.Nano()))
+	s.logger.Info("kernel capture attached", zap.Int("programs", len(s.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
+	return nil
+}
+
+// configure writes Options into the programs' read-only configuration.
+func (s *ebpfSource) configure(spec *ebpf.CollectionSpec) error {
+	o := s.opts
+	ports := func(p []uint16) [MaxPortsPerProtocol]uint16 {
+		var a [MaxPortsPerProtocol]uint16
+		copy(a[:], p)
+		return a
+	}
+	vars := []struct {
+		name  string
+		value any
+	}{
+		{"cfg_exclude_tgid", o.ExcludePID},
+		{"cfg_max_payload", uint32(o.MaxPayloadBytes)},
+		{"cfg_ipv4", b2u8(o.IPv4)}, {"cfg_ipv6", b2u8(o.IPv6)},
+		{"cfg_tcp", b2u8(o.TCP)}, {"cfg_udp", b2u8(o.UDP)},
+		{"cfg_http", b2u8(o.HTTP)}, {"cfg_https", b2u8(o.HTTPS)},
+		{"cfg_grpc", b2u8(o.GRPC)}, {"cfg_dns", b2u8(o.DNS)},
+		{"cfg_http_ports", ports(o.HTTPPorts)},
+		{"cfg_https_ports", ports(o.HTTPSPorts)},
+		{"cfg_dns_ports", ports(o.DNSPorts)},
+	}
+	for _, v := range vars {
+		vs, ok := spec.Variables[v.name]
+		if !ok {
+			return fmt.Errorf("net_intel: eBPF object lacks variable %s; regenerate it (make generate)", v.name)
+		}
+		if err := vs.Set(v.value); err != nil {
+			return fmt.Errorf("net_intel: set %s: %w", v.name, err)
+		}
+	}
+	return nil
+}
+
+func b2u8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// read moves records from the ring buffer to the queue. It never waits on the consumer: a
+// full queue drops the event and counts it, so the kernel side is never held back.
+func (s *ebpfSource) read() {
+	defer s.wg.Done()
+	defer close(s.events)
+	var rec ringbuf.Record
+	for {
+		if err := s.reader.ReadInto(&rec); err != nil {
+			if errors.Is(err, ringbuf.ErrClosed) {
+				return
+			}
+			s.readErrors.Add(1)
+			continue
+		}
+		ev, err := s.dec.decode(rec.RawSample)
+		if err != nil {
+			s.readErrors.Add(1)
+			continue
+		}
+		s.eventsRead.Add(1)
+		select {
+		case s.events <- ev:
+		default:
+			s.queueDropped.Add(1)
+		}
+	}
+}
+
+func (s *ebpfSource) Events() <-chan Event { return s.events }
+
+func (s *ebpfSource) Counters() Counters {
+	s.mu.Lock()
+	c := s.final
+	if s.coll != nil {
+		c = s.kernelCounters()
+	}
+	s.mu.Unlock()
+	c.ReadErrors = s.readErrors.Load()
+	c.QueueDropped = s.queueDropped.Load()
+	c.EventsRead = s.eventsRead.Load()
+	return c
+}
+
+// kernelCounters sums the per-CPU counters; s.mu is held.
+func (s *ebpfSource) kernelCounters() Counters {
+	m := s.coll.Maps[bpf.NetintelMapCounters]
+	var sums [numCounters]uint64
+	for i := range sums {
+		var perCPU []uint64
+		if err := m.Lookup(uint32(i), &perCPU); err != nil {
+			continue
+		}
+		for _, v := range perCPU {
+			sums[i] += v
+		}
+	}
+	return Counters{
+		RingbufReserveFailed: sums[counterRingbufReserveFailed],
+		MapFull:              sums[counterMapFull],
+		PayloadTruncated:     sums[counterPayloadTruncated],
+		Unclassified:         sums[counterUnclassified],
+	}
+}
+
+// Close detaches every link, stops the reader, closes maps and programs and then Events().
+func (s *ebpfSource) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	started := s.started
+	err := s.release()
+	s.mu.Unlock()
+	s.wg.Wait()
+	if !started {
+		close(s.events)
+	}
+	return err
+}
+
+// release frees kernel objects in dependency order; s.mu is held. The reader goroutine exits
+// once the ring buffer reader is closed.
+func (s *ebpfSource) release() error {
+	var errs []error
+	for _, l := range s.links {
+		if err := l.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	s.links = nil
+	if s.reader != nil {
+		if err := s.reader.Close(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if s.coll != nil {
+		s.final = s.kernelCounters()
+		s.coll.Close()
+		s.coll = nil
+	}
+	return errors.Join(errs...)
+}
+
+// loadedProgramIDs is for tests: the kernel ids of the programs this source loaded.
+func (s *ebpfSource) loadedProgramIDs() []ebpf.ProgramID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]ebpf.ProgramID(nil), s.programIDs...)
+}

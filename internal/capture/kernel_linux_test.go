@@ -1,0 +1,581 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/net/dns/dnsmessage"
+)
+
+var recordPath = flag.String("record", "", "append the events of the test's own traffic to this recording (JSON lines), e.g. testdata/loopback.events")
+
+// waitBudget bounds every wait for kernel events; it is a deadline, not a timed assertion.
+const waitBudget = 10 * time.Second
+
+// requireKernel skips without privileges, except in CI (CI=true runs as root), where a
+// machine that cannot run the capture fails the test.
+func requireKernel(t *testing.T) {
+	t.Helper()
+	if err := Check(); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("kernel capture unavailable in CI: %v", err)
+		}
+		t.Skipf("kernel capture unavailable: %v", err)
+	}
+}
+
+// collector drains a source into memory.
+type collector struct {
+	mu     sync.Mutex
+	events []Event
+	done   chan struct{}
+}
+
+func collect(src Source) *collector {
+	c := &collector{done: make(chan struct{})}
+	go func() {
+		defer close(c.done)
+		for ev := range src.Events() {
+			c.mu.Lock()
+			c.events = append(c.events, ev)
+			c.mu.Unlock()
+		}
+	}()
+	return c
+}
+
+func (c *collector) snapshot() []Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]Event(nil), c.events...)
+}
+
+// waitConn waits for a connection event matching pred.
+func (c *collector) waitConn(t *testing.T, what string, pred func(*ConnEvent) bool) *ConnEvent {
+	t.Helper()
+	deadline := time.Now().Add(waitBudget)
+	for time.Now().Before(deadline) {
+		for _, ev := range c.snapshot() {
+			if ev.Conn != nil && pred(ev.Conn) {
+				return ev.Conn
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.dump(t)
+	t.Fatalf("no %s event within %v", what, waitBudget)
+	return nil
+}
+
+// waitData waits for a data event matching pred.
+func (c *collector) waitData(t *testing.T, what string, pred func(*DataEvent) bool) *DataEvent {
+	t.Helper()
+	deadline := time.Now().Add(waitBudget)
+	for time.Now().Before(deadline) {
+		for _, ev := range c.snapshot() {
+			if ev.Data != nil && pred(ev.Data) {
+				return ev.Data
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.dump(t)
+	t.Fatalf("no %s data event within %v", what, waitBudget)
+	return nil
+}
+
+// dump logs what was collected, for a failing wait.
+func (c *collector) dump(t *testing.T) {
+	t.Helper()
+	evs := c.snapshot()
+	t.Logf("%d events collected; the last ones:", len(evs))
+	for _, ev := range evs[max(0, len(evs)-40):] {
+		if ev.Conn != nil {
+			t.Logf("conn %v %v %v->%v pid %d %s role %v errno %d", ev.Conn.Kind, ev.Conn.Socket.Transport, ev.Conn.Socket.Local, ev.Conn.Socket.Remote, ev.Conn.Process.PID, ev.Conn.Process.Comm, ev.Conn.Socket.Role, ev.Conn.Errno)
+		} else {
+			t.Logf("data %v %v %v->%v pid %d %s role %v seq %d %q", ev.Data.Direction, ev.Data.Socket.Transport, ev.Data.Socket.Local, ev.Data.Socket.Remote, ev.Data.Process.PID, ev.Data.Process.Comm, ev.Data.Socket.Role, ev.Data.Seq, ev.Data.Payload[:min(len(ev.Data.Payload), 20)])
+		}
+	}
+}
+
+// record appends this test's events (those touching one of ports) to -record.
+func (c *collector) record(t *testing.T, ports ...uint16) {
+	t.Helper()
+	if *recordPath == "" {
+		return
+	}
+	f, err := os.OpenFile(*recordPath, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rec := NewRecorder(f)
+	mine := func(s Socket) bool {
+		for _, p := range ports {
+			if s.Local.Port() == p || s.Remote.Port() == p {
+				return true
+			}
+		}
+		return false
+	}
+	for _, ev := range c.snapshot() {
+		if (ev.Conn != nil && mine(ev.Conn.Socket)) || (ev.Data != nil && mine(ev.Data.Socket)) {
+			if err := rec.Record(ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+func startKernel(t *testing.T, opts Options) (*ebpfSource, *collector) {
+	t.Helper()
+	requireKernel(t)
+	src, err := NewEBPF(opts, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	return src.(*ebpfSource), collect(src)
+}
+
+func addrPort(a net.Addr) netip.AddrPort {
+	return a.(interface{ AddrPort() netip.AddrPort }).AddrPort()
+}
+
+func TestKernelHTTPExchange(t *testing.T) {
+	src, c := startKernel(t, DefaultOptions())
+	pid := uint32(os.Getpid())
+
+	ln, err := net.Listen("tcp4", "127.0.0.31:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, "hello from netintel")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	serverAddr := addrPort(ln.Addr())
+
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientAddr := addrPort(conn.LocalAddr())
+	const request = "GET /hello?x=1 HTTP/1.1\r\nHost: netintel.test\r\nUser-Agent: netintel-test\r\n\r\n"
+	if _, err := io.WriteString(conn, request); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<10))
+	resp.Body.Close()
+	if string(body) != "hello from netintel" {
+		t.Fatalf("body %q", body)
+	}
+	conn.Close()
+
+	isClient := func(s Socket) bool { return s.Local == clientAddr && s.Remote == serverAddr }
+	isServer := func(s Socket) bool { return s.Local == serverAddr && s.Remote == clientAddr }
+
+	open := c.waitConn(t, "client open", func(e *ConnEvent) bool { return e.Kind == ConnOpened && isClient(e.Socket) })
+	if open.Process.PID != pid || open.Socket.Role != RoleClient || open.Socket.Transport != TransportTCP {
+		t.Errorf("client open: %+v", open)
+	}
+	sopen := c.waitConn(t, "server open", func(e *ConnEvent) bool { return e.Kind == ConnOpened && isServer(e.Socket) })
+	if sopen.Process.PID != pid || sopen.Socket.Role != RoleServer {
+		t.Errorf("server open: %+v", sopen)
+	}
+
+	creq := c.waitData(t, "client request", func(e *DataEvent) bool {
+		return isClient(e.Socket) && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("GET /hello"))
+	})
+	sreq := c.waitData(t, "server request", func(e *DataEvent) bool {
+		return isServer(e.Socket) && e.Direction == DirectionRecv && bytes.HasPrefix(e.Payload, []byte("GET /hello"))
+	})
+	sresp := c.waitData(t, "server response", func(e *DataEvent) bool {
+		return isServer(e.Socket) && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("HTTP/1.1 200"))
+	})
+	cresp := c.waitData(t, "client response", func(e *DataEvent) bool {
+		return isClient(e.Socket) && e.Direction == DirectionRecv && bytes.HasPrefix(e.Payload, []byte("HTTP/1.1 200"))
+	})
+	if string(creq.Payload) != request || creq.Size != len(request) || creq.Truncated {
+		t.Errorf("client request payload %q size %d truncated %v", creq.Payload, creq.Size, creq.Truncated)
+	}
+	if !bytes.Equal(sreq.Payload, creq.Payload) {
+		t.Errorf("server read %q, client wrote %q", sreq.Payload, creq.Payload)
+	}
+	// DESIGN §4: the request's first byte has one absolute sequence number on both ends, and
+	// both ends agree on both ISNs.
+	if creq.Seq != sreq.Seq || creq.Seq == 0 {
+		t.Errorf("request seq: client %d server %d", creq.Seq, sreq.Seq)
+	}
+	if cresp.Seq != sresp.Seq || cresp.Seq == 0 {
+		t.Errorf("response seq: client %d server %d", cresp.Seq, sresp.Seq)
+	}
+	for _, e := range []*DataEvent{sreq, sresp, cresp} {
+		if e.ClientISN != creq.ClientISN || e.ServerISN != creq.ServerISN {
+			t.Errorf("ISNs differ: %+v vs client request ISNs %d/%d", e, creq.ClientISN, creq.ServerISN)
+		}
+	}
+	// The first request byte follows the client's SYN; the first response byte the server's SYN.
+	if creq.Seq != creq.ClientISN+1 {
+		t.Errorf("request seq %d, client ISN %d: want ISN+1", creq.Seq, creq.ClientISN)
+	}
+	if sresp.Seq != sresp.ServerISN+1 {
+		t.Errorf("response seq %d, server ISN %d: want ISN+1", sresp.Seq, sresp.ServerISN)
+	}
+	for _, e := range []*DataEvent{creq, sreq, sresp, cresp} {
+		if e.Process.PID != pid || e.Socket.Transport != TransportTCP || e.Socket.Cookie == 0 {
+			t.Errorf("data event process/socket: %+v", e)
+		}
+	}
+	if creq.Socket.Role != RoleClient || sreq.Socket.Role != RoleServer {
+		t.Errorf("roles: client %v server %v", creq.Socket.Role, sreq.Socket.Role)
+	}
+
+	cclose := c.waitConn(t, "client close", func(e *ConnEvent) bool { return e.Kind == ConnClosed && isClient(e.Socket) })
+	if cclose.Process.PID != pid || cclose.BytesSent < uint64(len(request)) || cclose.BytesReceived == 0 {
+		t.Errorf("client close: %+v", cclose)
+	}
+	srv.Close()
+	c.waitConn(t, "server close", func(e *ConnEvent) bool { return e.Kind == ConnClosed && isServer(e.Socket) })
+	c.record(t, serverAddr.Port())
+	_ = src
+}
+
+func TestKernelRefusedConnect(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	ln, err := net.Listen("tcp4", "127.0.0.32:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := addrPort(ln.Addr())
+	ln.Close()
+	if _, err := net.DialTimeout("tcp4", target.String(), 2*time.Second); err == nil {
+		t.Fatal("connect to a closed port succeeded")
+	}
+	ev := c.waitConn(t, "refused", func(e *ConnEvent) bool { return e.Kind == ConnFailed && e.Socket.Remote == target })
+	if ev.Reason != FailureRefused || ev.Errno != int32(syscall.ECONNREFUSED) {
+		t.Errorf("reason %v errno %d, want refused", ev.Reason, ev.Errno)
+	}
+	if ev.Process.PID != uint32(os.Getpid()) || ev.Socket.Role != RoleClient {
+		t.Errorf("failed connect: %+v", ev)
+	}
+	c.record(t, target.Port())
+}
+
+func TestKernelReset(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	ln, err := net.Listen("tcp4", "127.0.0.33:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err == nil {
+			accepted <- conn
+		}
+		close(accepted)
+	}()
+	client, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	if server == nil {
+		t.Fatal("accept failed")
+	}
+	serverAddr, clientAddr := addrPort(ln.Addr()), addrPort(client.LocalAddr())
+	// SO_LINGER 0: close sends RST instead of FIN.
+	if err := server.(*net.TCPConn).SetLinger(0); err != nil {
+		t.Fatal(err)
+	}
+	server.Close()
+
+	sent := c.waitConn(t, "reset sent", func(e *ConnEvent) bool {
+		return e.Kind == ConnResetSent && e.Socket.Local == serverAddr && e.Socket.Remote == clientAddr
+	})
+	if sent.Process.PID != uint32(os.Getpid()) {
+		t.Errorf("reset sent: %+v", sent)
+	}
+	c.waitConn(t, "reset received", func(e *ConnEvent) bool {
+		return e.Kind == ConnResetReceived && e.Socket.Local == clientAddr && e.Socket.Remote == serverAddr
+	})
+	c.record(t, serverAddr.Port())
+}
+
+func TestKernelDNSOverUDP(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 34)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	serverAddr := addrPort(server.LocalAddr())
+
+	name := dnsmessage.MustNewName("api.netintel.test.")
+	query := dnsmessage.Message{
+		Header:    dnsmessage.Header{ID: 0x4e49, RecursionDesired: true},
+		Questions: []dnsmessage.Question{{Name: name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}},
+	}
+	qb, err := query.Pack()
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		buf := make([]byte, 1500)
+		n, from, err := server.ReadFromUDP(buf)
+		if err != nil {
+			return
+		}
+		var m dnsmessage.Message
+		if m.Unpack(buf[:n]) != nil {
+			return
+		}
+		m.Header.Response = true
+		m.Answers = []dnsmessage.Resource{{
+			Header: dnsmessage.ResourceHeader{Name: name, Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET, TTL: 60},
+			Body:   &dnsmessage.AResource{A: [4]byte{127, 0, 0, 80}},
+		}}
+		rb, _ := m.Pack()
+		_, _ = server.WriteToUDP(rb, from)
+	}()
+	client, err := net.Dial("udp4", serverAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	clientAddr := addrPort(client.LocalAddr())
+	if _, err := client.Write(qb); err != nil {
+		t.Fatal(err)
+	}
+	_ = client.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rbuf := make([]byte, 1500)
+	if _, err := client.Read(rbuf); err != nil {
+		t.Fatal(err)
+	}
+
+	dnsID := func(p []byte) (dnsmessage.Header, bool) {
+		var parser dnsmessage.Parser
+		h, err := parser.Start(p)
+		return h, err == nil
+	}
+	check := func(what string, local, remote netip.AddrPort, dir Direction, response bool) {
+		e := c.waitData(t, what, func(e *DataEvent) bool {
+			return e.Socket.Local == local && e.Socket.Remote == remote && e.Direction == dir
+		})
+		h, ok := dnsID(e.Payload)
+		if !ok || h.ID != 0x4e49 || h.Response != response {
+			t.Errorf("%s: payload is not the DNS message (header %+v ok %v)", what, h, ok)
+		}
+		if e.Socket.Transport != TransportUDP || e.Process.PID != uint32(os.Getpid()) || e.Seq != 0 {
+			t.Errorf("%s: %+v", what, e)
+		}
+	}
+	check("client query", clientAddr, serverAddr, DirectionSend, false)
+	check("server query", serverAddr, clientAddr, DirectionRecv, false)
+	check("server response", serverAddr, clientAddr, DirectionSend, true)
+	check("client response", clientAddr, serverAddr, DirectionRecv, true)
+	c.record(t, serverAddr.Port())
+}
+
+// TestKernelCloseReleasesPrograms asserts nothing of ours stays in the kernel after Close.
+func TestKernelCloseReleasesPrograms(t *testing.T) {
+	requireKernel(t)
+	src, err := NewEBPF(DefaultOptions(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	ids := src.(*ebpfSource).loadedProgramIDs()
+	if len(ids) == 0 {
+		t.Fatal("no program ids recorded")
+	}
+	if live := bpftoolPrograms(t); !containsAll(live, ids) {
+		t.Fatalf("bpftool does not list our programs while attached: ours %v", ids)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, ok := <-src.Events(); ok {
+		t.Fatal("Events() still open after Close")
+	}
+	// Program release is asynchronous (RCU): poll briefly.
+	deadline := time.Now().Add(waitBudget)
+	for {
+		live := bpftoolPrograms(t)
+		var left []uint32
+		for _, id := range ids {
+			if name, ok := live[uint32(id)]; ok {
+				left = append(left, uint32(id))
+				t.Logf("still loaded: %d %s", id, name)
+			}
+		}
+		if len(left) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("programs %v still loaded after Close", left)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func containsAll[T ~uint32](live map[uint32]string, ids []T) bool {
+	for _, id := range ids {
+		if _, ok := live[uint32(id)]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// bpftoolPrograms lists loaded programs by id.
+func bpftoolPrograms(t *testing.T) map[uint32]string {
+	t.Helper()
+	if _, err := exec.LookPath("bpftool"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("bpftool not installed (apt-get install bpftool)")
+		}
+		t.Skip("bpftool not installed")
+	}
+	out, err := exec.Command("bpftool", "prog", "show", "--json").Output()
+	if err != nil {
+		t.Fatalf("bpftool prog show: %v", err)
+	}
+	var progs []struct {
+		ID   uint32 `json:"id"`
+		Name string `json:"name"`
+	}
+	if err := json.Unmarshal(out, &progs); err != nil {
+		t.Fatalf("bpftool output: %v", err)
+	}
+	m := make(map[uint32]string, len(progs))
+	for _, p := range progs {
+		m[p.ID] = p.Name
+	}
+	return m
+}
+
+// TestKernelFlood drives many short connections at a source whose consumer never reads:
+// the queue and ring buffer overflow, the drops are counted, nothing hangs and memory stays
+// bounded.
+func TestKernelFlood(t *testing.T) {
+	if testing.Short() {
+		t.Skip("flood test in -short mode")
+	}
+	requireKernel(t)
+	opts := DefaultOptions()
+	opts.QueueSize = 64
+	opts.RingBufferSize = 64 << 10
+	src, err := NewEBPF(opts, zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+
+	ln, err := net.Listen("tcp4", "127.0.0.35:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		buf := make([]byte, 512)
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = conn.Read(buf)
+			_, _ = conn.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
+			conn.Close()
+		}
+	}()
+
+	const maxConns = 20000
+	budget := time.Now().Add(60 * time.Second)
+	done := 0
+	var mem runtime.MemStats
+	var peakHeap uint64
+	for done < maxConns && time.Now().Before(budget) {
+		conn, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatalf("dial %d: %v", done, err)
+		}
+		_, _ = conn.Write([]byte("GET /flood HTTP/1.1\r\nHost: f\r\n\r\n"))
+		buf := make([]byte, 64)
+		_, _ = conn.Read(buf)
+		_ = conn.(*net.TCPConn).SetLinger(0) // no TIME_WAIT: 20k connections must not exhaust ports
+		conn.Close()
+		done++
+		if done%2000 == 0 {
+			runtime.ReadMemStats(&mem)
+			peakHeap = max(peakHeap, mem.HeapAlloc)
+		}
+	}
+	if done < 1000 {
+		t.Fatalf("only %d connections in the time budget", done)
+	}
+	// Counters move instead of anything blocking: the consumer never read a single event.
+	deadline := time.Now().Add(waitBudget)
+	var cs Counters
+	for time.Now().Before(deadline) {
+		cs = src.Counters()
+		if cs.QueueDropped > 0 && cs.EventsRead > uint64(opts.QueueSize) {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("%d connections; counters %+v; peak heap %d MiB", done, cs, peakHeap>>20)
+	if cs.QueueDropped == 0 {
+		t.Errorf("queue drops not counted: %+v", cs)
+	}
+	if cs.EventsRead < uint64(opts.QueueSize) {
+		t.Errorf("too few events read: %+v", cs)
+	}
+	const heapCap = 256 << 20
+	if peakHeap > heapCap {
+		t.Errorf("heap peaked at %d MiB, cap %d MiB", peakHeap>>20, heapCap>>20)
+	}
+	if got := len(src.Events()); got > opts.QueueSize {
+		t.Errorf("queue holds %d events, bound %d", got, opts.QueueSize)
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

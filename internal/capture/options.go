@@ -1,0 +1,79 @@
+package capture
+
+import "fmt"
+
+// Defaults applied by Options.withDefaults to zero fields.
+const (
+	DefaultMaxPayloadBytes = 512
+	DefaultRingBufferSize  = 8 << 20
+	DefaultQueueSize       = 8192
+	// MaxPayloadBytesLimit is the kernel's hard cap on a data event's payload.
+	MaxPayloadBytesLimit = 4096
+	// MaxPortsPerProtocol is how many ports each of HTTPPorts, HTTPSPorts and DNSPorts may list.
+	MaxPortsPerProtocol = 8
+)
+
+// Options configure the eBPF source. The receiver maps its YAML config onto them.
+type Options struct {
+	// Address families and transports to capture.
+	IPv4, IPv6, TCP, UDP bool
+	// Protocols whose connections keep sending data events after the first exchange.
+	HTTP, HTTPS, GRPC, DNS bool
+	// Ports that mark a connection as HTTP, TLS or DNS even when its first bytes do not tell.
+	// They are hints, not filters: protocols are detected on any port.
+	HTTPPorts, HTTPSPorts, DNSPorts []uint16
+	// MaxPayloadBytes is how many bytes of each read/write are copied (≤ MaxPayloadBytesLimit).
+	MaxPayloadBytes int
+	// RingBufferSize is the kernel ring buffer size in bytes (a power of two, ≥ one page).
+	RingBufferSize int
+	// QueueSize bounds the events waiting between the ring-buffer reader and the pipeline;
+	// when it is full, events are dropped and counted in Counters.QueueDropped.
+	QueueSize int
+	// ExcludePID is the collector's own pid: its sockets are never captured, or exporting
+	// would feed capture.
+	ExcludePID uint32
+}
+
+// DefaultOptions captures everything: both families, both transports, every protocol.
+func DefaultOptions() Options {
+	return Options{
+		IPv4: true, IPv6: true, TCP: true, UDP: true,
+		HTTP: true, HTTPS: true, GRPC: true, DNS: true,
+		DNSPorts:        []uint16{53},
+		MaxPayloadBytes: DefaultMaxPayloadBytes,
+		RingBufferSize:  DefaultRingBufferSize,
+		QueueSize:       DefaultQueueSize,
+	}
+}
+
+func (o Options) withDefaults() Options {
+	if o.MaxPayloadBytes == 0 {
+		o.MaxPayloadBytes = DefaultMaxPayloadBytes
+	}
+	if o.RingBufferSize == 0 {
+		o.RingBufferSize = DefaultRingBufferSize
+	}
+	if o.QueueSize == 0 {
+		o.QueueSize = DefaultQueueSize
+	}
+	return o
+}
+
+// Validate reports the first option the kernel side cannot honour.
+func (o Options) Validate() error {
+	if o.MaxPayloadBytes < 0 || o.MaxPayloadBytes > MaxPayloadBytesLimit {
+		return fmt.Errorf("net_intel: max_payload_bytes %d out of range; use 0..%d", o.MaxPayloadBytes, MaxPayloadBytesLimit)
+	}
+	if o.RingBufferSize != 0 && (o.RingBufferSize < 4096 || o.RingBufferSize&(o.RingBufferSize-1) != 0) {
+		return fmt.Errorf("net_intel: ring_buffer_size %d must be a power of two of at least 4096 bytes", o.RingBufferSize)
+	}
+	if o.QueueSize < 0 {
+		return fmt.Errorf("net_intel: queue_size %d must not be negative", o.QueueSize)
+	}
+	for name, ports := range map[string][]uint16{"http_ports": o.HTTPPorts, "https_ports": o.HTTPSPorts, "dns_ports": o.DNSPorts} {
+		if len(ports) > MaxPortsPerProtocol {
+			return fmt.Errorf("net_intel: %s lists %d ports; at most %d are supported", name, len(ports), MaxPortsPerProtocol)
+		}
+	}
+	return nil
+}
