@@ -375,3 +375,31 @@ func mustRead(t *testing.T, p string) []byte {
 	must(t, err)
 	return b
 }
+
+// TestLearnFromObservedEnds: a UDP DNS server has no accept; the server half of an exchange
+// teaches which process owns its address, so the client half names it too.
+func TestLearnFromObservedEnds(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 53, nil, "0::/system.slice/dnsmasq.service\n", "/usr/sbin/dnsmasq")
+	fakeProc(t, root, 99, nil, "", "/usr/bin/dig")
+	r := New(Options{ProcRoot: root})
+	server := &l7.Exchange{Protocol: l7.ProtocolDNS, Side: l7.SideServer,
+		Client: l7.Endpoint{Addr: ap("127.0.0.1:41234")},
+		Server: l7.Endpoint{Addr: ap("127.0.0.53:53"), Process: capture.Process{PID: 53, Comm: "dnsmasq"}}}
+	client := &l7.Exchange{Protocol: l7.ProtocolDNS, Side: l7.SideClient,
+		Client: l7.Endpoint{Addr: ap("127.0.0.1:41234"), Process: capture.Process{PID: 99, Comm: "dig"}},
+		Server: l7.Endpoint{Addr: ap("127.0.0.53:53")}}
+	if s := r.Server(client); s.Local {
+		t.Fatalf("before learning: %+v", s)
+	}
+	r.Learn(server)
+	r.Learn(client)
+	for _, x := range []*l7.Exchange{server, client} {
+		if s := r.Server(x); s.Name != "dnsmasq" || !s.Local || s.Resource.PID != 53 {
+			t.Errorf("%v half: server = %+v, want dnsmasq", x.Side, s)
+		}
+		if c := r.Client(x); c.Name != "dig" || !c.Local || c.Resource.PID != 99 {
+			t.Errorf("%v half: client = %+v, want dig", x.Side, c)
+		}
+	}
+}

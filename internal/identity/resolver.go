@@ -179,9 +179,20 @@ func (r *Resolver) process(pid uint32, comm string) *process {
 	return p
 }
 
-// Learn takes names from exchanges: DNS answers name the addresses a client resolved, and a
-// TLS server name names the address it was sent to.
+// Learn takes names from exchanges: DNS answers name the addresses a client resolved, a TLS
+// server name names the address it was sent to, and the observed end of an exchange tells
+// which process owns its address (UDP servers have no accept to learn it from).
 func (r *Resolver) Learn(x *l7.Exchange) {
+	switch {
+	case x.Side == l7.SideServer && x.Server.Process.PID != 0:
+		if pid, ok := r.listeners.peek(x.Server.Addr); !ok || pid != x.Server.Process.PID {
+			r.learnSocket(x.Server.Process.PID, x.Server.Process.Comm, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
+		}
+	case x.Side == l7.SideClient && x.Client.Process.PID != 0:
+		if pid, ok := r.sockets.peek(x.Client.Addr); !ok || pid != x.Client.Process.PID {
+			r.sockets.put(x.Client.Addr, x.Client.Process.PID)
+		}
+	}
 	if x.DNS != nil && x.DNS.RCode == 0 && x.DNS.Name != "" {
 		for _, a := range x.DNS.Answers {
 			r.dnsNames.put(a.Unmap(), x.DNS.Name)

@@ -26,7 +26,7 @@ func word(i int) string {
 // its evictions counted.
 func TestMemoryBounded(t *testing.T) {
 	n := 1_000_000
-	if testing.Short() {
+	if testing.Short() || raceEnabled {
 		n = 100_000
 	}
 	const capSize = 1000

@@ -63,21 +63,22 @@ type retryGroup struct {
 }
 
 func (e *Engine) recordError(x *l7.Exchange, id [16]byte, o *outcome, key EdgeKey, client, server identity.Service, t time.Time) {
+	ex := exampleOf(x, id)
 	gk := groupKey{dest: key.Dest, method: o.method, route: o.route, status: o.status}
 	g, ok := e.errGroups[gk]
 	if !ok {
 		if len(e.errGroups) >= e.opts.MaxRoutes {
 			e.c.ErrorGroupsDropped++
 		} else {
-			g = &errGroup{edge: key, server: server, code: o.code, example: exampleOf(x, id)}
+			g = &errGroup{edge: key, server: server, code: o.code, example: ex}
 			e.errGroups[gk] = g
 		}
 	}
 	if g != nil {
 		g.count++
 	}
-	e.markFailing(key, server, gk, o.code, exampleOf(x, id), t)
-	e.retry(retryKey{client: client.Name, dest: key.Dest, method: o.method, route: o.route}, key, client, exampleOf(x, id), t)
+	e.markFailing(key, server, gk, o.code, ex, t)
+	e.retry(retryKey{client: client.Name, dest: key.Dest, method: o.method, route: o.route}, key, client, ex, t)
 }
 
 func (e *Engine) markFailing(key EdgeKey, server identity.Service, gk groupKey, code int, ex *ExchangeRef, t time.Time) {
