@@ -324,7 +324,8 @@ func TestConnEnds(t *testing.T) {
 		t.Errorf("failed connect: client %+v server %+v", c, s)
 	}
 	// The kernel's RST for a closed port: no process, no role; the peer is the client.
-	rst := &capture.ConnEvent{Kind: capture.ConnResetSent, Socket: capture.Socket{Local: ap("127.0.0.1:23"), Remote: ap("192.0.2.9:61000")}}
+	rst := &capture.ConnEvent{Kind: capture.ConnResetSent, Process: capture.Process{PID: 5, Comm: "nmap"},
+		Socket: capture.Socket{Local: ap("127.0.0.1:23"), Remote: ap("192.0.2.9:61000")}}
 	c, s = r.ConnEnds(rst)
 	if c.Name != "192.0.2.9" || s.Name != "127.0.0.1:23" {
 		t.Errorf("reset sent: client %+v server %+v", c, s)

@@ -257,7 +257,13 @@ func (r *Resolver) ConnEnds(ev *capture.ConnEvent) (client, server Service) {
 		x := l7.Exchange{Client: l7.Endpoint{Addr: s.Local, Process: ev.Process}, Server: l7.Endpoint{Addr: s.Remote}}
 		return r.Client(&x), r.Server(&x)
 	}
-	x := l7.Exchange{Client: l7.Endpoint{Addr: s.Remote}, Server: l7.Endpoint{Addr: s.Local, Process: ev.Process}}
+	proc := ev.Process
+	if s.Role == capture.RoleUnknown {
+		// A reset without a socket is sent from softirq context: the task is whoever was
+		// running, not the owner of the address.
+		proc = capture.Process{}
+	}
+	x := l7.Exchange{Client: l7.Endpoint{Addr: s.Remote}, Server: l7.Endpoint{Addr: s.Local, Process: proc}}
 	return r.Client(&x), r.Server(&x)
 }
 

@@ -257,8 +257,9 @@ func (e *Engine) Conn(ev *capture.ConnEvent, client, server identity.Service) {
 			e.connFailure(client, server, s.Local.Addr(), s.Remote, capture.FailureReset.String(), ev.Time)
 		}
 	case capture.ConnResetSent:
-		// The kernel answers a SYN to a closed port with a RST: the peer is probing us.
-		if s.Role != capture.RoleClient && s.Remote.IsValid() {
+		// The kernel answers a SYN to a closed port with a RST that belongs to no socket (so no
+		// role): the peer is probing us. A socket resetting its own connection is not a probe.
+		if s.Role == capture.RoleUnknown && s.Remote.IsValid() {
 			e.c.ConnEvents++
 			e.portProbe(s.Remote.Addr(), s.Local, client, server, ev.Time)
 		}

@@ -126,6 +126,15 @@ func TestPortScan(t *testing.T) {
 	fs = flushAll(h, t0.Add(time.Second))
 	requireLen(t, "few ports", concerns(fs, ConcernPortScan), 0)
 	requireLen(t, "few ports fail", kinds(fs, KindConnectionFailure), 5)
+
+	// A server resetting its own connections on many ports is not probing anyone.
+	r := testEngine(nil)
+	for p := 1; p <= 100; p++ {
+		local := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(p))
+		r.Conn(&capture.ConnEvent{Kind: capture.ConnResetSent, Time: t0,
+			Socket: capture.Socket{Role: capture.RoleServer, Local: local, Remote: netip.MustParseAddrPort("127.0.0.1:40000")}}, svc("127.0.0.1"), svc("app"))
+	}
+	requireLen(t, "server resets", kinds(flushAll(r, t0.Add(time.Second)), KindSecurityConcern), 0)
 }
 
 func TestUnauthorizedCommunication(t *testing.T) {
