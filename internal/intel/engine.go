@@ -39,6 +39,7 @@ type Engine struct {
 	sources  *lru[netip.Addr, *scanState]    // refused/reset ports per source (port scan)
 	concerns *lru[concernKey, time.Time]     // last report per (type, source)
 
+	latest    time.Time // the latest event time seen
 	immediate []Finding
 	newEdges  []*edge // dependency findings waiting for the next Findings call
 
@@ -206,6 +207,7 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 	}
 	e.c.Exchanges++
 	t := exchangeTime(x)
+	e.tick(t)
 	o := e.classify(x)
 	key := EdgeKey{Source: client.Name, Dest: server.Name, Protocol: x.Protocol.String(), Port: x.Server.Addr.Port()}
 
@@ -240,6 +242,10 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 func (e *Engine) Conn(ev *capture.ConnEvent, client, server identity.Service) {
 	s := ev.Socket
 	switch ev.Kind {
+	case capture.ConnFailed, capture.ConnResetReceived, capture.ConnResetSent:
+		e.tick(ev.Time)
+	}
+	switch ev.Kind {
 	case capture.ConnFailed:
 		e.c.ConnEvents++
 		reason := ev.Reason.String()
@@ -263,6 +269,12 @@ func (e *Engine) Conn(ev *capture.ConnEvent, client, server identity.Service) {
 			e.c.ConnEvents++
 			e.portProbe(s.Remote.Addr(), s.Local, client, server, ev.Time)
 		}
+	}
+}
+
+func (e *Engine) tick(t time.Time) {
+	if t.After(e.latest) {
+		e.latest = t
 	}
 }
 

@@ -378,3 +378,17 @@ func TestConnectionFailureAndRetryStorm(t *testing.T) {
 	}
 	requireLen(t, "spread failures", kinds(all, KindRetryStorm), 0)
 }
+
+// TestReplayClock: replayed events carry the recording's times while Findings is called with
+// the wall clock; cascades are still found on the events' clock.
+func TestReplayClock(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	wall := t0.Add(30 * 24 * time.Hour)
+	e.Findings(wall)
+	s.feed(e, threeTier(0)...)
+	eps := kinds(e.Findings(wall.Add(10*time.Second)), KindErrorPattern)
+	if len(eps) != 1 || !eps[0].ErrorPattern.IsCascade {
+		t.Fatalf("replayed cascade = %+v", eps)
+	}
+}

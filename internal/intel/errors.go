@@ -200,10 +200,16 @@ func (e *Engine) cascades(now time.Time) []cascade {
 func (e *Engine) flush(now time.Time) []Finding {
 	var out []Finding
 	start := e.winStart
+	// Cascades and scanners are judged on the events' clock, which is the wall clock when
+	// capturing live and the recording's when replaying.
+	clock := now
+	if !e.latest.IsZero() {
+		clock = e.latest
+	}
 
 	// Cascades first: their error groups are reported inside the cascade finding.
 	inCascade := make(map[string]bool)
-	for _, c := range e.cascades(now) {
+	for _, c := range e.cascades(clock) {
 		var rootEdge *failingEdge
 		var total uint64
 		path := make([]EdgeKey, 0, len(c.path))
@@ -263,7 +269,7 @@ func (e *Engine) flush(now time.Time) []Finding {
 
 	var fails []Finding
 	for k, g := range e.connFails {
-		if e.isScanner(g.sourceIP, now) {
+		if e.isScanner(g.sourceIP, clock) {
 			e.c.ConnFailuresFromScans++
 			continue
 		}
@@ -313,7 +319,7 @@ func (e *Engine) flush(now time.Time) []Finding {
 	var stale []servicePair
 	for n := e.failing.head.next; n != &e.failing.head; n = n.next {
 		n.val.windowErrors = 0
-		if now.Sub(n.val.last) > e.opts.CascadeWindow {
+		if clock.Sub(n.val.last) > e.opts.CascadeWindow {
 			stale = append(stale, n.key)
 		}
 	}
