@@ -163,10 +163,26 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 func TestKernelHTTPExchange(t *testing.T) {
-	src, c := startKernel(t, DefaultOptions())
-	pid := uint32(os.Getpid())
+	_, c := startKernel(t, DefaultOptions())
+	httpExchange(t, c, "tcp4", "127.0.0.31:0")
+}
 
-	ln, err := net.Listen("tcp4", "127.0.0.31:0")
+func TestKernelHTTPExchangeIPv6(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	} else {
+		ln.Close()
+	}
+	httpExchange(t, c, "tcp6", "[::1]:0")
+}
+
+// httpExchange runs one HTTP/1.1 request/response over a fresh connection and asserts the
+// events of both ends.
+func httpExchange(t *testing.T, c *collector, network, listen string) {
+	t.Helper()
+	pid := uint32(os.Getpid())
+	ln, err := net.Listen(network, listen)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +194,7 @@ func TestKernelHTTPExchange(t *testing.T) {
 	defer srv.Close()
 	serverAddr := addrPort(ln.Addr())
 
-	conn, err := net.Dial("tcp4", ln.Addr().String())
+	conn, err := net.Dial(network, ln.Addr().String())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +280,6 @@ func TestKernelHTTPExchange(t *testing.T) {
 	srv.Close()
 	c.waitConn(t, "server close", func(e *ConnEvent) bool { return e.Kind == ConnClosed && isServer(e.Socket) })
 	c.record(t, serverAddr.Port())
-	_ = src
 }
 
 func TestKernelRefusedConnect(t *testing.T) {
@@ -577,5 +592,169 @@ func TestKernelFlood(t *testing.T) {
 	}
 	if err := src.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// httpMarker makes one HTTP request from this process on a new connection and waits for its
+// request to come out of the ring buffer. Events of syscalls that returned before the marker's
+// are read before it, so afterwards their absence is final.
+func httpMarker(t *testing.T, c *collector, listen string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", listen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 256)
+		_, _ = conn.Read(buf)
+		_, _ = conn.Write([]byte("HTTP/1.1 204 No Content\r\n\r\n"))
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = conn.Write([]byte("GET /marker HTTP/1.1\r\nHost: m\r\n\r\n"))
+	_, _ = conn.Read(make([]byte, 64))
+	local := addrPort(conn.LocalAddr())
+	c.waitData(t, "marker response", func(e *DataEvent) bool {
+		return e.Socket.Local == local && e.Direction == DirectionRecv
+	})
+}
+
+func TestKernelUnclassifiedStopsAfterFirstExchange(t *testing.T) {
+	src, c := startKernel(t, DefaultOptions())
+	before := src.Counters().Unclassified
+	ln, err := net.Listen("tcp4", "127.0.0.36:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 64)
+		for range 2 {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			_, _ = conn.Write(buf[:n])
+		}
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 64)
+	for _, line := range []string{"hello-1\n", "hello-2\n"} {
+		if _, err := conn.Write([]byte(line)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, buf[:len(line)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	httpMarker(t, c, "127.0.0.37:0")
+
+	server := addrPort(ln.Addr())
+	first, second := 0, 0
+	for _, ev := range c.snapshot() {
+		if ev.Data == nil || (ev.Data.Socket.Local != server && ev.Data.Socket.Remote != server) {
+			continue
+		}
+		switch string(ev.Data.Payload) {
+		case "hello-1\n":
+			first++
+		case "hello-2\n":
+			second++
+		}
+	}
+	// The first exchange crosses (write + read on each end), the second does not.
+	if first != 4 || second != 0 {
+		t.Errorf("first exchange events %d (want 4), second exchange events %d (want 0)", first, second)
+	}
+	if got := src.Counters().Unclassified - before; got < 2 {
+		t.Errorf("Unclassified moved by %d, want ≥ 2 (client and server socket)", got)
+	}
+}
+
+func TestKernelUDPSwitchedOff(t *testing.T) {
+	opts := DefaultOptions()
+	opts.UDP = false
+	_, c := startKernel(t, opts)
+	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 38)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := net.Dial("udp4", a.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: 7}, Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("x.test."), Type: dnsmessage.TypeA, Class: dnsmessage.ClassINET}}}
+	qb, _ := q.Pack()
+	if _, err := b.Write(qb); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := a.ReadFromUDP(make([]byte, 512)); err != nil {
+		t.Fatal(err)
+	}
+	httpMarker(t, c, "127.0.0.39:0")
+	for _, ev := range c.snapshot() {
+		if ev.Data != nil && ev.Data.Socket.Transport == TransportUDP {
+			t.Fatalf("UDP event with udp switched off: %+v", ev.Data)
+		}
+	}
+}
+
+func TestKernelExcludesOwnPID(t *testing.T) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		t.Skip("curl not installed")
+	}
+	opts := DefaultOptions()
+	opts.ExcludePID = uint32(os.Getpid())
+	_, c := startKernel(t, opts)
+	ln, err := net.Listen("tcp4", "127.0.0.41:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })}
+	go func() { _ = srv.Serve(ln) }()
+	defer srv.Close()
+	url := "http://" + ln.Addr().String() + "/own"
+	resp, err := http.Get(url) // our own traffic: both ends are this process
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	// curl is another process: its side is captured, and it is the marker.
+	ctx, cancel := context.WithTimeout(context.Background(), waitBudget)
+	defer cancel()
+	if out, err := exec.CommandContext(ctx, curl, "-sS", "-o", "/dev/null", url).CombinedOutput(); err != nil {
+		t.Fatalf("curl: %v %s", err, out)
+	}
+	c.waitData(t, "curl request", func(e *DataEvent) bool {
+		return e.Process.Comm == "curl" && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("GET /own"))
+	})
+	for _, ev := range c.snapshot() {
+		if ev.Data != nil && ev.Data.Process.PID == opts.ExcludePID {
+			t.Errorf("data event of the excluded pid: %+v", ev.Data)
+		}
+		if ev.Conn != nil && ev.Conn.Process.PID == opts.ExcludePID {
+			t.Errorf("conn event of the excluded pid: %+v", ev.Conn)
+		}
 	}
 }
