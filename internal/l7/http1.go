@@ -52,6 +52,7 @@ type http1Pending struct {
 type http1Dir struct {
 	byteStream
 	chunked chunkedBody
+	scanned int // bytes of the carried head already searched for its end
 }
 
 type http1Parser struct {
@@ -117,11 +118,21 @@ func (p *http1Parser) data(c *conn, ev *capture.DataEvent) {
 			d.lost = true
 			return
 		}
-		end := bytes.Index(msg, crlfcrlf)
+		// A head trickling in over many small writes is searched once, not once per write.
+		from := 0
+		if off == 0 && !ch.fresh {
+			from = max(0, d.scanned-len(crlfcrlf)+1)
+		}
+		end := bytes.Index(msg[from:], crlfcrlf)
+		if end >= 0 {
+			end += from
+		}
 		if end < 0 && ch.hidden == 0 {
 			d.keep(t, ch, off)
+			d.scanned = len(msg)
 			return
 		}
+		d.scanned = 0
 		var h http1Head
 		headLen := 0
 		if end < 0 {

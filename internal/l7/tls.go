@@ -178,6 +178,9 @@ func parseTLSHello(p []byte) (tlsHello, bool) {
 	if n := int(binary.BigEndian.Uint16(p[3:])); n < len(body) {
 		body = body[:n]
 	}
+	if len(body) < 4 {
+		return h, false
+	}
 	typ := body[0]
 	if typ != tlsClientHello && typ != tlsServerHello {
 		return h, false

@@ -268,6 +268,11 @@ func (c *conn) emit(x *Exchange) {
 	if !c.t.enabled(x.Protocol) {
 		return
 	}
+	if x.End.Before(x.Start) {
+		// Events from different CPUs can arrive slightly out of order; a response never
+		// precedes its request.
+		x.End = x.Start
+	}
 	c.t.counters.Exchanges++
 	c.t.emitFn(x)
 }
@@ -417,7 +422,11 @@ func (s *byteStream) keep(t *Tracker, ch chunk, off int) {
 		t.counters.Resyncs++
 		return
 	}
-	s.carry = append([]byte(nil), rest...)
+	if off == 0 && !ch.fresh {
+		s.carry = ch.data // already our own buffer: begin appended into the previous carry
+	} else {
+		s.carry = append(s.carry[:0:0], rest...)
+	}
 	s.carrySq = ch.seq + uint32(off)
 	s.carryAt = ch.start
 	if off > 0 {
