@@ -553,7 +553,7 @@ func TestDistributionValidatesEveryCollectorConfig(t *testing.T) {
 					continue
 				}
 				if !allowedOutside[typ] {
-					t.Errorf("%s uses %q, which %s does not contain: add it to builder-config.yaml (docs/kubernetes.md lists the lines)", c.name, typ, bin)
+					t.Errorf("%s uses %q, which %s does not contain: add it to builder-config.yaml (deploy/ocb/README.md has the lines)", c.name, typ, bin)
 				}
 				outside[typ] = true
 			}
