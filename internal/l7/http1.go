@@ -254,8 +254,9 @@ func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq 
 		c.emit(x)
 	}
 	if h.status == 101 {
-		c.done = true // the connection switched protocols (websocket, h2c upgrade)
-		return 0
+		// The connection switched protocols (h2c upgrade, websocket): detect it afresh.
+		c.parser, c.attempts = nil, 0
+		return -1
 	}
 	if head || h.status == 204 || h.status == 304 || h.chunked {
 		return 0
@@ -263,10 +264,7 @@ func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq 
 	if h.contentLength >= 0 {
 		return h.contentLength
 	}
-	if h.closeConn || h.version == "1.0" {
-		return -1
-	}
-	return -1
+	return -1 // neither length nor chunked: the body runs until the connection closes
 }
 
 func (p *http1Parser) fail(c *conn, f Failure, at time.Time) {
@@ -320,27 +318,36 @@ func parseHTTP1Head(head []byte) http1Head {
 			continue
 		}
 		value = bytes.TrimSpace(value)
-		switch {
-		case equalFold(name, "host"):
-			h.host = clip(value)
-		case equalFold(name, "user-agent"):
-			h.userAgent = clip(value)
-		case equalFold(name, "content-type"):
-			h.contentType = clip(value)
-		case equalFold(name, "content-length"):
-			if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
-				h.contentLength = n
+		// Switch on the name's length first: most headers are none of these.
+		switch name = bytes.TrimSpace(name); len(name) {
+		case 4:
+			if bytes.EqualFold(name, []byte("host")) {
+				h.host = clip(value)
 			}
-		case equalFold(name, "transfer-encoding"):
-			h.chunked = bytes.Contains(bytes.ToLower(value), []byte("chunked"))
-		case equalFold(name, "connection"):
-			h.closeConn = bytes.EqualFold(value, []byte("close"))
+		case 10:
+			if bytes.EqualFold(name, []byte("user-agent")) {
+				h.userAgent = clip(value)
+			} else if bytes.EqualFold(name, []byte("connection")) {
+				h.closeConn = bytes.EqualFold(value, []byte("close"))
+			}
+		case 12:
+			if bytes.EqualFold(name, []byte("content-type")) {
+				h.contentType = clip(value)
+			}
+		case 14:
+			if bytes.EqualFold(name, []byte("content-length")) {
+				if n, err := strconv.ParseInt(string(value), 10, 64); err == nil && n >= 0 {
+					h.contentLength = n
+				}
+			}
+		case 17:
+			if bytes.EqualFold(name, []byte("transfer-encoding")) {
+				h.chunked = bytes.Contains(bytes.ToLower(value), []byte("chunked"))
+			}
 		}
 	}
 	return h
 }
-
-func equalFold(b []byte, s string) bool { return bytes.EqualFold(bytes.TrimSpace(b), []byte(s)) }
 
 // clip copies a header value, bounded in length.
 func clip(b []byte) string {
