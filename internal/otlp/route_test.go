@@ -18,7 +18,7 @@ func TestRoute(t *testing.T) {
 		{"/items/8c9d2f5e-0d3a-4c1b-9a8e-2b7f1e6c4d3a", "/items/{id}"},
 		{"/commits/3f786850e387550fdab836ed7e6dc881de23001b", "/commits/{id}"},
 		{"/v1/charges/ch_3MmlLrLkdIwHu7ix0snN0B15", "/v1/charges/{id}"},
-		{"/u/u1234567", "/u/{id}"},
+		{"/u/u1234567", "/u/u1234567"}, // a short word with digits is a name
 		{"/api/v2/health", "/api/v2/health"},
 		{"/static/app.js", "/static/app.js"},
 		{"/.env", "/.env"},
@@ -27,6 +27,7 @@ func TestRoute(t *testing.T) {
 		{"http://example.com/a/1", "/a/{id}"},
 		{"http://example.com", "/"},
 		{"*", "*"},
+		{"?a=1", "/"},
 		{"/a/b/c/d/e/f/g/h/i/j", "/a/b/c/d/e/f/g/h/…"},
 	}
 	for _, tt := range tests {

@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
@@ -57,15 +58,15 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 		require.Equal(t, keepC, keepS, "request %d: the two nodes disagree", i)
 		if keepC {
 			kept++
-			nodeA.Append(c, frontend, checkout, probability)
-			nodeB.Append(s, frontend, checkout, probability)
+			nodeA.Append(c, frontend, checkout, intel.Decision{Export: true, Probability: probability})
+			nodeB.Append(s, frontend, checkout, intel.Decision{Export: true, Probability: probability})
 		}
 	}
 	for i := 0; i < healthCalls; i++ { // kept with probability 1: no threshold, count 1 each
 		s := httpExchange(l7.SideServer, "1.1", "GET", "/health", 200)
 		s.RequestSeq += uint32(1_000_000 + i*100)
 		exact.Exchange(s, identity.Service{Name: "kubelet"}, checkout)
-		nodeB.Append(s, identity.Service{Name: "kubelet"}, checkout, 1)
+		nodeB.Append(s, identity.Service{Name: "kubelet"}, checkout, keep)
 	}
 	require.Greater(t, kept, 0)
 	require.Less(t, kept, requests)

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
@@ -36,15 +37,18 @@ func NewTraceBuilder() *TraceBuilder {
 	return &TraceBuilder{td: ptrace.NewTraces(), spans: make(map[identity.Resource]ptrace.SpanSlice)}
 }
 
-// Append adds the span of the observed side of x (see AppendSpans).
-func (b *TraceBuilder) Append(x *l7.Exchange, client, server identity.Service, probability float64) {
+// Append adds the span of the observed side of x when d.Export (see AppendSpans).
+func (b *TraceBuilder) Append(x *l7.Exchange, client, server identity.Service, d intel.Decision) {
+	if !d.Export {
+		return
+	}
 	res := resourceOf(observed(x, client, server))
 	ss, ok := b.spans[res]
 	if !ok {
 		ss = newScopeSpans(b.td, res)
 		b.spans[res] = ss
 	}
-	fillSpan(ss.AppendEmpty(), x, client, server, probability)
+	fillSpan(ss.AppendEmpty(), x, client, server, d.Probability)
 	b.n++
 }
 
@@ -65,9 +69,14 @@ func (b *TraceBuilder) Traces() ptrace.Traces {
 // l7.SideServer (when both ends are local the tracker yields the two halves as two
 // exchanges). An existing ResourceSpans of dst with the same resource is reused.
 //
-// probability is the sampling probability the span was kept with (intel's decision); below 1
-// it is recorded as the OTel threshold in tracestate so span-derived counts are corrected.
-func AppendSpans(dst ptrace.Traces, x *l7.Exchange, client, server identity.Service, probability float64) {
+// Nothing is appended unless d.Export. d.Probability, the probability the span was kept
+// with, is recorded below 1 as the OTel threshold in tracestate ("ot=th:…") so span-derived
+// counts (span_metrics) are corrected downstream.
+func AppendSpans(dst ptrace.Traces, x *l7.Exchange, client, server identity.Service, d intel.Decision) {
+	if !d.Export {
+		return
+	}
+	probability := d.Probability
 	res := resourceOf(observed(x, client, server))
 	rss := dst.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
