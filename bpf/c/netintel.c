@@ -451,6 +451,9 @@ int ni_receive_reset(struct trace_event_raw_tcp_event_sk *ctx)
 	struct sock_tuple t = {};
 	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
 		      ctx->daddr_v6);
+	/* A RST answering our SYN is a refused connect: the CLOSE that follows reports it as such. */
+	if (BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_SYN_SENT)
+		return 0;
 	__u64 key = (__u64)sk;
 	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
 	emit_conn(CONN_RESET_RECEIVED, NULL, info, &t, 0);

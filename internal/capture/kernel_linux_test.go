@@ -300,6 +300,12 @@ func TestKernelRefusedConnect(t *testing.T) {
 	if ev.Process.PID != uint32(os.Getpid()) || ev.Socket.Role != RoleClient {
 		t.Errorf("failed connect: %+v", ev)
 	}
+	// A refusal is reported once, as a failure, not also as a reset of a connection.
+	for _, e := range c.snapshot() {
+		if e.Conn != nil && e.Conn.Kind == ConnResetReceived && e.Conn.Socket.Remote == target {
+			t.Errorf("refused connect also reported as reset received: %+v", e.Conn)
+		}
+	}
 	c.record(t, target.Port())
 }
 

@@ -156,3 +156,45 @@ func TestOptionsValidate(t *testing.T) {
 		t.Errorf("defaults %+v", d)
 	}
 }
+
+// TestLoopbackRecording checks the committed live recording (made with
+// `go test ./internal/capture -run 'TestKernel(HTTPExchange|Refused|Reset|DNS)' -args -record testdata/loopback.events`)
+// still says what the later stages rely on.
+func TestLoopbackRecording(t *testing.T) {
+	src, err := NewReplay(filepath.Join("testdata", "loopback.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = src.Start(context.Background())
+	defer src.Close()
+	seqs := map[string][]uint32{} // first payload line -> seqs seen
+	kinds := map[ConnKind]int{}
+	udp := 0
+	for ev := range src.Events() {
+		if ev.Conn != nil {
+			kinds[ev.Conn.Kind]++
+			continue
+		}
+		d := ev.Data
+		if d.Socket.Transport == TransportUDP {
+			udp++
+			continue
+		}
+		line, _, _ := strings.Cut(string(d.Payload), "\r\n")
+		seqs[line] = append(seqs[line], d.Seq)
+	}
+	for _, k := range []ConnKind{ConnOpened, ConnClosed, ConnFailed, ConnResetSent, ConnResetReceived} {
+		if kinds[k] == 0 {
+			t.Errorf("no %v event in the recording", k)
+		}
+	}
+	if udp != 4 {
+		t.Errorf("%d DNS datagrams, want 4", udp)
+	}
+	for _, line := range []string{"GET /hello?x=1 HTTP/1.1", "HTTP/1.1 200 OK"} {
+		s := seqs[line]
+		if len(s) < 2 || s[0] != s[1] {
+			t.Errorf("%q: seqs %v, want the same seq on both ends", line, s)
+		}
+	}
+}
