@@ -52,6 +52,9 @@ func TestMemoryBounded(t *testing.T) {
 		x.HTTP.Path = "/" + word(i)
 		x.HTTP.Status = []int{200, 404, 500, 200}[i%4]
 		x.HTTP.UserAgent = fmt.Sprint("agent/", i%10000)
+		if i%100 == 0 {
+			x.HTTP.UserAgent = "sqlmap/1.8"
+		}
 		if i%1000 == 999 {
 			x.HTTP.Path = "/.env"
 		}
@@ -75,14 +78,14 @@ func TestMemoryBounded(t *testing.T) {
 	t.Logf("engine counters: %+v", c)
 	t.Logf("resolver counters: %+v", r.Counters())
 	caps := map[string]uint64{"edges": c.Edges, "baselines": c.Baselines, "failing edges": c.FailingEdges,
-		"clients": c.Clients, "scan sources": c.ScanSources, "concerns": c.Concerns}
+		"clients": c.Clients, "scan sources": c.ScanSources, "concerns": c.Concerns, "scanners": c.Scanners}
 	for name, v := range caps {
 		if v > capSize {
 			t.Errorf("%s: %d entries over the cap %d", name, v, capSize)
 		}
 	}
 	evictions := map[string]uint64{"edges": c.EdgesEvicted, "baselines": c.BaselinesEvicted, "failing edges": c.FailingEdgesEvicted,
-		"clients": c.ClientsEvicted, "scan sources": c.ScanSourcesEvicted, "concerns": c.ConcernsEvicted,
+		"clients": c.ClientsEvicted, "scan sources": c.ScanSourcesEvicted, "concerns": c.ConcernsEvicted, "scanners": c.ScannersEvicted,
 		"error groups": c.ErrorGroupsDropped, "retry groups": c.RetryGroupsDropped, "conn failure groups": c.ConnFailureGroupsDropped,
 		"dedup": c.DedupForgotten, "findings": c.FindingsDropped}
 	for name, v := range evictions {

@@ -38,6 +38,7 @@ type Engine struct {
 	clients  *lru[netip.Addr, *scanState]    // 404 paths per client (enumeration)
 	sources  *lru[netip.Addr, *scanState]    // refused/reset ports per source (port scan)
 	concerns *lru[concernKey, time.Time]     // last report per (type, source)
+	scanners *lru[scannerKey, time.Time]     // clients seen scanning, when
 
 	latest    time.Time // the latest event time seen
 	immediate []Finding
@@ -53,17 +54,18 @@ type Counters struct {
 	DedupForgotten uint64 // ids forgotten before a second half came (normal for remote peers)
 	ConnEvents     uint64 // connection events that fed a finding type
 
-	Edges, Baselines, FailingEdges, Clients, ScanSources, Concerns uint64 // current entries
+	Edges, Baselines, FailingEdges, Clients, ScanSources, Concerns, Scanners uint64 // current entries
 
-	EdgesEvicted, BaselinesEvicted, FailingEdgesEvicted uint64
-	ClientsEvicted, ScanSourcesEvicted, ConcernsEvicted uint64
+	EdgesEvicted, BaselinesEvicted, FailingEdgesEvicted                  uint64
+	ClientsEvicted, ScanSourcesEvicted, ConcernsEvicted, ScannersEvicted uint64
 
 	// Groups refused because a window's table was full; their errors still count on the edge.
 	ErrorGroupsDropped, ConnFailureGroupsDropped, RetryGroupsDropped uint64
 
 	AnomaliesSuppressed   uint64 // latency anomalies inside a route's rate limit
 	ConcernsSuppressed    uint64 // security concerns already reported for (type, source) this window
-	ConnFailuresFromScans uint64 // connection failure groups not reported: their source is a port scanner
+	ConnFailuresFromScans uint64 // connection failure groups not reported: a port scanner's, to closed ports
+	ErrorsFromScanners    uint64 // errors of clients seen scanning, kept out of error patterns and baselines
 	Findings              uint64 // findings returned by Findings
 	FindingsDropped       uint64 // immediate findings dropped: more than MaxEdges between two Findings calls
 }
@@ -91,6 +93,7 @@ func New(opts Options) *Engine {
 		clients:   newLRU[netip.Addr, *scanState](opts.MaxClients),
 		sources:   newLRU[netip.Addr, *scanState](opts.MaxClients),
 		concerns:  newLRU[concernKey, time.Time](opts.MaxClients),
+		scanners:  newLRU[scannerKey, time.Time](opts.MaxClients),
 	}
 	for _, p := range opts.SuspiciousUserAgents {
 		if p = strings.ToLower(strings.TrimSpace(p)); p != "" {
@@ -124,6 +127,7 @@ func (e *Engine) Counters() Counters {
 	c.Clients, c.ClientsEvicted = uint64(e.clients.len()), e.clients.evicted
 	c.ScanSources, c.ScanSourcesEvicted = uint64(e.sources.len()), e.sources.evicted
 	c.Concerns, c.ConcernsEvicted = uint64(e.concerns.len()), e.concerns.evicted
+	c.Scanners, c.ScannersEvicted = uint64(e.scanners.len()), e.scanners.evicted
 	c.DedupForgotten = e.dedup.forgotten
 	return c
 }
@@ -214,23 +218,31 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 	ed := e.observeEdge(key, client, server, t)
 	ed.requests++
 	forced := false
+	if e.checkSecurity(x, id, &o, key, client, server, t) {
+		forced = true
+		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
+	}
+	// A scanner's requests are its own story (told by the security concern): they must not
+	// raise error patterns or retry storms, nor flood the baselines with made-up routes.
+	scanning := e.isScanning(x.Client.Addr.Addr().Unmap(), client.Name, t)
 	if o.isErr {
 		ed.errors++
 		forced = true
-		e.recordError(x, id, &o, key, client, server, t)
-		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
+		if scanning {
+			e.c.ErrorsFromScanners++
+		} else {
+			e.recordError(x, id, &o, key, client, server, t)
+			ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
+		}
 	}
 	if o.hasResponse && o.route != "" {
 		d := x.Duration()
 		ed.latency.add(d)
-		if e.observeLatency(x, id, &o, key, server, d, t) {
+		// 404 routes are whatever a client made up: unbounded, and no service's latency.
+		if !scanning && o.code != httpNotFound && e.observeLatency(x, id, &o, key, server, d, t) {
 			forced = true
 			ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
 		}
-	}
-	if e.checkSecurity(x, id, &o, key, client, server, t) {
-		forced = true
-		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
 	}
 	d := e.decide(id, forced || t.Before(ed.hotUntil))
 	e.dedup.put(id, x.Side, d)

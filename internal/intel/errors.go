@@ -46,6 +46,7 @@ type connFailKey struct {
 type connFailGroup struct {
 	client   identity.Service
 	sourceIP netip.Addr
+	unnamed  bool // the destination has no name but its address: nothing known listens there
 	count    uint64
 }
 
@@ -125,7 +126,7 @@ func (e *Engine) connFailure(client, server identity.Service, src netip.Addr, ds
 		if len(e.connFails) >= e.opts.MaxEdges {
 			e.c.ConnFailureGroupsDropped++
 		} else {
-			g = &connFailGroup{client: client, sourceIP: src}
+			g = &connFailGroup{client: client, sourceIP: src, unnamed: server.Name == dst.String()}
 			e.connFails[k] = g
 		}
 	}
@@ -269,7 +270,7 @@ func (e *Engine) flush(now time.Time) []Finding {
 
 	var fails []Finding
 	for k, g := range e.connFails {
-		if e.isScanner(g.sourceIP, clock) {
+		if g.unnamed && e.isPortScanner(g.sourceIP, clock) {
 			e.c.ConnFailuresFromScans++
 			continue
 		}

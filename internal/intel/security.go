@@ -23,6 +23,27 @@ type concernKey struct {
 	source string
 }
 
+// scannerKey is a client seen scanning: its address and its name, because on one node many
+// clients share 127.0.0.1 and only the scanning one should be set apart.
+type scannerKey struct {
+	ip     netip.Addr
+	client string
+}
+
+// markScanner sets a client apart for ScanWindow: its 404s and errors are the scan's, not the
+// service's, so they feed neither error patterns, retry storms nor baselines.
+func (e *Engine) markScanner(ip netip.Addr, client string, t time.Time) {
+	e.scanners.put(scannerKey{ip, client}, t)
+}
+
+func (e *Engine) isScanning(ip netip.Addr, client string, t time.Time) bool {
+	if e.scanners.len() == 0 {
+		return false
+	}
+	last, ok := e.scanners.peek(scannerKey{ip, client})
+	return ok && t.Sub(last) <= e.opts.ScanWindow
+}
+
 // scanState counts distinct probes (404 paths, refused ports) from one source in a window.
 type scanState struct {
 	start    time.Time
@@ -54,6 +75,7 @@ func (e *Engine) checkSecurity(x *l7.Exchange, id [16]byte, o *outcome, key Edge
 	base := SecurityConcern{SourceIP: ip, SourceService: client.Name, DestService: server.Name, DestAddr: x.Server.Addr, UserAgent: h.UserAgent}
 
 	if p := e.matchUserAgent(h.UserAgent); p != "" {
+		e.markScanner(ip, client.Name, t)
 		sc := base
 		sc.Type, sc.Count, sc.TargetEndpoint = ConcernSuspiciousUserAgent, 1, o.route
 		found = e.concern(concernKey{typ: sc.Type, ip: ip, source: client.Name}, t, Finding{
@@ -73,6 +95,7 @@ func (e *Engine) checkSecurity(x *l7.Exchange, id [16]byte, o *outcome, key Edge
 	}
 	if h.Status == httpNotFound {
 		if n, crossed := e.probe(e.clients, ip, maphash.String(pathSeed, h.Path), e.opts.EnumerationThreshold, t); crossed {
+			e.markScanner(ip, client.Name, t)
 			sc := base
 			sc.Type, sc.Count, sc.TargetEndpoint = ConcernEnumeration, uint64(n), h.Path
 			found = e.concern(concernKey{typ: sc.Type, ip: ip}, t, Finding{
@@ -116,8 +139,8 @@ func (e *Engine) probe(table *lru[netip.Addr, *scanState], src netip.Addr, v uin
 	return len(s.distinct), len(s.distinct) == threshold
 }
 
-// isScanner reports whether src was reported as a port scanner in the current scan window.
-func (e *Engine) isScanner(src netip.Addr, now time.Time) bool {
+// isPortScanner reports whether src was reported as a port scanner in the current scan window.
+func (e *Engine) isPortScanner(src netip.Addr, now time.Time) bool {
 	if !src.IsValid() {
 		return false
 	}

@@ -158,3 +158,31 @@ func TestUnauthorizedCommunication(t *testing.T) {
 	s.feed(h, call{from: "frontend", to: "db", path: "/", status: 200})
 	requireLen(t, "no allow list", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
 }
+
+// TestScannerKeptOutOfErrorPatterns: a directory sweep's 404s are the enumeration concern, not
+// hundreds of error patterns, and do not fill the baselines; another client on the same
+// address (one node: everyone is 127.0.0.1) still has its errors reported.
+func TestScannerKeptOutOfErrorPatterns(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	e.Findings(t0)
+	for i := 0; i < 1000; i++ {
+		x := s.http("127.0.0.1:50000", "127.0.0.2:8080", "GET", fmt.Sprintf("/dir%d", i), 404, t0.Add(time.Duration(i)*time.Millisecond), time.Millisecond)
+		x.HTTP.UserAgent = "gobuster/3.6"
+		e.Exchange(x, svc("gobuster"), svc("shop"))
+	}
+	for i := 0; i < 3; i++ {
+		x := s.http("127.0.0.1:50001", "127.0.0.2:8080", "GET", "/api/cart", 500, t0.Add(time.Duration(i)*time.Second), time.Millisecond)
+		e.Exchange(x, svc("curl"), svc("shop"))
+	}
+	fs := e.Findings(t0.Add(10 * time.Second))
+	eps := kinds(fs, KindErrorPattern)
+	requireLen(t, "error patterns", eps, 1)
+	if p := eps[0].ErrorPattern; p.Route != "/api/cart" || p.ErrorCount != 3 {
+		t.Fatalf("error pattern = %+v", p)
+	}
+	requireLen(t, "user agent", concerns(fs, ConcernSuspiciousUserAgent), 1)
+	if c := e.Counters(); c.ErrorsFromScanners != 1000 || c.Baselines > 1 {
+		t.Fatalf("counters = %+v", c)
+	}
+}
