@@ -6,14 +6,10 @@ import (
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/identity"
-	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
 // Services and exchanges built by hand: the l7 and identity stages are tested elsewhere.
-
-// keep is intel's decision for a span kept unconditionally (an error, a finding).
-var keep = intel.Decision{Export: true, Probability: 1}
 
 var (
 	t0 = time.Date(2026, 11, 29, 10, 0, 0, 0, time.UTC)

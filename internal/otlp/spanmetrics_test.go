@@ -19,7 +19,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
-	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
@@ -58,15 +57,15 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 		require.Equal(t, keepC, keepS, "request %d: the two nodes disagree", i)
 		if keepC {
 			kept++
-			nodeA.Append(c, frontend, checkout, intel.Decision{Export: true, Probability: probability})
-			nodeB.Append(s, frontend, checkout, intel.Decision{Export: true, Probability: probability})
+			nodeA.Append(c, frontend, checkout, probability)
+			nodeB.Append(s, frontend, checkout, probability)
 		}
 	}
 	for i := 0; i < healthCalls; i++ { // kept with probability 1: no threshold, count 1 each
 		s := httpExchange(l7.SideServer, "1.1", "GET", "/health", 200)
 		s.RequestSeq += uint32(1_000_000 + i*100)
 		exact.Exchange(s, identity.Service{Name: "kubelet"}, checkout)
-		nodeB.Append(s, identity.Service{Name: "kubelet"}, checkout, keep)
+		nodeB.Append(s, identity.Service{Name: "kubelet"}, checkout, 1)
 	}
 	require.Greater(t, kept, 0)
 	require.Less(t, kept, requests)

@@ -9,7 +9,6 @@ import (
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
-	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
@@ -37,18 +36,15 @@ func NewTraceBuilder() *TraceBuilder {
 	return &TraceBuilder{td: ptrace.NewTraces(), spans: make(map[identity.Resource]ptrace.SpanSlice)}
 }
 
-// Append adds the span of the observed side of x when d.Export (see AppendSpans).
-func (b *TraceBuilder) Append(x *l7.Exchange, client, server identity.Service, d intel.Decision) {
-	if !d.Export {
-		return
-	}
+// Append adds the span of the observed side of x (see AppendSpans).
+func (b *TraceBuilder) Append(x *l7.Exchange, client, server identity.Service, probability float64) {
 	res := resourceOf(observed(x, client, server))
 	ss, ok := b.spans[res]
 	if !ok {
 		ss = newScopeSpans(b.td, res)
 		b.spans[res] = ss
 	}
-	fillSpan(ss.AppendEmpty(), x, client, server, d.Probability)
+	fillSpan(ss.AppendEmpty(), x, client, server, probability)
 	b.n++
 }
 
@@ -69,14 +65,11 @@ func (b *TraceBuilder) Traces() ptrace.Traces {
 // l7.SideServer (when both ends are local the tracker yields the two halves as two
 // exchanges). An existing ResourceSpans of dst with the same resource is reused.
 //
-// Nothing is appended unless d.Export. d.Probability, the probability the span was kept
-// with, is recorded below 1 as the OTel threshold in tracestate ("ot=th:…") so span-derived
-// counts (span_metrics) are corrected downstream.
-func AppendSpans(dst ptrace.Traces, x *l7.Exchange, client, server identity.Service, d intel.Decision) {
-	if !d.Export {
-		return
-	}
-	probability := d.Probability
+// Call it for the exchanges intel decided to export (intel.Decision.Export), with
+// probability = intel.Decision.Probability: below 1 it is recorded as the OTel threshold in
+// tracestate ("ot=th:…", the same value as intel.Decision.TraceState) so span-derived counts
+// (span_metrics) are corrected downstream.
+func AppendSpans(dst ptrace.Traces, x *l7.Exchange, client, server identity.Service, probability float64) {
 	res := resourceOf(observed(x, client, server))
 	rss := dst.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {

@@ -167,7 +167,7 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			td := ptrace.NewTraces()
-			AppendSpans(td, tt.x, tt.client, tt.server, keep)
+			AppendSpans(td, tt.x, tt.client, tt.server, 1)
 			require.Equal(t, 1, td.SpanCount())
 			rs := td.ResourceSpans().At(0)
 			svc, _ := rs.Resource().Attributes().Get(attrServiceName)
@@ -219,8 +219,8 @@ func TestClientAndServerSpansPairAcrossBuilders(t *testing.T) {
 	serverSide.End = serverSide.End.Add(-200 * time.Microsecond)
 
 	nodeA, nodeB := NewTraceBuilder(), NewTraceBuilder()
-	nodeA.Append(clientSide, frontend, identity.Service{Name: "checkout"}, intel.Decision{Export: true, Probability: 0.25})
-	nodeB.Append(serverSide, identity.Service{Name: "10.0.0.1"}, checkout, intel.Decision{Export: true, Probability: 0.25})
+	nodeA.Append(clientSide, frontend, identity.Service{Name: "checkout"}, 0.25)
+	nodeB.Append(serverSide, identity.Service{Name: "10.0.0.1"}, checkout, 0.25)
 	tdA, tdB := nodeA.Traces(), nodeB.Traces()
 	require.Equal(t, 1, tdA.SpanCount())
 	require.Equal(t, 1, tdB.SpanCount())
@@ -242,7 +242,7 @@ func TestClientAndServerSpansPairAcrossBuilders(t *testing.T) {
 	// A different request on the same keep-alive connection is a different trace.
 	next := httpExchange(l7.SideClient, "1.1", "GET", "/api/users/8", 200)
 	next.RequestSeq += 120
-	nodeA.Append(next, frontend, identity.Service{Name: "checkout"}, keep)
+	nodeA.Append(next, frontend, identity.Service{Name: "checkout"}, 1)
 	assert.NotEqual(t, c.TraceID(), nodeA.Traces().ResourceSpans().At(0).ScopeSpans().At(0).Spans().At(0).TraceID())
 }
 
@@ -253,8 +253,8 @@ func TestBuilderReusesResourceSpans(t *testing.T) {
 		for _, side := range []l7.Side{l7.SideClient, l7.SideServer} {
 			x := httpExchange(side, "1.1", "GET", "/", 200)
 			x.RequestSeq += uint32(i * 100)
-			b.Append(x, frontend, checkout, keep)
-			AppendSpans(td, x, frontend, checkout, keep)
+			b.Append(x, frontend, checkout, 1)
+			AppendSpans(td, x, frontend, checkout, 1)
 		}
 	}
 	for _, got := range []ptrace.Traces{b.Traces(), td} {
@@ -269,17 +269,6 @@ func TestBuilderReusesResourceSpans(t *testing.T) {
 		assert.Equal(t, map[string]any{attrServiceName: "frontend", attrProcessPID: int64(4242),
 			attrExecutableName: "node", attrContainerID: "c0ffee", attrHostName: "node-a"}, res)
 	}
-}
-
-func TestDroppedExchangesMakeNoSpan(t *testing.T) {
-	b := NewTraceBuilder()
-	td := ptrace.NewTraces()
-	x := httpExchange(l7.SideServer, "1.1", "GET", "/", 200)
-	b.Append(x, frontend, checkout, intel.Decision{Export: false, Probability: 0.01})
-	AppendSpans(td, x, frontend, checkout, intel.Decision{})
-	assert.Equal(t, 0, b.Len())
-	assert.Equal(t, 0, b.Traces().SpanCount())
-	assert.Equal(t, 0, td.SpanCount())
 }
 
 func TestSamplingThreshold(t *testing.T) {
