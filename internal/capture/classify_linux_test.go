@@ -1,0 +1,220 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"testing"
+
+	"golang.org/x/net/dns/dnsmessage"
+	"golang.org/x/sys/unix"
+)
+
+// echoExchanges opens a connection to an echo server and runs one exchange per payload.
+func echoExchanges(t *testing.T, ln net.Listener, payloads ...[]byte) {
+	t.Helper()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		buf := make([]byte, 4096)
+		for range payloads {
+			n, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			_, _ = conn.Write(buf[:n])
+		}
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	buf := make([]byte, 4096)
+	for _, p := range payloads {
+		if _, err := conn.Write(p); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(conn, buf[:len(p)]); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestKernelClassification drives connections whose first bytes are (or are not) a protocol
+// the config asks for, and checks whether data still crosses after the first exchange.
+func TestKernelClassification(t *testing.T) {
+	tlsClientHello := []byte{0x16, 0x03, 0x01, 0x00, 0x31, 0x01, 0x00, 0x00, 0x2d, 0x03, 0x03}
+	h2Preface := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	http1 := []byte("POST /api HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n")
+	junk := []byte("\x00\x01binary-protocol")
+	cases := []struct {
+		name     string
+		first    []byte
+		opts     func(o *Options, port uint16)
+		wantKept bool
+	}{
+		{"http1", http1, nil, true},
+		{"http2 preface", h2Preface, nil, true},
+		{"http2 preface with only grpc on", h2Preface, func(o *Options, _ uint16) { o.HTTP = false }, true},
+		{"tls client hello", tlsClientHello, nil, true},
+		{"unknown bytes", junk, nil, false},
+		{"http switched off", http1, func(o *Options, _ uint16) { o.HTTP = false }, false},
+		{"https switched off", tlsClientHello, func(o *Options, _ uint16) { o.HTTPS = false }, false},
+		{"unknown bytes on an http port hint", junk, func(o *Options, port uint16) { o.HTTPPorts = []uint16{port} }, true},
+	}
+	// Loading takes seconds: the cases on default options share one source.
+	_, shared := startKernel(t, DefaultOptions())
+	for i, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ln, err := net.Listen("tcp4", netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}).String()+":0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ln.Close()
+			c := shared
+			if tc.opts != nil {
+				opts := DefaultOptions()
+				tc.opts(&opts, addrPort(ln.Addr()).Port())
+				_, c = startKernel(t, opts)
+			}
+			second := []byte("second-exchange-bytes")
+			echoExchanges(t, ln, tc.first, second)
+			httpMarker(t, c, "127.0.1.99:0")
+			server := addrPort(ln.Addr())
+			firstSeen, secondSeen := 0, 0
+			for _, ev := range c.snapshot() {
+				if ev.Data == nil || (ev.Data.Socket.Local != server && ev.Data.Socket.Remote != server) {
+					continue
+				}
+				switch {
+				case bytes.Equal(ev.Data.Payload, tc.first):
+					firstSeen++
+				case bytes.Equal(ev.Data.Payload, second):
+					secondSeen++
+				}
+			}
+			if firstSeen != 4 {
+				t.Errorf("first exchange: %d events, want 4 (it always crosses)", firstSeen)
+			}
+			if tc.wantKept && secondSeen != 4 {
+				t.Errorf("second exchange: %d events, want 4 (connection classified)", secondSeen)
+			}
+			if !tc.wantKept && secondSeen != 0 {
+				t.Errorf("second exchange: %d events, want 0 (connection not classified)", secondSeen)
+			}
+		})
+	}
+}
+
+func TestKernelPayloadTruncated(t *testing.T) {
+	opts := DefaultOptions()
+	opts.MaxPayloadBytes = 64
+	src, c := startKernel(t, opts)
+	before := src.Counters().PayloadTruncated
+	ln, err := net.Listen("tcp4", "127.0.0.42:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	req := append([]byte("GET /big HTTP/1.1\r\nHost: b\r\nX-Pad: "), bytes.Repeat([]byte("p"), 900)...)
+	req = append(req, "\r\n\r\n"...)
+	echoExchanges(t, ln, req)
+	local := addrPort(ln.Addr())
+	e := c.waitData(t, "truncated request", func(e *DataEvent) bool { return e.Socket.Remote == local && e.Direction == DirectionSend })
+	if len(e.Payload) != 64 || e.Size != len(req) || !e.Truncated || !bytes.Equal(e.Payload, req[:64]) {
+		t.Errorf("payload %d bytes, size %d, truncated %v", len(e.Payload), e.Size, e.Truncated)
+	}
+	if src.Counters().PayloadTruncated == before {
+		t.Error("PayloadTruncated did not move")
+	}
+}
+
+// TestKernelVectoredAndMsgSyscalls covers writev/readv on TCP and sendmsg/recvmsg on UDP.
+func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	ln, err := net.Listen("tcp4", "127.0.0.43:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	serverDone := make(chan []byte, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			serverDone <- nil
+			return
+		}
+		defer conn.Close()
+		raw, _ := conn.(*net.TCPConn).SyscallConn()
+		buf := make([]byte, 256)
+		var n int
+		var rerr error
+		_ = raw.Read(func(fd uintptr) bool {
+			n, rerr = unix.Readv(int(fd), [][]byte{buf})
+			return rerr != unix.EAGAIN
+		})
+		serverDone <- buf[:max(n, 0)]
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head, tail := []byte("GET /vec HTTP/1.1\r\n"), []byte("Host: v\r\n\r\n")
+	bufs := net.Buffers{head, tail}
+	if _, err := bufs.WriteTo(conn); err != nil { // writev
+		t.Fatal(err)
+	}
+	got := <-serverDone
+	if !bytes.HasPrefix(got, head) {
+		t.Fatalf("server read %q", got)
+	}
+	client := addrPort(conn.LocalAddr())
+	w := c.waitData(t, "writev", func(e *DataEvent) bool { return e.Socket.Local == client && e.Direction == DirectionSend })
+	// Only the first iovec is copied.
+	if !bytes.Equal(w.Payload, head) || w.Size != len(head)+len(tail) || !w.Truncated {
+		t.Errorf("writev event payload %q size %d truncated %v", w.Payload, w.Size, w.Truncated)
+	}
+	r := c.waitData(t, "readv", func(e *DataEvent) bool { return e.Socket.Remote == client && e.Direction == DirectionRecv })
+	if !bytes.HasPrefix(r.Payload, head) || r.Seq != w.Seq {
+		t.Errorf("readv event payload %q seq %d, writev seq %d", r.Payload, r.Seq, w.Seq)
+	}
+
+	// UDP: sendmsg from an unconnected socket, recvmsg on the other; the remote address comes
+	// from msg_name.
+	a, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 44)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 45)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	q := dnsmessage.Message{Header: dnsmessage.Header{ID: 0x1234}, Questions: []dnsmessage.Question{{Name: dnsmessage.MustNewName("msg.test."), Type: dnsmessage.TypeAAAA, Class: dnsmessage.ClassINET}}}
+	qb, _ := q.Pack()
+	if _, _, err := b.WriteMsgUDP(qb, nil, a.LocalAddr().(*net.UDPAddr)); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, _, _, err := a.ReadMsgUDP(make([]byte, 512), nil); err != nil {
+		t.Fatal(err)
+	}
+	aAddr, bAddr := addrPort(a.LocalAddr()), addrPort(b.LocalAddr())
+	sent := c.waitData(t, "sendmsg", func(e *DataEvent) bool { return e.Socket.Local == bAddr && e.Direction == DirectionSend })
+	recv := c.waitData(t, "recvmsg", func(e *DataEvent) bool { return e.Socket.Local == aAddr && e.Direction == DirectionRecv })
+	if sent.Socket.Remote != aAddr || recv.Socket.Remote != bAddr {
+		t.Errorf("remote from msg_name: sendmsg %v (want %v), recvmsg %v (want %v)", sent.Socket.Remote, aAddr, recv.Socket.Remote, bAddr)
+	}
+	if !bytes.Equal(sent.Payload, qb) || !bytes.Equal(recv.Payload, qb) || recv.Process.PID != uint32(os.Getpid()) {
+		t.Errorf("payloads: sent %x recv %x", sent.Payload, recv.Payload)
+	}
+}
