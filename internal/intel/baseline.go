@@ -91,7 +91,7 @@ func (e *Engine) observeLatency(x *l7.Exchange, id [16]byte, o *outcome, key Edg
 		sev = SeverityHigh
 	}
 	e.emit(Finding{
-		Kind: KindLatencyAnomaly, Time: t, Severity: sev, Subject: server, Example: exampleOf(x, id),
+		Kind: KindLatencyAnomaly, Time: t, Severity: sev, Subject: server, Example: exampleOf(x, id, server),
 		LatencyAnomaly: &LatencyAnomaly{
 			Edge: key, Method: o.method, Route: o.route, Latency: d,
 			Baseline: base, DeviationFactor: factor, Samples: samples,

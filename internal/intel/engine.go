@@ -190,9 +190,11 @@ func exchangeTime(x *l7.Exchange) time.Time {
 	return x.Start
 }
 
-func exampleOf(x *l7.Exchange, id [16]byte) *ExchangeRef {
+// exampleOf links a finding to the span of x: the server's when it is (or will be) observed
+// here, as ExchangeRef documents.
+func exampleOf(x *l7.Exchange, id [16]byte, server identity.Service) *ExchangeRef {
 	ref := &ExchangeRef{TraceID: id}
-	if x.Side == l7.SideServer {
+	if x.Side == l7.SideServer || server.Local {
 		ref.SpanID = x.ServerSpanID()
 	} else {
 		ref.SpanID = x.ClientSpanID()

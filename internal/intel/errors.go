@@ -64,7 +64,7 @@ type retryGroup struct {
 }
 
 func (e *Engine) recordError(x *l7.Exchange, id [16]byte, o *outcome, key EdgeKey, client, server identity.Service, t time.Time) {
-	ex := exampleOf(x, id)
+	ex := exampleOf(x, id, server)
 	gk := groupKey{dest: key.Dest, method: o.method, route: o.route, status: o.status}
 	g, ok := e.errGroups[gk]
 	if !ok {

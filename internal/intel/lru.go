@@ -65,13 +65,17 @@ func (l *lru[K, V]) put(k K, v V) {
 		}
 		return
 	}
+	var n *lruNode[K, V]
 	if len(l.items) >= l.cap {
-		old := l.head.prev
-		l.unlink(old)
-		delete(l.items, old.key)
+		// Reuse the evicted node: a full cache under churn allocates nothing.
+		n = l.head.prev
+		l.unlink(n)
+		delete(l.items, n.key)
 		l.evicted++
+		n.key, n.val = k, v
+	} else {
+		n = &lruNode[K, V]{key: k, val: v}
 	}
-	n := &lruNode[K, V]{key: k, val: v}
 	l.items[k] = n
 	l.pushFront(n)
 }

@@ -79,7 +79,7 @@ func (e *Engine) checkSecurity(x *l7.Exchange, id [16]byte, o *outcome, key Edge
 		sc := base
 		sc.Type, sc.Count, sc.TargetEndpoint = ConcernSuspiciousUserAgent, 1, o.route
 		found = e.concern(concernKey{typ: sc.Type, ip: ip, source: client.Name}, t, Finding{
-			Kind: KindSecurityConcern, Time: t, Severity: SeverityMedium, Subject: server, Example: exampleOf(x, id), SecurityConcern: &sc,
+			Kind: KindSecurityConcern, Time: t, Severity: SeverityMedium, Subject: server, Example: exampleOf(x, id, server), SecurityConcern: &sc,
 		}) || found
 	}
 	if e.matchEndpoint(h.Path) {
@@ -90,7 +90,7 @@ func (e *Engine) checkSecurity(x *l7.Exchange, id [16]byte, o *outcome, key Edge
 			sev = SeverityHigh // the probe got an answer: something is exposed
 		}
 		found = e.concern(concernKey{typ: sc.Type, ip: ip, source: client.Name}, t, Finding{
-			Kind: KindSecurityConcern, Time: t, Severity: sev, Subject: server, Example: exampleOf(x, id), SecurityConcern: &sc,
+			Kind: KindSecurityConcern, Time: t, Severity: sev, Subject: server, Example: exampleOf(x, id, server), SecurityConcern: &sc,
 		}) || found
 	}
 	if h.Status == httpNotFound {
@@ -99,7 +99,7 @@ func (e *Engine) checkSecurity(x *l7.Exchange, id [16]byte, o *outcome, key Edge
 			sc := base
 			sc.Type, sc.Count, sc.TargetEndpoint = ConcernEnumeration, uint64(n), h.Path
 			found = e.concern(concernKey{typ: sc.Type, ip: ip}, t, Finding{
-				Kind: KindSecurityConcern, Time: t, Severity: SeverityHigh, Subject: server, Example: exampleOf(x, id), SecurityConcern: &sc,
+				Kind: KindSecurityConcern, Time: t, Severity: SeverityHigh, Subject: server, Example: exampleOf(x, id, server), SecurityConcern: &sc,
 			}) || found
 		}
 	}
