@@ -1,7 +1,9 @@
 package l7
 
 import (
+	"bytes"
 	"net/netip"
+	"runtime"
 	"testing"
 	"time"
 
@@ -232,4 +234,41 @@ func FuzzDetect(f *testing.F) {
 			t.Fatalf("state left or exchanges miscounted")
 		}
 	})
+}
+
+func TestOversizedLengthsAllocateNothing(t *testing.T) {
+	tr := NewTracker(DefaultOptions(), func(*Exchange) {})
+	c := newH2Conn(tr)
+	c.send(true, h2Preface+string(h2Frame(h2Settings, 0, 0, nil)), 0)
+	c1 := newH1Conn(tr, 50)
+	c1.send(true, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 999999999999999\r\n\r\n", 0)
+	huge := []byte{0xff, 0xff, 0xff, h2Data, 0, 0, 0, 0, 1}
+	body := bytes.Repeat([]byte("z"), 512)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	const writes = 100
+	for range writes {
+		c.send(true, string(huge), 0) // a DATA frame claiming 16 MiB
+		c1.send(true, string(body), 0)
+	}
+	runtime.ReadMemStats(&after)
+	// The test's own events and string conversions cost about 2 KiB a round; buffering either
+	// claimed length would cost megabytes.
+	if per := (after.TotalAlloc - before.TotalAlloc) / writes; per > 4<<10 {
+		t.Errorf("%d bytes allocated per hostile write", per)
+	}
+	for _, s := range []uint64{c.cs.Cookie, c.ss.Cookie, c1.cs.Cookie, c1.ss.Cookie} {
+		conn := tr.conns[s]
+		switch p := conn.parser.(type) {
+		case *http2Parser:
+			if len(p.dirs[0].carry)+len(p.dirs[1].carry) != 0 || p.dirs[dirIndex(capture.DirectionSend)].skip+p.dirs[1].skip == 0 {
+				t.Errorf("h2 socket %d buffers a claimed frame or lost count of it", s)
+			}
+		case *http1Parser:
+			if len(p.dirs[0].carry)+len(p.dirs[1].carry) != 0 {
+				t.Errorf("h1 socket %d buffers a body", s)
+			}
+		}
+	}
 }

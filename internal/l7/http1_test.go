@@ -347,3 +347,17 @@ func TestProtocolSwitches(t *testing.T) {
 		t.Errorf("HTTP disabled: %d HTTP/2 exchanges", len(xs))
 	}
 }
+
+func TestHTTP1UpgradeToH2C(t *testing.T) {
+	xs, emit := collect()
+	tr := NewTracker(DefaultOptions(), emit)
+	c := newH2Conn(tr)
+	c.send(true, "GET /up HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n", 0)
+	c.send(false, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n", 0)
+	c.send(true, h2Preface+string(h2Frame(h2Settings, 0, 0, nil))+string(c.headers(true, 3, true, ":method", "GET", ":path", "/after", ":authority", "a")), 0)
+	c.send(false, string(h2Frame(h2Settings, 0, 0, nil))+string(c.headers(false, 3, true, ":status", "204")), 0)
+	got := bySide(*xs, SideClient)
+	if len(got) != 2 || got[0].HTTP.Status != 101 || got[1].Protocol != ProtocolHTTP2 || got[1].HTTP.Path != "/after" || got[1].HTTP.Status != 204 {
+		t.Fatalf("want the upgrade (101) then an HTTP/2 exchange, got %d", len(got))
+	}
+}
