@@ -96,7 +96,8 @@ func TestTopology(t *testing.T) {
 
 func TestCascade(t *testing.T) {
 	s := newScenario(t)
-	s.startCollector(receiverConfig{Services: shopServices})
+	// A 5 s error window, so the burst of failures most likely falls in one window.
+	s.startCollector(receiverConfig{Services: shopServices, Intelligence: map[string]any{"flush_interval": "5s"}})
 	s.startShop()
 
 	// Healthy first, so the edges exist; then inventory's /stock fails and the 503
@@ -110,34 +111,52 @@ func TestCascade(t *testing.T) {
 	}
 
 	cascades := attrs{aIsCascade: true}
-	s.eventually(60*time.Second, "a cascade error_pattern: is_cascade=true, root_cause_service=inventory, affected_services=[inventory api frontend]",
+	s.eventually(60*time.Second, "a cascade error_pattern: is_cascade=true, root_cause_service=inventory, affected_services=[inventory api frontend …]",
 		func(o *output) (bool, string) {
 			return len(o.events(evErrors, cascades)) > 0, o.dumpEvents(evErrors)
 		})
-	// Give the pipeline two more flushes to emit a duplicate, if it would.
-	time.Sleep(6 * time.Second)
-	s.eventually(5*time.Second, "exactly one cascade finding with root cause inventory and affected services in order",
+	// Give the pipeline two more windows to emit a duplicate, if it would.
+	time.Sleep(12 * time.Second)
+	s.eventually(5*time.Second, fmt.Sprintf("one cascade finding (two only if the %d failures straddled a window boundary, then in adjacent windows): root cause inventory, affected services in order from the root cause, error_count = %d failed requests × the hops of netintel.cascade_path", failed, failed),
 		func(o *output) (bool, string) {
 			all := o.events(evErrors, cascades)
-			good := o.events(evErrors, cascades.with(attrs{aRootCause: "inventory", aAffected: "[inventory api frontend]"}))
-			return len(all) == 1 && len(good) == 1, dumpLogs(all)
-		})
-
-	s.eventually(30*time.Second, fmt.Sprintf("error_pattern events for dest inventory whose error_count adds up to the %d failed requests", failed),
-		func(o *output) (bool, string) {
-			inv := o.events(evErrors, attrs{aDest: "inventory"})
-			var plain, casc []logRecord
-			for _, r := range inv {
-				if v, _ := attrAny(r.Attrs, aIsCascade); v == "true" {
-					casc = append(casc, r)
-				} else {
-					plain = append(plain, r)
+			found := dumpLogs(all)
+			if len(all) == 0 || len(all) > 2 {
+				return false, found
+			}
+			if len(all) == 2 {
+				end, _ := attrAny(all[0].Attrs, "netintel.window_end")
+				start, _ := attrAny(all[1].Attrs, "netintel.window_start")
+				if end != start {
+					return false, "  two cascade findings in windows that do not touch:\n" + found
 				}
 			}
-			// The cascade may be reported on the inventory group itself or beside it.
-			ok := sumAttr(plain, aErrorCount) == failed || (len(plain) == 0 && sumAttr(casc, aErrorCount) == failed)
-			return ok, fmt.Sprintf("  sum over non-cascade events = %v, over cascade events = %v\n%s",
-				sumAttr(plain, aErrorCount), sumAttr(casc, aErrorCount), dumpLogs(inv))
+			var counted, expected float64
+			for _, r := range all {
+				root, _ := attrAny(r.Attrs, aRootCause)
+				affected, _ := attrAny(r.Attrs, aAffected)
+				if root != "inventory" || !strings.HasPrefix(affected, "[inventory api frontend") {
+					return false, found
+				}
+				hops, _ := r.Attrs["netintel.cascade_path"].([]any)
+				if len(hops) == 0 {
+					hops = []any{nil}
+				}
+				n, _ := number(r.Attrs, aErrorCount)
+				counted += n
+				expected = float64(failed * len(hops))
+			}
+			return counted == expected, fmt.Sprintf("  error_count %v, expected %v\n%s", counted, expected, found)
+		})
+
+	s.eventually(30*time.Second, fmt.Sprintf("every failed request counted on every hop: traces_service_graph_request_failed_total = %d for frontend→api and api→inventory", failed),
+		func(o *output) (bool, string) {
+			for _, e := range shopEdges {
+				if o.metricTotal("traces_service_graph_request_failed_total", attrs{"client": e[0], "server": e[1]}) != failed {
+					return false, o.dumpMetric("traces_service_graph_request_failed_total")
+				}
+			}
+			return true, ""
 		})
 
 	s.eventually(30*time.Second, fmt.Sprintf("≥%d error spans with 503 on both sides of api→inventory and frontend→api", failed),
