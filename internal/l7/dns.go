@@ -13,9 +13,8 @@ import (
 )
 
 const (
-	dnsHeaderLen   = 12
-	dnsMaxAnswers  = 16 // answers kept per response
-	dnsMaxMsgOnTCP = 65535
+	dnsHeaderLen  = 12
+	dnsMaxAnswers = 16 // answers kept per response
 )
 
 // looksLikeDNS checks a datagram's header: one question, a standard opcode, and counts that

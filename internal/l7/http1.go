@@ -80,7 +80,6 @@ type http1Head struct {
 	contentType   string
 	contentLength int64 // -1 when absent
 	chunked       bool
-	closeConn     bool
 	partial       bool // the head was cut before its end
 }
 
@@ -327,8 +326,6 @@ func parseHTTP1Head(head []byte) http1Head {
 		case 10:
 			if bytes.EqualFold(name, []byte("user-agent")) {
 				h.userAgent = clip(value)
-			} else if bytes.EqualFold(name, []byte("connection")) {
-				h.closeConn = bytes.EqualFold(value, []byte("close"))
 			}
 		case 12:
 			if bytes.EqualFold(name, []byte("content-type")) {

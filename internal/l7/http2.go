@@ -16,7 +16,6 @@ import (
 const (
 	h2Preface        = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	h2FrameHeaderLen = 9
-	h2MaxFrameLen    = 1<<24 - 1
 	h2DefaultTable   = 4096
 
 	h2Data         = 0x0
@@ -269,6 +268,8 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 		if !s.answered {
 			s.x.End = at
 			s.x.Failure = FailureReset
+		} else if s.x.GRPC != nil && s.x.GRPC.Status < 0 {
+			s.x.Failure = FailureReset // the call was cut before its trailers
 		}
 		c.emit(s.x)
 	case h2Data:
@@ -283,8 +284,6 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 		}
 	}
 }
-
-var errUnknownIndex = errors.New("unknown index")
 
 // decode runs the header block through the direction's HPACK decoder; an unknown reference
 // (the capture joined after the entry was added) keeps the fields decoded before it.

@@ -152,6 +152,10 @@ func (t *Tracker) Data(ev *capture.DataEvent) {
 	if ev.ClientISN != 0 || ev.ServerISN != 0 {
 		c.clientISN, c.serverISN = ev.ClientISN, ev.ServerISN
 	}
+	if c.reqDir == 0 && ev.Socket.Role != capture.RoleUnknown {
+		c.sock.Role = ev.Socket.Role
+		c.reqDir = requestDirection(ev.Socket.Role)
+	}
 	if c.done {
 		return
 	}
@@ -195,7 +199,10 @@ func (t *Tracker) Tick(now time.Time) {
 		}
 		if c.lastSeen.Before(idle) {
 			if c.parser != nil {
+				// Whatever is still outstanding after IdleTimeout has timed out too.
+				before := t.counters.Exchanges
 				c.parser.fail(c, FailureTimeout, now)
+				t.counters.Timeouts += t.counters.Exchanges - before
 			}
 			t.remove(c)
 			t.counters.IdleEvictions++
@@ -227,12 +234,7 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 		t.counters.Evictions++
 	}
 	c := &conn{t: t, cookie: s.Cookie, sock: s, lastSeen: now}
-	switch s.Role {
-	case capture.RoleClient:
-		c.reqDir = capture.DirectionSend
-	case capture.RoleServer:
-		c.reqDir = capture.DirectionRecv
-	}
+	c.reqDir = requestDirection(s.Role)
 	c.elem = t.lru.PushFront(c)
 	t.conns[s.Cookie] = c
 	return c
@@ -319,11 +321,15 @@ func (c *conn) exchange(p Protocol, reqDir capture.Direction, start time.Time, r
 	return x
 }
 
-func opposite(d capture.Direction) capture.Direction {
-	if d == capture.DirectionSend {
+// requestDirection is the direction requests travel on a socket of the given role (0: unknown).
+func requestDirection(r capture.Role) capture.Direction {
+	switch r {
+	case capture.RoleClient:
+		return capture.DirectionSend
+	case capture.RoleServer:
 		return capture.DirectionRecv
 	}
-	return capture.DirectionSend
+	return 0
 }
 
 func dirIndex(d capture.Direction) int {
