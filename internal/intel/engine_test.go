@@ -214,6 +214,10 @@ func TestNoCascade(t *testing.T) {
 			{from: "b", to: "c", path: "/q", status: 500, at: 0},
 			{from: "a", to: "b", path: "/q", status: 500, at: 2 * time.Minute},
 		}, 3 * time.Minute, 2},
+		{"connected 404s: the caller's mistakes, not a failing callee", []call{
+			{from: "b", to: "c", path: "/missing", status: 404, at: 0},
+			{from: "a", to: "b", path: "/q", status: 404, at: time.Second},
+		}, 10 * time.Second, 2},
 		{"healthy chain", []call{
 			{from: "b", to: "c", path: "/q", status: 200, at: 0},
 			{from: "a", to: "b", path: "/q", status: 200, at: time.Second},
@@ -390,5 +394,24 @@ func TestReplayClock(t *testing.T) {
 	eps := kinds(e.Findings(wall.Add(10*time.Second)), KindErrorPattern)
 	if len(eps) != 1 || !eps[0].ErrorPattern.IsCascade {
 		t.Fatalf("replayed cascade = %+v", eps)
+	}
+}
+
+func TestServerFailure(t *testing.T) {
+	tests := []struct {
+		protocol string
+		code     int
+		want     bool
+	}{
+		{"http", 503, true}, {"http", 500, true}, {"http", 429, true}, {"http", 408, true},
+		{"http", 404, false}, {"http", 401, false},
+		{"grpc", 14, true}, {"grpc", 4, true}, {"grpc", 5, false}, {"grpc", 3, false}, {"grpc", 16, false},
+		{"dns", 2, true}, {"dns", 3, false},
+		{"tcp", 0, true}, {"http", 0, true},
+	}
+	for _, tt := range tests {
+		if got := serverFailure(tt.protocol, tt.code); got != tt.want {
+			t.Errorf("serverFailure(%s, %d) = %v, want %v", tt.protocol, tt.code, got, tt.want)
+		}
 	}
 }

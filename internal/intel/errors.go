@@ -78,7 +78,9 @@ func (e *Engine) recordError(x *l7.Exchange, id [16]byte, o *outcome, key EdgeKe
 	if g != nil {
 		g.count++
 	}
-	e.markFailing(key, server, gk, o.code, ex, t)
+	if serverFailure(key.Protocol, o.code) {
+		e.markFailing(key, server, gk, o.code, ex, t)
+	}
 	e.retry(retryKey{client: client.Name, dest: key.Dest, method: o.method, route: o.route}, key, client, ex, t)
 }
 
@@ -328,6 +330,47 @@ func (e *Engine) flush(now time.Time) []Finding {
 		e.failing.remove(p)
 	}
 	return out
+}
+
+// Status codes that say the server failed, not that the client asked for something wrong.
+const (
+	httpRequestTimeout  = 408
+	httpTooManyRequests = 429
+	httpServerError     = 500
+
+	grpcUnknown           = 2
+	grpcDeadlineExceeded  = 4
+	grpcResourceExhausted = 8
+	grpcAborted           = 10
+	grpcInternal          = 13
+	grpcUnavailable       = 14
+	grpcDataLoss          = 15
+
+	dnsServFail = 2
+	dnsRefused  = 5
+)
+
+// serverFailure reports whether an error is evidence that the callee is failing, which is
+// what a cascade is made of. A 404, an NXDOMAIN (Kubernetes search domains make many) or an
+// invalid argument are errors of the caller's request: reported as error patterns, but they
+// do not make every error upstream of them a cascade.
+func serverFailure(protocol string, code int) bool {
+	if code == 0 {
+		return true // reset, timeout, refused
+	}
+	switch protocol {
+	case "http":
+		return code >= httpServerError || code == httpRequestTimeout || code == httpTooManyRequests
+	case "grpc":
+		switch code {
+		case grpcUnknown, grpcDeadlineExceeded, grpcResourceExhausted, grpcAborted, grpcInternal, grpcUnavailable, grpcDataLoss:
+			return true
+		}
+		return false
+	case "dns":
+		return code == dnsServFail || code == dnsRefused
+	}
+	return true
 }
 
 // errorSeverity: server-side failures matter more than a client asking for what is not there.
