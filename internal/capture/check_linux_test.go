@@ -1,0 +1,48 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"reflect"
+	"testing"
+)
+
+func TestMissingCaps(t *testing.T) {
+	all := uint64(1)<<capBPF | 1<<capPerfmon | 1<<capNetAdmin
+	cases := []struct {
+		name string
+		caps uint64
+		want []string
+	}{
+		{"bpf+perfmon+net_admin", all, nil},
+		{"sys_admin stands in for bpf and perfmon", 1<<capSysAdmin | 1<<capNetAdmin, nil},
+		{"nothing", 0, []string{"CAP_BPF", "CAP_PERFMON", "CAP_NET_ADMIN"}},
+		{"no perfmon", 1<<capBPF | 1<<capNetAdmin, []string{"CAP_PERFMON"}},
+		{"sys_admin without net_admin", 1 << capSysAdmin, []string{"CAP_NET_ADMIN"}},
+	}
+	for _, tc := range cases {
+		if got := missingCaps(tc.caps); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: missing %v, want %v", tc.name, got, tc.want)
+		}
+	}
+}
+
+func TestTracepointOf(t *testing.T) {
+	for sec, want := range map[string][2]string{
+		"tracepoint/syscalls/sys_enter_read":  {"syscalls", "sys_enter_read"},
+		"tracepoint/sock/inet_sock_set_state": {"sock", "inet_sock_set_state"},
+		"kprobe/tcp_connect":                  {},
+		"tracepoint/syscalls":                 {},
+	} {
+		g, n, ok := tracepointOf(sec)
+		if ok != (want[0] != "") || g != want[0] || n != want[1] {
+			t.Errorf("%s: %q %q %v", sec, g, n, ok)
+		}
+	}
+}
+
+func TestEffectiveCapsReadable(t *testing.T) {
+	if _, err := effectiveCaps(); err != nil {
+		t.Fatalf("CapEff: %v", err)
+	}
+}
