@@ -329,3 +329,34 @@ func findMetric(t *testing.T, md pmetric.Metrics, name string) pmetric.Metric {
 	t.Fatalf("no metric %s", name)
 	return pmetric.Metric{}
 }
+
+// The pipeline feeds the aggregator while the flush timer emits: nothing may be lost or torn.
+func TestMetricsConcurrentExchangeAndEmit(t *testing.T) {
+	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes})
+	const writers, perWriter = 4, 500
+	done := make(chan struct{})
+	for w := 0; w < writers; w++ {
+		go func(w int) {
+			defer func() { done <- struct{}{} }()
+			for i := 0; i < perWriter; i++ {
+				x := httpExchange(l7.SideServer, "1.1", "GET", fmt.Sprintf("/w%d", w), 200)
+				m.Exchange(x, frontend, checkout)
+				m.Conn(&capture.ConnEvent{Kind: capture.ConnRetransmit}, frontend, checkout)
+			}
+		}(w)
+	}
+	for i := 0; i < 50; i++ {
+		m.Emit(t0.Add(time.Duration(i)*time.Second), SelfCounters{})
+	}
+	for w := 0; w < writers; w++ {
+		<-done
+	}
+	md := m.Emit(t0.Add(time.Hour), SelfCounters{})
+	var n uint64
+	for _, p := range points(t, md, MetricHTTPServerDuration) {
+		n += p.count
+	}
+	assert.Equal(t, uint64(writers*perWriter), n)
+	assert.Equal(t, int64(writers*perWriter), onePoint(t, md, MetricServiceGraphTotal).value)
+	assert.Equal(t, int64(writers*perWriter), onePoint(t, md, MetricTCPRetransmits).value)
+}
