@@ -132,7 +132,7 @@ func checkBounds(t *testing.T, tr *Tracker) {
 			}
 		case *http2Parser:
 			for _, d := range p.dirs {
-				if len(d.carry) > maxCarryBytes || len(d.block) > maxCarryBytes+1<<14 || len(d.fields) > 64 {
+				if len(d.carry) > maxCarryBytes || len(d.block) > maxCarryBytes+1<<14 || len(d.fields) > maxH2Fields {
 					t.Fatalf("http2 state over its caps: carry %d block %d", len(d.carry), len(d.block))
 				}
 			}

@@ -94,3 +94,36 @@ func TestGRPCNames(t *testing.T) {
 		t.Errorf("grpc-message not decoded: %q", got)
 	}
 }
+
+func TestGRPCMidStreamNeverWrong(t *testing.T) {
+	// Join the nf connection after the first call's HEADERS: the dynamic table entries it
+	// added are unknown. What is decoded later must be right or absent, never another call's.
+	fc := loadFixture(t, "grpc.tsv")[1]
+	fc.segs = fc.segs[6:]
+	var xs []*Exchange
+	tr := NewTracker(DefaultOptions(), func(x *Exchange) { xs = append(xs, x) })
+	feed(tr, fc.events(0, replay{unknownRole: true, close: true}))
+	truth := map[uint32]wantGRPC{3: grpcWant[2], 5: grpcWant[3]}
+	if len(xs) != 4 {
+		t.Fatalf("%d exchanges, want streams 3 and 5 on both sockets", len(xs))
+	}
+	for _, x := range xs {
+		w, ok := truth[x.StreamID]
+		if !ok {
+			t.Fatalf("exchange for stream %d", x.StreamID)
+		}
+		if x.HTTP.Path != "" && x.HTTP.Path != "/helloworld.Greeter/"+w.method {
+			t.Errorf("stream %d: wrong path %q", x.StreamID, x.HTTP.Path)
+		}
+		if x.GRPC != nil && x.GRPC.StatusName != "" && x.GRPC.StatusName != w.statusName {
+			t.Errorf("stream %d: wrong status %s", x.StreamID, x.GRPC.StatusName)
+		}
+		if !x.HTTP.Partial || x.Protocol != ProtocolGRPC || x.GRPC.StatusName != w.statusName {
+			t.Errorf("stream %d: partial %v protocol %v: the response's grpc-status must make it a gRPC call", x.StreamID, x.HTTP.Partial, x.Protocol)
+		}
+		t.Logf("stream %d %v path %q grpc %+v", x.StreamID, x.Protocol, x.HTTP.Path, x.GRPC)
+	}
+	if c := tr.Counters(); c.HPACKUnknownIndex == 0 || c.UnmatchedResponses == 0 {
+		t.Errorf("counters %+v", c)
+	}
+}

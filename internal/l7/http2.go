@@ -17,6 +17,7 @@ const (
 	h2Preface        = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 	h2FrameHeaderLen = 9
 	h2DefaultTable   = 4096
+	maxH2Fields      = 64 // header fields kept from one block
 
 	h2Data         = 0x0
 	h2Headers      = 0x1
@@ -111,7 +112,8 @@ type h2Dir struct {
 	blockAt        time.Time
 	blockCut       bool
 	inBlock        bool
-	framed         bool // frames were parsed in this direction (the preface can no longer come)
+	framed         bool   // frames were parsed in this direction (the preface can no longer come)
+	allowedTable   uint32 // HPACK table size the peer's SETTINGS allow (capped)
 }
 
 type http2Parser struct {
@@ -124,14 +126,23 @@ func newHTTP2() *http2Parser {
 	for i := range p.dirs {
 		d := &p.dirs[i]
 		d.byteStream = newByteStream()
-		d.dec = hpack.NewDecoder(h2DefaultTable, func(f hpack.HeaderField) {
-			if len(d.fields) < 64 {
-				d.fields = append(d.fields, f)
-			}
-		})
-		d.dec.SetMaxStringLength(maxHPACKString)
+		d.allowedTable = h2DefaultTable
+		d.resetDecoder()
 	}
 	return p
+}
+
+// resetDecoder starts the direction's HPACK decoder afresh. After a block that did not fully
+// decode (an unknown reference, or cut by the payload limit) the entries it inserted are
+// unknown, and an old table would resolve later references to the wrong entries; an empty
+// one reports them as unknown instead, and entries inserted from now on line up again.
+func (d *h2Dir) resetDecoder() {
+	d.dec = hpack.NewDecoder(d.allowedTable, func(f hpack.HeaderField) {
+		if len(d.fields) < maxH2Fields {
+			d.fields = append(d.fields, f)
+		}
+	})
+	d.dec.SetMaxStringLength(maxHPACKString)
 }
 
 func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
@@ -201,7 +212,9 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 			if binary.BigEndian.Uint16(payload[i:]) == h2SettingHeaderTableSize {
 				// The sender's decoder size bounds what the other direction's encoder may use.
 				v := min(binary.BigEndian.Uint32(payload[i+2:]), maxHPACKTable)
-				p.dirs[1-dirIndex(ev.Direction)].dec.SetAllowedMaxDynamicTableSize(v)
+				other := &p.dirs[1-dirIndex(ev.Direction)]
+				other.allowedTable = v
+				other.dec.SetAllowedMaxDynamicTableSize(v)
 			}
 		}
 	case h2Headers, h2PushPromise:
@@ -294,6 +307,9 @@ func (p *http2Parser) decode(c *conn, d *h2Dir) (partial bool) {
 		err = cerr
 	}
 	d.inBlock = false
+	if err != nil || d.blockCut {
+		d.resetDecoder()
+	}
 	if err != nil {
 		var de hpack.DecodingError
 		var ie hpack.InvalidIndexError
@@ -349,6 +365,13 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 		return // request trailers
 	}
 	x := s.x
+	if x.GRPC == nil && (strings.HasPrefix(f.contentType, "application/grpc") || f.grpcStatus >= 0) {
+		// The request's content type was not decodable (joined mid-connection); the response
+		// says it is a gRPC call.
+		x.Protocol = ProtocolGRPC
+		x.GRPC = &GRPC{Status: -1}
+		x.GRPC.Service, x.GRPC.Method = splitGRPCPath(x.HTTP.Path)
+	}
 	if !s.answered {
 		s.answered = true
 		x.End = d.blockAt
