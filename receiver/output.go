@@ -3,6 +3,7 @@ package receiver
 import (
 	"context"
 	"sync/atomic"
+	"time"
 
 	"go.opentelemetry.io/collector/consumer"
 	"go.opentelemetry.io/collector/pdata/plog"
@@ -19,6 +20,9 @@ const (
 	logsQueueBatches    = 1024
 	metricsQueueBatches = 16
 	tracesQueueBatches  = 64
+
+	// drainTimeout bounds the delivery of what is still queued at shutdown.
+	drainTimeout = 5 * time.Second
 )
 
 // output hands pdata to the consumers from its own goroutine, so a slow or failing consumer
@@ -106,64 +110,68 @@ func (o *output) run(ctx context.Context) {
 		// Priority: logs, then metrics, then traces.
 		select {
 		case ld := <-o.logsQ:
-			o.sendLogs(ld)
+			o.sendLogs(ctx, ld)
 			continue
 		default:
 		}
 		select {
 		case md := <-o.metricsQ:
-			o.sendMetrics(md)
+			o.sendMetrics(ctx, md)
 			continue
 		default:
 		}
 		select {
 		case ld := <-o.logsQ:
-			o.sendLogs(ld)
+			o.sendLogs(ctx, ld)
 		case md := <-o.metricsQ:
-			o.sendMetrics(md)
+			o.sendMetrics(ctx, md)
 		case td := <-o.tracesQ:
-			o.sendTraces(td)
+			o.sendTraces(ctx, td)
 		case <-ctx.Done():
-			o.drain()
+			// Deliver what the last flush queued, within a bound: a stuck consumer must not
+			// hold the collector's shutdown forever.
+			dctx, cancel := context.WithTimeout(context.Background(), drainTimeout)
+			o.drain(dctx)
+			cancel()
 			return
 		}
 	}
 }
 
 // drain delivers what was queued before shutdown, so the last flush is not lost.
-func (o *output) drain() {
-	for {
+func (o *output) drain(ctx context.Context) {
+	for ctx.Err() == nil {
 		select {
 		case ld := <-o.logsQ:
-			o.sendLogs(ld)
+			o.sendLogs(ctx, ld)
 		case md := <-o.metricsQ:
-			o.sendMetrics(md)
+			o.sendMetrics(ctx, md)
 		case td := <-o.tracesQ:
-			o.sendTraces(td)
+			o.sendTraces(ctx, td)
 		default:
 			return
 		}
 	}
 }
 
-func (o *output) sendLogs(ld plog.Logs) {
-	ctx := o.obs.StartLogsOp(context.Background())
+func (o *output) sendLogs(parent context.Context, ld plog.Logs) {
+	ctx := o.obs.StartLogsOp(parent)
 	n := ld.LogRecordCount()
 	err := o.logs.ConsumeLogs(ctx, ld)
 	o.obs.EndLogsOp(ctx, "ebpf", n, err)
 	o.consumed(err, "logs")
 }
 
-func (o *output) sendTraces(td ptrace.Traces) {
-	ctx := o.obs.StartTracesOp(context.Background())
+func (o *output) sendTraces(parent context.Context, td ptrace.Traces) {
+	ctx := o.obs.StartTracesOp(parent)
 	n := td.SpanCount()
 	err := o.traces.ConsumeTraces(ctx, td)
 	o.obs.EndTracesOp(ctx, "ebpf", n, err)
 	o.consumed(err, "traces")
 }
 
-func (o *output) sendMetrics(md pmetric.Metrics) {
-	ctx := o.obs.StartMetricsOp(context.Background())
+func (o *output) sendMetrics(parent context.Context, md pmetric.Metrics) {
+	ctx := o.obs.StartMetricsOp(parent)
 	n := md.DataPointCount()
 	err := o.metrics.ConsumeMetrics(ctx, md)
 	o.obs.EndMetricsOp(ctx, "ebpf", n, err)
