@@ -404,3 +404,18 @@ func TestLearnFromObservedEnds(t *testing.T) {
 		}
 	}
 }
+
+func TestMappedAddressesAreOneAddress(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 8, []string{"OTEL_SERVICE_NAME=api"}, "", "/bin/api")
+	r := New(Options{ProcRoot: root})
+	r.Conn(opened(8, "api", capture.RoleServer, "[::ffff:127.0.0.7]:8080", "[::ffff:127.0.0.1]:50000"))
+	x := &l7.Exchange{Client: l7.Endpoint{Addr: ap("127.0.0.1:50000")}, Server: l7.Endpoint{Addr: ap("127.0.0.7:8080")}}
+	if s := r.Server(x); s.Name != "api" || !s.Local {
+		t.Fatalf("server = %+v, want api", s)
+	}
+	y := &l7.Exchange{Server: l7.Endpoint{Addr: ap("[::ffff:10.0.0.1]:443")}}
+	if s := r.Server(y); s.Name != "10.0.0.1:443" {
+		t.Fatalf("remote mapped server = %q", s.Name)
+	}
+}

@@ -86,8 +86,8 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 		r.learnSocket(pid, ev.Process.Comm, ev.Socket)
 	case capture.ConnClosed:
 		if ev.Socket.Role == capture.RoleClient {
-			if owner, ok := r.sockets.peek(ev.Socket.Local); ok && (pid == 0 || owner == pid) {
-				r.sockets.remove(ev.Socket.Local)
+			if owner, ok := r.sockets.peek(unmap(ev.Socket.Local)); ok && (pid == 0 || owner == pid) {
+				r.sockets.remove(unmap(ev.Socket.Local))
 			}
 		}
 		if pid != 0 {
@@ -107,11 +107,11 @@ func (r *Resolver) Data(ev *capture.DataEvent) {
 	}
 	switch ev.Socket.Role {
 	case capture.RoleServer:
-		if pid, ok := r.listeners.peek(ev.Socket.Local); ok && pid == ev.Process.PID {
+		if pid, ok := r.listeners.peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
 			return
 		}
 	case capture.RoleClient:
-		if pid, ok := r.sockets.peek(ev.Socket.Local); ok && pid == ev.Process.PID {
+		if pid, ok := r.sockets.peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
 			return
 		}
 	default:
@@ -121,20 +121,21 @@ func (r *Resolver) Data(ev *capture.DataEvent) {
 }
 
 func (r *Resolver) learnSocket(pid uint32, comm string, s capture.Socket) {
+	local := unmap(s.Local)
 	switch s.Role {
 	case capture.RoleServer:
-		r.listeners.put(s.Local, pid)
+		r.listeners.put(local, pid)
 		p := r.process(pid, comm)
-		if len(p.listens) < maxListens && !containsAddr(p.listens, s.Local) {
-			p.listens = append(p.listens, s.Local)
+		if len(p.listens) < maxListens && !containsAddr(p.listens, local) {
+			p.listens = append(p.listens, local)
 		}
 		if p.listenName == "" {
-			if n, ok := r.static.lookup(s.Local); ok {
+			if n, ok := r.static.lookup(local); ok {
 				p.listenName = n
 			}
 		}
 	case capture.RoleClient:
-		r.sockets.put(s.Local, pid)
+		r.sockets.put(local, pid)
 	}
 }
 
@@ -185,12 +186,12 @@ func (r *Resolver) process(pid uint32, comm string) *process {
 func (r *Resolver) Learn(x *l7.Exchange) {
 	switch {
 	case x.Side == l7.SideServer && x.Server.Process.PID != 0:
-		if pid, ok := r.listeners.peek(x.Server.Addr); !ok || pid != x.Server.Process.PID {
+		if pid, ok := r.listeners.peek(unmap(x.Server.Addr)); !ok || pid != x.Server.Process.PID {
 			r.learnSocket(x.Server.Process.PID, x.Server.Process.Comm, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
 		}
 	case x.Side == l7.SideClient && x.Client.Process.PID != 0:
-		if pid, ok := r.sockets.peek(x.Client.Addr); !ok || pid != x.Client.Process.PID {
-			r.sockets.put(x.Client.Addr, x.Client.Process.PID)
+		if pid, ok := r.sockets.peek(unmap(x.Client.Addr)); !ok || pid != x.Client.Process.PID {
+			r.sockets.put(unmap(x.Client.Addr), x.Client.Process.PID)
 		}
 	}
 	if x.DNS != nil && x.DNS.RCode == 0 && x.DNS.Name != "" {
@@ -199,7 +200,7 @@ func (r *Resolver) Learn(x *l7.Exchange) {
 		}
 	}
 	if x.TLS != nil && x.TLS.SNI != "" && x.Server.Addr.IsValid() {
-		r.sniNames.put(x.Server.Addr, x.TLS.SNI)
+		r.sniNames.put(unmap(x.Server.Addr), x.TLS.SNI)
 	}
 }
 
@@ -208,7 +209,7 @@ func (r *Resolver) Client(x *l7.Exchange) Service {
 	ep := x.Client
 	pid, comm := ep.Process.PID, ep.Process.Comm
 	if pid == 0 {
-		pid, _ = r.sockets.peek(ep.Addr)
+		pid, _ = r.sockets.peek(unmap(ep.Addr))
 	}
 	if pid != 0 {
 		return r.local(pid, comm, ep.Addr, false)
@@ -230,7 +231,7 @@ func (r *Resolver) Server(x *l7.Exchange) Service {
 
 func (r *Resolver) server(addr netip.AddrPort, pid uint32, comm string) Service {
 	if pid == 0 {
-		pid, _ = r.listeners.peek(addr)
+		pid, _ = r.listeners.peek(unmap(addr))
 	}
 	if pid != 0 {
 		return r.local(pid, comm, addr, true)
@@ -241,10 +242,10 @@ func (r *Resolver) server(addr netip.AddrPort, pid uint32, comm string) Service 
 	if n, ok := r.dnsNames.peek(addr.Addr().Unmap()); ok {
 		return remote(n)
 	}
-	if n, ok := r.sniNames.peek(addr); ok {
+	if n, ok := r.sniNames.peek(unmap(addr)); ok {
 		return remote(n)
 	}
-	return remote(addr.String())
+	return remote(unmap(addr).String())
 }
 
 // ConnEnds names the client and server of a connection event. A reset the kernel sends for
@@ -265,6 +266,15 @@ func (r *Resolver) ConnEnds(ev *capture.ConnEvent) (client, server Service) {
 	}
 	x := l7.Exchange{Client: l7.Endpoint{Addr: s.Remote}, Server: l7.Endpoint{Addr: s.Local, Process: proc}}
 	return r.Client(&x), r.Server(&x)
+}
+
+// unmap keys addresses by their IPv4 form: a dual-stack socket reports ::ffff:127.0.0.1 where
+// another reports 127.0.0.1.
+func unmap(ap netip.AddrPort) netip.AddrPort {
+	if !ap.Addr().Is4In6() {
+		return ap
+	}
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
 
 func remote(name string) Service {
