@@ -13,6 +13,7 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
+	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
 
@@ -94,6 +95,10 @@ func (s *ebpfSource) load() error {
 	}
 	if err := s.configure(spec); err != nil {
 		return err
+	}
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
+	if err := rlimit.RemoveMemlock(); err != nil {
+		return fmt.Errorf("net_intel: raise RLIMIT_MEMLOCK for eBPF maps: %w; run as root or raise the limit (ulimit -l unlimited)", err)
 	}
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
 	coll, err := ebpf.NewCollection(spec)
