@@ -2,6 +2,8 @@ package l7
 
 import (
 	"container/list"
+	"encoding/binary"
+	"hash/fnv"
 	"time"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
@@ -90,7 +92,7 @@ type parser interface {
 // conn is the state of one observing socket.
 type conn struct {
 	t                    *Tracker
-	cookie               uint64
+	key                  uint64 // socketKey
 	sock                 capture.Socket
 	proc                 capture.Process
 	clientISN, serverISN uint32
@@ -181,9 +183,9 @@ func (t *Tracker) Conn(ev *capture.ConnEvent) {
 			c.sock.Role = ev.Socket.Role
 		}
 	case capture.ConnClosed:
-		t.end(ev.Socket.Cookie, FailureClosed, ev.Time)
+		t.end(socketKey(ev.Socket), FailureClosed, ev.Time)
 	case capture.ConnResetSent, capture.ConnResetReceived:
-		t.end(ev.Socket.Cookie, FailureReset, ev.Time)
+		t.end(socketKey(ev.Socket), FailureReset, ev.Time)
 	}
 }
 
@@ -211,8 +213,8 @@ func (t *Tracker) Tick(now time.Time) {
 	}
 }
 
-func (t *Tracker) end(cookie uint64, f Failure, at time.Time) {
-	c, ok := t.conns[cookie]
+func (t *Tracker) end(key uint64, f Failure, at time.Time) {
+	c, ok := t.conns[key]
 	if !ok {
 		return
 	}
@@ -223,7 +225,8 @@ func (t *Tracker) end(cookie uint64, f Failure, at time.Time) {
 }
 
 func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
-	if c, ok := t.conns[s.Cookie]; ok {
+	key := socketKey(s)
+	if c, ok := t.conns[key]; ok {
 		c.lastSeen = now
 		t.lru.MoveToFront(c.elem)
 		return c
@@ -233,16 +236,16 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 		t.remove(old)
 		t.counters.Evictions++
 	}
-	c := &conn{t: t, cookie: s.Cookie, sock: s, lastSeen: now}
+	c := &conn{t: t, key: key, sock: s, lastSeen: now}
 	c.reqDir = requestDirection(s.Role)
 	c.elem = t.lru.PushFront(c)
-	t.conns[s.Cookie] = c
+	t.conns[key] = c
 	return c
 }
 
 func (t *Tracker) remove(c *conn) {
 	t.lru.Remove(c.elem)
-	delete(t.conns, c.cookie)
+	delete(t.conns, c.key)
 }
 
 func (t *Tracker) enabled(p Protocol) bool {
@@ -300,7 +303,7 @@ func (c *conn) exchange(p Protocol, reqDir capture.Direction, start time.Time, r
 	x := &Exchange{
 		Protocol:  p,
 		Transport: c.sock.Transport,
-		Cookie:    c.cookie,
+		Cookie:    c.sock.Cookie,
 		Start:     start,
 		ClientISN: c.clientISN,
 		ServerISN: c.serverISN,
@@ -319,6 +322,28 @@ func (c *conn) exchange(p Protocol, reqDir capture.Direction, start time.Time, r
 		x.Side, x.Client, x.Server = SideServer, peer, local
 	}
 	return x
+}
+
+// socketKey identifies a socket: its cookie, or when the kernel could not read one (seen for
+// UDP sockets), a hash of what identifies the socket instead, marked by the top bit.
+func socketKey(s capture.Socket) uint64 {
+	if s.Cookie != 0 {
+		return s.Cookie
+	}
+	h := fnv.New64a()
+	var b [2*18 + 1]byte
+	b[0] = byte(s.Transport)
+	l := s.Local.Addr().As16()
+	copy(b[1:], l[:])
+	binary.BigEndian.PutUint16(b[17:], s.Local.Port())
+	if s.Transport != capture.TransportUDP {
+		// A TCP socket is its 4-tuple; an unconnected UDP socket talks to many peers.
+		r := s.Remote.Addr().As16()
+		copy(b[19:], r[:])
+		binary.BigEndian.PutUint16(b[35:], s.Remote.Port())
+	}
+	h.Write(b[:])
+	return h.Sum64() | 1<<63
 }
 
 // requestDirection is the direction requests travel on a socket of the given role (0: unknown).
