@@ -220,6 +220,10 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 	ed := e.observeEdge(key, client, server, t)
 	ed.requests++
 	forced := false
+	if ed.unauthorized && e.reportUnauthorized(ed, x, id, t) {
+		forced = true
+		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
+	}
 	if e.checkSecurity(x, id, &o, key, client, server, t) {
 		forced = true
 		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)

@@ -15,6 +15,7 @@ type edge struct {
 	requests, errors    uint64
 	latency             LatencySummary
 	hotUntil            time.Time // all spans of the edge are kept until then
+	unauthorized        bool      // outside allowed_dependencies
 }
 
 // LatencySummary summarizes the latencies of an edge since it was first seen.
@@ -47,13 +48,11 @@ func (e *Engine) observeEdge(key EdgeKey, client, server identity.Service, t tim
 	ed, ok := e.edges.get(key)
 	switch {
 	case !ok:
-		ed = &edge{key: key, client: client, server: server, firstSeen: t, lastSeen: t}
+		ed = &edge{key: key, client: client, server: server, firstSeen: t, lastSeen: t, unauthorized: !e.allowedEdge(key)}
 		e.edges.put(key, ed)
 		e.reportEdge(ed)
-		e.checkAllowed(key, client, server, t)
 	case t.Sub(ed.lastSeen) > e.opts.DependencyTTL:
 		e.reportEdge(ed)
-		e.checkAllowed(key, client, server, t)
 	}
 	if t.After(ed.lastSeen) {
 		ed.lastSeen = t
@@ -69,17 +68,21 @@ func (e *Engine) reportEdge(ed *edge) {
 	e.newEdges = append(e.newEdges, ed)
 }
 
-// checkAllowed reports an edge outside allowed_dependencies, when that list is set.
-func (e *Engine) checkAllowed(key EdgeKey, client, server identity.Service, t time.Time) {
-	if !e.restrict || e.anyAllowed || key.Source == key.Dest ||
+// allowedEdge reports whether an edge is in allowed_dependencies (always, when unset).
+func (e *Engine) allowedEdge(key EdgeKey) bool {
+	return !e.restrict || e.anyAllowed || key.Source == key.Dest ||
 		e.allowed[[2]string{key.Source, key.Dest}] ||
-		e.allowed[[2]string{key.Source, "*"}] || e.allowed[[2]string{"*", key.Dest}] {
-		return
-	}
-	e.concern(concernKey{typ: ConcernUnauthorized, source: key.Source}, t, Finding{
-		Kind: KindSecurityConcern, Time: t, Severity: SeverityHigh, Subject: client,
+		e.allowed[[2]string{key.Source, "*"}] || e.allowed[[2]string{"*", key.Dest}]
+}
+
+// reportUnauthorized reports traffic on an edge outside allowed_dependencies, once per source
+// per scan window for as long as it goes on.
+func (e *Engine) reportUnauthorized(ed *edge, x *l7.Exchange, id [16]byte, t time.Time) bool {
+	return e.concern(concernKey{typ: ConcernUnauthorized, source: ed.key.Source}, t, Finding{
+		Kind: KindSecurityConcern, Time: t, Severity: SeverityHigh, Subject: ed.client, Example: exampleOf(x, id, ed.server),
 		SecurityConcern: &SecurityConcern{
-			Type: ConcernUnauthorized, SourceService: key.Source, DestService: key.Dest, Count: 1,
+			Type: ConcernUnauthorized, SourceIP: x.Client.Addr.Addr().Unmap(), SourceService: ed.key.Source,
+			DestService: ed.key.Dest, DestAddr: x.Server.Addr, Count: ed.requests,
 		},
 	})
 }

@@ -150,8 +150,18 @@ func TestUnauthorizedCommunication(t *testing.T) {
 	)
 	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernUnauthorized)
 	requireLen(t, "frontend -> db", fs, 1)
-	if c := fs[0].SecurityConcern; c.SourceService != "frontend" || c.DestService != "db" || fs[0].Severity != SeverityHigh {
+	if c := fs[0].SecurityConcern; c.SourceService != "frontend" || c.DestService != "db" || fs[0].Severity != SeverityHigh || fs[0].Example == nil {
 		t.Fatalf("concern = %+v", c)
+	}
+	// Still going on in the next scan window: reported again, once.
+	s.feed(e,
+		call{from: "frontend", to: "db", path: "/", status: 200, at: 2 * time.Minute},
+		call{from: "frontend", to: "db", path: "/", status: 200, at: 2*time.Minute + time.Second},
+	)
+	fs = concerns(e.Findings(t0.Add(3*time.Minute)), ConcernUnauthorized)
+	requireLen(t, "ongoing", fs, 1)
+	if c := fs[0].SecurityConcern; c.Count != 3 {
+		t.Fatalf("ongoing concern = %+v", c)
 	}
 	// Negative twin: no allow list, no concern.
 	h := testEngine(nil)
