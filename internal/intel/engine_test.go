@@ -122,8 +122,10 @@ func TestCascadeThreeTier(t *testing.T) {
 	for i := 0; i < 4; i++ {
 		s.feed(e, threeTier(time.Duration(i)*time.Second)...)
 	}
-	// An unrelated error elsewhere must stay out of the cascade.
+	// An unrelated error elsewhere must stay out of the cascade, and so must a caller's
+	// mistake on a service of the cascade.
 	s.feed(e, call{from: "cron", to: "reports", path: "/daily", status: 500, at: 2 * time.Second})
+	s.feed(e, call{from: "frontend", to: "checkout", path: "/nope", status: 404, at: 2 * time.Second})
 
 	eps := kinds(e.Findings(t0.Add(10*time.Second)), KindErrorPattern)
 	var casc []Finding
@@ -149,9 +151,9 @@ func TestCascadeThreeTier(t *testing.T) {
 		t.Fatalf("cascade = %+v", c)
 	}
 	// The cascade's groups are inside it; the unrelated one is a plain error pattern.
-	requireLen(t, "plain error patterns", plain, 1)
-	if plain[0].ErrorPattern.Edge.Dest != "reports" {
-		t.Fatalf("plain error pattern = %+v", plain[0].ErrorPattern)
+	requireLen(t, "plain error patterns", plain, 2)
+	if plain[0].ErrorPattern.Route != "/daily" || plain[1].ErrorPattern.Route != "/nope" {
+		t.Fatalf("plain error patterns = %+v, %+v", plain[0].ErrorPattern, plain[1].ErrorPattern)
 	}
 }
 

@@ -210,8 +210,8 @@ func (e *Engine) flush(now time.Time) []Finding {
 		clock = e.latest
 	}
 
-	// Cascades first: their error groups are reported inside the cascade finding.
-	inCascade := make(map[string]bool)
+	// Cascades first: the failures of their callees are reported inside the cascade finding.
+	inCascade := make(map[string]bool) // callees of a cascade
 	for _, c := range e.cascades(clock) {
 		var rootEdge *failingEdge
 		var total uint64
@@ -223,8 +223,8 @@ func (e *Engine) flush(now time.Time) []Finding {
 				rootEdge = f
 			}
 		}
-		for _, s := range c.affected {
-			inCascade[s] = true
+		for _, f := range c.path {
+			inCascade[f.key.Dest] = true
 		}
 		sev := SeverityHigh
 		if len(c.affected) >= 4 {
@@ -243,8 +243,8 @@ func (e *Engine) flush(now time.Time) []Finding {
 
 	var groups []Finding
 	for k, g := range e.errGroups {
-		if inCascade[k.dest] {
-			continue
+		if inCascade[k.dest] && serverFailure(g.edge.Protocol, g.code) {
+			continue // told by the cascade finding
 		}
 		groups = append(groups, Finding{
 			Kind: KindErrorPattern, Time: now, Severity: errorSeverity(g.edge.Protocol, g.code, k.status),
