@@ -115,6 +115,18 @@ type Metrics struct {
 	start    pcommon.Timestamp
 	host     identity.Resource
 	families [famCount]family
+	// edges resolves an edge's four service-graph series with one small lookup instead of
+	// four of the full series key (the hot path: every exchange). Bounded like a family.
+	edges    map[edgeKey]*edgeSeries
+	maxEdges int
+}
+
+type edgeKey struct{ client, server, connType string }
+
+// edgeSeries holds an edge's famSGTotal, famSGFailed, famSGServer and famSGClient series.
+type edgeSeries struct {
+	key    edgeKey
+	series [4]*series
 }
 
 // family ids, in emission order.
@@ -263,7 +275,8 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	if len(opts.RTTBounds) == 0 {
 		opts.RTTBounds = DefaultRTTBounds
 	}
-	m := &Metrics{start: pcommon.NewTimestampFromTime(opts.Start), host: opts.Host}
+	m := &Metrics{start: pcommon.NewTimestampFromTime(opts.Start), host: opts.Host,
+		edges: make(map[edgeKey]*edgeSeries), maxEdges: opts.MaxSeriesPerMetric}
 	for i := range m.families {
 		f := &m.families[i]
 		f.def = &familyDefs[i]
@@ -366,29 +379,55 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	}
 
 	// Service graph.
-	var e seriesKey
-	e.res = m.host
-	e.strs[0] = serviceName(client)
-	e.strs[1] = serviceName(server)
+	ek := edgeKey{client: serviceName(client), server: serviceName(server)}
 	if !client.Local || !server.Local {
-		e.strs[2] = connectionVirtualNode
+		ek.connType = connectionVirtualNode
 	}
+	es := m.edge(ek)
 	if isServer {
-		m.observe(famSGServer, &e, d)
+		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, d)
 		if !client.Local {
-			m.observe(famSGClient, &e, d)
+			m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, d)
 		}
 	} else {
-		m.observe(famSGClient, &e, d)
+		m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, d)
 		if server.Local {
 			return // the server half counts this request
 		}
-		m.observe(famSGServer, &e, d)
+		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, d)
 	}
-	m.add(famSGTotal, &e, 1)
+	m.edgeSeries(es, famSGTotal).value++
 	if o.failed() {
-		m.add(famSGFailed, &e, 1)
+		m.edgeSeries(es, famSGFailed).value++
 	}
+}
+
+// edge returns the cached service-graph series of an edge.
+func (m *Metrics) edge(ek edgeKey) *edgeSeries {
+	if es, ok := m.edges[ek]; ok {
+		return es
+	}
+	es := &edgeSeries{key: ek}
+	if len(m.edges) < m.maxEdges {
+		m.edges[ek] = es
+	}
+	return es
+}
+
+// edgeSeries takes an edge's series of a family at its first use, so the family's cap and
+// overflow apply exactly as for any other series, and an edge has no empty series.
+func (m *Metrics) edgeSeries(es *edgeSeries, fam int) *series {
+	s := es.series[fam-famSGTotal]
+	if s == nil {
+		var k seriesKey
+		k.res = m.host
+		k.strs[0], k.strs[1], k.strs[2] = es.key.client, es.key.server, es.key.connType
+		s = m.families[fam].get(&k, m.host)
+		es.series[fam-famSGTotal] = s
+	} else if f := &m.families[fam]; s == f.overflow {
+		f.overflowed++ // get counted the first one
+	}
+	return s
 }
 
 // Conn records a TCP connection event on the edge client → server.

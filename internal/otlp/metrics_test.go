@@ -360,3 +360,30 @@ func TestMetricsConcurrentExchangeAndEmit(t *testing.T) {
 	assert.Equal(t, int64(writers*perWriter), onePoint(t, md, MetricServiceGraphTotal).value)
 	assert.Equal(t, int64(writers*perWriter), onePoint(t, md, MetricTCPRetransmits).value)
 }
+
+func TestMetricsServiceGraphCardinalityIsCapped(t *testing.T) {
+	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes, MaxSeriesPerMetric: 2})
+	for i := 0; i < 5; i++ {
+		srv := identity.Service{Name: fmt.Sprintf("svc-%d", i), Local: true, Resource: identity.Resource{ServiceName: fmt.Sprintf("svc-%d", i)}}
+		for j := 0; j < 2; j++ {
+			x := httpExchange(l7.SideServer, "1.1", "GET", "/", 200)
+			m.Exchange(x, frontend, srv)
+		}
+	}
+	md := m.Emit(t0, SelfCounters{})
+	totals := points(t, md, MetricServiceGraphTotal)
+	require.Len(t, totals, 3, "2 edges and the overflow series")
+	assert.Equal(t, map[string]any{attrOverflow: true}, totals[2].attrs)
+	assert.Equal(t, int64(6), totals[2].value)
+	var sum int64
+	for _, p := range totals {
+		sum += p.value
+	}
+	assert.Equal(t, int64(10), sum)
+	overflow := map[string]int64{}
+	for _, p := range points(t, md, MetricOverflowed) {
+		overflow[p.attrs[attrMetric].(string)] = p.value
+	}
+	assert.Equal(t, int64(6), overflow[MetricServiceGraphTotal])
+	assert.Equal(t, int64(6), overflow[MetricServiceGraphServer])
+}
