@@ -52,7 +52,7 @@ func TestMemoryBounded(t *testing.T) {
 		x.HTTP.Path = "/" + word(i)
 		x.HTTP.Status = []int{200, 404, 500, 200}[i%4]
 		x.HTTP.UserAgent = fmt.Sprint("agent/", i%10000)
-		if i%100 == 0 {
+		if i%50 == 0 {
 			x.HTTP.UserAgent = "sqlmap/1.8"
 		}
 		if i%1000 == 999 {
