@@ -186,6 +186,11 @@ func (t *Tracker) Conn(ev *capture.ConnEvent) {
 		t.end(socketKey(ev.Socket), FailureClosed, ev.Time)
 	case capture.ConnResetSent, capture.ConnResetReceived:
 		t.end(socketKey(ev.Socket), FailureReset, ev.Time)
+	case capture.ConnFailed:
+		// No request went out; the failed connect itself is the intel stage's to report.
+		if c, ok := t.conns[socketKey(ev.Socket)]; ok {
+			t.remove(c)
+		}
 	}
 }
 
