@@ -236,7 +236,7 @@ func errorPatternAttributes(attrs pcommon.Map, e *intel.ErrorPattern) string {
 		return fmt.Sprintf("cascading failure: %d × %s on %s from %s; root cause %s, affected %s",
 			e.ErrorCount, e.Status, what, e.Edge.Source, e.RootCause, strings.Join(affected, " → "))
 	}
-	return fmt.Sprintf("%d × %s on %s %s (called by %s)", e.ErrorCount, e.Status, e.Edge.Dest, what, e.Edge.Source)
+	return fmt.Sprintf("%d × %s on %s (called by %s)", e.ErrorCount, e.Status, strings.TrimSpace(e.Edge.Dest+" "+what), e.Edge.Source)
 }
 
 func latencyAttributes(attrs pcommon.Map, l *intel.LatencyAnomaly) string {
@@ -250,10 +250,10 @@ func latencyAttributes(attrs pcommon.Map, l *intel.LatencyAnomaly) string {
 	}
 	what := strings.TrimSpace(l.Method + " " + l.Route)
 	if l.Baseline == 0 {
-		return fmt.Sprintf("slow request: %s %s took %.0f ms (called by %s)", l.Edge.Dest, what, ms(l.Latency), l.Edge.Source)
+		return fmt.Sprintf("slow request: %s took %.0f ms (called by %s)", strings.TrimSpace(l.Edge.Dest+" "+what), ms(l.Latency), l.Edge.Source)
 	}
-	return fmt.Sprintf("latency anomaly: %s %s took %.0f ms, %.1f× its %.0f ms baseline (called by %s)",
-		l.Edge.Dest, what, ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.Edge.Source)
+	return fmt.Sprintf("latency anomaly: %s took %.0f ms, %.1f× its %.0f ms baseline (called by %s)",
+		strings.TrimSpace(l.Edge.Dest+" "+what), ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.Edge.Source)
 }
 
 func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.Severity) string {
@@ -284,9 +284,14 @@ func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.S
 	}
 	attrs.PutInt(attrNICount, int64(s.Count))
 	attrs.PutBool(attrNIBlocked, s.Blocked)
-	src := s.SourceIP.String()
-	if s.SourceService != "" {
-		src = s.SourceService + " (" + src + ")"
+	src := "an unknown source"
+	switch {
+	case s.SourceService != "" && s.SourceIP.IsValid():
+		src = s.SourceService + " (" + s.SourceIP.Unmap().String() + ")"
+	case s.SourceService != "":
+		src = s.SourceService
+	case s.SourceIP.IsValid():
+		src = s.SourceIP.Unmap().String()
 	}
 	switch s.Type {
 	case intel.ConcernSuspiciousUserAgent:
@@ -317,8 +322,8 @@ func retryStormAttributes(attrs pcommon.Map, r *intel.RetryStorm) string {
 	attrs.PutInt(attrNIAttempts, int64(r.Attempts))
 	attrs.PutDouble(attrNIWindowMs, ms(r.Window))
 	attrs.PutDouble(attrNIRatePerSec, r.RatePerSec)
-	return fmt.Sprintf("retry storm: %s retried %s %s %d times in %s (%.1f/s)",
-		r.Edge.Source, r.Edge.Dest, strings.TrimSpace(r.Method+" "+r.Route), r.Attempts, r.Window, r.RatePerSec)
+	return fmt.Sprintf("retry storm: %s retried %s %d times in %s (%.1f/s)",
+		r.Edge.Source, strings.TrimSpace(r.Edge.Dest+" "+r.Method+" "+r.Route), r.Attempts, r.Window, r.RatePerSec)
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

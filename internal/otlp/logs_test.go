@@ -10,6 +10,7 @@ import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/plog"
 
+	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 )
 
@@ -97,6 +98,15 @@ func TestLogsPerFindingKind(t *testing.T) {
 				attrNISeverity: "high", attrNIBlocked: false, attrServerAddress: "127.0.0.20", attrServerPort: int64(8080),
 				attrNICount: int64(12), attrNIDestService: "checkout",
 			},
+		},
+		{
+			name: "port scan from an address with no local process",
+			f: intel.Finding{Kind: intel.KindSecurityConcern, Severity: intel.SeverityCritical, Subject: identity.Service{Name: "127.0.0.99"},
+				SecurityConcern: &intel.SecurityConcern{Type: intel.ConcernPortScan, SourceIP: netip.MustParseAddr("::ffff:127.0.0.99"), Count: 40}},
+			event: "netintel.security_concern", severity: plog.SeverityNumberFatal, sevText: "CRITICAL", resource: "127.0.0.99",
+			body: "critical security concern: 127.0.0.99 probed 40 ports",
+			want: map[string]any{attrNIConcernType: "port_scan", attrNISourceIP: "127.0.0.99", attrNICount: int64(40),
+				attrNISeverity: "critical", attrNIBlocked: false},
 		},
 		{
 			name: "connection failure",
