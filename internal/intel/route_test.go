@@ -1,6 +1,9 @@
 package intel
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestRoute(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -45,4 +48,23 @@ func TestParseAllowedDependency(t *testing.T) {
 			t.Errorf("ParseAllowedDependency(%q) = %q, %q, %v", tt.in, src, dst, err)
 		}
 	}
+}
+
+// FuzzRoute: any path yields a template that is stable (templating it again changes nothing)
+// and keeps no all-digit segment.
+func FuzzRoute(f *testing.F) {
+	for _, s := range []string{"/api/users/123", "/", "", "//", "/a/550e8400-e29b-41d4-a716-446655440000/b", "/x?y=1", "/%41/1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, path string) {
+		r := Route(path)
+		if again := Route(r); again != r {
+			t.Fatalf("Route(%q) = %q, but Route(%q) = %q", path, r, r, again)
+		}
+		for _, seg := range strings.Split(r, "/") {
+			if seg != "" && strings.Trim(seg, "0123456789") == "" {
+				t.Fatalf("Route(%q) = %q keeps the number %q", path, r, seg)
+			}
+		}
+	})
 }
