@@ -363,6 +363,18 @@ func TestConnectionFailureAndRetryStorm(t *testing.T) {
 	}
 	requireLen(t, "slow retries are no storm", kinds(fs, KindRetryStorm), 0)
 
+	// Negative twin: connections that open, carry data and close, and a server whose client
+	// hangs up with a reset (the client's choice), are no failures.
+	h := testEngine(nil)
+	h.Findings(t0)
+	sock := capture.Socket{Role: capture.RoleClient, Local: netip.MustParseAddrPort("127.0.0.1:40001"), Remote: netip.MustParseAddrPort("127.0.0.5:5432")}
+	for _, k := range []capture.ConnKind{capture.ConnOpened, capture.ConnRTT, capture.ConnRetransmit, capture.ConnClosed} {
+		h.Conn(&capture.ConnEvent{Kind: k, Time: t0, Socket: sock}, svc("orders"), svc("postgres"))
+	}
+	srv := capture.Socket{Role: capture.RoleServer, Local: sock.Remote, Remote: sock.Local}
+	h.Conn(&capture.ConnEvent{Kind: capture.ConnResetReceived, Time: t0, Socket: srv}, svc("orders"), svc("postgres"))
+	requireLen(t, "healthy connections", h.Findings(t0.Add(10*time.Second)), 0)
+
 	// 40 failing requests in 2s: a retry storm.
 	var s stream
 	for i := 0; i < 40; i++ {
@@ -374,7 +386,7 @@ func TestConnectionFailureAndRetryStorm(t *testing.T) {
 		t.Fatalf("retry storm = %+v", r)
 	}
 	// Negative twin: the same 40 failures spread over 400s.
-	h := testEngine(nil)
+	h = testEngine(nil)
 	var all []Finding
 	h.Findings(t0)
 	for i := 0; i < 40; i++ {
