@@ -61,6 +61,23 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 			nodeB.Append(s, frontend, checkout, probability)
 		}
 	}
+	// The default span_sampling, 1%: 2^56/(2^56−th) is 100.0000000000009, so the connector's
+	// stochastic rounding gives 100 per span except with probability ~1e-12.
+	const orders, defaultP = 3000, 0.01
+	thHex1, _ := SamplingThreshold(defaultP)
+	th1, err := sampling.TValueToThreshold(thHex1)
+	require.NoError(t, err)
+	keptOrders := 0
+	for i := 0; i < orders; i++ {
+		s := httpExchange(l7.SideServer, "1.1", "POST", fmt.Sprintf("/api/orders/%d", i), 201)
+		s.RequestSeq += uint32(2_000_000 + i*100)
+		exact.Exchange(s, frontend, checkout)
+		if th1.ShouldSample(sampling.TraceIDToRandomness(pcommon.TraceID(s.TraceID()))) {
+			keptOrders++
+			nodeB.Append(s, frontend, checkout, defaultP)
+		}
+	}
+	require.Greater(t, keptOrders, 0)
 	for i := 0; i < healthCalls; i++ { // kept with probability 1: no threshold, count 1 each
 		s := httpExchange(l7.SideServer, "1.1", "GET", "/health", 200)
 		s.RequestSeq += uint32(1_000_000 + i*100)
@@ -77,8 +94,12 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 		"server spans counted at their adjusted count 1/p")
 	assert.Equal(t, int64(healthCalls), calls[spanKey{"checkout", "GET /health", "SPAN_KIND_SERVER"}],
 		"unsampled spans count 1")
+	assert.Equal(t, int64(keptOrders*100), calls[spanKey{"checkout", "POST /api/orders/{id}", "SPAN_KIND_SERVER"}],
+		"1%% sampled spans counted 100 each")
 	t.Logf("%d requests, %d kept at p=%v: span_metrics estimates %d, Metrics counts %d exactly",
 		requests, kept, probability, kept*4, requests)
+	t.Logf("%d requests, %d kept at p=%v: span_metrics estimates %d, Metrics counts %d exactly",
+		orders, keptOrders, defaultP, keptOrders*100, orders)
 
 	// Our metrics saw every exchange, sampled or not: exact.
 	md := exact.Emit(t0.Add(time.Minute), SelfCounters{})
@@ -89,11 +110,11 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 	for _, p := range points(t, md, MetricHTTPClientDuration) {
 		client += p.count
 	}
-	assert.Equal(t, uint64(requests+healthCalls), server)
+	assert.Equal(t, uint64(requests+healthCalls+orders), server)
 	assert.Equal(t, uint64(requests), client)
 	totals := points(t, md, MetricServiceGraphTotal)
 	require.Len(t, totals, 2)
-	assert.Equal(t, int64(requests), totals[0].value, "frontend → checkout, each request once")
+	assert.Equal(t, int64(requests+orders), totals[0].value, "frontend → checkout, each request once")
 	assert.Equal(t, int64(healthCalls), totals[1].value, "kubelet → checkout")
 }
 
