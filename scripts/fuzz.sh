@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 found=0
 while IFS=: read -r file _ line; do
 	name=$(sed -E 's/^func (Fuzz[A-Za-z0-9_]*)\(.*/\1/' <<<"$line")
-	pkg=./$(dirname "$file")
+	pkg=$(dirname "$file")
 	echo "fuzz: $pkg $name for $FUZZTIME"
 	"$GO" test -run '^$' -fuzz "^${name}\$" -fuzztime "$FUZZTIME" "$pkg"
 	found=$((found + 1))
