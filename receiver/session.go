@@ -126,6 +126,10 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 	}
 	settings := s.settings
 	settings.Metrics.Start = time.Now()
+	if settings.Metrics.Host.ServiceName == "" {
+		// Host-level metrics (service graph, TCP, the receiver's own) belong to the collector.
+		settings.Metrics.Host.ServiceName = s.set.BuildInfo.Command
+	}
 	p := newPipeline(settings, s.set.Logger, src, out)
 	r := &run{cancel: cancel, source: src}
 	r.wg.Add(2)
