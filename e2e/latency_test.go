@@ -14,12 +14,12 @@ const catalogAddr = "127.0.0.30:8083"
 func TestLatency(t *testing.T) {
 	s := newScenario(t)
 	const warmup = 20
+	ls := &latencyServer{Addr: catalogAddr, Base: 10 * time.Millisecond, Slow: 90 * time.Millisecond, SlowPath: "/slow"}
+	s.startLatencyServer(ls)
 	s.startCollector(receiverConfig{
 		Services:     map[string]string{catalogAddr: "catalog"},
 		Intelligence: map[string]any{"baseline_warmup": warmup, "latency_deviation_factor": 3.0},
 	})
-	ls := &latencyServer{Addr: catalogAddr, Base: 2 * time.Millisecond, Slow: 50 * time.Millisecond, SlowPath: "/slow"}
-	s.startLatencyServer(ls)
 
 	// One worker, so every request stands alone; n requests, bounded in time.
 	hey := func(n int, path string) {
@@ -61,7 +61,7 @@ func TestLatency(t *testing.T) {
 	}
 	s.never(o, "latency anomaly on the healthy route /fast", func(o *output) (int, string) {
 		var bad []logRecord
-		for _, r := range o.events(evLatency, nil) {
+		for _, r := range o.events(evLatency, attrs{aDest: "catalog"}) {
 			if route, _ := attrAny(r.Attrs, strings.Split(aRoute, "|")...); route == "/fast" {
 				bad = append(bad, r)
 			}
@@ -70,7 +70,7 @@ func TestLatency(t *testing.T) {
 	})
 	s.never(o, "latency anomaly before the backend turned slow (during warm-up)", func(o *output) (int, string) {
 		var bad []logRecord
-		for _, r := range o.events(evLatency, nil) {
+		for _, r := range o.events(evLatency, attrs{aDest: "catalog"}) {
 			if r.Time.Before(switched) {
 				bad = append(bad, r)
 			}

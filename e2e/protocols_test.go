@@ -23,7 +23,6 @@ const (
 
 func TestHTTP2(t *testing.T) {
 	s := newScenario(t)
-	s.startCollector(receiverConfig{Services: map[string]string{h2webAddr + ":" + h2webPort: "h2web"}})
 	docroot := s.path("htdocs")
 	if err := os.MkdirAll(docroot, 0o755); err != nil {
 		t.Fatal(err)
@@ -33,6 +32,7 @@ func TestHTTP2(t *testing.T) {
 	}
 	s.startProcess("nghttpd", "nghttpd", "--no-tls", "-a", h2webAddr, "-d", docroot, h2webPort)
 	s.waitTCP(h2webAddr + ":" + h2webPort)
+	s.startCollector(receiverConfig{Services: map[string]string{h2webAddr + ":" + h2webPort: "h2web"}})
 
 	const ok, missing = 40, 20
 	base := "http://" + h2webAddr + ":" + h2webPort
@@ -68,11 +68,11 @@ func buildGRPCExamples(s *scenario) string {
 func TestGRPC(t *testing.T) {
 	s := newScenario(t)
 	bin := buildGRPCExamples(s)
-	s.startCollector(receiverConfig{Services: map[string]string{greeterAddr: "greeter", routeGuide: "routeguide"}})
 	s.startProcess("greeter_server", filepath.Join(bin, "greeter_server"), "-port", strings.Split(greeterAddr, ":")[1])
 	s.startProcess("route_guide_server", filepath.Join(bin, "server"), "-port", strings.Split(routeGuide, ":")[1])
 	s.waitTCP(greeterAddr)
 	s.waitTCP(routeGuide)
+	s.startCollector(receiverConfig{Services: map[string]string{greeterAddr: "greeter", routeGuide: "routeguide"}})
 
 	const hellos = 5
 	for i := 0; i < hellos; i++ {
@@ -88,16 +88,23 @@ func TestGRPC(t *testing.T) {
 		func(o *output) (bool, string) {
 			var found strings.Builder
 			ok := true
-			hello := o.spansOf(kindServer, attrs{"service.name": "greeter", aRPCMethod: "SayHello", aGRPCStatus: oneOf{"0", "OK"}})
+			hello := o.spansOf(kindServer, attrs{"service.name": "greeter", aRPCMethod: rpcMethod("helloworld.Greeter", "SayHello"), aGRPCStatus: oneOf{"0", "OK"}})
 			fmt.Fprintf(&found, "  greeter SayHello OK server spans: %d\n", len(hello))
 			ok = ok && len(hello) >= hellos
+			// Unary, server-streaming, client-streaming and bidirectional calls, all OK.
 			for _, m := range []string{"GetFeature", "ListFeatures", "RecordRoute", "RouteChat"} {
-				n := len(o.spansOf(kindServer, attrs{"service.name": "routeguide", aRPCMethod: m}))
-				fmt.Fprintf(&found, "  routeguide %s server spans: %d\n", m, n)
-				ok = ok && n >= 1
+				all := o.spansOf(kindServer, attrs{"service.name": "routeguide", aRPCMethod: rpcMethod("routeguide.RouteGuide", m)})
+				var good int
+				for _, sp := range all {
+					if st, _ := attrAny(sp.Attrs, strings.Split(aGRPCStatus, "|")...); (st == "0" || st == "OK") && sp.Status != statusError {
+						good++
+					}
+				}
+				fmt.Fprintf(&found, "  routeguide %s server spans: %d, with status OK: %d\n", m, len(all), good)
+				ok = ok && good >= 1 && good == len(all)
 			}
 			var unimpl int
-			for _, sp := range o.spansOf("", attrs{"service.name": "routeguide", aRPCMethod: "SayHello", aGRPCStatus: oneOf{"12", "UNIMPLEMENTED"}}) {
+			for _, sp := range o.spansOf("", attrs{"service.name": "routeguide", aRPCMethod: rpcMethod("helloworld.Greeter", "SayHello"), aGRPCStatus: oneOf{"12", "UNIMPLEMENTED"}}) {
 				if sp.Status == statusError {
 					unimpl++
 				}
@@ -113,8 +120,8 @@ func TestGRPC(t *testing.T) {
 
 func TestDNS(t *testing.T) {
 	s := newScenario(t)
-	s.startCollector(receiverConfig{Services: map[string]string{dnsAddr + ":53": "dns"}})
 	s.dnsmasq(dnsAddr)
+	s.startCollector(receiverConfig{Services: map[string]string{dnsAddr + ":53": "dns"}})
 	const found, missing = 5, 3
 	for i := 0; i < found; i++ {
 		s.mustRun(10*time.Second, "dig", "@"+dnsAddr, "+tries=1", "+time=2", "svc.test")
@@ -126,6 +133,7 @@ func TestDNS(t *testing.T) {
 		}
 	}
 
+	// dig is a local client, so each query is a CLIENT span too (dig sends with sendmmsg(2)).
 	s.eventually(60*time.Second, fmt.Sprintf("≥%d DNS CLIENT spans svc.test NOERROR, %d missing.test NXDOMAIN with status Error", found, missing),
 		func(o *output) (bool, string) {
 			ok := o.spansOf(kindClient, attrs{aDNSName: "svc.test", aDNSRCode: oneOf{"NOERROR", "0"}})
@@ -143,4 +151,10 @@ func TestDNS(t *testing.T) {
 			recs := o.events(evErrors, attrs{aDest: "dns"})
 			return sumAttr(recs, aErrorCount) == missing, o.dumpEvents(evErrors)
 		})
+}
+
+// rpcMethod matches rpc.method in either convention: the fully-qualified
+// "pkg.Service/Method" of current semantic conventions, or the bare method of older ones.
+func rpcMethod(service, method string) oneOf {
+	return oneOf{service + "/" + method, method}
 }

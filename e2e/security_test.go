@@ -20,14 +20,14 @@ const (
 
 func TestSecurity(t *testing.T) {
 	s := newScenario(t)
-	s.startCollector(receiverConfig{
-		Services: map[string]string{shopWebAddr: "shopweb"},
-		// One window spans the whole scenario, so each concern is expected exactly once.
-		Security: map[string]any{"scan_window": "5m", "enumeration_threshold": 20, "port_scan_threshold": 20},
-	})
 	s.nginx("shopweb", shopWebAddr, `
         location = /item.php { return 200 "item 1\n"; }
         location / { return 404; }`)
+	s.startCollector(receiverConfig{
+		Services: map[string]string{shopWebAddr: "shopweb"},
+		// One window spans the whole scenario: each concern once per (type, source service).
+		Security: map[string]any{"scan_window": "5m", "enumeration_threshold": 20, "port_scan_threshold": 20},
+	})
 
 	// sqlmap: one URL, boolean-based tests only, no retries, bounded in time.
 	out, err := s.run(90*time.Second, "sqlmap", "-u", "http://"+shopWebAddr+"/item.php?id=1",

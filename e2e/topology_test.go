@@ -38,8 +38,8 @@ func (s *scenario) startShop() {
 
 func TestTopology(t *testing.T) {
 	s := newScenario(t)
-	s.startCollector(receiverConfig{Services: shopServices})
 	s.startShop()
+	s.startCollector(receiverConfig{Services: shopServices})
 
 	const n = 20
 	if codes := s.curl(n, "http://"+frontendAddr+"/items"); codes["200"] != n {
@@ -97,8 +97,8 @@ func TestTopology(t *testing.T) {
 func TestCascade(t *testing.T) {
 	s := newScenario(t)
 	// A 5 s error window, so the burst of failures most likely falls in one window.
-	s.startCollector(receiverConfig{Services: shopServices, Intelligence: map[string]any{"flush_interval": "5s"}})
 	s.startShop()
+	s.startCollector(receiverConfig{Services: shopServices, Intelligence: map[string]any{"flush_interval": "5s"}})
 
 	// Healthy first, so the edges exist; then inventory's /stock fails and the 503
 	// propagates through api and frontend to the client.
