@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"github.com/netintel/netintelreceiver/internal/lru"
+
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -19,11 +21,11 @@ type Resolver struct {
 	host     string
 	procRoot string
 
-	procs     *lru[uint32, *process]       // pid → what /proc says
-	listeners *lru[netip.AddrPort, uint32] // address a local server accepted on → pid
-	sockets   *lru[netip.AddrPort, uint32] // local address of a client socket → pid
-	dnsNames  *lru[netip.Addr, string]     // address → name it was resolved from
-	sniNames  *lru[netip.AddrPort, string] // server address → TLS server name
+	procs     *lru.Cache[uint32, *process]       // pid → what /proc says
+	listeners *lru.Cache[netip.AddrPort, uint32] // address a local server accepted on → pid
+	sockets   *lru.Cache[netip.AddrPort, uint32] // local address of a client socket → pid
+	dnsNames  *lru.Cache[netip.Addr, string]     // address → name it was resolved from
+	sniNames  *lru.Cache[netip.AddrPort, string] // server address → TLS server name
 
 	exits uint64 // processes evicted because they exited (or their pid was reused)
 }
@@ -54,21 +56,21 @@ func New(opts Options) *Resolver {
 		static:    newStaticMap(opts.Services),
 		host:      opts.HostName,
 		procRoot:  opts.ProcRoot,
-		procs:     newLRU[uint32, *process](opts.MaxProcesses),
-		listeners: newLRU[netip.AddrPort, uint32](opts.MaxAddresses),
-		sockets:   newLRU[netip.AddrPort, uint32](opts.MaxAddresses),
-		dnsNames:  newLRU[netip.Addr, string](opts.MaxAddresses),
-		sniNames:  newLRU[netip.AddrPort, string](opts.MaxAddresses),
+		procs:     lru.New[uint32, *process](opts.MaxProcesses),
+		listeners: lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		sockets:   lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		dnsNames:  lru.New[netip.Addr, string](opts.MaxAddresses),
+		sniNames:  lru.New[netip.AddrPort, string](opts.MaxAddresses),
 	}
 }
 
 // Counters reports table sizes and evictions.
 func (r *Resolver) Counters() Counters {
 	return Counters{
-		Processes: uint64(r.procs.len()), Listeners: uint64(r.listeners.len()),
-		Sockets: uint64(r.sockets.len()), DNSNames: uint64(r.dnsNames.len()), SNINames: uint64(r.sniNames.len()),
-		ProcessesEvicted: r.procs.evicted, ListenersEvicted: r.listeners.evicted,
-		SocketsEvicted: r.sockets.evicted, DNSNamesEvicted: r.dnsNames.evicted, SNINamesEvicted: r.sniNames.evicted,
+		Processes: uint64(r.procs.Len()), Listeners: uint64(r.listeners.Len()),
+		Sockets: uint64(r.sockets.Len()), DNSNames: uint64(r.dnsNames.Len()), SNINames: uint64(r.sniNames.Len()),
+		ProcessesEvicted: r.procs.Evicted(), ListenersEvicted: r.listeners.Evicted(),
+		SocketsEvicted: r.sockets.Evicted(), DNSNamesEvicted: r.dnsNames.Evicted(), SNINamesEvicted: r.sniNames.Evicted(),
 		ProcessesExited: r.exits,
 	}
 }
@@ -86,12 +88,12 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 		r.learnSocket(pid, ev.Process.Comm, ev.Socket)
 	case capture.ConnClosed:
 		if ev.Socket.Role == capture.RoleClient {
-			if owner, ok := r.sockets.peek(unmap(ev.Socket.Local)); ok && (pid == 0 || owner == pid) {
-				r.sockets.remove(unmap(ev.Socket.Local))
+			if owner, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && (pid == 0 || owner == pid) {
+				r.sockets.Remove(unmap(ev.Socket.Local))
 			}
 		}
 		if pid != 0 {
-			if _, ok := r.procs.peek(pid); ok {
+			if _, ok := r.procs.Peek(pid); ok {
 				if _, err := os.Stat(filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))); os.IsNotExist(err) {
 					r.forget(pid)
 				}
@@ -107,11 +109,11 @@ func (r *Resolver) Data(ev *capture.DataEvent) {
 	}
 	switch ev.Socket.Role {
 	case capture.RoleServer:
-		if pid, ok := r.listeners.peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
+		if pid, ok := r.listeners.Peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
 			return
 		}
 	case capture.RoleClient:
-		if pid, ok := r.sockets.peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
+		if pid, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
 			return
 		}
 	default:
@@ -124,7 +126,7 @@ func (r *Resolver) learnSocket(pid uint32, comm string, s capture.Socket) {
 	local := unmap(s.Local)
 	switch s.Role {
 	case capture.RoleServer:
-		r.listeners.put(local, pid)
+		r.listeners.Put(local, pid)
 		p := r.process(pid, comm)
 		if len(p.listens) < maxListens && !containsAddr(p.listens, local) {
 			p.listens = append(p.listens, local)
@@ -135,7 +137,7 @@ func (r *Resolver) learnSocket(pid uint32, comm string, s capture.Socket) {
 			}
 		}
 	case capture.RoleClient:
-		r.sockets.put(local, pid)
+		r.sockets.Put(local, pid)
 	}
 }
 
@@ -150,23 +152,23 @@ func containsAddr(list []netip.AddrPort, a netip.AddrPort) bool {
 
 // forget drops a process that exited, with the addresses it served.
 func (r *Resolver) forget(pid uint32) {
-	p, ok := r.procs.peek(pid)
+	p, ok := r.procs.Peek(pid)
 	if !ok {
 		return
 	}
 	for _, a := range p.listens {
-		if owner, ok := r.listeners.peek(a); ok && owner == pid {
-			r.listeners.remove(a)
+		if owner, ok := r.listeners.Peek(a); ok && owner == pid {
+			r.listeners.Remove(a)
 		}
 	}
-	r.procs.remove(pid)
+	r.procs.Remove(pid)
 	r.exits++
 }
 
 // process returns the cached /proc view of pid, reading it on first sight. A different comm
 // than the cached one means the pid was reused by a new process.
 func (r *Resolver) process(pid uint32, comm string) *process {
-	if p, ok := r.procs.get(pid); ok {
+	if p, ok := r.procs.Get(pid); ok {
 		if comm == "" || p.comm == "" || p.comm == comm {
 			if p.comm == "" {
 				p.comm = comm
@@ -176,7 +178,7 @@ func (r *Resolver) process(pid uint32, comm string) *process {
 		r.forget(pid)
 	}
 	p := readProcess(r.procRoot, pid, comm)
-	r.procs.put(pid, p)
+	r.procs.Put(pid, p)
 	return p
 }
 
@@ -186,21 +188,21 @@ func (r *Resolver) process(pid uint32, comm string) *process {
 func (r *Resolver) Learn(x *l7.Exchange) {
 	switch {
 	case x.Side == l7.SideServer && x.Server.Process.PID != 0:
-		if pid, ok := r.listeners.peek(unmap(x.Server.Addr)); !ok || pid != x.Server.Process.PID {
+		if pid, ok := r.listeners.Peek(unmap(x.Server.Addr)); !ok || pid != x.Server.Process.PID {
 			r.learnSocket(x.Server.Process.PID, x.Server.Process.Comm, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
 		}
 	case x.Side == l7.SideClient && x.Client.Process.PID != 0:
-		if pid, ok := r.sockets.peek(unmap(x.Client.Addr)); !ok || pid != x.Client.Process.PID {
-			r.sockets.put(unmap(x.Client.Addr), x.Client.Process.PID)
+		if pid, ok := r.sockets.Peek(unmap(x.Client.Addr)); !ok || pid != x.Client.Process.PID {
+			r.sockets.Put(unmap(x.Client.Addr), x.Client.Process.PID)
 		}
 	}
 	if x.DNS != nil && x.DNS.RCode == 0 && x.DNS.Name != "" {
 		for _, a := range x.DNS.Answers {
-			r.dnsNames.put(a.Unmap(), x.DNS.Name)
+			r.dnsNames.Put(a.Unmap(), x.DNS.Name)
 		}
 	}
 	if x.TLS != nil && x.TLS.SNI != "" && x.Server.Addr.IsValid() {
-		r.sniNames.put(unmap(x.Server.Addr), x.TLS.SNI)
+		r.sniNames.Put(unmap(x.Server.Addr), x.TLS.SNI)
 	}
 }
 
@@ -209,7 +211,7 @@ func (r *Resolver) Client(x *l7.Exchange) Service {
 	ep := x.Client
 	pid, comm := ep.Process.PID, ep.Process.Comm
 	if pid == 0 {
-		pid, _ = r.sockets.peek(unmap(ep.Addr))
+		pid, _ = r.sockets.Peek(unmap(ep.Addr))
 	}
 	if pid != 0 {
 		return r.local(pid, comm, ep.Addr, false)
@@ -218,7 +220,7 @@ func (r *Resolver) Client(x *l7.Exchange) Service {
 	if n, ok := r.static.lookup(ep.Addr); ok {
 		return remote(n)
 	}
-	if n, ok := r.dnsNames.peek(ep.Addr.Addr().Unmap()); ok {
+	if n, ok := r.dnsNames.Peek(ep.Addr.Addr().Unmap()); ok {
 		return remote(n)
 	}
 	return remote(ep.Addr.Addr().Unmap().String())
@@ -231,7 +233,7 @@ func (r *Resolver) Server(x *l7.Exchange) Service {
 
 func (r *Resolver) server(addr netip.AddrPort, pid uint32, comm string) Service {
 	if pid == 0 {
-		pid, _ = r.listeners.peek(unmap(addr))
+		pid, _ = r.listeners.Peek(unmap(addr))
 	}
 	if pid != 0 {
 		return r.local(pid, comm, addr, true)
@@ -239,10 +241,10 @@ func (r *Resolver) server(addr netip.AddrPort, pid uint32, comm string) Service 
 	if n, ok := r.static.lookup(addr); ok {
 		return remote(n)
 	}
-	if n, ok := r.dnsNames.peek(addr.Addr().Unmap()); ok {
+	if n, ok := r.dnsNames.Peek(addr.Addr().Unmap()); ok {
 		return remote(n)
 	}
-	if n, ok := r.sniNames.peek(unmap(addr)); ok {
+	if n, ok := r.sniNames.Peek(unmap(addr)); ok {
 		return remote(n)
 	}
 	return remote(unmap(addr).String())

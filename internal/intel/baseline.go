@@ -60,10 +60,10 @@ func (b *baseline) add(d time.Duration, warmup int) {
 // It reports whether a latency_anomaly was emitted.
 func (e *Engine) observeLatency(x *l7.Exchange, id [16]byte, o *outcome, key EdgeKey, server identity.Service, d time.Duration, t time.Time) bool {
 	rk := routeKey{dest: key.Dest, method: o.method, route: o.route}
-	b, ok := e.baselines.get(rk)
+	b, ok := e.baselines.Get(rk)
 	if !ok {
 		b = &baseline{}
-		e.baselines.put(rk, b)
+		e.baselines.Put(rk, b)
 	}
 	var base time.Duration
 	var factor float64

@@ -1,6 +1,8 @@
 package intel
 
 import (
+	"github.com/netintel/netintelreceiver/internal/lru"
+
 	"net/netip"
 	"slices"
 	"strconv"
@@ -25,8 +27,8 @@ type Engine struct {
 	anyAllowed, restrict bool
 
 	dedup     dedupSet
-	edges     *lru[EdgeKey, *edge]
-	baselines *lru[routeKey, *baseline]
+	edges     *lru.Cache[EdgeKey, *edge]
+	baselines *lru.Cache[routeKey, *baseline]
 
 	// Windowed state, reset at each flush.
 	winStart  time.Time
@@ -34,11 +36,11 @@ type Engine struct {
 	connFails map[connFailKey]*connFailGroup
 	retries   map[retryKey]*retryGroup
 
-	failing  *lru[servicePair, *failingEdge] // edges with recent errors, for cascades
-	clients  *lru[netip.Addr, *scanState]    // 404 paths per client (enumeration)
-	sources  *lru[netip.Addr, *scanState]    // refused/reset ports per source (port scan)
-	concerns *lru[concernKey, time.Time]     // last report per (type, source)
-	scanners *lru[scannerKey, time.Time]     // clients seen scanning, when
+	failing  *lru.Cache[servicePair, *failingEdge] // edges with recent errors, for cascades
+	clients  *lru.Cache[netip.Addr, *scanState]    // 404 paths per client (enumeration)
+	sources  *lru.Cache[netip.Addr, *scanState]    // refused/reset ports per source (port scan)
+	concerns *lru.Cache[concernKey, time.Time]     // last report per (type, source)
+	scanners *lru.Cache[scannerKey, time.Time]     // clients seen scanning, when
 
 	latest    time.Time // the latest event time seen
 	immediate []Finding
@@ -84,16 +86,16 @@ func New(opts Options) *Engine {
 		opts:      opts,
 		uaCache:   make(map[string]string),
 		dedup:     newDedupSet(opts.DedupCapacity),
-		edges:     newLRU[EdgeKey, *edge](opts.MaxEdges),
-		baselines: newLRU[routeKey, *baseline](opts.MaxRoutes),
+		edges:     lru.New[EdgeKey, *edge](opts.MaxEdges),
+		baselines: lru.New[routeKey, *baseline](opts.MaxRoutes),
 		errGroups: make(map[groupKey]*errGroup),
 		connFails: make(map[connFailKey]*connFailGroup),
 		retries:   make(map[retryKey]*retryGroup),
-		failing:   newLRU[servicePair, *failingEdge](opts.MaxEdges),
-		clients:   newLRU[netip.Addr, *scanState](opts.MaxClients),
-		sources:   newLRU[netip.Addr, *scanState](opts.MaxClients),
-		concerns:  newLRU[concernKey, time.Time](opts.MaxClients),
-		scanners:  newLRU[scannerKey, time.Time](opts.MaxClients),
+		failing:   lru.New[servicePair, *failingEdge](opts.MaxEdges),
+		clients:   lru.New[netip.Addr, *scanState](opts.MaxClients),
+		sources:   lru.New[netip.Addr, *scanState](opts.MaxClients),
+		concerns:  lru.New[concernKey, time.Time](opts.MaxClients),
+		scanners:  lru.New[scannerKey, time.Time](opts.MaxClients),
 	}
 	for _, p := range opts.SuspiciousUserAgents {
 		if p = strings.ToLower(strings.TrimSpace(p)); p != "" {
@@ -121,13 +123,13 @@ func New(opts Options) *Engine {
 // Counters reports the engine's totals and table sizes.
 func (e *Engine) Counters() Counters {
 	c := e.c
-	c.Edges, c.EdgesEvicted = uint64(e.edges.len()), e.edges.evicted
-	c.Baselines, c.BaselinesEvicted = uint64(e.baselines.len()), e.baselines.evicted
-	c.FailingEdges, c.FailingEdgesEvicted = uint64(e.failing.len()), e.failing.evicted
-	c.Clients, c.ClientsEvicted = uint64(e.clients.len()), e.clients.evicted
-	c.ScanSources, c.ScanSourcesEvicted = uint64(e.sources.len()), e.sources.evicted
-	c.Concerns, c.ConcernsEvicted = uint64(e.concerns.len()), e.concerns.evicted
-	c.Scanners, c.ScannersEvicted = uint64(e.scanners.len()), e.scanners.evicted
+	c.Edges, c.EdgesEvicted = uint64(e.edges.Len()), e.edges.Evicted()
+	c.Baselines, c.BaselinesEvicted = uint64(e.baselines.Len()), e.baselines.Evicted()
+	c.FailingEdges, c.FailingEdgesEvicted = uint64(e.failing.Len()), e.failing.Evicted()
+	c.Clients, c.ClientsEvicted = uint64(e.clients.Len()), e.clients.Evicted()
+	c.ScanSources, c.ScanSourcesEvicted = uint64(e.sources.Len()), e.sources.Evicted()
+	c.Concerns, c.ConcernsEvicted = uint64(e.concerns.Len()), e.concerns.Evicted()
+	c.Scanners, c.ScannersEvicted = uint64(e.scanners.Len()), e.scanners.Evicted()
 	c.DedupForgotten = e.dedup.forgotten
 	return c
 }
@@ -333,9 +335,8 @@ func (e *Engine) emit(f Finding) {
 
 // Edges is a snapshot of the dependency graph.
 func (e *Engine) Edges() []EdgeStats {
-	out := make([]EdgeStats, 0, e.edges.len())
-	for n := e.edges.head.next; n != &e.edges.head; n = n.next {
-		ed := n.val
+	out := make([]EdgeStats, 0, e.edges.Len())
+	for _, ed := range e.edges.All() {
 		out = append(out, EdgeStats{
 			Key: ed.key, Client: ed.client, Server: ed.server, FirstSeen: ed.firstSeen, LastSeen: ed.lastSeen,
 			Requests: ed.requests, Errors: ed.errors, Latency: ed.latency,

@@ -89,10 +89,10 @@ func (e *Engine) markFailing(key EdgeKey, server identity.Service, gk groupKey, 
 		return // a service calling itself is no chain
 	}
 	p := servicePair{key.Source, key.Dest}
-	f, ok := e.failing.get(p)
+	f, ok := e.failing.Get(p)
 	if !ok || t.Sub(f.last) > e.opts.CascadeWindow {
 		f = &failingEdge{key: key, server: server, first: t}
-		e.failing.put(p, f)
+		e.failing.Put(p, f)
 	}
 	if t.After(f.last) {
 		f.last = t
@@ -138,7 +138,7 @@ func (e *Engine) connFailure(client, server identity.Service, src netip.Addr, ds
 	gk := groupKey{dest: key.Dest, status: "connection_" + reason}
 	e.markFailing(key, server, gk, 0, nil, t)
 	e.retry(retryKey{client: client.Name, dest: key.Dest, route: "connect:" + reason}, key, client, nil, t)
-	if ed, ok := e.edges.peek(key); ok {
+	if ed, ok := e.edges.Peek(key); ok {
 		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
 	}
 }
@@ -157,8 +157,7 @@ type cascade struct {
 func (e *Engine) cascades(now time.Time) []cascade {
 	in := make(map[string][]*failingEdge)
 	out := make(map[string]int)
-	for n := e.failing.head.next; n != &e.failing.head; n = n.next {
-		f := n.val
+	for _, f := range e.failing.All() {
 		if now.Sub(f.last) > e.opts.CascadeWindow {
 			continue
 		}
@@ -320,14 +319,14 @@ func (e *Engine) flush(now time.Time) []Finding {
 	clear(e.connFails)
 	clear(e.retries)
 	var stale []servicePair
-	for n := e.failing.head.next; n != &e.failing.head; n = n.next {
-		n.val.windowErrors = 0
-		if clock.Sub(n.val.last) > e.opts.CascadeWindow {
-			stale = append(stale, n.key)
+	for k, f := range e.failing.All() {
+		f.windowErrors = 0
+		if clock.Sub(f.last) > e.opts.CascadeWindow {
+			stale = append(stale, k)
 		}
 	}
 	for _, p := range stale {
-		e.failing.remove(p)
+		e.failing.Remove(p)
 	}
 	return out
 }

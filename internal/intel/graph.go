@@ -45,11 +45,11 @@ type EdgeStats struct {
 // observeEdge returns the edge of key, creating it; a new edge, or one back after
 // DependencyTTL of silence, is reported as a service_dependency at the next Findings call.
 func (e *Engine) observeEdge(key EdgeKey, client, server identity.Service, t time.Time) *edge {
-	ed, ok := e.edges.get(key)
+	ed, ok := e.edges.Get(key)
 	switch {
 	case !ok:
 		ed = &edge{key: key, client: client, server: server, firstSeen: t, lastSeen: t, unauthorized: !e.allowedEdge(key)}
-		e.edges.put(key, ed)
+		e.edges.Put(key, ed)
 		e.reportEdge(ed)
 	case t.Sub(ed.lastSeen) > e.opts.DependencyTTL:
 		e.reportEdge(ed)

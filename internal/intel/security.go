@@ -1,6 +1,8 @@
 package intel
 
 import (
+	"github.com/netintel/netintelreceiver/internal/lru"
+
 	"hash/maphash"
 	"net/netip"
 	"strings"
@@ -33,14 +35,14 @@ type scannerKey struct {
 // markScanner sets a client apart for ScanWindow: its 404s and errors are the scan's, not the
 // service's, so they feed neither error patterns, retry storms nor baselines.
 func (e *Engine) markScanner(ip netip.Addr, client string, t time.Time) {
-	e.scanners.put(scannerKey{ip, client}, t)
+	e.scanners.Put(scannerKey{ip, client}, t)
 }
 
 func (e *Engine) isScanning(ip netip.Addr, client string, t time.Time) bool {
-	if e.scanners.len() == 0 {
+	if e.scanners.Len() == 0 {
 		return false
 	}
-	last, ok := e.scanners.peek(scannerKey{ip, client})
+	last, ok := e.scanners.Peek(scannerKey{ip, client})
 	return ok && t.Sub(last) <= e.opts.ScanWindow
 }
 
@@ -54,11 +56,11 @@ var pathSeed = maphash.MakeSeed()
 
 // concern emits f unless (type, source) was reported in the current scan window.
 func (e *Engine) concern(k concernKey, t time.Time, f Finding) bool {
-	if last, ok := e.concerns.get(k); ok && t.Sub(last) < e.opts.ScanWindow {
+	if last, ok := e.concerns.Get(k); ok && t.Sub(last) < e.opts.ScanWindow {
 		e.c.ConcernsSuppressed++
 		return false
 	}
-	e.concerns.put(k, t)
+	e.concerns.Put(k, t)
 	e.emit(f)
 	return true
 }
@@ -126,11 +128,11 @@ func (e *Engine) portProbe(src netip.Addr, dst netip.AddrPort, client, server id
 // probe adds a distinct value for src in table and reports the distinct count and whether it
 // has just reached threshold. The set stops growing at the threshold: memory per source is
 // bounded by it.
-func (e *Engine) probe(table *lru[netip.Addr, *scanState], src netip.Addr, v uint64, threshold int, t time.Time) (int, bool) {
-	s, ok := table.get(src)
+func (e *Engine) probe(table *lru.Cache[netip.Addr, *scanState], src netip.Addr, v uint64, threshold int, t time.Time) (int, bool) {
+	s, ok := table.Get(src)
 	if !ok || t.Sub(s.start) > e.opts.ScanWindow {
 		s = &scanState{start: t, distinct: make(map[uint64]struct{})}
-		table.put(src, s)
+		table.Put(src, s)
 	}
 	if len(s.distinct) >= threshold {
 		return len(s.distinct), false
@@ -144,7 +146,7 @@ func (e *Engine) isPortScanner(src netip.Addr, now time.Time) bool {
 	if !src.IsValid() {
 		return false
 	}
-	last, ok := e.concerns.peek(concernKey{typ: ConcernPortScan, ip: src.Unmap()})
+	last, ok := e.concerns.Peek(concernKey{typ: ConcernPortScan, ip: src.Unmap()})
 	return ok && now.Sub(last) <= e.opts.ScanWindow
 }
 
