@@ -43,9 +43,19 @@ func TestSecurity(t *testing.T) {
 
 	types := []string{"suspicious_user_agent", "suspicious_endpoint", "endpoint_enumeration", "port_scan"}
 	expect := fmt.Sprintf("security_concern events of types %v, each with source %s", types, scannerIP)
-	s.eventually(90*time.Second, expect, func(o *output) (bool, string) {
+	s.eventually(90*time.Second, expect+"; the user agents of both sqlmap and gobuster flagged", func(o *output) (bool, string) {
 		for _, ty := range types {
 			if len(o.events(evSecurity, attrs{aConcernType: ty, aSourceIP: scannerIP})) == 0 {
+				return false, o.dumpEvents(evSecurity)
+			}
+		}
+		for _, scanner := range []string{"sqlmap", "gobuster"} {
+			seen := false
+			for _, r := range o.events(evSecurity, attrs{aConcernType: "suspicious_user_agent"}) {
+				ua, _ := attrAny(r.Attrs, "netintel.user_agent", "user_agent.original")
+				seen = seen || strings.Contains(ua, scanner)
+			}
+			if !seen {
 				return false, o.dumpEvents(evSecurity)
 			}
 		}
