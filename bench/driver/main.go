@@ -44,7 +44,6 @@ type sample struct {
 	Fixed        loadResult
 	CPUAll       float64 // nginx + load generator + collector, CPU seconds during the fixed-rate phase
 	CPUCollector float64
-	CPUSystem    float64 // /proc/stat busy seconds during the fixed-rate phase
 
 	PeakRSS   int64
 	Exported  *exported
@@ -300,12 +299,11 @@ func measure(o options, work string, ng *proc, round int, with bool) (sample, er
 	if col != nil {
 		colPid = col.cmd.Process.Pid
 	}
-	cpu0, sys0, col0 := cpuOf(pids), must(systemBusySeconds()), cpuOf([]int{colPid})
+	cpu0, col0 := cpuOf(pids), cpuOf([]int{colPid})
 	s.Fixed = fixedRate(context.Background(), "http://"+o.addr, o.rate, o.conns, o.duration, "/", "/err", 0)
-	cpu1, sys1, col1 := cpuOf(pids), must(systemBusySeconds()), cpuOf([]int{colPid})
+	cpu1, col1 := cpuOf(pids), cpuOf([]int{colPid})
 	s.CPUAll = cpu1 - cpu0 + col1 - col0
 	s.CPUCollector = col1 - col0
-	s.CPUSystem = sys1 - sys0
 
 	if col != nil {
 		time.Sleep(5 * time.Second) // two flushes, so the files hold the final counts
@@ -315,16 +313,9 @@ func measure(o options, work string, ng *proc, round int, with bool) (sample, er
 			return s, err
 		}
 	}
-	log.Printf("round %d collector=%-5v wrk %.0f req/s; fixed %s, CPU all %.3fs collector %.3fs system %.3fs",
-		round, with, s.WrkRPS, s.Fixed, s.CPUAll, s.CPUCollector, s.CPUSystem)
+	log.Printf("round %d collector=%-5v wrk %.0f req/s; fixed %s, CPU all %.3fs collector %.3fs",
+		round, with, s.WrkRPS, s.Fixed, s.CPUAll, s.CPUCollector)
 	return s, nil
-}
-
-func must(v float64, err error) float64 {
-	if err != nil {
-		log.Fatal(err)
-	}
-	return v
 }
 
 // recallResult: a fixed-rate run where 1/errEvery of the requests answer 500.

@@ -18,8 +18,12 @@ import (
 
 // exported is what the collector's file exporters wrote in one session.
 type exported struct {
-	LogRecords int
+	LogRecords int // every record; the collector watches the whole host
 	Spans      int
+	// Of these, the records of the benchmark's own traffic: resource service.name is one of
+	// benchServices (nginx is mapped to "web"; wrk and the driver are named by executable).
+	BenchLogRecords int
+	BenchSpans      int
 	// latest cumulative value per stream (metric name + resource + attributes); for
 	// histograms the count.
 	latest map[string]streamValue
@@ -32,6 +36,16 @@ type streamValue struct {
 	ts    uint64
 }
 
+// benchServices are the services of the benchmark's traffic.
+var benchServices = map[string]bool{"web": true, "wrk": true, "netintel-bench": true}
+
+func resourceService(res pcommon.Resource) string {
+	if v, ok := res.Attributes().Get("service.name"); ok {
+		return v.AsString()
+	}
+	return ""
+}
+
 func readExported(dir string) (*exported, error) {
 	e := &exported{latest: map[string]streamValue{}}
 	var errs []error
@@ -39,6 +53,14 @@ func readExported(dir string) (*exported, error) {
 		ld, err := (&plog.JSONUnmarshaler{}).UnmarshalLogs(b)
 		if err == nil {
 			e.LogRecords += ld.LogRecordCount()
+			for i := 0; i < ld.ResourceLogs().Len(); i++ {
+				rl := ld.ResourceLogs().At(i)
+				if benchServices[resourceService(rl.Resource())] {
+					for j := 0; j < rl.ScopeLogs().Len(); j++ {
+						e.BenchLogRecords += rl.ScopeLogs().At(j).LogRecords().Len()
+					}
+				}
+			}
 		}
 		return err
 	}))
@@ -46,6 +68,14 @@ func readExported(dir string) (*exported, error) {
 		td, err := (&ptrace.JSONUnmarshaler{}).UnmarshalTraces(b)
 		if err == nil {
 			e.Spans += td.SpanCount()
+			for i := 0; i < td.ResourceSpans().Len(); i++ {
+				rs := td.ResourceSpans().At(i)
+				if benchServices[resourceService(rs.Resource())] {
+					for j := 0; j < rs.ScopeSpans().Len(); j++ {
+						e.BenchSpans += rs.ScopeSpans().At(j).Spans().Len()
+					}
+				}
+			}
 		}
 		return err
 	}))
@@ -84,10 +114,7 @@ func eachLine(path string, fn func([]byte) error) error {
 func (e *exported) addMetrics(md pmetric.Metrics) {
 	for i := 0; i < md.ResourceMetrics().Len(); i++ {
 		rm := md.ResourceMetrics().At(i)
-		svc := ""
-		if v, ok := rm.Resource().Attributes().Get("service.name"); ok {
-			svc = v.AsString()
-		}
+		svc := resourceService(rm.Resource())
 		for j := 0; j < rm.ScopeMetrics().Len(); j++ {
 			ms := rm.ScopeMetrics().At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
@@ -179,6 +206,3 @@ func (e *exported) names(prefix string) []string {
 	sort.Strings(out)
 	return out
 }
-
-// dataPoints is the number of metric streams in the last export (what one flush emits).
-func (e *exported) streams() int { return len(e.latest) }

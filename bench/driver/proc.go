@@ -47,34 +47,6 @@ func cpuOf(pids []int) float64 {
 	return total
 }
 
-// systemBusySeconds is the machine's busy CPU time from /proc/stat (all but idle and iowait).
-func systemBusySeconds() (float64, error) {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0, err
-	}
-	line := strings.SplitN(string(b), "\n", 2)[0]
-	f := strings.Fields(line)
-	if len(f) < 8 || f[0] != "cpu" {
-		return 0, fmt.Errorf("/proc/stat: unexpected first line %q", line)
-	}
-	var busy float64
-	for i, v := range f[1:] {
-		if i == 3 || i == 4 { // idle, iowait
-			continue
-		}
-		if i >= 8 { // guest times are already in user
-			break
-		}
-		n, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return 0, err
-		}
-		busy += n
-	}
-	return busy / clockTicks, nil
-}
-
 // peakRSS is VmHWM of a process, in bytes.
 func peakRSS(pid int) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
