@@ -212,9 +212,9 @@ func (s *scenario) startCollector(rc receiverConfig) *collector {
 	select {
 	case <-ready:
 	case <-c.done:
-		t.Fatalf("collector exited before it was ready (%v); its log:\n%s", c.waitErr, tail(logPath, 40))
+		t.Fatalf("collector exited before it was ready (%v); its errors:\n%s", c.waitErr, errorLines(logPath, 10))
 	case <-time.After(90 * time.Second):
-		t.Fatalf("collector not ready after 90s (no %q); its log:\n%s", readyLine, tail(logPath, 40))
+		t.Fatalf("collector not ready after 90s (no %q); its errors:\n%s\nits last lines:\n%s", readyLine, errorLines(logPath, 10), tail(logPath, 15))
 	}
 	return c
 }
@@ -366,6 +366,30 @@ func (s *scenario) curl(n int, url string, extra ...string) map[string]int {
 		codes[strings.TrimSpace(out)]++
 	}
 	return codes
+}
+
+// errorLines returns the first n lines of a collector log that report an error (a failed
+// start prints a long stack; the cause is on its error lines).
+func errorLines(path string, n int) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Sprintf("(cannot read %s: %v)", path, err)
+	}
+	var out []string
+	final := false // the command's own "Error:" message and what follows it
+	for _, line := range strings.Split(string(b), "\n") {
+		final = final || strings.HasPrefix(line, "Error:")
+		if final || strings.Contains(line, "\terror\t") {
+			out = append(out, line)
+			if len(out) == n {
+				break
+			}
+		}
+	}
+	if len(out) == 0 {
+		return tail(path, 20)
+	}
+	return strings.Join(out, "\n")
 }
 
 func clip(s string, n int) string {
