@@ -51,16 +51,17 @@ type span struct {
 
 // point is one data point of one metric stream.
 type point struct {
-	Service string
-	Name    string
-	Type    string // "Sum", "Gauge", "Histogram", ...
-	Time    time.Time
-	Value   float64 // sum or gauge value; histogram count
-	Sum     float64 // histogram sum
-	Attrs   map[string]any
+	Service  string
+	Resource string // all resource attributes, so the streams of two processes stay apart
+	Name     string
+	Type     string // "Sum", "Gauge", "Histogram", ...
+	Time     time.Time
+	Value    float64 // sum or gauge value; histogram count
+	Sum      float64 // histogram sum
+	Attrs    map[string]any
 }
 
-func (p point) stream() string { return p.Service + "|" + p.Name + "|" + attrString(p.Attrs) }
+func (p point) stream() string { return p.Resource + "|" + p.Name + "|" + attrString(p.Attrs) }
 
 // readOutput reads logs.json, traces.json and metrics.json (one OTLP JSON document per line)
 // from dir. A line still being written (no trailing newline) is left for the next read.
@@ -182,12 +183,13 @@ func (o *output) addMetrics(md pmetric.Metrics) {
 	for i := 0; i < md.ResourceMetrics().Len(); i++ {
 		rm := md.ResourceMetrics().At(i)
 		svc := serviceName(rm.Resource())
+		res := attrString(rm.Resource().Attributes().AsRaw())
 		for j := 0; j < rm.ScopeMetrics().Len(); j++ {
 			ms := rm.ScopeMetrics().At(j).Metrics()
 			for k := 0; k < ms.Len(); k++ {
 				m := ms.At(k)
 				add := func(p point) {
-					p.Service, p.Name, p.Type = svc, m.Name(), m.Type().String()
+					p.Service, p.Resource, p.Name, p.Type = svc, res, m.Name(), m.Type().String()
 					o.metrics = append(o.metrics, p)
 				}
 				switch m.Type() {

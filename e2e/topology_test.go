@@ -73,6 +73,15 @@ func TestTopology(t *testing.T) {
 			return ok, found.String()
 		})
 
+	s.eventually(30*time.Second, fmt.Sprintf("exact RED counts: http.server.request.duration{http.route=/items, 200} = %d in frontend, api and inventory", n),
+		func(o *output) (bool, string) {
+			for _, svc := range []string{"frontend", "api", "inventory"} {
+				if o.metricTotal("http.server.request.duration", attrs{"service.name": svc, "http.route": "/items", aHTTPStatus: 200}) != n {
+					return false, o.dumpMetric("http.server.request.duration")
+				}
+			}
+			return true, ""
+		})
 	o := s.eventually(30*time.Second, "service-graph request counts ≥ n for each edge (traces_service_graph_request_total{client,server})",
 		func(o *output) (bool, string) {
 			for _, e := range shopEdges {
