@@ -145,7 +145,10 @@ type ConnEvent struct {
 	BytesSent     uint64        // ConnClosed
 	BytesReceived uint64        // ConnClosed
 	Retransmits   uint32        // ConnClosed: segments retransmitted over the connection
-	SRTT          time.Duration // ConnRTT, ConnClosed: smoothed RTT
+	// LocalClosedFirst (ConnClosed): this socket sent the first FIN — the local process ended
+	// the connection; false when the peer closed first or the connection was reset.
+	LocalClosedFirst bool
+	SRTT             time.Duration // ConnRTT, ConnClosed: smoothed RTT
 }
 
 // DataEvent is the first bytes of one read or write on a socket.

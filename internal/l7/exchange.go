@@ -44,6 +44,9 @@ const (
 	FailureClosed          // the connection closed before the response
 	FailureTimeout         // no response within the timeout
 	FailureRefused         // the connection was refused (no request ever went out)
+	// FailureAbandoned: the client closed the connection before the response came (a load
+	// generator stopping, a caller's timeout). Not the server's failure: no error.
+	FailureAbandoned
 )
 
 func (f Failure) String() string {
@@ -56,6 +59,8 @@ func (f Failure) String() string {
 		return "timeout"
 	case FailureRefused:
 		return "connection_refused"
+	case FailureAbandoned:
+		return "client_abandoned"
 	}
 	return ""
 }
