@@ -179,7 +179,12 @@ func (e *Engine) classify(x *l7.Exchange) outcome {
 			}
 		}
 	}
-	if x.Failure != l7.FailureNone {
+	switch x.Failure {
+	case l7.FailureNone:
+	case l7.FailureAbandoned:
+		// The client hung up before the answer: no latency sample, and not the server's error.
+		o.isErr, o.hasResponse = false, false
+	default:
 		o.isErr, o.hasResponse, o.code, o.status = true, false, 0, x.Failure.String()
 	}
 	return o
@@ -221,6 +226,7 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 
 	ed := e.observeEdge(key, client, server, t)
 	ed.requests++
+	ed.rate.observe(t)
 	forced := false
 	if ed.unauthorized && e.reportUnauthorized(ed, x, id, t) {
 		forced = true
@@ -252,7 +258,11 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 			ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
 		}
 	}
-	d := e.decide(id, forced || t.Before(ed.hotUntil))
+	p := e.opts.SpanSampling
+	if t.Before(ed.hotUntil) {
+		p = max(p, ed.hotProbability(t, e.opts.HotEdgeSpansPerSecond))
+	}
+	d := e.decide(id, forced, p)
 	e.dedup.put(id, x.Side, d)
 	return d
 }

@@ -50,6 +50,9 @@ type connFailGroup struct {
 	count    uint64
 }
 
+// retryStormMinSpan is how long failing attempts must go on before they are a storm.
+const retryStormMinSpan = time.Second
+
 // retryKey is one client repeating one call.
 type retryKey struct {
 	client, dest, method, route string
@@ -294,7 +297,12 @@ func (e *Engine) flush(now time.Time) []Finding {
 			continue
 		}
 		span := r.last.Sub(r.first)
-		rate := float64(r.attempts) / max(span, time.Second).Seconds()
+		if span < retryStormMinSpan {
+			// Attempts that all fail at one instant are one event (many connections closed
+			// together), not a client retrying.
+			continue
+		}
+		rate := float64(r.attempts) / span.Seconds()
 		if rate < e.opts.RetryStormRate {
 			continue
 		}

@@ -14,7 +14,8 @@ type edge struct {
 	firstSeen, lastSeen time.Time
 	requests, errors    uint64
 	latency             LatencySummary
-	hotUntil            time.Time // all spans of the edge are kept until then
+	hotUntil            time.Time // sampling is raised on the edge until then
+	rate                edgeRate  // requests per second, for the raised sampling
 	unauthorized        bool      // outside allowed_dependencies
 }
 

@@ -19,7 +19,10 @@ type Options struct {
 	CascadeWindow   time.Duration // errors on connected edges this close in time are one cascade
 	DependencyTTL   time.Duration // an edge silent this long is reported again when it returns
 	FlushInterval   time.Duration // window of error patterns, connection failures, retry storms
-	HotEdgeDuration time.Duration // an edge with a finding samples all its spans this long
+	HotEdgeDuration time.Duration // an edge with a finding samples more of its spans this long
+	// HotEdgeSpansPerSecond is how many healthy spans a second a hot edge keeps (all of them
+	// when it carries fewer requests).
+	HotEdgeSpansPerSecond float64
 
 	SpanSampling float64 // probability that a healthy exchange becomes a span
 
@@ -56,6 +59,7 @@ func DefaultOptions() Options {
 		DependencyTTL:          5 * time.Minute,
 		FlushInterval:          10 * time.Second,
 		HotEdgeDuration:        time.Minute,
+		HotEdgeSpansPerSecond:  10,
 		SpanSampling:           0.01,
 		SuspiciousUserAgents: []string{
 			"sqlmap", "nikto", "masscan", "nmap", "gobuster", "dirbuster", "dirb/", "wfuzz", "ffuf",
@@ -113,6 +117,9 @@ func (o Options) withDefaults() Options {
 	num(&o.DedupCapacity, d.DedupCapacity)
 	if o.LatencyDeviationFactor <= 1 {
 		o.LatencyDeviationFactor = d.LatencyDeviationFactor
+	}
+	if o.HotEdgeSpansPerSecond <= 0 {
+		o.HotEdgeSpansPerSecond = d.HotEdgeSpansPerSecond
 	}
 	if o.RetryStormRate <= 0 {
 		o.RetryStormRate = d.RetryStormRate

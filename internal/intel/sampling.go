@@ -5,6 +5,7 @@ import (
 	"math"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // randomnessBits is the width of the trace id's randomness (its last 7 bytes) in OTel
@@ -13,12 +14,11 @@ const randomnessBits = 56
 
 const maxThreshold = uint64(1) << randomnessBits
 
-// decide keeps a forced exchange (an error, a finding, a hot edge) and samples the others by
-// OTel consistent probability sampling: keep when the trace id's randomness is at least the
-// threshold (1-p)·2^56. Both halves of one exchange share the trace id, so both decide alike,
-// on this node and on the other.
-func (e *Engine) decide(id [16]byte, forced bool) Decision {
-	p := e.opts.SpanSampling
+// decide keeps a forced exchange (an error, the example of a finding) and samples the others
+// with probability p by OTel consistent probability sampling: keep when the trace id's
+// randomness is at least the threshold (1-p)·2^56. Both halves of one exchange share the
+// trace id, so both decide alike, on this node and on the other.
+func (e *Engine) decide(id [16]byte, forced bool, p float64) Decision {
 	if forced || p >= 1 {
 		return Decision{Export: true, Probability: 1}
 	}
@@ -50,4 +50,38 @@ func (d Decision) TraceState() string {
 		th = "0"
 	}
 	return "ot=th:" + th
+}
+
+// edgeRate estimates an edge's requests per second over the last whole second.
+type edgeRate struct {
+	windowStart time.Time
+	count       uint64
+	perSecond   float64
+}
+
+func (r *edgeRate) observe(t time.Time) {
+	if r.windowStart.IsZero() {
+		r.windowStart = t
+	}
+	r.count++
+	if el := t.Sub(r.windowStart); el >= time.Second {
+		r.perSecond = float64(r.count) / el.Seconds()
+		r.windowStart, r.count = t, 0
+	}
+}
+
+// hotProbability is the sampling probability of an edge with a recent finding: enough to keep
+// about budget healthy spans a second around the incident, never every request of a busy
+// edge (a latency anomaly under load must not turn the sampler off). The probability is
+// still recorded in tracestate, so span-derived counts stay correct.
+func (ed *edge) hotProbability(t time.Time, budget float64) float64 {
+	rate := ed.rate.perSecond
+	if el := t.Sub(ed.rate.windowStart); el > 0 && rate == 0 {
+		// The first second of the edge: extrapolate from what was seen so far.
+		rate = float64(ed.rate.count) / max(el.Seconds(), 0.001)
+	}
+	if rate <= budget {
+		return 1
+	}
+	return budget / rate
 }

@@ -50,10 +50,12 @@ func judge(x *l7.Exchange, side l7.Side) outcome {
 		}
 		return outcome{}
 	}
-	if x.Failure != l7.FailureNone {
-		return outcome{errType: x.Failure.String(), message: failureMessage(x.Failure)}
+	switch x.Failure {
+	case l7.FailureNone, l7.FailureAbandoned:
+		// A client that hung up before the answer cancelled its own call: no side failed.
+		return outcome{}
 	}
-	return outcome{}
+	return outcome{errType: x.Failure.String(), message: failureMessage(x.Failure)}
 }
 
 func failureMessage(f l7.Failure) string {

@@ -25,6 +25,11 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 	timeout.HTTP = &l7.HTTP{Method: "GET", Path: "/slow", Version: "1.1"}
 	timeout.Failure = l7.FailureTimeout
 
+	abandoned := tcpExchange(l7.SideServer, checkoutAddr, 0)
+	abandoned.Protocol = l7.ProtocolHTTP1
+	abandoned.HTTP = &l7.HTTP{Method: "GET", Path: "/", Version: "1.1"}
+	abandoned.Failure = l7.FailureAbandoned
+
 	external := httpExchange(l7.SideClient, "1.1", "GET", "/v1/charges/ch_3MmlLrLkdIwHu7ix0snN0B15", 200)
 	external.Server.Addr = paymentsAddr
 	external.HTTP.Host = "payments.example.com"
@@ -162,6 +167,11 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 			wantName: "GET /slow", wantKind: ptrace.SpanKindServer, wantStatus: ptrace.StatusCodeError,
 			wantMessage: "no response before the timeout", wantResource: "checkout",
 			want: map[string]any{attrErrorType: "timeout", attrServerAddress: "127.0.0.20"},
+		},
+		{
+			name: "client hung up before the response", x: abandoned, client: frontend, server: checkout,
+			wantName: "GET /", wantKind: ptrace.SpanKindServer, wantStatus: ptrace.StatusCodeUnset, wantResource: "checkout",
+			absent: []string{attrErrorType, attrHTTPStatus},
 		},
 	}
 	for _, tt := range tests {
