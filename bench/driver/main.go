@@ -46,6 +46,7 @@ type sample struct {
 	CPUCollector float64
 
 	PeakRSS   int64
+	AnonRSS   int64
 	Exported  *exported
 	StopClean bool
 }
@@ -308,6 +309,7 @@ func measure(o options, work string, ng *proc, round int, with bool) (sample, er
 	if col != nil {
 		time.Sleep(5 * time.Second) // two flushes, so the files hold the final counts
 		s.PeakRSS, _ = peakRSS(colPid)
+		s.AnonRSS, _ = anonRSS(colPid)
 		s.StopClean = col.stop()
 		if s.Exported, err = readExported(dir); err != nil {
 			return s, err

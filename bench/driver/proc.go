@@ -48,19 +48,25 @@ func cpuOf(pids []int) float64 {
 }
 
 // peakRSS is VmHWM of a process, in bytes.
-func peakRSS(pid int) (int64, error) {
+func peakRSS(pid int) (int64, error) { return statusKB(pid, "VmHWM:") }
+
+// anonRSS is RssAnon of a process, in bytes: its own memory (heap, stacks, the ring buffer),
+// without the file pages of its executable, which are shared and reclaimable.
+func anonRSS(pid int) (int64, error) { return statusKB(pid, "RssAnon:") }
+
+func statusKB(pid int, field string) (int64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return 0, err
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, "VmHWM:") {
+		if strings.HasPrefix(line, field) {
 			f := strings.Fields(line)
 			kb, err := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10, err
 		}
 	}
-	return 0, fmt.Errorf("no VmHWM for pid %d", pid)
+	return 0, fmt.Errorf("no %s for pid %d", field, pid)
 }
 
 // childrenOf lists the pids whose parent is ppid (nginx's workers).
