@@ -30,6 +30,7 @@ type fixtureConn struct {
 	clientISN, serverISN uint32
 	segs                 []segment
 	fin, rst             bool
+	clientFinFirst       bool // the client sent the connection's first FIN
 	end                  time.Time
 }
 
@@ -85,6 +86,9 @@ func loadFixture(tb testing.TB, name string) []*fixtureConn {
 					fc.serverISN = seq
 				}
 			}
+			if col[11] == "1" && !fc.fin {
+				fc.clientFinFirst = fromClient
+			}
 			fc.fin = fc.fin || col[11] == "1"
 			fc.rst = fc.rst || col[10] == "1"
 			if hexPayload == "" {
@@ -129,7 +133,7 @@ type replay struct {
 	maxPayload  int  // cut payloads like capture.max_payload_bytes (0: keep all)
 	unknownRole bool // sockets predate the capture
 	split       int  // re-split the byte streams into writes/reads of at most this many bytes
-	close       bool // end both sockets with ConnClosed
+	close       bool // end both sockets with ConnClosed (LocalClosedFirst from the recorded first FIN)
 	clientOnly  bool // only the client socket is observed
 }
 
@@ -180,9 +184,9 @@ func (fc *fixtureConn) events(base uint64, r replay) []capture.Event {
 		}
 	}
 	if r.close {
-		out = append(out, capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: fc.end, Socket: cs}})
+		out = append(out, capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: fc.end, Socket: cs, LocalClosedFirst: fc.clientFinFirst}})
 		if !r.clientOnly {
-			out = append(out, capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: fc.end, Socket: ss}})
+			out = append(out, capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: fc.end, Socket: ss, LocalClosedFirst: fc.fin && !fc.clientFinFirst}})
 		}
 	}
 	return out

@@ -1,8 +1,10 @@
 package l7
 
 import (
+	"bytes"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 )
@@ -57,19 +59,195 @@ func TestGRPCFixture(t *testing.T) {
 }
 
 func TestGRPCUnfinishedCall(t *testing.T) {
-	// Response headers went out but the trailers never came: the call ends with the connection.
-	xs, emit := collect()
-	tr := NewTracker(DefaultOptions(), emit)
-	c := newH2Conn(tr)
-	c.send(true, h2Preface+string(c.headers(true, 1, false, ":method", "POST", ":path", "/pkg.Svc/Stream", ":authority", "x", "content-type", "application/grpc")), 0)
-	c.send(false, string(c.headers(false, 1, false, ":status", "200", "content-type", "application/grpc")), 0)
-	tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.cs})
-	if len(*xs) != 1 {
-		t.Fatalf("%d exchanges", len(*xs))
+	// Response headers went out but the trailers never came. The server did answer: the call
+	// ends with the connection as an answered call of unknown status, not as a failure, unless
+	// a reset cut it while every response byte was seen (the trailers really never came).
+	for _, tc := range []struct {
+		name string
+		end  capture.ConnKind
+		cut  bool // the response headers were in a write cut by the payload limit
+		want Failure
+	}{
+		{"closed", capture.ConnClosed, false, FailureNone},
+		{"reset", capture.ConnResetReceived, false, FailureReset},
+		{"reset after a cut write", capture.ConnResetReceived, true, FailureNone},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			xs, emit := collect()
+			tr := NewTracker(DefaultOptions(), emit)
+			c := newH2Conn(tr)
+			c.send(true, h2Preface+string(c.headers(true, 1, false, ":method", "POST", ":path", "/pkg.Svc/Stream", ":authority", "x", "content-type", "application/grpc")), 0)
+			resp := string(c.headers(false, 1, false, ":status", "200", "content-type", "application/grpc"))
+			max := 0
+			if tc.cut {
+				max = len(resp)
+				resp += string(h2Frame(h2Data, 0, 1, make([]byte, 100)))
+			}
+			c.send(false, resp, max)
+			answered := c.now
+			c.now = c.now.Add(time.Second)
+			tr.Conn(&capture.ConnEvent{Kind: tc.end, Time: c.now, Socket: c.cs})
+			if len(*xs) != 1 {
+				t.Fatalf("%d exchanges", len(*xs))
+			}
+			x := (*xs)[0]
+			if x.GRPC.Service != "pkg.Svc" || x.GRPC.Method != "Stream" || x.GRPC.Status != -1 || x.GRPC.StatusName != "" || x.HTTP.Status != 200 || !x.HTTP.Partial {
+				t.Errorf("got %+v %+v", *x.GRPC, *x.HTTP)
+			}
+			if x.Failure != tc.want || !x.End.Equal(answered) {
+				t.Errorf("failure %v end %v, want %v at the response headers %v", x.Failure, x.End, tc.want, answered)
+			}
+		})
 	}
-	x := (*xs)[0]
-	if x.GRPC.Service != "pkg.Svc" || x.GRPC.Method != "Stream" || x.GRPC.Status != -1 || x.Failure != FailureClosed || x.HTTP.Status != 200 {
-		t.Errorf("got %+v failure %v", *x.GRPC, x.Failure)
+}
+
+// grpc_stream.tsv: route_guide's client against its server (testdata/README.md): GetFeature
+// twice, the server stream ListFeatures (64 features in ONE 6464-byte write: PING ack,
+// WINDOW_UPDATE, PING, response HEADERS, 64 DATA frames, trailers), the client stream
+// RecordRoute and the bidirectional RouteChat, all OK; the client closes first.
+var routeGuideWant = []struct {
+	stream uint32
+	method string
+}{{1, "GetFeature"}, {3, "GetFeature"}, {5, "ListFeatures"}, {7, "RecordRoute"}, {9, "RouteChat"}}
+
+func TestGRPCServerStreamFixture(t *testing.T) {
+	conns := loadFixture(t, "grpc_stream.tsv")
+	if len(conns) != 1 {
+		t.Fatalf("%d connections", len(conns))
+	}
+	fc := conns[0]
+	if !fc.clientFinFirst {
+		t.Fatalf("the recorded client closed first")
+	}
+	for _, r := range []replay{{}, {close: true}, {maxPayload: 512}, {maxPayload: 512, close: true}, {maxPayload: 512, unknownRole: true}, {maxPayload: 512, clientOnly: true}} {
+		t.Run(fmt.Sprintf("%+v", r), func(t *testing.T) {
+			var evs []capture.Event
+			var xs []*Exchange
+			var seen []int // events fed when each exchange was emitted
+			tr := NewTracker(DefaultOptions(), func(x *Exchange) { xs = append(xs, x); seen = append(seen, len(evs)) })
+			for _, e := range fc.events(0, r) {
+				evs = append(evs, e)
+				feed(tr, []capture.Event{e})
+			}
+			sides := []Side{SideClient, SideServer}
+			if r.clientOnly {
+				sides = sides[:1]
+			}
+			cut := r.maxPayload > 0
+			for _, side := range sides {
+				got := bySide(xs, side)
+				if len(got) != len(routeGuideWant) {
+					t.Fatalf("%v side: %d exchanges, want %d", side, len(got), len(routeGuideWant))
+				}
+				for i, w := range routeGuideWant {
+					x := got[i]
+					g := x.GRPC
+					if x.StreamID != w.stream || x.Protocol != ProtocolGRPC || g == nil || g.Service != "routeguide.RouteGuide" || g.Method != w.method {
+						t.Fatalf("%v #%d: stream %d %v %+v, want %+v", side, i, x.StreamID, x.Protocol, g, w)
+					}
+					if x.Failure != FailureNone || x.HTTP.Status != 200 {
+						t.Errorf("%v %s: failure %v status %d", side, w.method, x.Failure, x.HTTP.Status)
+					}
+					if w.method == "ListFeatures" && cut {
+						// The trailers were in the uncaptured part of the write.
+						if g.Status != -1 || g.StatusName != "" || !x.HTTP.Partial {
+							t.Errorf("%v ListFeatures: %+v partial %v, want status -1, partial", side, *g, x.HTTP.Partial)
+						}
+						at := fc.segAt(false, 5) // the write with the response HEADERS
+						if !x.End.Equal(at) {
+							t.Errorf("%v ListFeatures: end %v, want the response headers' %v", side, x.End, at)
+						}
+						continue
+					}
+					if g.Status != 0 || g.StatusName != "OK" || x.HTTP.Partial && !r.unknownRole {
+						t.Errorf("%v %s: %+v partial %v", side, w.method, *g, x.HTTP.Partial)
+					}
+				}
+			}
+			// ListFeatures is emitted when the next call starts, not held until the close.
+			for i, x := range xs {
+				if x.StreamID == 5 && seen[i] > len(evs)-2 {
+					t.Errorf("%v ListFeatures emitted after %d of %d events", x.Side, seen[i], len(evs))
+				}
+			}
+			if !r.clientOnly {
+				checkIdentity(t, conns, xs, isH2Headers)
+			}
+			if c := tr.Counters(); c.HPACKUnknownIndex != 0 || c.UnmatchedResponses != 0 || c.ParseFailure(ProtocolHTTP2) != 0 || c.Connections != 0 && r.close {
+				t.Errorf("counters: %+v", c)
+			}
+		})
+	}
+}
+
+// segAt is the time of the first segment from one end that carries a HEADERS frame of stream.
+func (fc *fixtureConn) segAt(fromClient bool, stream uint32) time.Time {
+	for _, s := range fc.segs {
+		if s.fromClient == fromClient && h2Opens(s.payload, stream) {
+			return s.at
+		}
+	}
+	return time.Time{}
+}
+
+// h2Opens reports whether the frames in p (from a frame boundary) hold a HEADERS of stream.
+func h2Opens(p []byte, stream uint32) bool {
+	p = bytes.TrimPrefix(p, []byte(h2Preface))
+	for off := 0; off+h2FrameHeaderLen <= len(p); {
+		h := readH2FrameHeader(p[off:])
+		if h.typ == h2Headers && h.stream == stream {
+			return true
+		}
+		off += h2FrameHeaderLen + h.length
+	}
+	return false
+}
+
+func TestGRPCAbandonedFixture(t *testing.T) {
+	// route_guide's last call (RouteChat, stream 9) with the server's answer removed: the
+	// connection then closes with the call outstanding. The recorded client closed first, so
+	// the call was abandoned by its client, on both sockets; had the server closed first, it
+	// is the server's failure.
+	for _, tc := range []struct {
+		name        string
+		clientFirst bool
+		want        Failure
+	}{
+		{"client closed first", true, FailureAbandoned},
+		{"server closed first", false, FailureClosed},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fc := loadFixture(t, "grpc_stream.tsv")[0]
+			var segs []segment
+			asked := false
+			for _, s := range fc.segs {
+				asked = asked || s.fromClient && h2Opens(s.payload, 9)
+				if asked && !s.fromClient {
+					continue
+				}
+				segs = append(segs, s)
+			}
+			fc.segs, fc.clientFinFirst = segs, tc.clientFirst
+			xs, emit := collect()
+			tr := NewTracker(DefaultOptions(), emit)
+			feed(tr, fc.events(0, replay{close: true}))
+			n := 0
+			for _, x := range *xs {
+				if x.StreamID != 9 {
+					if x.Failure != FailureNone {
+						t.Errorf("%v stream %d: %v", x.Side, x.StreamID, x.Failure)
+					}
+					continue
+				}
+				n++
+				if x.GRPC.Method != "RouteChat" || x.Failure != tc.want || x.HTTP.Status != 0 || !x.End.Equal(fc.end) {
+					t.Errorf("%v RouteChat: failure %v status %d end %v, want %v at %v", x.Side, x.Failure, x.HTTP.Status, x.End, tc.want, fc.end)
+				}
+			}
+			if n != 2 || len(*xs) != 10 {
+				t.Errorf("%d RouteChat exchanges of %d, want one per socket of 10", n, len(*xs))
+			}
+		})
 	}
 }
 

@@ -247,10 +247,14 @@ func TestHTTP1Failures(t *testing.T) {
 		end  func(c *h1Conn)
 		want Failure
 	}{
-		{"close", func(c *h1Conn) {
+		{"server closed first", func(c *h1Conn) {
 			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.cs})
-			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.ss})
+			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.ss, LocalClosedFirst: true})
 		}, FailureClosed},
+		{"client closed first", func(c *h1Conn) {
+			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.cs, LocalClosedFirst: true})
+			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnClosed, Time: c.now, Socket: c.ss})
+		}, FailureAbandoned},
 		{"reset", func(c *h1Conn) {
 			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnResetReceived, Time: c.now, Socket: c.cs})
 			c.tr.Conn(&capture.ConnEvent{Kind: capture.ConnResetSent, Time: c.now, Socket: c.ss})

@@ -96,7 +96,8 @@ func looksLikeH2Frames(p []byte) bool {
 // h2Stream is one request on a connection and what has been seen of its response.
 type h2Stream struct {
 	x        *Exchange
-	answered bool // response headers seen
+	answered bool   // response headers seen
+	gapsAt   uint64 // the response direction's gaps when the headers were seen
 }
 
 type h2Dir struct {
@@ -114,6 +115,9 @@ type h2Dir struct {
 	inBlock        bool
 	framed         bool   // frames were parsed in this direction (the preface can no longer come)
 	allowedTable   uint32 // HPACK table size the peer's SETTINGS allow (capped)
+	// gaps counts the reads/writes of this direction that were not fully seen (cut by the
+	// payload limit, or missing before one): frames such as trailers may have been in them.
+	gaps uint64
 }
 
 type http2Parser struct {
@@ -146,8 +150,18 @@ func (d *h2Dir) resetDecoder() {
 }
 
 func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
-	t := c.t
 	d := &p.dirs[dirIndex(ev.Direction)]
+	if hasSeq(ev) && d.next != unknownSeq && uint32(d.next) != ev.Seq {
+		d.gaps++ // a read/write before this one was lost
+	}
+	p.parse(c, ev, d)
+	if ev.Size > len(ev.Payload) {
+		d.gaps++ // counted after the frames that were visible in it
+	}
+}
+
+func (p *http2Parser) parse(c *conn, ev *capture.DataEvent, d *h2Dir) {
+	t := c.t
 	ch, ok := d.begin(t, ev)
 	if !ok {
 		return
@@ -281,8 +295,8 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 		if !s.answered {
 			s.x.End = at
 			s.x.Failure = FailureReset
-		} else if s.x.GRPC != nil && s.x.GRPC.Status < 0 {
-			s.x.Failure = FailureReset // the call was cut before its trailers
+		} else {
+			p.unfinished(s, FailureReset)
 		}
 		c.emit(s.x)
 	case h2Data:
@@ -336,6 +350,7 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 	isRequest := f.method != "" || (!known && f.status == 0 && f.grpcStatus < 0 && c.isRequestDir(ev.Direction))
 	if isRequest && !known {
 		c.learnRequestDir(ev.Direction)
+		p.flushBlind(c)
 		x := c.exchange(ProtocolHTTP2, ev.Direction, d.blockAt, ev.Socket)
 		x.RequestSeq = d.blockSeq
 		x.StreamID = sid
@@ -374,6 +389,7 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 	}
 	if !s.answered {
 		s.answered = true
+		s.gapsAt = d.gaps
 		x.End = d.blockAt
 		x.HTTP.Status = f.status
 		x.HTTP.Partial = x.HTTP.Partial || partial
@@ -412,13 +428,51 @@ func (p *http2Parser) evictOldest(c *conn) {
 	c.t.counters.PendingDropped++
 }
 
+// blind reports whether bytes of the stream's response direction went unseen since its
+// response headers: its trailers (or END_STREAM) may have been among them.
+func (p *http2Parser) blind(s *h2Stream) bool {
+	resp := 1 - dirIndex(s.x.directionOfRequest())
+	return p.dirs[resp].gaps != s.gapsAt
+}
+
+// unfinished settles a stream whose response headers were seen but whose end was not, and
+// that ends with f. The server did answer, so a close, a client hanging up or a timeout is
+// not its failure: the call is reported with what was seen (gRPC status -1, partial, End at
+// the response headers). A reset fails it only when every response byte since the headers
+// was seen, so the trailers really never came.
+func (p *http2Parser) unfinished(s *h2Stream, f Failure) {
+	x := s.x
+	if x.GRPC == nil || x.GRPC.Status >= 0 {
+		return // complete: a plain HTTP/2 response is its headers
+	}
+	x.HTTP.Partial = true
+	if f == FailureReset && !p.blind(s) {
+		x.Failure = FailureReset
+	}
+}
+
+// flushBlind emits, when a new request opens a stream, the answered calls whose trailers may
+// have been in response bytes that were not captured (a server stream written in one write
+// cut by the payload limit): waiting for the connection to end would hold them for as long
+// as the client keeps the connection open. A call still running concurrently is reported the
+// same way, without its status; its later frames are ignored.
+func (p *http2Parser) flushBlind(c *conn) {
+	for id, s := range p.streams {
+		if s.answered && s.x.GRPC != nil && p.blind(s) {
+			delete(p.streams, id)
+			p.unfinished(s, FailureNone)
+			c.emit(s.x)
+		}
+	}
+}
+
 func (p *http2Parser) fail(c *conn, f Failure, at time.Time) {
 	for id, s := range p.streams {
 		if !s.answered {
 			s.x.End = at
 			s.x.Failure = f
-		} else if s.x.GRPC != nil && s.x.GRPC.Status < 0 {
-			s.x.Failure = f // answered but the call never completed
+		} else {
+			p.unfinished(s, f)
 		}
 		delete(p.streams, id)
 		c.emit(s.x)
@@ -435,6 +489,8 @@ func (p *http2Parser) expire(c *conn, deadline, now time.Time) {
 			s.x.End = now
 			s.x.Failure = FailureTimeout
 			c.t.counters.Timeouts++
+		} else {
+			p.unfinished(s, FailureTimeout)
 		}
 		c.emit(s.x)
 	}

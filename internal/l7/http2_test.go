@@ -51,7 +51,9 @@ func isH2Headers(x *Exchange, at []byte) bool {
 func TestHTTP2Fixture(t *testing.T) {
 	conns := loadFixture(t, "http2.tsv")
 	want := http2Want(conns)
-	for _, r := range []replay{{}, {close: true}, {unknownRole: true}, {split: 7}, {split: 1}, {maxPayload: 512}} {
+	// maxPayload 234: nghttpd's 376-byte write of three responses loses the END_STREAM DATA
+	// frame of stream 17 (the 404's body); its headers were seen, so the close does not fail it.
+	for _, r := range []replay{{}, {close: true}, {unknownRole: true}, {split: 7}, {split: 1}, {maxPayload: 512}, {maxPayload: 234, close: true}} {
 		t.Run(fmt.Sprintf("%+v", r), func(t *testing.T) {
 			xs, tr := runFixture(t, "http2.tsv", DefaultOptions(), r)
 			for _, side := range []Side{SideClient, SideServer} {

@@ -183,7 +183,11 @@ func (t *Tracker) Conn(ev *capture.ConnEvent) {
 			c.sock.Role = ev.Socket.Role
 		}
 	case capture.ConnClosed:
-		t.end(socketKey(ev.Socket), FailureClosed, ev.Time)
+		f := FailureClosed
+		if c, ok := t.conns[socketKey(ev.Socket)]; ok && c.clientClosedFirst(ev) {
+			f = FailureAbandoned
+		}
+		t.end(socketKey(ev.Socket), f, ev.Time)
 	case capture.ConnResetSent, capture.ConnResetReceived:
 		t.end(socketKey(ev.Socket), FailureReset, ev.Time)
 	case capture.ConnFailed:
@@ -216,6 +220,20 @@ func (t *Tracker) Tick(now time.Time) {
 		}
 		e = prev
 	}
+}
+
+// clientClosedFirst reports whether the client end hung up first on the connection ev closes:
+// on the client socket (requests are sent) this socket sent the first FIN; on the server socket
+// (requests are received) the peer did. A reset has its own event kinds, so a ConnClosed whose
+// peer closed first is an orderly FIN from the client. Direction unknown: not assumed.
+func (c *conn) clientClosedFirst(ev *capture.ConnEvent) bool {
+	switch c.reqDir {
+	case capture.DirectionSend:
+		return ev.LocalClosedFirst
+	case capture.DirectionRecv:
+		return !ev.LocalClosedFirst
+	}
+	return false
 }
 
 func (t *Tracker) end(key uint64, f Failure, at time.Time) {
