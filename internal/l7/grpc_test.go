@@ -64,11 +64,12 @@ func TestGRPCUnfinishedCall(t *testing.T) {
 	// a reset cut it while every response byte was seen (the trailers really never came).
 	for _, tc := range []struct {
 		name string
-		end  capture.ConnKind
-		cut  bool // the response headers were in a write cut by the payload limit
+		end  capture.ConnKind // 0: the request times out instead
+		cut  bool             // the response headers were in a write cut by the payload limit
 		want Failure
 	}{
 		{"closed", capture.ConnClosed, false, FailureNone},
+		{"timeout", 0, false, FailureNone},
 		{"reset", capture.ConnResetReceived, false, FailureReset},
 		{"reset after a cut write", capture.ConnResetReceived, true, FailureNone},
 	} {
@@ -86,11 +87,16 @@ func TestGRPCUnfinishedCall(t *testing.T) {
 			c.send(false, resp, max)
 			answered := c.now
 			c.now = c.now.Add(time.Second)
-			tr.Conn(&capture.ConnEvent{Kind: tc.end, Time: c.now, Socket: c.cs})
-			if len(*xs) != 1 {
-				t.Fatalf("%d exchanges", len(*xs))
+			if tc.end == 0 {
+				tr.Tick(c.now.Add(DefaultOptions().RequestTimeout))
+			} else {
+				tr.Conn(&capture.ConnEvent{Kind: tc.end, Time: c.now, Socket: c.cs})
 			}
-			x := (*xs)[0]
+			got := bySide(*xs, SideClient)
+			if len(got) != 1 {
+				t.Fatalf("%d exchanges", len(got))
+			}
+			x := got[0]
 			if x.GRPC.Service != "pkg.Svc" || x.GRPC.Method != "Stream" || x.GRPC.Status != -1 || x.GRPC.StatusName != "" || x.HTTP.Status != 200 || !x.HTTP.Partial {
 				t.Errorf("got %+v %+v", *x.GRPC, *x.HTTP)
 			}
