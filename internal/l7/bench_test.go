@@ -30,8 +30,9 @@ func benchFixture(b *testing.B, name string) {
 	b.ReportMetric(float64(n)/float64(b.N), "exchanges/op")
 }
 
-func BenchmarkHTTP1(b *testing.B) { benchFixture(b, "http1.tsv") }
-func BenchmarkHTTP2(b *testing.B) { benchFixture(b, "http2.tsv") }
-func BenchmarkGRPC(b *testing.B)  { benchFixture(b, "grpc.tsv") }
-func BenchmarkDNS(b *testing.B)   { benchFixture(b, "dns.tsv") }
-func BenchmarkTLS(b *testing.B)   { benchFixture(b, "tls.tsv") }
+func BenchmarkHTTP1(b *testing.B)      { benchFixture(b, "http1.tsv") }
+func BenchmarkHTTP2(b *testing.B)      { benchFixture(b, "http2.tsv") }
+func BenchmarkGRPC(b *testing.B)       { benchFixture(b, "grpc.tsv") }
+func BenchmarkDNS(b *testing.B)        { benchFixture(b, "dns.tsv") }
+func BenchmarkTLS(b *testing.B)        { benchFixture(b, "tls.tsv") }
+func BenchmarkGRPCStream(b *testing.B) { benchFixture(b, "grpc_stream.tsv") }

@@ -457,6 +457,9 @@ func (p *http2Parser) unfinished(s *h2Stream, f Failure) {
 // as the client keeps the connection open. A call still running concurrently is reported the
 // same way, without its status; its later frames are ignored.
 func (p *http2Parser) flushBlind(c *conn) {
+	if p.dirs[0].gaps == 0 && p.dirs[1].gaps == 0 {
+		return // every byte seen so far: nothing can be blind
+	}
 	for id, s := range p.streams {
 		if s.answered && s.x.GRPC != nil && p.blind(s) {
 			delete(p.streams, id)
