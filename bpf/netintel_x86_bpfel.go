@@ -122,7 +122,9 @@ const (
 	NetintelProgNiEnterRead     = "ni_enter_read"
 	NetintelProgNiEnterReadv    = "ni_enter_readv"
 	NetintelProgNiEnterRecvfrom = "ni_enter_recvfrom"
+	NetintelProgNiEnterRecvmmsg = "ni_enter_recvmmsg"
 	NetintelProgNiEnterRecvmsg  = "ni_enter_recvmsg"
+	NetintelProgNiEnterSendmmsg = "ni_enter_sendmmsg"
 	NetintelProgNiEnterSendmsg  = "ni_enter_sendmsg"
 	NetintelProgNiEnterSendto   = "ni_enter_sendto"
 	NetintelProgNiEnterWrite    = "ni_enter_write"
@@ -134,7 +136,9 @@ const (
 	NetintelProgNiExitRead      = "ni_exit_read"
 	NetintelProgNiExitReadv     = "ni_exit_readv"
 	NetintelProgNiExitRecvfrom  = "ni_exit_recvfrom"
+	NetintelProgNiExitRecvmmsg  = "ni_exit_recvmmsg"
 	NetintelProgNiExitRecvmsg   = "ni_exit_recvmsg"
+	NetintelProgNiExitSendmmsg  = "ni_exit_sendmmsg"
 	NetintelProgNiExitSendmsg   = "ni_exit_sendmsg"
 	NetintelProgNiExitSendto    = "ni_exit_sendto"
 	NetintelProgNiExitWrite     = "ni_exit_write"
@@ -208,7 +212,9 @@ type NetintelProgramSpecs struct {
 	NiEnterRead     *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
 	NiEnterReadv    *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
 	NiEnterRecvfrom *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
 	NiEnterRecvmsg  *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg  *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto   *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
 	NiEnterWrite    *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
@@ -220,7 +226,9 @@ type NetintelProgramSpecs struct {
 	NiExitRead      *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
 	NiExitReadv     *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom  *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg  *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg   *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
+	NiExitSendmmsg  *ebpf.ProgramSpec `ebpf:"ni_exit_sendmmsg"`
 	NiExitSendmsg   *ebpf.ProgramSpec `ebpf:"ni_exit_sendmsg"`
 	NiExitSendto    *ebpf.ProgramSpec `ebpf:"ni_exit_sendto"`
 	NiExitWrite     *ebpf.ProgramSpec `ebpf:"ni_exit_write"`
@@ -335,7 +343,9 @@ type NetintelPrograms struct {
 	NiEnterRead     *ebpf.Program `ebpf:"ni_enter_read"`
 	NiEnterReadv    *ebpf.Program `ebpf:"ni_enter_readv"`
 	NiEnterRecvfrom *ebpf.Program `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
 	NiEnterRecvmsg  *ebpf.Program `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg  *ebpf.Program `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto   *ebpf.Program `ebpf:"ni_enter_sendto"`
 	NiEnterWrite    *ebpf.Program `ebpf:"ni_enter_write"`
@@ -347,7 +357,9 @@ type NetintelPrograms struct {
 	NiExitRead      *ebpf.Program `ebpf:"ni_exit_read"`
 	NiExitReadv     *ebpf.Program `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom  *ebpf.Program `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg  *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg   *ebpf.Program `ebpf:"ni_exit_recvmsg"`
+	NiExitSendmmsg  *ebpf.Program `ebpf:"ni_exit_sendmmsg"`
 	NiExitSendmsg   *ebpf.Program `ebpf:"ni_exit_sendmsg"`
 	NiExitSendto    *ebpf.Program `ebpf:"ni_exit_sendto"`
 	NiExitWrite     *ebpf.Program `ebpf:"ni_exit_write"`
@@ -365,7 +377,9 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterRead,
 		p.NiEnterReadv,
 		p.NiEnterRecvfrom,
+		p.NiEnterRecvmmsg,
 		p.NiEnterRecvmsg,
+		p.NiEnterSendmmsg,
 		p.NiEnterSendmsg,
 		p.NiEnterSendto,
 		p.NiEnterWrite,
@@ -377,7 +391,9 @@ func (p *NetintelPrograms) Close() error {
 		p.NiExitRead,
 		p.NiExitReadv,
 		p.NiExitRecvfrom,
+		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
+		p.NiExitSendmmsg,
 		p.NiExitSendmsg,
 		p.NiExitSendto,
 		p.NiExitWrite,

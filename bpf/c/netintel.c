@@ -77,6 +77,7 @@ enum buf_kind {
 	BUF_PLAIN = 1, /* read/write/sendto/recvfrom: buf is the data */
 	BUF_IOV = 2, /* readv/writev: buf is a struct iovec array */
 	BUF_MSG = 3, /* sendmsg/recvmsg: buf is a struct user_msghdr */
+	BUF_MMSG = 4, /* sendmmsg/recvmmsg: buf is a struct mmsghdr array; ret counts messages */
 };
 
 struct data_args {
@@ -729,18 +730,26 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 	if (ret <= 0 || a.kind == 0)
 		return 0;
 
-	/* Where the bytes are: the buffer, or the first iovec. */
+	/* Where the bytes are: the buffer, or the first iovec (of the first message). */
 	__u64 src = a.buf;
-	__u64 avail = (__u64)ret;
+	__u64 total = (__u64)ret; /* bytes the call moved; for mmsg, msg_len of the first message */
 	__u64 uaddr = a.addr;
-	if (a.kind == BUF_MSG) {
-		struct user_msghdr msg = {};
-		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)a.buf) != 0)
+	if (a.kind == BUF_MSG || a.kind == BUF_MMSG) {
+		/* msg_hdr leads struct mmsghdr: one read serves both. */
+		struct mmsghdr mm = {};
+		__u32 len = a.kind == BUF_MMSG ? sizeof(mm) : sizeof(mm.msg_hdr);
+		if (bpf_probe_read_user(&mm, len, (void *)a.buf) != 0)
 			return 0;
-		src = (__u64)msg.msg_iov;
-		uaddr = (__u64)msg.msg_name;
+		src = (__u64)mm.msg_hdr.msg_iov;
+		uaddr = (__u64)mm.msg_hdr.msg_name;
+		if (a.kind == BUF_MMSG) {
+			if (mm.msg_len == 0)
+				return 0;
+			total = mm.msg_len;
+		}
 	}
-	if (a.kind == BUF_IOV || a.kind == BUF_MSG) {
+	__u64 avail = total;
+	if (a.kind != BUF_PLAIN) {
 		struct iovec iov = {};
 		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)src) != 0)
 			return 0;
@@ -823,9 +832,9 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 
 	e->h.type = EVENT_DATA;
 	e->h.dir = a.dir;
-	e->h.size = ret;
+	e->h.size = total;
 	e->h.payload_len = n;
-	e->h.truncated = (__u64)ret > n;
+	e->h.truncated = total > n;
 	if (e->h.truncated)
 		count(COUNTER_PAYLOAD_TRUNCATED);
 	e->h.ts_ns = bpf_ktime_get_ns();
@@ -859,3 +868,5 @@ DATA_PROGS(sendto, 0, 1, ctx->args[4], BUF_PLAIN, DIR_SEND)
 DATA_PROGS(recvfrom, 0, 1, ctx->args[4], BUF_PLAIN, DIR_RECV)
 DATA_PROGS(sendmsg, 0, 1, 0, BUF_MSG, DIR_SEND)
 DATA_PROGS(recvmsg, 0, 1, 0, BUF_MSG, DIR_RECV)
+DATA_PROGS(sendmmsg, 0, 1, 0, BUF_MMSG, DIR_SEND)
+DATA_PROGS(recvmmsg, 0, 1, 0, BUF_MMSG, DIR_RECV)
