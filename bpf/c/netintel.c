@@ -150,6 +150,18 @@ static __always_inline void count(__u32 idx)
 		*v += 1;
 }
 
+/* BPF_RINGBUF_HDR_SZ: every ring-buffer record carries an 8-byte header and is 8-byte aligned. */
+#define RINGBUF_HDR_SZ 8
+
+/* count_ringbuf adds the ring-buffer space one record of len bytes takes. */
+static __always_inline void count_ringbuf(__u64 len)
+{
+	__u32 idx = COUNTER_RINGBUF_BYTES;
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += (len + RINGBUF_HDR_SZ + 7) & ~7ULL;
+}
+
 static __always_inline bool excluded(void)
 {
 	return cfg_exclude_tgid != 0 && (bpf_get_current_pid_tgid() >> 32) == cfg_exclude_tgid;
@@ -287,6 +299,7 @@ static __always_inline void emit_conn(__u8 kind, struct sock *sk, struct sock_in
 		count(COUNTER_RINGBUF_RESERVE_FAILED);
 		return;
 	}
+	count_ringbuf(sizeof(*e));
 	__builtin_memset(e, 0, sizeof(*e));
 	e->type = EVENT_CONN;
 	e->kind = kind;
@@ -845,6 +858,8 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 		return 0;
 	if (bpf_ringbuf_output(&events, e, size, 0) != 0)
 		count(COUNTER_RINGBUF_RESERVE_FAILED);
+	else
+		count_ringbuf(size);
 	return 0;
 }
 

@@ -47,7 +47,8 @@ enum counter_index {
 	COUNTER_MAP_FULL = 1,
 	COUNTER_PAYLOAD_TRUNCATED = 2,
 	COUNTER_UNCLASSIFIED = 3,
-	COUNTER_MAX = 4,
+	COUNTER_RINGBUF_BYTES = 4, /* ring-buffer space taken by submitted records (header included) */
+	COUNTER_MAX = 5,
 };
 
 struct task_id {

@@ -26,6 +26,7 @@ const (
 	counterMapFull
 	counterPayloadTruncated
 	counterUnclassified
+	counterRingbufBytes
 	numCounters
 )
 
@@ -242,6 +243,7 @@ func (s *ebpfSource) kernelCounters() Counters {
 		MapFull:              sums[counterMapFull],
 		PayloadTruncated:     sums[counterPayloadTruncated],
 		Unclassified:         sums[counterUnclassified],
+		RingbufBytes:         sums[counterRingbufBytes],
 	}
 }
 

@@ -182,6 +182,7 @@ type Counters struct {
 	MapFull              uint64 // kernel: an LRU/hash map update failed
 	PayloadTruncated     uint64 // kernel: payload cut to max_payload_bytes
 	Unclassified         uint64 // kernel: connection stopped sending data (not a known protocol)
+	RingbufBytes         uint64 // kernel: ring-buffer space taken by submitted records (8-byte header and alignment included, like Options.RingBufferSize)
 	ReadErrors           uint64 // user space: ring buffer records that failed to decode
 	QueueDropped         uint64 // user space: events dropped because the pipeline was slow
 	EventsRead           uint64 // user space: events decoded from the ring buffer
