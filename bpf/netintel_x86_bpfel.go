@@ -14,20 +14,21 @@ import (
 )
 
 type NetintelConnEvent struct {
-	_             structs.HostLayout
-	Type          uint8
-	Kind          uint8
-	Pad           [2]uint8
-	Err           int32
-	TsNs          uint64
-	Cookie        uint64
-	Task          NetintelTaskId
-	Tuple         NetintelSockTuple
-	DurationNs    uint64
-	BytesSent     uint64
-	BytesReceived uint64
-	Retrans       uint32
-	SrttUs        uint32
+	_                structs.HostLayout
+	Type             uint8
+	Kind             uint8
+	LocalClosedFirst uint8
+	Pad              uint8
+	Err              int32
+	TsNs             uint64
+	Cookie           uint64
+	Task             NetintelTaskId
+	Tuple            NetintelSockTuple
+	DurationNs       uint64
+	BytesSent        uint64
+	BytesReceived    uint64
+	Retrans          uint32
+	SrttUs           uint32
 }
 
 type NetintelDataArgs struct {
@@ -85,7 +86,8 @@ type NetintelSockInfo struct {
 	DirsSeen   uint8
 	OpenedSent uint8
 	Closed     uint8
-	Pad        [7]uint8
+	FirstFin   uint8
+	Pad        [6]uint8
 	_          [4]byte
 }
 

@@ -29,7 +29,9 @@ char LICENSE[] SEC("license") = "GPL";
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
 #define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
 #define TCP_LISTEN 10
 #define TCP_NEW_SYN_RECV 12
 
@@ -69,7 +71,15 @@ struct sock_info {
 	__u8 dirs_seen;
 	__u8 opened_sent;
 	__u8 closed; /* reached TCP_CLOSE; kept so a reset sent after close still finds its owner */
-	__u8 pad[7];
+	__u8 first_fin; /* who ended ESTABLISHED with a FIN: enum first_fin */
+	__u8 pad[6];
+};
+
+/* Which side sent the first FIN of a connection. */
+enum first_fin {
+	FIN_NONE = 0, /* no FIN yet (or the connection was reset) */
+	FIN_LOCAL = 1, /* ESTABLISHED -> FIN_WAIT1: the local process closed first */
+	FIN_PEER = 2, /* ESTABLISHED -> CLOSE_WAIT: the peer closed first */
 };
 
 /* What sys_enter of a data syscall saw, for its sys_exit. */
@@ -319,6 +329,8 @@ static __always_inline void emit_conn(__u8 kind, struct sock *sk, struct sock_in
 			current_task_id(&e->task);
 		if (info->open_ns && (kind == CONN_CLOSED))
 			e->duration_ns = e->ts_ns - info->open_ns;
+		if (kind == CONN_CLOSED)
+			e->local_closed_first = info->first_fin == FIN_LOCAL;
 	} else if (kind == CONN_CLOSED || kind == CONN_FAILED) {
 		current_task_id(&e->task);
 	}
@@ -376,6 +388,15 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		} else {
 			info->role = ROLE_SERVER;
 		}
+		return 0;
+	}
+	if (oldstate == TCP_ESTABLISHED && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT)) {
+		/* The first FIN: sent by us (FIN_WAIT1) or received (CLOSE_WAIT). Only sockets already
+		 * tracked (connect, accept, handshake or data seen) remember it. */
+		__u64 key = (__u64)sk;
+		struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+		if (info && !info->closed && info->first_fin == FIN_NONE)
+			info->first_fin = newstate == TCP_FIN_WAIT1 ? FIN_LOCAL : FIN_PEER;
 		return 0;
 	}
 	if (newstate != TCP_CLOSE)

@@ -72,7 +72,8 @@ struct sock_tuple {
 struct conn_event {
 	__u8 type; /* EVENT_CONN */
 	__u8 kind;
-	__u8 pad[2];
+	__u8 local_closed_first; /* CONN_CLOSED: this socket sent the first FIN (ESTABLISHED -> FIN_WAIT1) */
+	__u8 pad;
 	__s32 err; /* CONN_FAILED: positive errno */
 	__u64 ts_ns; /* bpf_ktime_get_ns (CLOCK_MONOTONIC) */
 	__u64 cookie;

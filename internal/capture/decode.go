@@ -76,6 +76,9 @@ func (d *decoder) conn(k *bpf.NetintelConnEvent) *ConnEvent {
 		Retransmits:   k.Retrans,
 		SRTT:          time.Duration(k.SrttUs) * time.Microsecond,
 	}
+	if e.Kind == ConnClosed {
+		e.LocalClosedFirst = k.LocalClosedFirst != 0
+	}
 	if e.Kind == ConnFailed {
 		e.Errno = k.Err
 		e.Reason = failureReason(k.Err)

@@ -110,8 +110,18 @@ func TestDecodeConn(t *testing.T) {
 	k = bpf.NetintelConnEvent{Type: kernelEventConn, Kind: uint8(ConnClosed), DurationNs: 2e9, BytesSent: 10, BytesReceived: 20, Retrans: 3, SrttUs: 250, Tuple: bpf.NetintelSockTuple{Family: afInet}}
 	ev, _ = (&decoder{}).decode(rawOf(&k))
 	c = ev.Conn
-	if c.Duration != 2*time.Second || c.BytesSent != 10 || c.BytesReceived != 20 || c.Retransmits != 3 || c.SRTT != 250*time.Microsecond || c.Reason != FailureNone {
+	if c.Duration != 2*time.Second || c.BytesSent != 10 || c.BytesReceived != 20 || c.Retransmits != 3 || c.SRTT != 250*time.Microsecond || c.Reason != FailureNone || c.LocalClosedFirst {
 		t.Errorf("closed: %+v", c)
+	}
+
+	k.LocalClosedFirst = 1
+	if ev, _ = (&decoder{}).decode(rawOf(&k)); !ev.Conn.LocalClosedFirst {
+		t.Errorf("closed with local_closed_first=1 decoded as %+v", ev.Conn)
+	}
+	// Only a close carries it.
+	k.Kind = uint8(ConnRTT)
+	if ev, _ = (&decoder{}).decode(rawOf(&k)); ev.Conn.LocalClosedFirst {
+		t.Errorf("rtt event decoded with LocalClosedFirst")
 	}
 }
 
