@@ -752,38 +752,26 @@ static __always_inline void udp_remote_from_user(struct sock_tuple *t, __u64 uad
 	}
 }
 
-static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
+/* emit_data sends one data event: total bytes moved by the call (or by one message of an mmsg
+ * vector), found according to kind at buf — for BUF_MMSG, buf is that message's struct mmsghdr
+ * and total its msg_len — the first of them at TCP sequence number seq. */
+static __always_inline int emit_data(const struct data_args *ap, __u8 kind, __u64 buf, __u64 total, __u32 seq)
 {
-	__u64 id = bpf_get_current_pid_tgid();
-	struct data_args *ap = bpf_map_lookup_elem(&active, &id);
-	if (!ap)
-		return 0;
 	struct data_args a = *ap;
-	bpf_map_delete_elem(&active, &id);
-	long ret = ctx->ret;
-	if (ret <= 0 || a.kind == 0)
-		return 0;
 
-	/* Where the bytes are: the buffer, or the first iovec (of the first message). */
-	__u64 src = a.buf;
-	__u64 total = (__u64)ret; /* bytes the call moved; for mmsg, msg_len of the first message */
+	/* Where the bytes are: the buffer, or the first iovec. */
+	__u64 src = buf;
 	__u64 uaddr = a.addr;
-	if (a.kind == BUF_MSG || a.kind == BUF_MMSG) {
-		/* msg_hdr leads struct mmsghdr: one read serves both. */
-		struct mmsghdr mm = {};
-		__u32 len = a.kind == BUF_MMSG ? sizeof(mm) : sizeof(mm.msg_hdr);
-		if (bpf_probe_read_user(&mm, len, (void *)a.buf) != 0)
+	if (kind == BUF_MSG || kind == BUF_MMSG) {
+		/* msg_hdr leads struct mmsghdr. */
+		struct user_msghdr msg = {};
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) != 0)
 			return 0;
-		src = (__u64)mm.msg_hdr.msg_iov;
-		uaddr = (__u64)mm.msg_hdr.msg_name;
-		if (a.kind == BUF_MMSG) {
-			if (mm.msg_len == 0)
-				return 0;
-			total = mm.msg_len;
-		}
+		src = (__u64)msg.msg_iov;
+		uaddr = (__u64)msg.msg_name;
 	}
 	__u64 avail = total;
-	if (a.kind != BUF_PLAIN) {
+	if (kind != BUF_PLAIN) {
 		struct iovec iov = {};
 		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)src) != 0)
 			return 0;
@@ -861,7 +849,7 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 		__u32 own_isn = snd_una - (__u32)bytes_acked - (role == ROLE_SERVER ? 1 : 0);
 		e->h.client_isn = role == ROLE_CLIENT ? own_isn : peer_isn;
 		e->h.server_isn = role == ROLE_CLIENT ? peer_isn : own_isn;
-		e->h.seq = a.seq;
+		e->h.seq = seq;
 	}
 
 	e->h.type = EVENT_DATA;
@@ -884,6 +872,41 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+/* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are not. */
+#define MAX_MMSG 4
+
+/* exit_data reports what the syscall whose sys_enter stored its arguments moved. kind is a
+ * constant per program, so each program keeps only its own path. */
+static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx, __u8 kind)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct data_args *ap = bpf_map_lookup_elem(&active, &id);
+	if (!ap)
+		return 0;
+	struct data_args a = *ap;
+	bpf_map_delete_elem(&active, &id);
+	long ret = ctx->ret;
+	/* A different kind is a leftover of a syscall whose exit we missed. */
+	if (ret <= 0 || a.kind != kind)
+		return 0;
+	if (kind != BUF_MMSG)
+		return emit_data(&a, kind, a.buf, (__u64)ret, a.seq);
+	/* ret counts messages; each message's msg_len says what it moved. */
+	__u32 seq = a.seq;
+	for (int i = 0; i < MAX_MMSG; i++) {
+		if (i >= ret)
+			break;
+		struct mmsghdr mm = {};
+		__u64 at = a.buf + (__u64)i * sizeof(mm);
+		if (bpf_probe_read_user(&mm, sizeof(mm), (void *)at) != 0)
+			break;
+		if (mm.msg_len > 0)
+			emit_data(&a, BUF_MMSG, at, mm.msg_len, seq);
+		seq += mm.msg_len;
+	}
+	return 0;
+}
+
 #define DATA_PROGS(name, fdarg, bufarg, addrarg, kind, dir)                                    \
 	SEC("tracepoint/syscalls/sys_enter_" #name)                                             \
 	int ni_enter_##name(struct trace_event_raw_sys_enter *ctx)                          \
@@ -893,7 +916,7 @@ static __always_inline int exit_data(struct trace_event_raw_sys_exit *ctx)
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                              \
 	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
 	{                                                                                       \
-		return exit_data(ctx);                                                          \
+		return exit_data(ctx, kind);                                                    \
 	}
 
 DATA_PROGS(read, 0, 1, 0, BUF_PLAIN, DIR_RECV)

@@ -5,6 +5,7 @@ package capture
 import (
 	"bytes"
 	"context"
+	"io"
 	"net"
 	"net/netip"
 	"os"
@@ -108,49 +109,57 @@ func (v *mmsgVector) call(t *testing.T, trap uintptr, fd int) int {
 }
 
 // TestKernelSendmmsgRecvmmsg sends a vector of DNS queries with sendmmsg from an unconnected
-// socket and receives them with recvmmsg: the first message of each call is a data event
-// whose remote address comes from its msg_name and whose Size is its msg_len.
+// socket and receives them with recvmmsg: each of the first four messages of a call is a data
+// event whose remote address comes from its msg_name and whose Size is its msg_len.
 func TestKernelSendmmsgRecvmmsg(t *testing.T) {
 	_, c := startKernel(t, DefaultOptions())
 	server, serverAddr := udpSocket(t, [4]byte{127, 0, 0, 51})
 	client, clientAddr := udpSocket(t, [4]byte{127, 0, 0, 52})
 
-	q1 := dnsQuery(t, 0x6d31, "first.mmsg.test.")
-	q2 := dnsQuery(t, 0x6d32, "second-message.mmsg.test.")
-	send := newMmsgVector([][]byte{q1, q2}, serverAddr)
-	if n := send.call(t, unix.SYS_SENDMMSG, client); n != 2 {
-		t.Fatalf("sendmmsg sent %d messages, want 2", n)
+	// Five messages of different sizes; the programs report the first four (MAX_MMSG).
+	names := []string{"first.mmsg.test.", "second-message.mmsg.test.", "3.mmsg.test.", "fourth.message.mmsg.test.", "fifth.mmsg.test."}
+	queries := make([][]byte, len(names))
+	for i, name := range names {
+		queries[i] = dnsQuery(t, uint16(0x6d31+i), name)
 	}
-	// Both datagrams are queued on the server socket before recvmmsg runs, so one call
-	// returns both (MSG_WAITFORONE is not needed).
-	recv := newMmsgVector([][]byte{make([]byte, 512), make([]byte, 512)}, netip.AddrPort{})
-	if n := recv.call(t, unix.SYS_RECVMMSG, server); n < 1 {
-		t.Fatalf("recvmmsg received %d messages", n)
+	const reported = 4
+	send := newMmsgVector(queries, serverAddr)
+	if n := send.call(t, unix.SYS_SENDMMSG, client); n != len(queries) {
+		t.Fatalf("sendmmsg sent %d messages, want %d", n, len(queries))
 	}
-	if got := int(recv.hdrs[0].Len); got != len(q1) {
-		t.Fatalf("recvmmsg first msg_len %d, want %d", got, len(q1))
+	// Loopback delivers within sendmmsg: every datagram is queued on the server socket
+	// before recvmmsg runs, so one call returns them all.
+	bufs := make([][]byte, len(queries))
+	for i := range bufs {
+		bufs[i] = make([]byte, 512)
+	}
+	recv := newMmsgVector(bufs, netip.AddrPort{})
+	if n := recv.call(t, unix.SYS_RECVMMSG, server); n != len(queries) {
+		t.Fatalf("recvmmsg received %d messages, want %d", n, len(queries))
 	}
 
 	pid := uint32(os.Getpid())
-	sent := c.waitData(t, "sendmmsg", func(e *DataEvent) bool {
-		return e.Socket.Local == clientAddr && e.Direction == DirectionSend && bytes.Equal(e.Payload, q1)
-	})
-	if sent.Socket.Remote != serverAddr || sent.Size != len(q1) || sent.Truncated || sent.Socket.Transport != TransportUDP || sent.Process.PID != pid {
-		t.Errorf("sendmmsg event: remote %v (want %v) size %d (want %d) truncated %v transport %v pid %d",
-			sent.Socket.Remote, serverAddr, sent.Size, len(q1), sent.Truncated, sent.Socket.Transport, sent.Process.PID)
-	}
-	got := c.waitData(t, "recvmmsg", func(e *DataEvent) bool {
-		return e.Socket.Local == serverAddr && e.Direction == DirectionRecv && bytes.Equal(e.Payload, q1)
-	})
-	if got.Socket.Remote != clientAddr || got.Size != len(q1) || got.Process.PID != pid {
-		t.Errorf("recvmmsg event: remote %v (want %v) size %d (want %d) pid %d", got.Socket.Remote, clientAddr, got.Size, len(q1), got.Process.PID)
+	for i, q := range queries[:reported] {
+		sent := c.waitData(t, "sendmmsg message", func(e *DataEvent) bool {
+			return e.Socket.Local == clientAddr && e.Direction == DirectionSend && bytes.Equal(e.Payload, q)
+		})
+		if sent.Socket.Remote != serverAddr || sent.Size != len(q) || sent.Truncated || sent.Socket.Transport != TransportUDP || sent.Process.PID != pid {
+			t.Errorf("sendmmsg message %d event: remote %v (want %v) size %d (want %d) truncated %v transport %v pid %d",
+				i, sent.Socket.Remote, serverAddr, sent.Size, len(q), sent.Truncated, sent.Socket.Transport, sent.Process.PID)
+		}
+		got := c.waitData(t, "recvmmsg message", func(e *DataEvent) bool {
+			return e.Socket.Local == serverAddr && e.Direction == DirectionRecv && bytes.Equal(e.Payload, q)
+		})
+		if got.Socket.Remote != clientAddr || got.Size != len(q) || got.Process.PID != pid {
+			t.Errorf("recvmmsg message %d event: remote %v (want %v) size %d (want %d) pid %d", i, got.Socket.Remote, clientAddr, got.Size, len(q), got.Process.PID)
+		}
 	}
 
 	// A connected socket (what dig does): no msg_name, the remote comes from the socket.
 	if err := unix.Connect(client, &unix.SockaddrInet4{Addr: serverAddr.Addr().As4(), Port: int(serverAddr.Port())}); err != nil {
 		t.Fatal(err)
 	}
-	q3 := dnsQuery(t, 0x6d33, "connected.mmsg.test.")
+	q3 := dnsQuery(t, 0x6d40, "connected.mmsg.test.")
 	conn := newMmsgVector([][]byte{q3}, netip.AddrPort{})
 	conn.hdrs[0].Hdr.Name, conn.hdrs[0].Hdr.Namelen = nil, 0
 	if n := conn.call(t, unix.SYS_SENDMMSG, client); n != 1 {
@@ -244,4 +253,72 @@ func TestKernelDigQuery(t *testing.T) {
 		t.Errorf("dig answer event: header %+v question %v ok %v", h, q.Name, ok)
 	}
 	c.record(t, serverAddr.Port())
+}
+
+// TestKernelSendmmsgTCP sends two messages with one sendmmsg on a TCP connection: each is its
+// own event, and the second's sequence number follows the first's bytes, so both line up with
+// the stream the server reads.
+func TestKernelSendmmsgTCP(t *testing.T) {
+	_, c := startKernel(t, DefaultOptions())
+	ln, err := net.Listen("tcp4", "127.0.0.60:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	m1, m2 := []byte("GET /first HTTP/1.1\r\nHost: m\r\n\r\n"), []byte("GET /second-request HTTP/1.1\r\nHost: m\r\n\r\n")
+	served := make(chan []byte, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			served <- nil
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetReadDeadline(time.Now().Add(waitBudget))
+		buf := make([]byte, len(m1)+len(m2))
+		n, _ := io.ReadFull(conn, buf)
+		served <- buf[:n]
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	raw, err := conn.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := newMmsgVector([][]byte{m1, m2}, netip.AddrPort{})
+	for i := range v.hdrs {
+		v.hdrs[i].Hdr.Name, v.hdrs[i].Hdr.Namelen = nil, 0
+	}
+	var sent int
+	if err := raw.Control(func(fd uintptr) { sent = v.call(t, unix.SYS_SENDMMSG, int(fd)) }); err != nil {
+		t.Fatal(err)
+	}
+	if sent != 2 {
+		t.Fatalf("sendmmsg sent %d messages, want 2", sent)
+	}
+	if got := <-served; !bytes.Equal(got, append(append([]byte(nil), m1...), m2...)) {
+		t.Fatalf("server read %q", got)
+	}
+	client := addrPort(conn.LocalAddr())
+	e1 := c.waitData(t, "first message", func(e *DataEvent) bool {
+		return e.Socket.Local == client && e.Direction == DirectionSend && bytes.Equal(e.Payload, m1)
+	})
+	e2 := c.waitData(t, "second message", func(e *DataEvent) bool {
+		return e.Socket.Local == client && e.Direction == DirectionSend && bytes.Equal(e.Payload, m2)
+	})
+	if e1.Size != len(m1) || e2.Size != len(m2) || e1.Socket.Transport != TransportTCP {
+		t.Errorf("sizes %d, %d (want %d, %d)", e1.Size, e2.Size, len(m1), len(m2))
+	}
+	if e2.Seq != e1.Seq+uint32(len(m1)) || e1.ClientISN == 0 || e1.ClientISN != e2.ClientISN {
+		t.Errorf("seq %d then %d (want %d), client ISN %d/%d", e1.Seq, e2.Seq, e1.Seq+uint32(len(m1)), e1.ClientISN, e2.ClientISN)
+	}
+	r := c.waitData(t, "server read", func(e *DataEvent) bool {
+		return e.Socket.Remote == client && e.Direction == DirectionRecv
+	})
+	if r.Seq != e1.Seq || !bytes.HasPrefix(r.Payload, m1) {
+		t.Errorf("server read seq %d payload %q, first message seq %d", r.Seq, r.Payload, e1.Seq)
+	}
 }
