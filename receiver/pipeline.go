@@ -137,6 +137,7 @@ func (p *pipeline) selfCounters() otlp.SelfCounters {
 		PayloadTruncated:  cc.PayloadTruncated,
 		Unclassified:      cc.Unclassified,
 		EventsRead:        cc.EventsRead,
+		RingbufBytes:      cc.RingbufBytes,
 		Dropped: []otlp.NamedCount{
 			{Name: "export_queue_logs", Value: p.out.droppedFindings.Load()},
 			{Name: "export_queue_traces", Value: p.out.droppedSpans.Load()},

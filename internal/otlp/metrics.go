@@ -39,6 +39,7 @@ const (
 	MetricPayloadTruncated = "netintel.receiver.payload_truncated"
 	MetricUnclassified     = "netintel.receiver.unclassified_connections"
 	MetricEventsRead       = "netintel.receiver.events_read"
+	MetricRingbufBytes     = "netintel.receiver.ringbuf_bytes"
 	MetricOverflowed       = "netintel.receiver.metric_overflow"
 )
 
@@ -99,6 +100,7 @@ type SelfCounters struct {
 	PayloadTruncated uint64 // payloads cut to max_payload_bytes
 	Unclassified     uint64 // connections whose bytes stopped crossing (unknown protocol)
 	EventsRead       uint64 // events decoded from the kernel
+	RingbufBytes     uint64 // ring-buffer space the kernel's records took
 }
 
 // NamedCount is one labelled running total.
@@ -561,6 +563,7 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 	putCounter(host, m.start, ts, MetricPayloadTruncated, "{event}", "Payloads cut to max_payload_bytes.", "", []NamedCount{{Value: self.PayloadTruncated}})
 	putCounter(host, m.start, ts, MetricUnclassified, "{connection}", "Connections whose data stopped crossing: no known protocol.", "", []NamedCount{{Value: self.Unclassified}})
 	putCounter(host, m.start, ts, MetricEventsRead, "{event}", "Events decoded from the kernel.", "", []NamedCount{{Value: self.EventsRead}})
+	putCounter(host, m.start, ts, MetricRingbufBytes, "By", "Ring-buffer space taken by the kernel's records (headers included).", "", []NamedCount{{Value: self.RingbufBytes}})
 	putCounter(host, m.start, ts, MetricOverflowed, "{measurement}", "Measurements folded into a metric's overflow series (otel.metric.overflow=true).", attrMetric, overflowed)
 	return md
 }

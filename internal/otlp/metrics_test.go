@@ -294,7 +294,7 @@ func TestMetricsSelfCounters(t *testing.T) {
 		Dropped:          []NamedCount{{"export_queue_full_spans", 9}},
 		Evicted:          []NamedCount{{"connections", 11}, {"baselines", 4}},
 		ParseFailures:    []NamedCount{{"http", 6}, {"dns", 1}},
-		PayloadTruncated: 100, Unclassified: 7, EventsRead: 12345,
+		PayloadTruncated: 100, Unclassified: 7, EventsRead: 12345, RingbufBytes: 987654,
 	})
 	byAttr := func(name, key string) map[string]int64 {
 		out := map[string]int64{}
@@ -311,6 +311,7 @@ func TestMetricsSelfCounters(t *testing.T) {
 	assert.Equal(t, int64(100), onePoint(t, md, MetricPayloadTruncated).value)
 	assert.Equal(t, int64(7), onePoint(t, md, MetricUnclassified).value)
 	assert.Equal(t, int64(12345), onePoint(t, md, MetricEventsRead).value)
+	assert.Equal(t, int64(987654), onePoint(t, md, MetricRingbufBytes).value)
 	assert.Empty(t, points(t, md, MetricOverflowed), "no overflow, no overflow metric")
 	rm := md.ResourceMetrics().At(0)
 	assert.Equal(t, map[string]any{attrServiceName: "netintel", attrHostName: "node-a"}, rm.Resource().Attributes().AsRaw())
