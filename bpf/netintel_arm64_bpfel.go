@@ -164,6 +164,7 @@ const (
 	NetintelVarCfgRttIntervalNs = "cfg_rtt_interval_ns"
 	NetintelVarCfgTcp           = "cfg_tcp"
 	NetintelVarCfgUdp           = "cfg_udp"
+	NetintelVarCfgWakeupBytes   = "cfg_wakeup_bytes"
 	NetintelVarUnusedConnEvent  = "unused_conn_event"
 	NetintelVarUnusedDataHeader = "unused_data_header"
 )
@@ -272,6 +273,7 @@ type NetintelVariableSpecs struct {
 	CfgRttIntervalNs *ebpf.VariableSpec `ebpf:"cfg_rtt_interval_ns"`
 	CfgTcp           *ebpf.VariableSpec `ebpf:"cfg_tcp"`
 	CfgUdp           *ebpf.VariableSpec `ebpf:"cfg_udp"`
+	CfgWakeupBytes   *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
 	UnusedConnEvent  *ebpf.VariableSpec `ebpf:"unused_conn_event"`
 	UnusedDataHeader *ebpf.VariableSpec `ebpf:"unused_data_header"`
 }
@@ -333,6 +335,7 @@ type NetintelVariables struct {
 	CfgRttIntervalNs *ebpf.Variable `ebpf:"cfg_rtt_interval_ns"`
 	CfgTcp           *ebpf.Variable `ebpf:"cfg_tcp"`
 	CfgUdp           *ebpf.Variable `ebpf:"cfg_udp"`
+	CfgWakeupBytes   *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
 	UnusedConnEvent  *ebpf.Variable `ebpf:"unused_conn_event"`
 	UnusedDataHeader *ebpf.Variable `ebpf:"unused_data_header"`
 }

@@ -49,6 +49,10 @@ const volatile __u8 cfg_https = 1;
 const volatile __u8 cfg_grpc = 1;
 const volatile __u8 cfg_dns = 1;
 const volatile __u64 cfg_rtt_interval_ns = 1000000000ULL;
+/* Wake the reader only once this much data waits in the ring buffer (0: on every record).
+ * Records submitted below it do not wake user space; the reader polls on a short deadline
+ * instead, so a busy host costs one wakeup per batch, not one per read or write. */
+const volatile __u64 cfg_wakeup_bytes = 0;
 const volatile __u16 cfg_http_ports[NR_PORTS] = {};
 const volatile __u16 cfg_https_ports[NR_PORTS] = {};
 const volatile __u16 cfg_dns_ports[NR_PORTS] = {53};
@@ -152,6 +156,14 @@ struct {
 /* Anchors so bpf2go -type finds the event structs. */
 const struct conn_event *unused_conn_event __attribute__((unused));
 const struct data_header *unused_data_header __attribute__((unused));
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (!cfg_wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
+}
 
 static __always_inline void count(__u32 idx)
 {
@@ -341,7 +353,7 @@ static __always_inline void emit_conn(__u8 kind, struct sock *sk, struct sock_in
 		e->retrans = BPF_CORE_READ(tp, total_retrans);
 		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
 	}
-	bpf_ringbuf_submit(e, 0);
+	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
 static __always_inline void tuple_from_tp(struct sock_tuple *t, __u16 family, __u16 sport, __u16 dport,
@@ -865,7 +877,7 @@ static __always_inline int emit_data(const struct data_args *ap, __u8 kind, __u6
 	__u64 size = sizeof(*e) - MAX_PAYLOAD + n;
 	if (size > sizeof(*e))
 		return 0;
-	if (bpf_ringbuf_output(&events, e, size, 0) != 0)
+	if (bpf_ringbuf_output(&events, e, size, wakeup_flags()) != 0)
 		count(COUNTER_RINGBUF_RESERVE_FAILED);
 	else
 		count_ringbuf(size);
