@@ -341,7 +341,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 			fam = famRPCClient
 			k.strs[3] = serverAddress(x)
 			k.strs[4] = o.errType
-			k.ints[0] = int64(x.Server.Addr.Port())
+			k.ints[0] = int64(serverPort(x))
 		}
 	case x.HTTP != nil:
 		k.strs[0] = normalizeMethod(x.HTTP.Method)
@@ -360,7 +360,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 			k.strs[3] = "http"
 			k.strs[4] = x.HTTP.Version
 			k.strs[5] = o.errType
-			k.ints[1] = int64(x.Server.Addr.Port())
+			k.ints[1] = int64(serverPort(x))
 		}
 	case x.DNS != nil:
 		if !isServer { // a lookup is the client's; a local DNS server shows in the service graph

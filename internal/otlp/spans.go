@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"math"
+	"net"
 	"strconv"
 	"strings"
 
@@ -214,7 +215,7 @@ func putNetworkAttributes(attrs pcommon.Map, x *l7.Exchange, client, server iden
 		attrs.PutStr(attrProtocolName, name)
 	}
 	attrs.PutStr(attrServerAddress, serverAddress(x))
-	if p := x.Server.Addr.Port(); p != 0 {
+	if p := serverPort(x); p != 0 {
 		attrs.PutInt(attrServerPort, int64(p))
 	}
 	if x.Side == l7.SideServer {
@@ -265,6 +266,20 @@ func serverAddress(x *l7.Exchange) string {
 		return a.Unmap().String()
 	}
 	return ""
+}
+
+// serverPort goes with serverAddress: the Host header's port when the address came from a Host
+// header that names one (a proxy forwards the client's Host to an upstream on another port:
+// address and port must describe the same origin), otherwise the connection's port.
+func serverPort(x *l7.Exchange) uint16 {
+	if x.HTTP != nil && x.HTTP.Host != "" {
+		if _, p, err := net.SplitHostPort(x.HTTP.Host); err == nil {
+			if n, err := strconv.ParseUint(p, 10, 16); err == nil && n != 0 {
+				return uint16(n)
+			}
+		}
+	}
+	return x.Server.Addr.Port()
 }
 
 // hostOnly strips the port from a Host header value ("api:8080", "[::1]:80").

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"net/netip"
 	"testing"
 	"time"
 
@@ -24,6 +25,11 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 	timeout.Protocol = l7.ProtocolHTTP1
 	timeout.HTTP = &l7.HTTP{Method: "GET", Path: "/slow", Version: "1.1"}
 	timeout.Failure = l7.FailureTimeout
+
+	// A proxy forwards the client's Host to an upstream on another port.
+	proxied := httpExchange(l7.SideClient, "1.1", "GET", "/items", 200)
+	proxied.HTTP.Host = "frontend.example:8080"
+	proxied.Server.Addr = netip.MustParseAddrPort("127.0.0.21:8081")
 
 	abandoned := tcpExchange(l7.SideServer, checkoutAddr, 0)
 	abandoned.Protocol = l7.ProtocolHTTP1
@@ -167,6 +173,12 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 			wantName: "GET /slow", wantKind: ptrace.SpanKindServer, wantStatus: ptrace.StatusCodeError,
 			wantMessage: "no response before the timeout", wantResource: "checkout",
 			want: map[string]any{attrErrorType: "timeout", attrServerAddress: "127.0.0.20"},
+		},
+		{
+			name: "proxied: server.address and server.port from the same Host header", x: proxied, client: frontend, server: checkout,
+			wantName: "GET /items", wantKind: ptrace.SpanKindClient, wantStatus: ptrace.StatusCodeUnset, wantResource: "frontend",
+			want: map[string]any{attrServerAddress: "frontend.example", attrServerPort: int64(8080),
+				attrPeerAddress: "127.0.0.21", attrPeerPort: int64(8081)},
 		},
 		{
 			name: "client hung up before the response", x: abandoned, client: frontend, server: checkout,
