@@ -199,15 +199,17 @@ func (s *ebpfSource) read() {
 	defer s.wg.Done()
 	defer close(s.events)
 	var rec ringbuf.Record
+	// The kernel wakes us only when a batch is waiting (cfg_wakeup_bytes); the deadline picks
+	// up what trickles in below it. It is renewed once per poll, not per record: records
+	// already in the ring are read without waiting, whatever the deadline.
+	s.reader.SetDeadline(time.Now().Add(pollInterval))
 	for {
-		// The kernel wakes us only when a batch is waiting (cfg_wakeup_bytes); the deadline
-		// picks up what trickles in below it.
-		s.reader.SetDeadline(time.Now().Add(pollInterval))
 		if err := s.reader.ReadInto(&rec); err != nil {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return
 			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
+				s.reader.SetDeadline(time.Now().Add(pollInterval))
 				continue
 			}
 			s.readErrors.Add(1)
