@@ -8,9 +8,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 GO="${GO:-$(command -v go || echo /usr/local/go/bin/go)}"
 [[ -x dist/otelcol-netintel ]] || { echo "bench: dist/otelcol-netintel missing: run make dist" >&2; exit 1; }
-for tool in nginx wrk; do
-  command -v "$tool" >/dev/null || { echo "bench: $tool missing (apt-get install -y $tool)" >&2; exit 1; }
+# On a fresh Debian machine, install what the benchmark drives (as root; otherwise say what).
+missing=()
+for pair in nginx:nginx wrk:wrk gnuplot:gnuplot-nox; do
+  command -v "${pair%%:*}" >/dev/null || missing+=("${pair#*:}")
 done
+if ((${#missing[@]})); then
+  if [[ $EUID -eq 0 ]] && command -v apt-get >/dev/null; then
+    apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+  else
+    echo "bench: missing ${missing[*]}: apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
+fi
 mkdir -p bench/out
 "$GO" build -o bench/out/netintel-bench ./bench/driver
 exec bench/out/netintel-bench -collector dist/otelcol-netintel -out bench "$@"
