@@ -565,10 +565,13 @@ int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
 	__u64 id = bpf_get_current_pid_tgid();
 	struct data_args a = {};
 	a.sk = (__u64)sk;
+	a.addr = ctx->args[1]; /* the destination, for failures that leave the socket without one */
 	if (bpf_map_update_elem(&active, &id, &a, BPF_ANY) != 0)
 		count(COUNTER_MAP_FULL);
 	return 0;
 }
+
+static __always_inline void remote_from_user(struct sock_tuple *t, __u64 uaddr);
 
 SEC("tracepoint/syscalls/sys_exit_connect")
 int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
@@ -578,6 +581,7 @@ int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	if (!a)
 		return 0;
 	struct sock *sk = (struct sock *)a->sk;
+	__u64 uaddr = a->addr;
 	bpf_map_delete_elem(&active, &id);
 	long ret = ctx->ret;
 	if (ret == 0 || ret == -EINPROGRESS || !sk)
@@ -590,7 +594,13 @@ int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
 	if (state != TCP_CLOSE)
 		return 0;
-	emit_conn(CONN_FAILED, sk, info, NULL, (__s32)-ret);
+	/* A connect that failed before a route was found leaves the socket without a peer: take
+	 * the destination the caller asked for. */
+	struct sock_tuple t = {};
+	fill_tuple(sk, &t);
+	if (t.dport == 0)
+		remote_from_user(&t, uaddr);
+	emit_conn(CONN_FAILED, sk, info, &t, (__s32)-ret);
 	info->closed = 1;
 	return 0;
 }
@@ -748,7 +758,7 @@ static __always_inline bool classify_tcp(const __u8 *p, __u32 n, __u16 sport, __
 	return false;
 }
 
-static __always_inline void udp_remote_from_user(struct sock_tuple *t, __u64 uaddr)
+static __always_inline void remote_from_user(struct sock_tuple *t, __u64 uaddr)
 {
 	struct sockaddr_in6 sa = {};
 	if (!uaddr || bpf_probe_read_user(&sa, sizeof(sa), (void *)uaddr) != 0)
@@ -817,7 +827,7 @@ static __always_inline int emit_data(const struct data_args *ap, __u8 kind, __u6
 
 	if (a.transport == TRANSPORT_UDP) {
 		if (e->h.tuple.dport == 0)
-			udp_remote_from_user(&e->h.tuple, uaddr);
+			remote_from_user(&e->h.tuple, uaddr);
 		bool dns = cfg_dns && (port_in(cfg_dns_ports, e->h.tuple.sport, e->h.tuple.dport) || is_dns(e->payload, n));
 		if (!dns) {
 			count(COUNTER_UNCLASSIFIED);
