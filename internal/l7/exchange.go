@@ -4,7 +4,9 @@ package l7
 
 import (
 	"net/netip"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 )
@@ -162,4 +164,39 @@ func (e *Exchange) Duration() time.Duration {
 		return 0
 	}
 	return e.End.Sub(e.Start)
+}
+
+// sanitize makes every string taken from the wire valid UTF-8 (invalid bytes become U+FFFD):
+// they end up in OTLP string fields, which protobuf requires to be UTF-8, and a backend may
+// refuse a whole batch for one bad byte in a path or a user agent.
+func (e *Exchange) sanitize() {
+	if h := e.HTTP; h != nil {
+		for _, s := range []*string{&h.Method, &h.Path, &h.Query, &h.Host, &h.UserAgent, &h.ContentType, &h.Reason} {
+			*s = validUTF8(*s)
+		}
+	}
+	if g := e.GRPC; g != nil {
+		for _, s := range []*string{&g.Service, &g.Method, &g.Message} {
+			*s = validUTF8(*s)
+		}
+	}
+	if d := e.DNS; d != nil {
+		d.Name = validUTF8(d.Name)
+		for i := range d.CNAMEs {
+			d.CNAMEs[i] = validUTF8(d.CNAMEs[i])
+		}
+	}
+	if t := e.TLS; t != nil {
+		t.SNI = validUTF8(t.SNI)
+		for i := range t.ALPN {
+			t.ALPN[i] = validUTF8(t.ALPN[i])
+		}
+	}
+}
+
+func validUTF8(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	return strings.ToValidUTF8(s, "\uFFFD")
 }

@@ -301,6 +301,7 @@ func (c *conn) emit(x *Exchange) {
 		// precedes its request.
 		x.End = x.Start
 	}
+	x.sanitize()
 	c.t.counters.Exchanges++
 	c.t.emitFn(x)
 }

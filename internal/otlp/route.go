@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"github.com/netintel/netintelreceiver/internal/intel"
 )
@@ -44,7 +45,16 @@ func Route(path string) string {
 		}
 	}
 	if len(r) > maxRouteLen {
-		r = strings.ToValidUTF8(r[:maxRouteLen], "") + "…"
+		// Cut on a rune boundary; any other byte stays as it is, so a route of a route is the
+		// same route.
+		cut := maxRouteLen
+		for back := 0; back < utf8.UTFMax-1 && !utf8.RuneStart(r[cut]); back++ {
+			cut--
+		}
+		if !utf8.RuneStart(r[cut]) {
+			cut = maxRouteLen // not UTF-8 at all here: cut on the byte
+		}
+		r = r[:cut] + "…"
 	}
 	return r
 }
