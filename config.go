@@ -3,7 +3,6 @@ package netintelreceiver
 import (
 	"errors"
 	"fmt"
-	"net/netip"
 	"strings"
 	"time"
 
@@ -12,6 +11,8 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/intel"
 )
 
 // Config is the net_intel receiver's configuration.
@@ -173,7 +174,7 @@ func (cfg *Config) Validate() error {
 		}
 	}
 	for i, dep := range s.AllowedDependencies {
-		if _, _, err := ParseDependency(dep); err != nil {
+		if _, _, err := intel.ParseAllowedDependency(dep); err != nil {
 			add("security.allowed_dependencies[%d]: %w", i, err)
 		}
 	}
@@ -182,42 +183,9 @@ func (cfg *Config) Validate() error {
 		if strings.TrimSpace(svc.Name) == "" {
 			add("services[%d].name: must not be empty", i)
 		}
-		if _, err := ParseMatch(svc.Match); err != nil {
+		if _, err := identity.ParseMatch(svc.Match); err != nil {
 			add("services[%d].match: %w", i, err)
 		}
 	}
 	return errors.Join(errs...)
-}
-
-// Match is a parsed services[].match: either one endpoint or a network.
-type Match struct {
-	AddrPort netip.AddrPort // set for "ip:port"
-	Prefix   netip.Prefix   // set for "ip" or "cidr"
-}
-
-// ParseMatch parses "ip:port", "[ipv6]:port", "ip" or "cidr".
-func ParseMatch(s string) (Match, error) {
-	if ap, err := netip.ParseAddrPort(s); err == nil {
-		if ap.Port() == 0 {
-			return Match{}, fmt.Errorf("%q: port 0 is not a port", s)
-		}
-		return Match{AddrPort: ap}, nil
-	}
-	if p, err := netip.ParsePrefix(s); err == nil {
-		return Match{Prefix: p.Masked()}, nil
-	}
-	if a, err := netip.ParseAddr(s); err == nil {
-		return Match{Prefix: netip.PrefixFrom(a, a.BitLen())}, nil
-	}
-	return Match{}, fmt.Errorf("%q is not an ip:port, an IP or a CIDR", s)
-}
-
-// ParseDependency parses an allowed_dependencies entry "source -> dest".
-func ParseDependency(s string) (source, dest string, err error) {
-	src, dst, ok := strings.Cut(s, "->")
-	src, dst = strings.TrimSpace(src), strings.TrimSpace(dst)
-	if !ok || src == "" || dst == "" || strings.Contains(dst, "->") {
-		return "", "", fmt.Errorf("%q is not of the form \"source -> dest\"", s)
-	}
-	return src, dst, nil
 }

@@ -104,33 +104,3 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 		assert.Contains(t, err.Error(), key)
 	}
 }
-
-func TestParseMatch(t *testing.T) {
-	m, err := ParseMatch("127.0.0.10:8080")
-	require.NoError(t, err)
-	assert.Equal(t, "127.0.0.10:8080", m.AddrPort.String())
-	m, err = ParseMatch("10.1.2.3/16")
-	require.NoError(t, err)
-	assert.Equal(t, "10.1.0.0/16", m.Prefix.String())
-	m, err = ParseMatch("[::1]:443")
-	require.NoError(t, err)
-	assert.Equal(t, uint16(443), m.AddrPort.Port())
-	m, err = ParseMatch("::1")
-	require.NoError(t, err)
-	assert.Equal(t, "::1/128", m.Prefix.String())
-	for _, bad := range []string{"", "host:80", "127.0.0.1:0", "10.0.0.0/33"} {
-		_, err := ParseMatch(bad)
-		assert.Error(t, err, bad)
-	}
-}
-
-func TestParseDependency(t *testing.T) {
-	src, dst, err := ParseDependency(" frontend ->api ")
-	require.NoError(t, err)
-	assert.Equal(t, "frontend", src)
-	assert.Equal(t, "api", dst)
-	for _, bad := range []string{"frontend", "-> api", "a -> ", "a -> b -> c"} {
-		_, _, err := ParseDependency(bad)
-		assert.Error(t, err, bad)
-	}
-}
