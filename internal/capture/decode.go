@@ -103,11 +103,12 @@ func (d *decoder) data(h *bpf.NetintelDataHeader, payload []byte) *DataEvent {
 
 // Errno values of failed connects (Linux, all architectures we build for).
 const (
-	errnoECONNREFUSED = 111
-	errnoETIMEDOUT    = 110
-	errnoEHOSTUNREACH = 113
-	errnoENETUNREACH  = 101
-	errnoECONNRESET   = 104
+	errnoECONNREFUSED  = 111
+	errnoETIMEDOUT     = 110
+	errnoEHOSTUNREACH  = 113
+	errnoENETUNREACH   = 101
+	errnoECONNRESET    = 104
+	errnoEADDRNOTAVAIL = 99
 )
 
 func failureReason(errno int32) FailureReason {
@@ -120,6 +121,8 @@ func failureReason(errno int32) FailureReason {
 		return FailureUnreachable
 	case errnoECONNRESET:
 		return FailureReset
+	case errnoEADDRNOTAVAIL:
+		return FailureAddrNotAvail
 	}
 	return FailureOther
 }

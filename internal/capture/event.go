@@ -81,6 +81,10 @@ const (
 	ConnResetReceived                     // a RST arrived for the connection
 	ConnRetransmit                        // a segment was retransmitted
 	ConnRTT                               // a (sampled) smoothed RTT reading
+	// ConnHandshakeRetransmit: a handshake segment was sent again — a client's SYN (Role
+	// client: nobody answered it) or a server's SYN-ACK (Role server: the client's ACK was
+	// dropped, typically because the listener's accept queue is full).
+	ConnHandshakeRetransmit
 )
 
 func (k ConnKind) String() string {
@@ -99,6 +103,8 @@ func (k ConnKind) String() string {
 		return "retransmit"
 	case ConnRTT:
 		return "rtt"
+	case ConnHandshakeRetransmit:
+		return "handshake_retransmit"
 	}
 	return "unknown"
 }
@@ -107,11 +113,12 @@ func (k ConnKind) String() string {
 type FailureReason uint8
 
 const (
-	FailureNone        FailureReason = iota
-	FailureRefused                   // ECONNREFUSED
-	FailureTimedOut                  // ETIMEDOUT
-	FailureUnreachable               // EHOSTUNREACH / ENETUNREACH
-	FailureReset                     // ECONNRESET
+	FailureNone         FailureReason = iota
+	FailureRefused                    // ECONNREFUSED
+	FailureTimedOut                   // ETIMEDOUT
+	FailureUnreachable                // EHOSTUNREACH / ENETUNREACH
+	FailureReset                      // ECONNRESET
+	FailureAddrNotAvail               // EADDRNOTAVAIL: no local address/port left (ephemeral ports exhausted)
 	FailureOther
 )
 
@@ -125,6 +132,8 @@ func (f FailureReason) String() string {
 		return "unreachable"
 	case FailureReset:
 		return "reset"
+	case FailureAddrNotAvail:
+		return "address_not_available"
 	case FailureOther:
 		return "other"
 	}

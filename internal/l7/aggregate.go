@@ -1,0 +1,37 @@
+package l7
+
+import (
+	"time"
+)
+
+// Aggregate is a batch of exchanges that were counted, not sent one by one: the kernel judges
+// healthy HTTP/1 exchanges in place (DESIGN §2) and hands user space only their totals, keyed
+// by the observing socket's owner, the peer, the operation and the status. Everything that
+// counts requests (metrics, the service graph, baselines, chatty-call ratios) must accept an
+// Aggregate wherever it accepts an Exchange, so that counts stay exact while healthy traffic
+// never crosses the ring buffer.
+type Aggregate struct {
+	Protocol Protocol // ProtocolHTTP1 today
+	Side     Side     // which end observed and counted these exchanges
+	Client   Endpoint // for Side == SideServer: the client's address with port 0 (clients are counted per address)
+	Server   Endpoint
+
+	Method     string // as in HTTP.Method
+	Route      string // the route template user space learned for the kernel's route key ("/items/{id}")
+	Version    string // "1.0", "1.1"
+	StatusCode int
+
+	Start, End time.Time // the drain interval the counts cover
+	Count      uint64    // exchanges (== Latency.Count)
+	Latency    Histogram // request first byte → response first byte
+}
+
+// Histogram is a latency distribution in fixed buckets: Counts[i] counts samples in
+// (Bounds[i-1], Bounds[i]] (the first bucket from 0, the last one, len(Bounds), above every
+// bound). Bounds are shared and never modified; len(Counts) == len(Bounds)+1.
+type Histogram struct {
+	Bounds []time.Duration
+	Counts []uint64
+	Count  uint64
+	Sum    time.Duration
+}
