@@ -13,6 +13,36 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type NetintelAggKey struct {
+	_       structs.HostLayout
+	Tgid    uint32
+	Role    uint8
+	Method  uint8
+	Status  uint16
+	Port    uint16
+	Family  uint16
+	Version uint8
+	Pad     [3]uint8
+	Peer    [16]uint8
+	Route   uint64
+}
+
+type NetintelAggValue struct {
+	_        structs.HostLayout
+	Count    uint64
+	SumNs    uint64
+	FirstNs  uint64
+	Latency  [112]uint32
+	Explicit [17]uint32
+	_        [4]byte
+}
+
+type NetintelBlanks struct {
+	_     structs.HostLayout
+	State NetintelSockState
+	Agg   NetintelAggValue
+}
+
 type NetintelConnEvent struct {
 	_                structs.HostLayout
 	Type             uint8
@@ -31,29 +61,17 @@ type NetintelConnEvent struct {
 	SrttUs           uint32
 }
 
-type NetintelDataArgs struct {
-	_         structs.HostLayout
-	Sk        uint64
-	Buf       uint64
-	Addr      uint64
-	Seq       uint32
-	Kind      uint8
-	Dir       uint8
-	Transport uint8
-	Pad       uint8
-}
-
-type NetintelDataEvent struct {
-	_       structs.HostLayout
-	H       NetintelDataHeader
-	Payload [4096]uint8
+type NetintelConnectArgs struct {
+	_    structs.HostLayout
+	Sk   uint64
+	Addr uint64
 }
 
 type NetintelDataHeader struct {
 	_          structs.HostLayout
 	Type       uint8
 	Dir        uint8
-	Truncated  uint8
+	Flags      uint8
 	Pad        uint8
 	Size       uint32
 	TsNs       uint64
@@ -75,20 +93,154 @@ type NetintelErrKey struct {
 	Pad    uint16
 }
 
+type NetintelFdKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Fd   int32
+}
+
+type NetintelHttp1Header struct {
+	_         structs.HostLayout
+	Type      uint8
+	Reasons   uint8
+	Method    uint8
+	Pad       uint8
+	Status    uint16
+	ReqLen    uint16
+	RespLen   uint16
+	Slot      uint16
+	ReqSize   uint32
+	ReqNs     uint64
+	RespNs    uint64
+	Cookie    uint64
+	Route     uint64
+	Task      NetintelTaskId
+	Tuple     NetintelSockTuple
+	ReqSeq    uint32
+	RespSeq   uint32
+	ClientIsn uint32
+	ServerIsn uint32
+}
+
+type NetintelLimitKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Route uint64
+}
+
+type NetintelRecvArgs struct {
+	_      structs.HostLayout
+	Buf    uint64
+	Addr   uint64
+	Fd     int32
+	Seq    uint32
+	Kind   uint8
+	Active uint8
+	Pad    [6]uint8
+}
+
+type NetintelRouteLimit struct {
+	_         structs.HostLayout
+	LatencyNs uint64
+}
+
+type NetintelRouteWalk struct {
+	_      structs.HostLayout
+	H      uint64
+	Before uint64
+	Seg    struct {
+		_       structs.HostLayout
+		Len     uint32
+		Digits  uint32
+		Hex     uint32
+		Letters uint32
+		Other   uint32
+		Invalid uint8
+		Uuid    uint8
+		_       [2]byte
+	}
+	I       uint64
+	N       uint64
+	Lookups uint32
+	Port    uint16
+	Rules   uint8
+	InPath  uint8
+	Cut     uint8
+	Pad     [7]uint8
+}
+
+type NetintelRuleKey struct {
+	_      structs.HostLayout
+	Port   uint16
+	Pad    uint16
+	Pad2   uint32
+	Prefix uint64
+}
+
+type NetintelScratchEvent struct {
+	_       structs.HostLayout
+	Off     uint64
+	Out     uint64
+	H       NetintelDataHeader
+	Payload [8192]uint8
+}
+
+type NetintelSettings struct {
+	_               structs.HostLayout
+	SlowNs          uint64
+	MinLimitNs      uint64
+	SampleThreshold uint64
+	BoundsNs        [16]uint64
+	ErrorStatus     uint16
+	HaveLimits      uint8
+	HaveRules       uint8
+	Aggregate       uint8
+	Pad             [3]uint8
+}
+
 type NetintelSockInfo struct {
 	_          structs.HostLayout
 	Cookie     uint64
 	OpenNs     uint64
-	LastRttNs  uint64
 	Owner      NetintelTaskId
+	Role       uint8
+	OpenedSent uint8
+	FirstFin   uint8
+	Pad        [5]uint8
+}
+
+type NetintelSockState struct {
+	_          structs.HostLayout
+	Sk         uint64
+	Cookie     uint64
+	LastRttNs  uint64
+	ClientIsn  uint32
+	ServerIsn  uint32
+	Transport  uint8
 	Role       uint8
 	Cls        uint8
 	DirsSeen   uint8
-	OpenedSent uint8
-	Closed     uint8
-	FirstFin   uint8
-	Pad        [6]uint8
+	IsnKnown   uint8
+	Seeded     uint8
+	H2Copy     [2]uint8
+	H2Left     [2]uint32
+	H2HdrLen   [2]uint8
+	H2Hdr      [2][16]uint8
+	H1         uint8
+	Method     uint8
+	Version    uint8
+	ReqPartial uint8
+	TargetCut  uint8
+	Pad        uint8
+	StashLen   uint16
+	_          [2]byte
+	ReqSeq     uint32
+	ReqSize    uint32
 	_          [4]byte
+	ReqNs      uint64
+	Route      uint64
+	Stash      [256]uint8
 }
 
 type NetintelSockTuple struct {
@@ -114,12 +266,22 @@ type NetintelTaskId struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetintelMapActive              = "active"
+	NetintelMapAggregates          = "aggregates"
+	NetintelMapBlank               = "blank"
+	NetintelMapClosedSocks         = "closed_socks"
 	NetintelMapConnErrors          = "conn_errors"
+	NetintelMapConnects            = "connects"
 	NetintelMapCounters            = "counters"
 	NetintelMapDataScratch         = "data_scratch"
 	NetintelMapEvents              = "events"
+	NetintelMapFds                 = "fds"
+	NetintelMapRecvStash           = "recv_stash"
+	NetintelMapRouteLimits         = "route_limits"
+	NetintelMapRouteRules          = "route_rules"
+	NetintelMapRouteScratch        = "route_scratch"
+	NetintelMapRuntimeSettings     = "runtime_settings"
 	NetintelMapSocks               = "socks"
+	NetintelProgNiEnterClose       = "ni_enter_close"
 	NetintelProgNiEnterConnect     = "ni_enter_connect"
 	NetintelProgNiEnterRead        = "ni_enter_read"
 	NetintelProgNiEnterReadv       = "ni_enter_readv"
@@ -140,11 +302,7 @@ const (
 	NetintelProgNiExitRecvfrom     = "ni_exit_recvfrom"
 	NetintelProgNiExitRecvmmsg     = "ni_exit_recvmmsg"
 	NetintelProgNiExitRecvmsg      = "ni_exit_recvmsg"
-	NetintelProgNiExitSendmmsg     = "ni_exit_sendmmsg"
-	NetintelProgNiExitSendmsg      = "ni_exit_sendmsg"
-	NetintelProgNiExitSendto       = "ni_exit_sendto"
-	NetintelProgNiExitWrite        = "ni_exit_write"
-	NetintelProgNiExitWritev       = "ni_exit_writev"
+	NetintelProgNiExitSocket       = "ni_exit_socket"
 	NetintelProgNiReceiveReset     = "ni_receive_reset"
 	NetintelProgNiRetransmit       = "ni_retransmit"
 	NetintelProgNiRetransmitSynack = "ni_retransmit_synack"
@@ -165,8 +323,17 @@ const (
 	NetintelVarCfgTcp              = "cfg_tcp"
 	NetintelVarCfgUdp              = "cfg_udp"
 	NetintelVarCfgWakeupBytes      = "cfg_wakeup_bytes"
+	NetintelVarUnusedAggKey        = "unused_agg_key"
+	NetintelVarUnusedAggValue      = "unused_agg_value"
 	NetintelVarUnusedConnEvent     = "unused_conn_event"
 	NetintelVarUnusedDataHeader    = "unused_data_header"
+	NetintelVarUnusedFdKey         = "unused_fd_key"
+	NetintelVarUnusedHttp1Header   = "unused_http1_header"
+	NetintelVarUnusedLimitKey      = "unused_limit_key"
+	NetintelVarUnusedRouteLimit    = "unused_route_limit"
+	NetintelVarUnusedRuleKey       = "unused_rule_key"
+	NetintelVarUnusedSettings      = "unused_settings"
+	NetintelVarUnusedSockState     = "unused_sock_state"
 )
 
 // LoadNetintel returns the embedded CollectionSpec for Netintel.
@@ -211,6 +378,7 @@ type NetintelSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelProgramSpecs struct {
+	NiEnterClose       *ebpf.ProgramSpec `ebpf:"ni_enter_close"`
 	NiEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
 	NiEnterRead        *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
 	NiEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
@@ -231,11 +399,7 @@ type NetintelProgramSpecs struct {
 	NiExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto       *ebpf.ProgramSpec `ebpf:"ni_exit_sendto"`
-	NiExitWrite        *ebpf.ProgramSpec `ebpf:"ni_exit_write"`
-	NiExitWritev       *ebpf.ProgramSpec `ebpf:"ni_exit_writev"`
+	NiExitSocket       *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
 	NiReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
 	NiRetransmit       *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
 	NiRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
@@ -247,35 +411,53 @@ type NetintelProgramSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelMapSpecs struct {
-	Active      *ebpf.MapSpec `ebpf:"active"`
-	ConnErrors  *ebpf.MapSpec `ebpf:"conn_errors"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	DataScratch *ebpf.MapSpec `ebpf:"data_scratch"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Socks       *ebpf.MapSpec `ebpf:"socks"`
+	Aggregates      *ebpf.MapSpec `ebpf:"aggregates"`
+	Blank           *ebpf.MapSpec `ebpf:"blank"`
+	ClosedSocks     *ebpf.MapSpec `ebpf:"closed_socks"`
+	ConnErrors      *ebpf.MapSpec `ebpf:"conn_errors"`
+	Connects        *ebpf.MapSpec `ebpf:"connects"`
+	Counters        *ebpf.MapSpec `ebpf:"counters"`
+	DataScratch     *ebpf.MapSpec `ebpf:"data_scratch"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	Fds             *ebpf.MapSpec `ebpf:"fds"`
+	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
+	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
+	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
+	RouteScratch    *ebpf.MapSpec `ebpf:"route_scratch"`
+	RuntimeSettings *ebpf.MapSpec `ebpf:"runtime_settings"`
+	Socks           *ebpf.MapSpec `ebpf:"socks"`
 }
 
 // NetintelVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelVariableSpecs struct {
-	CfgDns           *ebpf.VariableSpec `ebpf:"cfg_dns"`
-	CfgDnsPorts      *ebpf.VariableSpec `ebpf:"cfg_dns_ports"`
-	CfgExcludeTgid   *ebpf.VariableSpec `ebpf:"cfg_exclude_tgid"`
-	CfgGrpc          *ebpf.VariableSpec `ebpf:"cfg_grpc"`
-	CfgHttp          *ebpf.VariableSpec `ebpf:"cfg_http"`
-	CfgHttpPorts     *ebpf.VariableSpec `ebpf:"cfg_http_ports"`
-	CfgHttps         *ebpf.VariableSpec `ebpf:"cfg_https"`
-	CfgHttpsPorts    *ebpf.VariableSpec `ebpf:"cfg_https_ports"`
-	CfgIpv4          *ebpf.VariableSpec `ebpf:"cfg_ipv4"`
-	CfgIpv6          *ebpf.VariableSpec `ebpf:"cfg_ipv6"`
-	CfgMaxPayload    *ebpf.VariableSpec `ebpf:"cfg_max_payload"`
-	CfgRttIntervalNs *ebpf.VariableSpec `ebpf:"cfg_rtt_interval_ns"`
-	CfgTcp           *ebpf.VariableSpec `ebpf:"cfg_tcp"`
-	CfgUdp           *ebpf.VariableSpec `ebpf:"cfg_udp"`
-	CfgWakeupBytes   *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
-	UnusedConnEvent  *ebpf.VariableSpec `ebpf:"unused_conn_event"`
-	UnusedDataHeader *ebpf.VariableSpec `ebpf:"unused_data_header"`
+	CfgDns            *ebpf.VariableSpec `ebpf:"cfg_dns"`
+	CfgDnsPorts       *ebpf.VariableSpec `ebpf:"cfg_dns_ports"`
+	CfgExcludeTgid    *ebpf.VariableSpec `ebpf:"cfg_exclude_tgid"`
+	CfgGrpc           *ebpf.VariableSpec `ebpf:"cfg_grpc"`
+	CfgHttp           *ebpf.VariableSpec `ebpf:"cfg_http"`
+	CfgHttpPorts      *ebpf.VariableSpec `ebpf:"cfg_http_ports"`
+	CfgHttps          *ebpf.VariableSpec `ebpf:"cfg_https"`
+	CfgHttpsPorts     *ebpf.VariableSpec `ebpf:"cfg_https_ports"`
+	CfgIpv4           *ebpf.VariableSpec `ebpf:"cfg_ipv4"`
+	CfgIpv6           *ebpf.VariableSpec `ebpf:"cfg_ipv6"`
+	CfgMaxPayload     *ebpf.VariableSpec `ebpf:"cfg_max_payload"`
+	CfgRttIntervalNs  *ebpf.VariableSpec `ebpf:"cfg_rtt_interval_ns"`
+	CfgTcp            *ebpf.VariableSpec `ebpf:"cfg_tcp"`
+	CfgUdp            *ebpf.VariableSpec `ebpf:"cfg_udp"`
+	CfgWakeupBytes    *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
+	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
+	UnusedConnEvent   *ebpf.VariableSpec `ebpf:"unused_conn_event"`
+	UnusedDataHeader  *ebpf.VariableSpec `ebpf:"unused_data_header"`
+	UnusedFdKey       *ebpf.VariableSpec `ebpf:"unused_fd_key"`
+	UnusedHttp1Header *ebpf.VariableSpec `ebpf:"unused_http1_header"`
+	UnusedLimitKey    *ebpf.VariableSpec `ebpf:"unused_limit_key"`
+	UnusedRouteLimit  *ebpf.VariableSpec `ebpf:"unused_route_limit"`
+	UnusedRuleKey     *ebpf.VariableSpec `ebpf:"unused_rule_key"`
+	UnusedSettings    *ebpf.VariableSpec `ebpf:"unused_settings"`
+	UnusedSockState   *ebpf.VariableSpec `ebpf:"unused_sock_state"`
 }
 
 // NetintelObjects contains all objects after they have been loaded into the kernel.
@@ -298,21 +480,39 @@ func (o *NetintelObjects) Close() error {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelMaps struct {
-	Active      *ebpf.Map `ebpf:"active"`
-	ConnErrors  *ebpf.Map `ebpf:"conn_errors"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	DataScratch *ebpf.Map `ebpf:"data_scratch"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Socks       *ebpf.Map `ebpf:"socks"`
+	Aggregates      *ebpf.Map `ebpf:"aggregates"`
+	Blank           *ebpf.Map `ebpf:"blank"`
+	ClosedSocks     *ebpf.Map `ebpf:"closed_socks"`
+	ConnErrors      *ebpf.Map `ebpf:"conn_errors"`
+	Connects        *ebpf.Map `ebpf:"connects"`
+	Counters        *ebpf.Map `ebpf:"counters"`
+	DataScratch     *ebpf.Map `ebpf:"data_scratch"`
+	Events          *ebpf.Map `ebpf:"events"`
+	Fds             *ebpf.Map `ebpf:"fds"`
+	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
+	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
+	RouteRules      *ebpf.Map `ebpf:"route_rules"`
+	RouteScratch    *ebpf.Map `ebpf:"route_scratch"`
+	RuntimeSettings *ebpf.Map `ebpf:"runtime_settings"`
+	Socks           *ebpf.Map `ebpf:"socks"`
 }
 
 func (m *NetintelMaps) Close() error {
 	return _NetintelClose(
-		m.Active,
+		m.Aggregates,
+		m.Blank,
+		m.ClosedSocks,
 		m.ConnErrors,
+		m.Connects,
 		m.Counters,
 		m.DataScratch,
 		m.Events,
+		m.Fds,
+		m.RecvStash,
+		m.RouteLimits,
+		m.RouteRules,
+		m.RouteScratch,
+		m.RuntimeSettings,
 		m.Socks,
 	)
 }
@@ -321,29 +521,39 @@ func (m *NetintelMaps) Close() error {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelVariables struct {
-	CfgDns           *ebpf.Variable `ebpf:"cfg_dns"`
-	CfgDnsPorts      *ebpf.Variable `ebpf:"cfg_dns_ports"`
-	CfgExcludeTgid   *ebpf.Variable `ebpf:"cfg_exclude_tgid"`
-	CfgGrpc          *ebpf.Variable `ebpf:"cfg_grpc"`
-	CfgHttp          *ebpf.Variable `ebpf:"cfg_http"`
-	CfgHttpPorts     *ebpf.Variable `ebpf:"cfg_http_ports"`
-	CfgHttps         *ebpf.Variable `ebpf:"cfg_https"`
-	CfgHttpsPorts    *ebpf.Variable `ebpf:"cfg_https_ports"`
-	CfgIpv4          *ebpf.Variable `ebpf:"cfg_ipv4"`
-	CfgIpv6          *ebpf.Variable `ebpf:"cfg_ipv6"`
-	CfgMaxPayload    *ebpf.Variable `ebpf:"cfg_max_payload"`
-	CfgRttIntervalNs *ebpf.Variable `ebpf:"cfg_rtt_interval_ns"`
-	CfgTcp           *ebpf.Variable `ebpf:"cfg_tcp"`
-	CfgUdp           *ebpf.Variable `ebpf:"cfg_udp"`
-	CfgWakeupBytes   *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
-	UnusedConnEvent  *ebpf.Variable `ebpf:"unused_conn_event"`
-	UnusedDataHeader *ebpf.Variable `ebpf:"unused_data_header"`
+	CfgDns            *ebpf.Variable `ebpf:"cfg_dns"`
+	CfgDnsPorts       *ebpf.Variable `ebpf:"cfg_dns_ports"`
+	CfgExcludeTgid    *ebpf.Variable `ebpf:"cfg_exclude_tgid"`
+	CfgGrpc           *ebpf.Variable `ebpf:"cfg_grpc"`
+	CfgHttp           *ebpf.Variable `ebpf:"cfg_http"`
+	CfgHttpPorts      *ebpf.Variable `ebpf:"cfg_http_ports"`
+	CfgHttps          *ebpf.Variable `ebpf:"cfg_https"`
+	CfgHttpsPorts     *ebpf.Variable `ebpf:"cfg_https_ports"`
+	CfgIpv4           *ebpf.Variable `ebpf:"cfg_ipv4"`
+	CfgIpv6           *ebpf.Variable `ebpf:"cfg_ipv6"`
+	CfgMaxPayload     *ebpf.Variable `ebpf:"cfg_max_payload"`
+	CfgRttIntervalNs  *ebpf.Variable `ebpf:"cfg_rtt_interval_ns"`
+	CfgTcp            *ebpf.Variable `ebpf:"cfg_tcp"`
+	CfgUdp            *ebpf.Variable `ebpf:"cfg_udp"`
+	CfgWakeupBytes    *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
+	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
+	UnusedConnEvent   *ebpf.Variable `ebpf:"unused_conn_event"`
+	UnusedDataHeader  *ebpf.Variable `ebpf:"unused_data_header"`
+	UnusedFdKey       *ebpf.Variable `ebpf:"unused_fd_key"`
+	UnusedHttp1Header *ebpf.Variable `ebpf:"unused_http1_header"`
+	UnusedLimitKey    *ebpf.Variable `ebpf:"unused_limit_key"`
+	UnusedRouteLimit  *ebpf.Variable `ebpf:"unused_route_limit"`
+	UnusedRuleKey     *ebpf.Variable `ebpf:"unused_rule_key"`
+	UnusedSettings    *ebpf.Variable `ebpf:"unused_settings"`
+	UnusedSockState   *ebpf.Variable `ebpf:"unused_sock_state"`
 }
 
 // NetintelPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelPrograms struct {
+	NiEnterClose       *ebpf.Program `ebpf:"ni_enter_close"`
 	NiEnterConnect     *ebpf.Program `ebpf:"ni_enter_connect"`
 	NiEnterRead        *ebpf.Program `ebpf:"ni_enter_read"`
 	NiEnterReadv       *ebpf.Program `ebpf:"ni_enter_readv"`
@@ -364,11 +574,7 @@ type NetintelPrograms struct {
 	NiExitRecvfrom     *ebpf.Program `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg     *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg      *ebpf.Program `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg     *ebpf.Program `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg      *ebpf.Program `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto       *ebpf.Program `ebpf:"ni_exit_sendto"`
-	NiExitWrite        *ebpf.Program `ebpf:"ni_exit_write"`
-	NiExitWritev       *ebpf.Program `ebpf:"ni_exit_writev"`
+	NiExitSocket       *ebpf.Program `ebpf:"ni_exit_socket"`
 	NiReceiveReset     *ebpf.Program `ebpf:"ni_receive_reset"`
 	NiRetransmit       *ebpf.Program `ebpf:"ni_retransmit"`
 	NiRetransmitSynack *ebpf.Program `ebpf:"ni_retransmit_synack"`
@@ -378,6 +584,7 @@ type NetintelPrograms struct {
 
 func (p *NetintelPrograms) Close() error {
 	return _NetintelClose(
+		p.NiEnterClose,
 		p.NiEnterConnect,
 		p.NiEnterRead,
 		p.NiEnterReadv,
@@ -398,11 +605,7 @@ func (p *NetintelPrograms) Close() error {
 		p.NiExitRecvfrom,
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
-		p.NiExitSendmmsg,
-		p.NiExitSendmsg,
-		p.NiExitSendto,
-		p.NiExitWrite,
-		p.NiExitWritev,
+		p.NiExitSocket,
 		p.NiReceiveReset,
 		p.NiRetransmit,
 		p.NiRetransmitSynack,

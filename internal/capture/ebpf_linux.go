@@ -20,16 +20,6 @@ import (
 	"github.com/netintel/netintelreceiver/bpf"
 )
 
-// Per-CPU kernel counter slots (enum counter_index in bpf/c/netintel.h).
-const (
-	counterRingbufReserveFailed = iota
-	counterMapFull
-	counterPayloadTruncated
-	counterUnclassified
-	counterRingbufBytes
-	numCounters
-)
-
 // ebpfSource is the live kernel capture.
 type ebpfSource struct {
 	opts   Options
@@ -47,6 +37,9 @@ type ebpfSource struct {
 
 	programIDs   []ebpf.ProgramID
 	capabilities []CapabilityState
+	judging      Judging
+	minLimit     time.Duration // smallest route limit in the kernel (0: none)
+	rules        int           // route rules in the kernel
 	final        Counters // kernel counters at Close, once the maps are gone
 
 	eventsRead   atomic.Uint64
@@ -104,6 +97,8 @@ func (s *ebpfSource) load() error {
 		s.logger.Debug("RLIMIT_MEMLOCK not raised; kernels before 5.11 may refuse the eBPF maps (ulimit -l unlimited, or CAP_SYS_RESOURCE)", zap.Error(err))
 	}
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
+	spec.Maps[bpf.NetintelMapFds].MaxEntries = uint32(s.opts.MaxSockets)
+	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
 	k, err := loadPrograms(spec, loadOptions{attach: true})
 	if err != nil {
 		var req *requiredProgramError
@@ -115,6 +110,10 @@ func (s *ebpfSource) load() error {
 	}
 	s.k = k
 	s.capabilities = k.capabilities
+	s.judging = s.opts.Judging
+	if err := s.writeSettingsLocked(); err != nil {
+		return err
+	}
 	for _, prog := range k.programs {
 		if info, err := prog.Info(); err == nil {
 			if id, ok := info.ID(); ok {
@@ -131,6 +130,12 @@ func (s *ebpfSource) load() error {
 		return fmt.Errorf("net_intel: read monotonic clock: %w", err)
 	}
 	s.dec.bootWall = time.Now().Add(-time.Duration(mono.Nano()))
+	// After the programs attached, so a socket opened meanwhile is the kernel's entry, not lost.
+	seeded, err := seedFromProc(s.opts.ProcRoot, k.maps.Maps[bpf.NetintelMapFds], s.opts.ExcludePID)
+	if err != nil {
+		return err
+	}
+	s.logger.Info("sockets opened before the capture", zap.Int("found", seeded.Sockets), zap.Int("seeded", seeded.Seeded), zap.Int("already_tracked", seeded.Existing))
 	s.logger.Info("kernel capture attached", zap.Int("programs", len(k.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
 	level := s.logger.Info
 	if len(Degraded(k.capabilities)) > 0 {
@@ -236,6 +241,7 @@ func (s *ebpfSource) Counters() Counters {
 		c = s.kernelCounters()
 	}
 	s.mu.Unlock()
+	c.fillSummary()
 	c.ReadErrors = s.readErrors.Load()
 	c.QueueDropped = s.queueDropped.Load()
 	c.EventsRead = s.eventsRead.Load()
@@ -245,23 +251,18 @@ func (s *ebpfSource) Counters() Counters {
 // kernelCounters sums the per-CPU counters; s.mu is held.
 func (s *ebpfSource) kernelCounters() Counters {
 	m := s.k.maps.Maps[bpf.NetintelMapCounters]
-	var sums [numCounters]uint64
-	for i := range sums {
+	var c Counters
+	for i := range c.Kernel {
 		var perCPU []uint64
 		if err := m.Lookup(uint32(i), &perCPU); err != nil {
 			continue
 		}
 		for _, v := range perCPU {
-			sums[i] += v
+			c.Kernel[i] += v
 		}
 	}
-	return Counters{
-		RingbufReserveFailed: sums[counterRingbufReserveFailed],
-		MapFull:              sums[counterMapFull],
-		PayloadTruncated:     sums[counterPayloadTruncated],
-		Unclassified:         sums[counterUnclassified],
-		RingbufBytes:         sums[counterRingbufBytes],
-	}
+	c.fillSummary()
+	return c
 }
 
 // Close detaches every link, stops the reader, closes maps and programs and then Events().

@@ -108,12 +108,34 @@ func (c *collector) waitData(t *testing.T, what string, pred func(*DataEvent) bo
 	return nil
 }
 
+// waitHTTP1 waits for a kernel-judged HTTP/1 exchange matching pred.
+func (c *collector) waitHTTP1(t *testing.T, what string, pred func(*HTTP1Event) bool) *HTTP1Event {
+	t.Helper()
+	deadline := time.Now().Add(waitBudget)
+	for time.Now().Before(deadline) {
+		for _, ev := range c.snapshot() {
+			if ev.HTTP1 != nil && pred(ev.HTTP1) {
+				return ev.HTTP1
+			}
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	c.dump(t)
+	t.Fatalf("no %s HTTP/1 exchange within %v", what, waitBudget)
+	return nil
+}
+
 // dump logs what was collected, for a failing wait.
 func (c *collector) dump(t *testing.T) {
 	t.Helper()
 	evs := c.snapshot()
 	t.Logf("%d events collected; the last ones:", len(evs))
 	for _, ev := range evs[max(0, len(evs)-40):] {
+		if ev.HTTP1 != nil {
+			x := ev.HTTP1
+			t.Logf("http1 %v->%v pid %d role %v status %d reasons %b req %q", x.Socket.Local, x.Socket.Remote, x.Process.PID, x.Socket.Role, x.Status, x.Reasons, x.Request[:min(len(x.Request), 30)])
+			continue
+		}
 		if ev.Conn != nil {
 			t.Logf("conn %v %v %v->%v pid %d %s role %v errno %d", ev.Conn.Kind, ev.Conn.Socket.Transport, ev.Conn.Socket.Local, ev.Conn.Socket.Remote, ev.Conn.Process.PID, ev.Conn.Process.Comm, ev.Conn.Socket.Role, ev.Conn.Errno)
 		} else {
@@ -233,51 +255,50 @@ func httpExchange(t *testing.T, c *collector, network, listen string) {
 		t.Errorf("server open: %+v", sopen)
 	}
 
-	creq := c.waitData(t, "client request", func(e *DataEvent) bool {
-		return isClient(e.Socket) && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("GET /hello"))
-	})
-	sreq := c.waitData(t, "server request", func(e *DataEvent) bool {
-		return isServer(e.Socket) && e.Direction == DirectionRecv && bytes.HasPrefix(e.Payload, []byte("GET /hello"))
-	})
-	sresp := c.waitData(t, "server response", func(e *DataEvent) bool {
-		return isServer(e.Socket) && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("HTTP/1.1 200"))
-	})
-	cresp := c.waitData(t, "client response", func(e *DataEvent) bool {
-		return isClient(e.Socket) && e.Direction == DirectionRecv && bytes.HasPrefix(e.Payload, []byte("HTTP/1.1 200"))
-	})
-	if string(creq.Payload) != request || creq.Size != len(request) || creq.Truncated {
-		t.Errorf("client request payload %q size %d truncated %v", creq.Payload, creq.Size, creq.Truncated)
+	// Judging is off in DefaultOptions: every exchange comes as the kernel's record, request
+	// and response heads together, from each end.
+	cx := c.waitHTTP1(t, "client exchange", func(e *HTTP1Event) bool { return isClient(e.Socket) })
+	sx := c.waitHTTP1(t, "server exchange", func(e *HTTP1Event) bool { return isServer(e.Socket) })
+	if string(cx.Request) != request || cx.RequestSize != len(request) {
+		t.Errorf("client request %q size %d", cx.Request, cx.RequestSize)
 	}
-	if !bytes.Equal(sreq.Payload, creq.Payload) {
-		t.Errorf("server read %q, client wrote %q", sreq.Payload, creq.Payload)
+	if !bytes.Equal(sx.Request, cx.Request) {
+		t.Errorf("server read %q, client wrote %q", sx.Request, cx.Request)
+	}
+	for _, x := range []*HTTP1Event{cx, sx} {
+		if x.Status != 200 || !bytes.HasPrefix(x.Response, []byte("HTTP/1.1 200 OK\r\n")) {
+			t.Errorf("response %d %q", x.Status, x.Response)
+		}
+		if x.RouteKey != RouteKey("/hello") {
+			t.Errorf("route key %x, want the key of /hello", x.RouteKey)
+		}
+		if x.ResponseTime.Before(x.RequestTime) {
+			t.Errorf("response at %v before request at %v", x.ResponseTime, x.RequestTime)
+		}
+		if x.Process.PID != pid || x.Socket.Transport != TransportTCP || x.Socket.Cookie == 0 {
+			t.Errorf("exchange process/socket: %+v", x)
+		}
 	}
 	// DESIGN §4: the request's first byte has one absolute sequence number on both ends, and
 	// both ends agree on both ISNs.
-	if creq.Seq != sreq.Seq || creq.Seq == 0 {
-		t.Errorf("request seq: client %d server %d", creq.Seq, sreq.Seq)
+	if cx.RequestSeq != sx.RequestSeq || cx.RequestSeq == 0 {
+		t.Errorf("request seq: client %d server %d", cx.RequestSeq, sx.RequestSeq)
 	}
-	if cresp.Seq != sresp.Seq || cresp.Seq == 0 {
-		t.Errorf("response seq: client %d server %d", cresp.Seq, sresp.Seq)
+	if cx.ResponseSeq != sx.ResponseSeq || cx.ResponseSeq == 0 {
+		t.Errorf("response seq: client %d server %d", cx.ResponseSeq, sx.ResponseSeq)
 	}
-	for _, e := range []*DataEvent{sreq, sresp, cresp} {
-		if e.ClientISN != creq.ClientISN || e.ServerISN != creq.ServerISN {
-			t.Errorf("ISNs differ: %+v vs client request ISNs %d/%d", e, creq.ClientISN, creq.ServerISN)
-		}
+	if sx.ClientISN != cx.ClientISN || sx.ServerISN != cx.ServerISN {
+		t.Errorf("ISNs differ: server %d/%d, client %d/%d", sx.ClientISN, sx.ServerISN, cx.ClientISN, cx.ServerISN)
 	}
 	// The first request byte follows the client's SYN; the first response byte the server's SYN.
-	if creq.Seq != creq.ClientISN+1 {
-		t.Errorf("request seq %d, client ISN %d: want ISN+1", creq.Seq, creq.ClientISN)
+	if cx.RequestSeq != cx.ClientISN+1 {
+		t.Errorf("request seq %d, client ISN %d: want ISN+1", cx.RequestSeq, cx.ClientISN)
 	}
-	if sresp.Seq != sresp.ServerISN+1 {
-		t.Errorf("response seq %d, server ISN %d: want ISN+1", sresp.Seq, sresp.ServerISN)
+	if sx.ResponseSeq != sx.ServerISN+1 {
+		t.Errorf("response seq %d, server ISN %d: want ISN+1", sx.ResponseSeq, sx.ServerISN)
 	}
-	for _, e := range []*DataEvent{creq, sreq, sresp, cresp} {
-		if e.Process.PID != pid || e.Socket.Transport != TransportTCP || e.Socket.Cookie == 0 {
-			t.Errorf("data event process/socket: %+v", e)
-		}
-	}
-	if creq.Socket.Role != RoleClient || sreq.Socket.Role != RoleServer {
-		t.Errorf("roles: client %v server %v", creq.Socket.Role, sreq.Socket.Role)
+	if cx.Socket.Role != RoleClient || sx.Socket.Role != RoleServer {
+		t.Errorf("roles: client %v server %v", cx.Socket.Role, sx.Socket.Role)
 	}
 
 	cclose := c.waitConn(t, "client close", func(e *ConnEvent) bool { return e.Kind == ConnClosed && isClient(e.Socket) })

@@ -24,22 +24,22 @@ type programPlan struct {
 // programPlans lists every program of the object. A program missing here fails
 // TestEveryProgramHasAPlan: each new program must say whether it is required.
 var programPlans = map[string]programPlan{
-	// The data path: connection lifecycle and the bytes of reads and writes.
+	// The data path: which fds are sockets, connection lifecycle, the bytes of reads and writes.
+	"ni_exit_socket":   {CapTCPConnections, true},
+	"ni_enter_close":   {CapTCPConnections, true},
 	"ni_set_state":     {CapTCPConnections, true},
 	"ni_enter_connect": {CapTCPConnections, true},
 	"ni_exit_connect":  {CapTCPConnections, true},
 	"ni_exit_accept":   {CapTCPConnections, true},
 	"ni_exit_accept4":  {CapTCPConnections, true},
 
-	"ni_enter_read": {CapSocketData, true}, "ni_exit_read": {CapSocketData, true},
-	"ni_enter_write": {CapSocketData, true}, "ni_exit_write": {CapSocketData, true},
+	"ni_enter_write": {CapSocketData, true}, "ni_enter_writev": {CapSocketData, true},
+	"ni_enter_sendto": {CapSocketData, true}, "ni_enter_sendmsg": {CapSocketData, true},
+	"ni_enter_sendmmsg": {CapSocketData, true},
+	"ni_enter_read":     {CapSocketData, true}, "ni_exit_read": {CapSocketData, true},
 	"ni_enter_readv": {CapSocketData, true}, "ni_exit_readv": {CapSocketData, true},
-	"ni_enter_writev": {CapSocketData, true}, "ni_exit_writev": {CapSocketData, true},
-	"ni_enter_sendto": {CapSocketData, true}, "ni_exit_sendto": {CapSocketData, true},
 	"ni_enter_recvfrom": {CapSocketData, true}, "ni_exit_recvfrom": {CapSocketData, true},
-	"ni_enter_sendmsg": {CapSocketData, true}, "ni_exit_sendmsg": {CapSocketData, true},
 	"ni_enter_recvmsg": {CapSocketData, true}, "ni_exit_recvmsg": {CapSocketData, true},
-	"ni_enter_sendmmsg": {CapSocketData, true}, "ni_exit_sendmmsg": {CapSocketData, true},
 	"ni_enter_recvmmsg": {CapSocketData, true}, "ni_exit_recvmmsg": {CapSocketData, true},
 
 	// Optional: each one feeds some findings and counters, which go quiet without it.

@@ -1,0 +1,531 @@
+/* HTTP/1 judged in the kernel (DESIGN §2): the request line is parsed and stashed, the status
+ * line parsed, and a healthy exchange only updates its aggregate (count, latency histograms).
+ * An exchange crosses to user space when its aggregate key is new, it failed, it was slow for
+ * its route, the consistent sampler keeps it, or its aggregate cannot be made. */
+#ifndef NETINTEL_HTTP1_H
+#define NETINTEL_HTTP1_H
+
+#include "common.h"
+#include "records.h"
+
+/* --- parsing ------------------------------------------------------------------------------- */
+
+/* http1_method returns the method a request starts with (and the length of its token), 0 for
+ * bytes that are not a request line. */
+static __always_inline __u8 http1_method(const __u8 *p, __u32 n, __u32 *len)
+{
+	if (n < 5)
+		return 0;
+	__u8 m = 0;
+	__u32 l = 0;
+	switch (p[0]) {
+	case 'G':
+		if (p[1] == 'E' && p[2] == 'T' && p[3] == ' ')
+			m = METHOD_GET, l = 3;
+		break;
+	case 'P':
+		if (p[1] == 'O' && p[2] == 'S' && p[3] == 'T' && p[4] == ' ')
+			m = METHOD_POST, l = 4;
+		else if (p[1] == 'U' && p[2] == 'T' && p[3] == ' ')
+			m = METHOD_PUT, l = 3;
+		else if (n >= 6 && p[1] == 'A' && p[2] == 'T' && p[3] == 'C' && p[4] == 'H' && p[5] == ' ')
+			m = METHOD_PATCH, l = 5;
+		break;
+	case 'H':
+		if (p[1] == 'E' && p[2] == 'A' && p[3] == 'D' && p[4] == ' ')
+			m = METHOD_HEAD, l = 4;
+		break;
+	case 'D':
+		if (n >= 7 && p[1] == 'E' && p[2] == 'L' && p[3] == 'E' && p[4] == 'T' && p[5] == 'E' && p[6] == ' ')
+			m = METHOD_DELETE, l = 6;
+		break;
+	case 'O':
+		if (n >= 8 && p[1] == 'P' && p[2] == 'T' && p[3] == 'I' && p[4] == 'O' && p[5] == 'N' && p[6] == 'S' &&
+		    p[7] == ' ')
+			m = METHOD_OPTIONS, l = 7;
+		break;
+	case 'C':
+		if (n >= 8 && p[1] == 'O' && p[2] == 'N' && p[3] == 'N' && p[4] == 'E' && p[5] == 'C' && p[6] == 'T' &&
+		    p[7] == ' ')
+			m = METHOD_CONNECT, l = 7;
+		break;
+	case 'T':
+		if (n >= 6 && p[1] == 'R' && p[2] == 'A' && p[3] == 'C' && p[4] == 'E' && p[5] == ' ')
+			m = METHOD_TRACE, l = 5;
+		break;
+	}
+	*len = l;
+	return m;
+}
+
+/* http1_status returns the status of a status line ("HTTP/1.x NNN"), 0 for other bytes. */
+static __always_inline __u16 http1_status(const __u8 *p, __u32 n, __u8 *version)
+{
+	if (n < 12 || p[0] != 'H' || p[1] != 'T' || p[2] != 'T' || p[3] != 'P' || p[4] != '/' || p[5] != '1' ||
+	    p[6] != '.' || p[8] != ' ')
+		return 0;
+	__u8 a = p[9] - '0', b = p[10] - '0', c = p[11] - '0';
+	if (a > 9 || b > 9 || c > 9 || a == 0)
+		return 0;
+	*version = p[7] == '0' ? 0 : 1;
+	return a * 100 + b * 10 + c;
+}
+
+#define FNV_OFFSET 0xcbf29ce484222325ULL
+#define FNV_PRIME 0x100000001b3ULL
+
+static __always_inline __u64 fnv(__u64 h, __u8 c)
+{
+	return (h ^ c) * FNV_PRIME;
+}
+
+/* The placeholder an identifier segment becomes; l7 and the route package template alike. */
+static __always_inline __u64 fnv_placeholder(__u64 h)
+{
+	h = fnv(h, '{');
+	h = fnv(h, 'i');
+	h = fnv(h, 'd');
+	return fnv(h, '}');
+}
+
+/* What a path segment is made of, for the identifier rule (internal/route's static rule: a
+ * segment with a digit that is all digits and id punctuation, a hex hash of 8+, a UUID, or an
+ * opaque token of 20+). Kept a subset of user space's rule, so one kernel route never spans two
+ * user-space routes. */
+struct segment {
+	__u32 len;
+	__u32 digits;
+	__u32 hex;
+	__u32 letters;
+	__u32 other;
+	__u8 invalid;
+	__u8 uuid;
+};
+
+static __always_inline void segment_reset(struct segment *s)
+{
+	s->len = 0;
+	s->digits = 0;
+	s->hex = 0;
+	s->letters = 0;
+	s->other = 0;
+	s->invalid = 0;
+	s->uuid = 1;
+}
+
+static __always_inline void segment_add(struct segment *s, __u8 c)
+{
+	bool is_hex = false;
+	if (c >= '0' && c <= '9') {
+		s->digits++;
+		is_hex = true;
+	} else if ((c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')) {
+		s->hex++;
+		is_hex = true;
+	} else if ((c >= 'g' && c <= 'z') || (c >= 'G' && c <= 'Z')) {
+		s->letters++;
+	} else if (c == '-' || c == '_' || c == '.' || c == ':' || c == '=' || c == '~' || c == '+' || c == '%') {
+		s->other++;
+	} else {
+		s->invalid = 1;
+	}
+	__u32 pos = s->len;
+	if (pos == 8 || pos == 13 || pos == 18 || pos == 23) {
+		if (c != '-')
+			s->uuid = 0;
+	} else if (!is_hex) {
+		s->uuid = 0;
+	}
+	s->len++;
+}
+
+static __always_inline bool segment_is_identifier(const struct segment *s)
+{
+	if (s->len == 0 || s->invalid || s->digits == 0)
+		return false;
+	if (s->letters == 0 && s->hex == 0)
+		return true;
+	if (s->letters == 0 && s->other == 0 && s->len >= 8)
+		return true;
+	if (s->len == 36 && s->uuid)
+		return true;
+	return s->len >= 20;
+}
+
+/* A learned rule: under this templated prefix (and server port), the next segment is an id. */
+static __always_inline bool rule_says_identifier(__u16 port, __u64 prefix)
+{
+	struct rule_key k = {.port = port, .prefix = prefix};
+	return bpf_map_lookup_elem(&route_rules, &k) != NULL;
+}
+
+#define MAX_SEGMENT_RULES 8
+
+/* The state of a route-key walk. It lives in a per-CPU map, not on the stack: values loaded from a
+ * map are unknown to the verifier, so it checks one step of the walk, not one per byte. */
+struct route_walk {
+	__u64 h; /* FNV-1a of the template so far */
+	__u64 before; /* ... up to the current segment's start */
+	struct segment seg;
+	__u64 i;
+	__u64 n;
+	__u32 lookups;
+	__u16 port;
+	__u8 rules;
+	__u8 in_path;
+	__u8 cut;
+	__u8 pad[7];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct route_walk);
+} route_scratch SEC(".maps");
+
+struct route_ctx {
+	struct route_walk *w;
+	struct sock_state *st;
+};
+
+/* end_segment finishes the segment walked so far: an identifier becomes the placeholder. */
+static __always_inline void end_segment(struct route_walk *w)
+{
+	if (!w->in_path)
+		return;
+	bool id = segment_is_identifier(&w->seg);
+	if (!id && w->rules && w->seg.len > 0 && w->lookups < MAX_SEGMENT_RULES) {
+		w->lookups++;
+		id = rule_says_identifier(w->port, w->before);
+	}
+	if (id)
+		w->h = fnv_placeholder(w->before);
+}
+
+static long route_step(__u32 index, void *ctx)
+{
+	struct route_ctx *rc = ctx;
+	struct route_walk *w = rc->w;
+	struct sock_state *st = rc->st;
+	__u64 i = w->i;
+	if (i >= w->n || i >= HTTP1_STASH)
+		return 1;
+	i &= HTTP1_STASH - 1;
+	__u8 c = st->stash[i];
+	if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n') {
+		w->cut = 0;
+		return 1;
+	}
+	if (c == '/') {
+		end_segment(w);
+		w->h = fnv(w->h, '/');
+		w->before = w->h;
+		segment_reset(&w->seg);
+		w->in_path = 1;
+	} else {
+		w->h = fnv(w->h, c);
+		segment_add(&w->seg, c);
+	}
+	w->i = i + 1;
+	return 0;
+}
+
+/* route_key hashes the templated path of the request target in st->stash[start, n): FNV-1a-64 of
+ * the template ("/items/{id}"), query string and fragment left out. Go computes the same key from
+ * a template (capture.RouteKey). st->target_cut says whether the stash ended inside the target. */
+static __always_inline __u64 route_key(struct sock_state *st, __u32 start, __u32 n, __u16 port, bool rules)
+{
+	__u32 zero = 0;
+	struct route_walk *w = bpf_map_lookup_elem(&route_scratch, &zero);
+	if (!w)
+		return 0;
+	w->h = FNV_OFFSET;
+	w->before = FNV_OFFSET;
+	segment_reset(&w->seg);
+	w->i = start;
+	w->n = n;
+	w->lookups = 0;
+	w->port = port;
+	w->rules = rules;
+	w->in_path = 0;
+	w->cut = 1;
+	struct route_ctx rc = {.w = w, .st = st};
+	bpf_loop(HTTP1_STASH, route_step, &rc, 0);
+	end_segment(w);
+	if (w->h == FNV_OFFSET)
+		w->h = fnv(w->h, '/'); /* an empty target is the root */
+	st->target_cut = w->cut;
+	return w->h;
+}
+
+/* --- latency buckets ----------------------------------------------------------------------- */
+
+/* 2^63 times 2^(1/4), 2^(1/2), 2^(3/4): the quarter-octave thresholds of a mantissa. */
+#define Q1 0x9837F0518DB8A96FULL
+#define Q2 0xB504F333F9DE6484ULL
+#define Q3 0xD744FCCAD69D6AF4ULL
+
+static __always_inline __u32 msb64(__u64 v)
+{
+	__u32 r = 0;
+	if (v >> 32) {
+		v >>= 32;
+		r += 32;
+	}
+	if (v >> 16) {
+		v >>= 16;
+		r += 16;
+	}
+	if (v >> 8) {
+		v >>= 8;
+		r += 8;
+	}
+	if (v >> 4) {
+		v >>= 4;
+		r += 4;
+	}
+	if (v >> 2) {
+		v >>= 2;
+		r += 2;
+	}
+	if (v >> 1)
+		r += 1;
+	return r;
+}
+
+/* latency_bucket: 0 below 1 µs; bucket i >= 1 covers [2^((i-1)/4), 2^(i/4)) µs. */
+static __always_inline __u32 latency_bucket(__u64 ns)
+{
+	__u64 us = ns / 1000;
+	if (us == 0)
+		return 0;
+	__u32 e = msb64(us);
+	__u64 m = us << (63 - e);
+	__u32 q = (m >= Q1) + (m >= Q2) + (m >= Q3);
+	__u32 b = e * 4 + q + 1;
+	return b < LATENCY_BUCKETS ? b : LATENCY_BUCKETS - 1;
+}
+
+/* explicit_bucket: the index of the first bound >= ns (bounds ascending, 0 ends them). */
+static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
+{
+	__u32 b = 0;
+#pragma unroll
+	for (int i = 0; i < MAX_BOUNDS; i++) {
+		__u64 bound = s->bounds_ns[i];
+		if (bound != 0 && ns > bound)
+			b = i + 1;
+	}
+	return b;
+}
+
+/* --- the exchange record ------------------------------------------------------------------- */
+
+/* One size class of exchange records: the request's stash and the response's first bytes. */
+#define EMIT_EXCHANGE_CLASS(CAP)                                                                  \
+	static __always_inline int emit_exchange_##CAP(struct sock_state *st, struct sock *sk, __u64 rsrc, \
+						      __u64 rlen, __u16 status, __u8 reasons, __u32 resp_seq, \
+						      __u64 now)                                    \
+	{                                                                                         \
+		struct {                                                                          \
+			struct http1_header h;                                                    \
+			__u8 req[CAP];                                                            \
+			__u8 resp[CAP];                                                           \
+		} *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);                               \
+		if (!e) {                                                                         \
+			count(COUNTER_RINGBUF_FULL);                                              \
+			return 0;                                                                 \
+		}                                                                                 \
+		__u64 qlen = st->stash_len;                                                       \
+		asm volatile("%[q] &= 0x1ff" : [q] "+r"(qlen));                                   \
+		if (qlen > CAP)                                                                   \
+			qlen = 0;                                                                 \
+		if (qlen > 0 && bpf_probe_read_kernel(e->req, qlen, st->stash) != 0)              \
+			qlen = 0;                                                                 \
+		asm volatile("%[r] &= 0x1ff" : [r] "+r"(rlen));                                   \
+		if (rlen > CAP)                                                                   \
+			rlen = 0;                                                                 \
+		if (rlen > 0 && bpf_probe_read_user(e->resp, rlen, (void *)rsrc) != 0) {          \
+			count(COUNTER_READ_FAILED);                                               \
+			rlen = 0;                                                                 \
+		}                                                                                 \
+		struct http1_header *h = &e->h;                                                   \
+		h->type = EVENT_HTTP1;                                                            \
+		h->reasons = reasons | (st->req_partial ? HTTP1_PARTIAL : 0);                     \
+		h->method = st->method;                                                           \
+		h->pad = 0;                                                                       \
+		h->status = status;                                                               \
+		h->req_len = qlen;                                                                \
+		h->resp_len = rlen;                                                               \
+		h->slot = CAP;                                                                    \
+		h->req_size = st->req_size;                                                       \
+		h->req_ns = st->req_ns;                                                           \
+		h->resp_ns = now;                                                                 \
+		h->cookie = st->cookie;                                                           \
+		h->route = st->route;                                                             \
+		current_task_id(&h->task);                                                        \
+		fill_tuple(sk, &h->tuple);                                                        \
+		h->tuple.transport = TRANSPORT_TCP;                                               \
+		h->tuple.role = st->role;                                                         \
+		h->req_seq = st->req_seq;                                                         \
+		h->resp_seq = resp_seq;                                                           \
+		h->client_isn = st->client_isn;                                                   \
+		h->server_isn = st->server_isn;                                                   \
+		count_ringbuf(sizeof(*e));                                                        \
+		count(COUNTER_HTTP1_SENT);                                                        \
+		bpf_ringbuf_submit(e, wakeup_flags());                                            \
+		return 0;                                                                         \
+	}
+
+EMIT_EXCHANGE_CLASS(128)
+EMIT_EXCHANGE_CLASS(256)
+
+static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk, __u64 rsrc, __u32 ravail,
+					 __u16 status, __u8 reasons, __u32 resp_seq, __u64 now)
+{
+	__u64 rlen = ravail < HTTP1_RESPONSE ? ravail : HTTP1_RESPONSE;
+	if (rlen > cfg_max_payload)
+		rlen = cfg_max_payload;
+	if (st->stash_len <= 128 && rlen <= 128)
+		return emit_exchange_128(st, sk, rsrc, rlen, status, reasons, resp_seq, now);
+	return emit_exchange_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now);
+}
+
+/* --- judging ------------------------------------------------------------------------------- */
+
+static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st, struct sock *sk, __u16 status)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->role = st->role;
+	k->method = st->method;
+	k->status = status;
+	k->version = st->version;
+	k->route = st->route;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	k->family = family;
+	if (st->role == ROLE_SERVER) {
+		/* Clients are counted by network: an ingress must not make one key per client. */
+		k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
+		if (family == AF_INET) {
+			bpf_core_read(k->peer, 3, &sk->__sk_common.skc_daddr);
+		} else {
+			bpf_core_read(k->peer, 8, &sk->__sk_common.skc_v6_daddr);
+		}
+	} else {
+		k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		if (family == AF_INET)
+			bpf_core_read(k->peer, 4, &sk->__sk_common.skc_daddr);
+		else
+			bpf_core_read(k->peer, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* aggregate counts one healthy exchange; it returns the reasons to send it instead (a new key,
+ * or a table that is full). */
+static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *s, __u64 latency)
+{
+	struct agg_value *v = bpf_map_lookup_elem(&aggregates, k);
+	if (!v) {
+		struct blanks *b = blanks();
+		if (!b)
+			return HTTP1_NO_AGGREGATE;
+		if (bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0) {
+			v = bpf_map_lookup_elem(&aggregates, k);
+			if (v)
+				v->first_ns = bpf_ktime_get_ns();
+			return HTTP1_FIRST;
+		}
+		v = bpf_map_lookup_elem(&aggregates, k);
+		if (!v) {
+			count(COUNTER_AGGS_FULL);
+			return HTTP1_NO_AGGREGATE;
+		}
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->sum_ns, latency);
+	__u32 b = latency_bucket(latency);
+	if (b < LATENCY_BUCKETS)
+		__sync_fetch_and_add(&v->latency[b], 1);
+	__u32 x = explicit_bucket(s, latency);
+	if (x < EXPLICIT_BUCKETS)
+		__sync_fetch_and_add(&v->explicit[x], 1);
+	count(COUNTER_HTTP1_AGGREGATED);
+	return 0;
+}
+
+/* route_limit_ns is the latency from which an exchange of this owner and route is sent. */
+static __always_inline __u64 route_limit_ns(const struct settings *s, struct sock_state *st, __u64 latency)
+{
+	__u64 limit = s->slow_ns;
+	if (s->have_limits && latency >= s->min_limit_ns) {
+		struct limit_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .route = st->route};
+		struct route_limit *l = bpf_map_lookup_elem(&route_limits, &k);
+		if (l && l->latency_ns && l->latency_ns < limit)
+			limit = l->latency_ns;
+	}
+	return limit;
+}
+
+/* --- the state machine --------------------------------------------------------------------- */
+
+/* http1_request takes the first bytes of a request (already checked to start with a method)
+ * into the socket's stash and parses what judging needs. */
+static __always_inline void http1_request(struct sock_state *st, const struct buf_ref *r, __u32 size, __u32 seq,
+					  __u16 port, const struct settings *s)
+{
+	__u64 n = r->avail < HTTP1_STASH ? r->avail : HTTP1_STASH;
+	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
+	if (n > HTTP1_STASH)
+		return;
+	if (bpf_probe_read_user(st->stash, n, (void *)r->src) != 0) {
+		count(COUNTER_READ_FAILED);
+		st->h1 = H1_IDLE;
+		return;
+	}
+	__u32 mlen = 0;
+	st->method = http1_method(st->stash, n, &mlen);
+	st->stash_len = n;
+	st->req_partial = r->avail > HTTP1_STASH || size > r->avail;
+	st->req_seq = seq;
+	st->req_size = size;
+	st->req_ns = bpf_ktime_get_ns();
+	/* A target cut by the stash has no route the kernel can key: route_key says so in
+	 * st->target_cut, and the exchange is sent. */
+	st->route = route_key(st, mlen + 1, n, port, s && s->have_rules);
+	st->h1 = H1_WAIT_RESPONSE;
+}
+
+/* http1_response judges the response whose first bytes are at r. */
+static __always_inline void http1_response(struct sock_state *st, struct sock *sk, const struct buf_ref *r,
+					   __u16 status, __u8 version, __u32 seq, const struct settings *s)
+{
+	__u64 now = bpf_ktime_get_ns();
+	__u64 latency = now > st->req_ns ? now - st->req_ns : 0;
+	st->h1 = H1_IN_RESPONSE;
+	st->version = version;
+	__u8 reasons = 0;
+	if (!s || !s->aggregate) {
+		reasons = HTTP1_SAMPLED; /* judging is off: every exchange is sent */
+	} else {
+		if (status >= s->error_status)
+			reasons |= HTTP1_ERROR;
+		if (latency >= route_limit_ns(s, st, latency))
+			reasons |= HTTP1_SLOW;
+		if (request_randomness(st->client_isn, st->server_isn, st->req_seq) >= s->sample_threshold)
+			reasons |= HTTP1_SAMPLED;
+		if (st->method == 0 || st->target_cut)
+			reasons |= HTTP1_PARTIAL;
+	}
+	if (!reasons) {
+		struct agg_key k;
+		agg_key_of(&k, st, sk, status);
+		reasons = aggregate(&k, s, latency);
+		if (!reasons)
+			return;
+	}
+	emit_exchange(st, sk, r->src, r->avail, status, reasons, seq, now);
+}
+
+#endif

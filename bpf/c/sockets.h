@@ -1,0 +1,430 @@
+/* Socket tracking: which fds are sockets (socket, accept, close, the /proc seed), which TCP
+ * sockets exist (connect, accept, state changes), and their connection events. */
+#ifndef NETINTEL_SOCKETS_H
+#define NETINTEL_SOCKETS_H
+
+#include "common.h"
+
+/* sock_info_get returns the socket table entry of sk, creating it when asked. */
+static __always_inline struct sock_info *sock_info_get(struct sock *sk, bool create)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	if (info || !create)
+		return info;
+	struct sock_info fresh = {};
+	/* The kernel socket cookie is not reachable from tracepoint programs (bpf_get_socket_cookie
+	 * is not offered to them and skc_cookie is assigned lazily), so a random 64-bit id is
+	 * drawn when the socket is first seen. */
+	fresh.cookie = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	if (bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST) != 0) {
+		info = bpf_map_lookup_elem(&socks, &key);
+		if (!info)
+			count(COUNTER_SOCKS_FULL);
+		return info;
+	}
+	return bpf_map_lookup_elem(&socks, &key);
+}
+
+/* --- connection events --------------------------------------------------------------------- */
+
+static __always_inline void emit_conn(__u8 kind, struct sock *sk, struct sock_info *info,
+				      struct sock_tuple *tuple, __s32 err)
+{
+	if (info && info->owner.tgid != 0 && excluded_tgid(info->owner.tgid))
+		return;
+	if ((!info || info->owner.tgid == 0) && excluded())
+		return;
+	struct conn_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e) {
+		count(COUNTER_RINGBUF_FULL);
+		return;
+	}
+	count_ringbuf(sizeof(*e));
+	__builtin_memset(e, 0, sizeof(*e));
+	e->type = EVENT_CONN;
+	e->kind = kind;
+	e->err = err;
+	e->ts_ns = bpf_ktime_get_ns();
+	if (tuple)
+		e->tuple = *tuple;
+	else if (sk)
+		fill_tuple(sk, &e->tuple);
+	e->tuple.transport = TRANSPORT_TCP;
+	if (info) {
+		e->cookie = info->cookie;
+		e->tuple.role = info->role;
+		if (info->owner.tgid != 0)
+			e->task = info->owner;
+		else if (kind == CONN_OPENED || kind == CONN_FAILED)
+			current_task_id(&e->task);
+		if (info->open_ns && (kind == CONN_CLOSED))
+			e->duration_ns = e->ts_ns - info->open_ns;
+		if (kind == CONN_CLOSED)
+			e->local_closed_first = info->first_fin == FIN_LOCAL;
+	} else if (kind == CONN_CLOSED || kind == CONN_FAILED) {
+		current_task_id(&e->task);
+	}
+	if (sk && (kind == CONN_CLOSED || kind == CONN_RTT || kind == CONN_RETRANSMIT)) {
+		struct tcp_sock *tp = (struct tcp_sock *)sk;
+		e->bytes_sent = BPF_CORE_READ(tp, bytes_acked);
+		e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+		e->retrans = BPF_CORE_READ(tp, total_retrans);
+		e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3;
+	}
+	bpf_ringbuf_submit(e, wakeup_flags());
+}
+
+static __always_inline void tuple_from_tp(struct sock_tuple *t, __u16 family, __u16 sport, __u16 dport,
+					  const __u8 *s4, const __u8 *d4, const __u8 *s6, const __u8 *d6)
+{
+	t->family = family;
+	t->sport = sport;
+	t->dport = dport;
+	if (family == AF_INET) {
+		bpf_probe_read_kernel(t->saddr, 4, s4);
+		bpf_probe_read_kernel(t->daddr, 4, d4);
+	} else {
+		bpf_probe_read_kernel(t->saddr, 16, s6);
+		bpf_probe_read_kernel(t->daddr, 16, d6);
+	}
+}
+
+/* tuple_from_sockaddrs fills addresses from the sockaddr_in/in6 images some tcp tracepoints carry. */
+static __always_inline void tuple_from_sockaddrs(struct sock_tuple *t, const __u8 *src, const __u8 *dst)
+{
+	struct sockaddr_in6 s6 = {}, d6 = {};
+	/* Tracepoint context may not be addressed with computed offsets: copy through a helper. */
+	bpf_probe_read_kernel(&s6, sizeof(s6), src);
+	bpf_probe_read_kernel(&d6, sizeof(d6), dst);
+	t->family = s6.sin6_family;
+	t->sport = bpf_ntohs(s6.sin6_port);
+	t->dport = bpf_ntohs(d6.sin6_port);
+	if (s6.sin6_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&s6;
+		struct sockaddr_in *d4 = (struct sockaddr_in *)&d6;
+		__builtin_memset(t->saddr, 0, sizeof(t->saddr));
+		__builtin_memset(t->daddr, 0, sizeof(t->daddr));
+		__builtin_memcpy(t->saddr, &s4->sin_addr, 4);
+		__builtin_memcpy(t->daddr, &d4->sin_addr, 4);
+	} else {
+		__builtin_memcpy(t->saddr, &s6.sin6_addr, 16);
+		__builtin_memcpy(t->daddr, &d6.sin6_addr, 16);
+	}
+}
+
+/* closed_info finds the owner of a socket that already reached TCP_CLOSE. */
+static __always_inline struct sock_info *known_info(struct sock *sk)
+{
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	if (info)
+		return info;
+	return bpf_map_lookup_elem(&closed_socks, &key);
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP || !cfg_tcp)
+		return 0;
+	if (!family_wanted(ctx->family))
+		return 0;
+	struct sock *sk = (struct sock *)ctx->skaddr;
+	int oldstate = ctx->oldstate, newstate = ctx->newstate;
+	/* The tracepoint's own tuple: at CLOSE the socket's local port may already be released. */
+	struct sock_tuple t = {};
+	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
+		      ctx->daddr_v6);
+
+	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
+		struct sock_info *info = sock_info_get(sk, true);
+		if (!info)
+			return 0;
+		info->open_ns = bpf_ktime_get_ns();
+		if (oldstate == TCP_SYN_SENT) {
+			info->role = ROLE_CLIENT;
+			/* The server side reports its open at accept(), where the owner is known. */
+			if (!info->opened_sent) {
+				info->opened_sent = 1;
+				emit_conn(CONN_OPENED, sk, info, &t, 0);
+			}
+		} else {
+			info->role = ROLE_SERVER;
+		}
+		return 0;
+	}
+	__u64 key = (__u64)sk;
+	if (oldstate == TCP_ESTABLISHED && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT)) {
+		/* The first FIN: sent by us (FIN_WAIT1) or received (CLOSE_WAIT). */
+		struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+		if (info && info->first_fin == FIN_NONE)
+			info->first_fin = newstate == TCP_FIN_WAIT1 ? FIN_LOCAL : FIN_PEER;
+		return 0;
+	}
+	if (newstate != TCP_CLOSE)
+		return 0;
+
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	if (oldstate == TCP_SYN_SENT) {
+		__s32 err = BPF_CORE_READ(sk, sk_err);
+		if (err == 0) {
+			struct err_key ek = {};
+			ek.family = ctx->family;
+			ek.sport = ctx->sport;
+			ek.dport = ctx->dport;
+			if (ctx->family == AF_INET)
+				bpf_probe_read_kernel(ek.daddr, 4, ctx->daddr);
+			else
+				bpf_probe_read_kernel(ek.daddr, 16, ctx->daddr_v6);
+			__s32 *found = bpf_map_lookup_elem(&conn_errors, &ek);
+			if (found) {
+				err = *found;
+				bpf_map_delete_elem(&conn_errors, &ek);
+			}
+		}
+		if (info)
+			info->role = ROLE_CLIENT;
+		emit_conn(CONN_FAILED, sk, info, &t, err);
+	} else if (oldstate != TCP_LISTEN && oldstate != TCP_SYN_RECV && oldstate != TCP_NEW_SYN_RECV) {
+		emit_conn(CONN_CLOSED, sk, info, &t, 0);
+	}
+	if (info) {
+		/* SO_LINGER 0 sets CLOSE before sending its RST: keep the owner a little longer, and
+		 * free the socket table entry (the struct sock may be reused by a new socket). */
+		bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
+		bpf_map_delete_elem(&socks, &key);
+	}
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sk_error_report")
+int ni_error_report(struct trace_event_raw_inet_sk_error_report *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	/* No socket pointer here: remember the errno by tuple for the SYN_SENT -> CLOSE transition
+	 * that follows, in case sk_err was already consumed. */
+	struct err_key ek = {};
+	ek.family = ctx->family;
+	ek.sport = ctx->sport;
+	ek.dport = ctx->dport;
+	if (ctx->family == AF_INET)
+		bpf_probe_read_kernel(ek.daddr, 4, ctx->daddr);
+	else
+		bpf_probe_read_kernel(ek.daddr, 16, ctx->daddr_v6);
+	__s32 err = ctx->error;
+	if (bpf_map_update_elem(&conn_errors, &ek, &err, BPF_ANY) != 0)
+		count(COUNTER_CONN_ERRORS_FULL);
+	return 0;
+}
+
+/* --- the fd table -------------------------------------------------------------------------- */
+
+/* track_fd enters fd of the current process in the fd table, with its socket when known. */
+static __always_inline struct sock_state *track_fd(__u32 tgid, int fd, struct sock *sk, __u8 transport)
+{
+	struct fd_key key = {.tgid = tgid, .fd = fd};
+	struct blanks *b = blanks();
+	if (!b)
+		return NULL;
+	if (bpf_map_update_elem(&fds, &key, &b->state, BPF_ANY) != 0) {
+		count(COUNTER_FDS_FULL);
+		return NULL;
+	}
+	struct sock_state *st = bpf_map_lookup_elem(&fds, &key);
+	if (st) {
+		st->sk = (__u64)sk;
+		st->transport = transport;
+	}
+	return st;
+}
+
+/* resolve fills in the socket of an entry made without one (socket() before the walk, or the
+ * /proc seed): st->sk stays 0 and the entry is dropped when the fd is not an inet socket. */
+static __always_inline bool resolve(struct sock_state *st, __u32 tgid, int fd)
+{
+	if (st->sk)
+		return true;
+	struct sock *sk = sock_from_fd(fd);
+	__u8 transport = sk ? sock_transport(sk) : 0;
+	if (!transport) {
+		struct fd_key key = {.tgid = tgid, .fd = fd};
+		bpf_map_delete_elem(&fds, &key);
+		return false;
+	}
+	st->sk = (__u64)sk;
+	st->transport = transport;
+	return true;
+}
+
+/* socket(): an inet stream or datagram socket enters the fd table at birth. */
+SEC("tracepoint/syscalls/sys_exit_socket")
+int ni_exit_socket(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret < 0 || excluded())
+		return 0;
+	/* The family and type are the socket's own; read them from it (one walk per socket). */
+	struct sock *sk = sock_from_fd((int)ctx->ret);
+	if (!sk)
+		return 0;
+	__u8 transport = sock_transport(sk);
+	if (!transport)
+		return 0;
+	track_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->ret, sk, transport);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int ni_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)ctx->args[0]};
+	bpf_map_delete_elem(&fds, &key);
+	return 0;
+}
+
+/* --- connect / accept ---------------------------------------------------------------------- */
+
+/* The connect in flight on each thread, for its exit: the socket and the destination asked for. */
+struct connect_args {
+	__u64 sk;
+	__u64 addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, struct connect_args);
+} connects SEC(".maps");
+
+SEC("tracepoint/syscalls/sys_enter_connect")
+int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (excluded_tgid(tgid))
+		return 0;
+	int fd = (int)ctx->args[0];
+	struct fd_key fk = {.tgid = tgid, .fd = fd};
+	struct sock_state *st = bpf_map_lookup_elem(&fds, &fk);
+	struct sock *sk;
+	if (st) {
+		if (!resolve(st, tgid, fd))
+			return 0;
+		sk = (struct sock *)st->sk;
+	} else {
+		/* A socket from before the capture, or passed from another process. */
+		sk = sock_from_fd(fd);
+		if (!sk)
+			return 0;
+		__u8 transport = sock_transport(sk);
+		if (!transport)
+			return 0;
+		st = track_fd(tgid, fd, sk, transport);
+		if (!st)
+			return 0;
+	}
+	if (st->transport != TRANSPORT_TCP)
+		return 0;
+	struct sock_info *info = sock_info_get(sk, true);
+	if (!info)
+		return 0;
+	info->role = ROLE_CLIENT;
+	current_task_id(&info->owner);
+	st->role = ROLE_CLIENT;
+	st->cookie = info->cookie;
+	struct connect_args a = {.sk = (__u64)sk, .addr = ctx->args[1]};
+	bpf_map_update_elem(&connects, &id, &a, BPF_ANY);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_connect")
+int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct connect_args *a = bpf_map_lookup_elem(&connects, &id);
+	if (!a)
+		return 0;
+	struct sock *sk = (struct sock *)a->sk;
+	__u64 uaddr = a->addr;
+	bpf_map_delete_elem(&connects, &id);
+	long ret = ctx->ret;
+	if (ret == 0 || ret == -EINPROGRESS || !sk)
+		return 0;
+	/* Failures the TCP state machine never sees (no SYN sent: unreachable network, no local
+	 * port left, ...). */
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	if (!info || info->opened_sent)
+		return 0;
+	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
+	if (state != TCP_CLOSE)
+		return 0;
+	/* A connect that failed before a route was found leaves the socket without a peer: take
+	 * the destination the caller asked for. */
+	struct sock_tuple t = {};
+	fill_tuple(sk, &t);
+	if (t.dport == 0)
+		remote_from_user(&t, uaddr);
+	emit_conn(CONN_FAILED, sk, info, &t, (__s32)-ret);
+	bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
+	bpf_map_delete_elem(&socks, &key);
+	return 0;
+}
+
+static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	if (ctx->ret < 0 || excluded())
+		return 0;
+	int fd = (int)ctx->ret;
+	struct sock *sk = sock_from_fd(fd);
+	if (!sk || sock_transport(sk) != TRANSPORT_TCP)
+		return 0;
+	struct sock_info *info = sock_info_get(sk, true);
+	if (!info)
+		return 0;
+	info->role = ROLE_SERVER;
+	current_task_id(&info->owner);
+	if (!info->opened_sent) {
+		info->opened_sent = 1;
+		emit_conn(CONN_OPENED, sk, info, NULL, 0);
+	}
+	struct sock_state *st = track_fd(info->owner.tgid, fd, sk, TRANSPORT_TCP);
+	if (st) {
+		st->role = ROLE_SERVER;
+		st->cookie = info->cookie;
+	}
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int ni_exit_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int ni_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_accept(ctx);
+}
+
+/* socket_info returns the socket table entry behind a data syscall's fd entry, making one for a
+ * socket first seen in the data path (seeded from /proc): its owner is the caller. */
+static __always_inline struct sock_info *socket_info(struct sock_state *st)
+{
+	struct sock *sk = (struct sock *)st->sk;
+	__u64 key = (__u64)sk;
+	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	if (info)
+		return info;
+	info = sock_info_get(sk, true);
+	if (!info)
+		return NULL;
+	current_task_id(&info->owner);
+	info->role = st->role;
+	return info;
+}
+
+#endif

@@ -1,0 +1,92 @@
+package capture
+
+import (
+	"hash/fnv"
+	"math"
+	"time"
+)
+
+// Judging is how the kernel judges HTTP/1 exchanges (DESIGN §2): what makes one worth sending.
+// The receiver writes it from the intelligence config; it may be rewritten while running.
+type Judging struct {
+	// Aggregate turns judging on: healthy exchanges are counted, not sent. Off, every HTTP/1
+	// exchange is sent (as an HTTP1Event with reason HTTP1Sampled).
+	Aggregate bool
+	// ErrorStatus is the status from which a response is an error (always sent).
+	ErrorStatus int
+	// Slow is the latency from which an exchange is sent whatever its route.
+	Slow time.Duration
+	// SampleProbability is the fraction of healthy exchanges sent anyway, chosen from the
+	// request identity (both ends and both nodes choose alike: SampleThreshold).
+	SampleProbability float64
+	// Bounds are the explicit histogram bounds of HTTP1Aggregate.Explicit (ascending, at most
+	// MaxBounds).
+	Bounds []time.Duration
+}
+
+// RandomnessBits is the width of the OTel consistent-sampling randomness: the low 56 bits of
+// a trace id.
+const RandomnessBits = 56
+
+// SampleThreshold is the OTel probability-sampling threshold of probability p: keep when the
+// randomness is at least it. The kernel compares the same number.
+func SampleThreshold(p float64) uint64 {
+	const max = uint64(1) << RandomnessBits
+	if p >= 1 {
+		return 0
+	}
+	if p <= 0 {
+		return max
+	}
+	// Round the kept fraction, not the rejected one: 1-p loses p's low bits in floating point.
+	return max - uint64(math.Round(p*float64(max)))
+}
+
+// RouteLimit is a latency from which the kernel sends an exchange of one process's route
+// individually (intel's baseline × latency_deviation_factor), below Judging.Slow.
+type RouteLimit struct {
+	PID      uint32
+	RouteKey uint64
+	Latency  time.Duration
+}
+
+// RouteRule tells the kernel that under a templated prefix, on a server port, the next path
+// segment is an identifier (a route user space learned).
+type RouteRule struct {
+	Port   uint16
+	Prefix string // the templated prefix up to and including its last '/': "/users/"
+}
+
+// Judge is the eBPF source's face towards the stages that steer the kernel: judging settings,
+// per-route limits and rules down, aggregates up.
+type Judge interface {
+	SetJudging(Judging) error
+	// SetRouteLimits replaces the kernel's per-route limits.
+	SetRouteLimits([]RouteLimit) error
+	// SetRouteRules replaces the kernel's route rules.
+	SetRouteRules([]RouteRule) error
+	// DrainHTTP1 hands every aggregate counted since the last drain to fn, and resets them.
+	DrainHTTP1(fn func(*HTTP1Aggregate)) error
+}
+
+// RouteKey is the kernel's route key of a route template ("/items/{id}"): FNV-1a-64 of its
+// bytes, the root for an empty template. bpf/c/http1.h computes the same key from a request
+// target, templating identifier segments as it goes.
+func RouteKey(template string) uint64 {
+	if template == "" {
+		template = "/"
+	}
+	h := fnv.New64a()
+	h.Write([]byte(template))
+	return h.Sum64()
+}
+
+// methodNames are the kernel's HTTP/1 methods (enum http1_method).
+var methodNames = [...]string{"", "GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "PATCH", "CONNECT", "TRACE"}
+
+func methodName(m uint8) string {
+	if int(m) < len(methodNames) {
+		return methodNames[m]
+	}
+	return ""
+}
