@@ -294,18 +294,19 @@ func TestGoneProcessNamedByItsCgroup(t *testing.T) {
 		t.Errorf("after one walk: %+v", c)
 	}
 
-	// A cgroup created after the walk: the next miss walks again, but not within a second.
+	// A cgroup created after the walk: the next miss walks again, but not within
+	// minWalkInterval of the last walk.
 	late := hexID("c3")
 	h.docker(late, "late", nil, nil)
 	lateID := h.cgroup("/docker/" + late)
 	connect(50, lateID, "127.0.0.1:43000")
 	if c := named("127.0.0.1:43000"); c.Name != "wget" || c.Resource.ContainerID != "" {
-		t.Errorf("within a second of the last walk: %+v, want the comm", c)
+		t.Errorf("right after the last walk: %+v, want the comm", c)
 	}
-	clock = clock.Add(2 * time.Second)
+	clock = clock.Add(minWalkInterval)
 	connect(51, lateID, "127.0.0.1:43001")
 	if c := named("127.0.0.1:43001"); c.Name != "late" {
-		t.Errorf("after a second: %+v", c)
+		t.Errorf("after minWalkInterval: %+v", c)
 	}
 	if c := r.Counters(); c.CgroupWalks != 2 || c.CgroupMisses != 1 {
 		t.Errorf("misses: %+v", c)

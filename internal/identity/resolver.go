@@ -66,15 +66,15 @@ type Counters struct {
 	// ContainerMisses counts containers (a container id in a cgroup path) that no runtime
 	// state on the node describes: named by their systemd unit or executable instead.
 	ContainerMisses uint64
-	// CgroupWalks counts walks of the cgroup hierarchy: on a miss (at most once a second)
+	// CgroupWalks counts walks of the cgroup hierarchy: on a miss (at most every 250 ms)
 	// and at each sweep for removed cgroups.
 	CgroupWalks uint64
 }
 
 // Intervals of the resolver's background work, done on the calls that trigger it.
 const (
-	sweepInterval   = 30 * time.Second // removed cgroups and containers are forgotten
-	minWalkInterval = time.Second      // a miss walks the cgroup tree at most this often
+	sweepInterval   = 30 * time.Second       // removed cgroups and containers are forgotten
+	minWalkInterval = 250 * time.Millisecond // a miss walks the cgroup tree at most this often
 )
 
 // New builds a Resolver; zero sizes take the defaults.

@@ -28,18 +28,20 @@ const (
 	kubeContainerName = "io.kubernetes.container.name"
 )
 
-// Where the runtimes keep their state on a node, relative to the host root.
+// Where the runtimes keep their state on a node, under the host root. Exported so that the
+// DaemonSet's manifest test checks its mounts against what is read; never changed.
 var (
-	// containerd's runc v2 shim: <dir>/<namespace>/<id>/config.json. Docker ≥ 20.10 uses the
-	// system containerd when one runs (namespace "moby"), else its own under /run/docker;
-	// k3s runs its own under /run/k3s.
-	defaultContainerdState = []string{
+	// DefaultContainerdState: containerd's runc v2 shim bundles,
+	// <dir>/<namespace>/<id>/config.json. Docker ≥ 20.10 uses the system containerd when
+	// one runs (namespace "moby"), else its own under /run/docker; k3s runs its own under
+	// /run/k3s.
+	DefaultContainerdState = []string{
 		"/run/containerd/io.containerd.runtime.v2.task",
 		"/run/docker/containerd/daemon/io.containerd.runtime.v2.task",
 		"/run/k3s/containerd/io.containerd.runtime.v2.task",
 	}
-	// CRI-O (containers/storage): <dir>/<id>/userdata/config.json.
-	defaultCRIOState = []string{
+	// DefaultCRIOState: CRI-O (containers/storage), <dir>/<id>/userdata/config.json.
+	DefaultCRIOState = []string{
 		"/run/containers/storage/overlay-containers",
 		"/var/lib/containers/storage/overlay-containers",
 	}
@@ -83,10 +85,10 @@ func newRuntimes(hostRoot, dockerDataRoot string, containerd, crio []string) run
 		dockerDataRoot = DefaultDockerDataRoot
 	}
 	if containerd == nil {
-		containerd = under(defaultContainerdState)
+		containerd = under(DefaultContainerdState)
 	}
 	if crio == nil {
-		crio = under(defaultCRIOState)
+		crio = under(DefaultCRIOState)
 	}
 	return runtimes{
 		docker:     []string{filepath.Join(hostRoot, dockerDataRoot, "containers")},
