@@ -456,3 +456,22 @@ func TestRemoteClientsAggregated(t *testing.T) {
 		t.Errorf("local client: %+v", c)
 	}
 }
+
+func TestSources(t *testing.T) {
+	h := newHost(t)
+	h.mkdir("proc/1")
+	h.mkdir("run/containerd/io.containerd.runtime.v2.task")
+	h.mkdir("var/lib/docker/containers")
+	got := h.resolver().Sources()
+	want := Sources{
+		Proc:         h.path("proc"),
+		CgroupV2:     h.path("sys/fs/cgroup/unified"),
+		RuntimeState: []string{h.path("run/containerd/io.containerd.runtime.v2.task"), h.path("var/lib/docker/containers")},
+	}
+	if got.Proc != want.Proc || got.CgroupV2 != want.CgroupV2 || strings.Join(got.RuntimeState, " ") != strings.Join(want.RuntimeState, " ") {
+		t.Errorf("Sources = %+v, want %+v", got, want)
+	}
+	if s := New(Options{HostRoot: filepath.Join(h.root, "missing")}).Sources(); s.Proc != "" || s.CgroupV2 != "" || len(s.RuntimeState) != 0 {
+		t.Errorf("nothing mounted: %+v", s)
+	}
+}

@@ -569,3 +569,28 @@ func (r *Resolver) local(proc capture.Process, addr netip.AddrPort, isServer boo
 	}
 	return Service{Name: name, Local: true, Resource: res}
 }
+
+// Sources says what naming can read on this node, for the receiver's start-up log: an
+// operator sees at once which mount of the DaemonSet is missing.
+type Sources struct {
+	Proc         string   // the proc root; "" when it shows no processes
+	CgroupV2     string   // the cgroup v2 hierarchy; "" when none is visible
+	RuntimeState []string // the container runtimes' state directories that exist
+}
+
+// Sources reports what the resolver can read.
+func (r *Resolver) Sources() Sources {
+	var s Sources
+	if _, err := os.Stat(filepath.Join(r.procRoot, "1")); err == nil {
+		s.Proc = r.procRoot
+	}
+	s.CgroupV2 = r.tree.root
+	for _, dirs := range [][]string{r.runtimes.containerd, r.runtimes.crio, r.runtimes.docker} {
+		for _, d := range dirs {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				s.RuntimeState = append(s.RuntimeState, d)
+			}
+		}
+	}
+	return s
+}
