@@ -1,11 +1,6 @@
 package identity
 
-import (
-	"os"
-	"path/filepath"
-	"strings"
-	"syscall"
-)
+import "strings"
 
 // cgroupRef is what a cgroup path says about the processes in it: the container they run in,
 // or the systemd unit.
@@ -133,59 +128,4 @@ func unitFromPath(p string) string {
 		}
 	}
 	return ""
-}
-
-// cgroupTree finds a cgroup by its id, the inode number of its directory in the cgroup v2
-// filesystem (what the kernel programs record for each event). It is how a process that
-// exited before /proc/<pid> could be read is still named by its container.
-type cgroupTree struct {
-	root    string // the cgroup v2 mount; "" when none is visible (cgroup v1 only)
-	maxDirs int
-}
-
-// cgroup2Root is the cgroup v2 hierarchy under cgroupRoot: the root itself on a v2 host,
-// "unified" on a hybrid one, "" on a v1-only host.
-func cgroup2Root(cgroupRoot string) string {
-	for _, dir := range []string{cgroupRoot, filepath.Join(cgroupRoot, "unified")} {
-		if _, err := os.Stat(filepath.Join(dir, "cgroup.controllers")); err == nil {
-			return dir
-		}
-	}
-	return ""
-}
-
-// walk visits every cgroup directory, depth first, with its id and its path from the root
-// ("/docker/<id>"). It stops after maxDirs directories and reports whether it saw them all.
-func (t cgroupTree) walk(visit func(id uint64, path string)) (complete bool) {
-	if t.root == "" {
-		return false
-	}
-	stack := []string{"/"}
-	seen := 0
-	for len(stack) > 0 {
-		rel := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		dir := filepath.Join(t.root, rel)
-		var st syscall.Stat_t
-		if err := syscall.Lstat(dir, &st); err != nil {
-			continue // removed while we walked
-		}
-		if seen == t.maxDirs {
-			return false
-		}
-		seen++
-		visit(st.Ino, rel)
-		f, err := os.Open(dir)
-		if err != nil {
-			continue
-		}
-		entries, _ := f.ReadDir(-1)
-		f.Close()
-		for _, e := range entries {
-			if e.IsDir() {
-				stack = append(stack, filepath.Join(rel, e.Name()))
-			}
-		}
-	}
-	return true
 }

@@ -30,7 +30,7 @@ func fakeProc(t *testing.T, root string, pid uint32, env []string, cgroup, exe s
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)

@@ -41,15 +41,16 @@ type procView struct {
 	cgroupOK  bool // /proc/<pid>/cgroup was read: the process was alive
 }
 
-// readProcess reads /proc/<pid>: environ, cgroup and exe. Missing files (the process is gone,
-// or we lack the privilege to read its environment) leave the fields empty.
-func readProcess(root string, pid uint32) procView {
+// readProcess reads /proc/<pid>: environ, cgroup and exe, through buf (maxProcFile bytes,
+// reused: nothing returned points into it). Missing files (the process is gone, or we lack
+// the privilege to read its environment) leave the fields empty.
+func readProcess(root string, pid uint32, buf []byte) procView {
 	var v procView
 	dir := filepath.Join(root, strconv.FormatUint(uint64(pid), 10))
-	if env, err := readLimited(filepath.Join(dir, "environ")); err == nil {
+	if env, err := readLimited(filepath.Join(dir, "environ"), buf); err == nil {
 		v.envName, v.envRead = serviceNameFromEnviron(env), true
 	}
-	if cg, err := readLimited(filepath.Join(dir, "cgroup")); err == nil {
+	if cg, err := readLimited(filepath.Join(dir, "cgroup"), buf); err == nil {
 		v.cgroup, v.cgroupV2 = parseCgroup(string(cg))
 		v.cgroupOK = true
 	}
@@ -60,20 +61,19 @@ func readProcess(root string, pid uint32) procView {
 		}
 	}
 	if v.exe == "" {
-		if c, err := readLimited(filepath.Join(dir, "comm")); err == nil {
+		if c, err := readLimited(filepath.Join(dir, "comm"), buf); err == nil {
 			v.comm = strings.TrimSpace(string(c))
 		}
 	}
 	return v
 }
 
-func readLimited(path string) ([]byte, error) {
+func readLimited(path string, buf []byte) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	buf := make([]byte, maxProcFile)
 	n, err := io.ReadFull(f, buf)
 	if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
 		return nil, err
@@ -85,8 +85,15 @@ func readLimited(path string) ([]byte, error) {
 // use: OTEL_SERVICE_NAME wins over service.name in OTEL_RESOURCE_ATTRIBUTES.
 func serviceNameFromEnviron(env []byte) string {
 	var e envNamer
-	for _, kv := range bytes.Split(env, []byte{0}) {
-		if e.add(string(kv)) {
+	for len(env) > 0 {
+		kv := env
+		if i := bytes.IndexByte(env, 0); i >= 0 {
+			kv, env = env[:i], env[i+1:]
+		} else {
+			env = nil
+		}
+		// Only the two keys are turned into strings.
+		if (bytes.HasPrefix(kv, []byte("OTEL_SERVICE_NAME=")) || bytes.HasPrefix(kv, []byte("OTEL_RESOURCE_ATTRIBUTES="))) && e.add(string(kv)) {
 			break
 		}
 	}

@@ -34,6 +34,8 @@ type Resolver struct {
 	cgroups    *lru.Cache[uint64, *cgroup]    // kernel cgroup id → the cgroup
 	containers *lru.Cache[string, *container] // container id → what its runtime says (or a miss)
 	walked     map[uint64]string              // the last walk of the cgroup tree: id → path
+	absent     *lru.Cache[uint64, struct{}]   // cgroup ids a complete walk did not find
+	buf        []byte                         // reads of /proc files (one goroutine: reused)
 	lastWalk   time.Time
 	nextSweep  time.Time
 
@@ -114,6 +116,7 @@ func New(opts Options) *Resolver {
 		sniNames:   lru.New[netip.AddrPort, string](opts.MaxAddresses),
 		cgroups:    lru.New[uint64, *cgroup](opts.MaxCgroups),
 		containers: lru.New[string, *container](opts.MaxCgroups),
+		absent:     lru.New[uint64, struct{}](opts.MaxCgroups),
 	}
 }
 
@@ -251,7 +254,10 @@ func (r *Resolver) process(proc capture.Process) *process {
 		}
 		r.forget(pid)
 	}
-	v := readProcess(r.procRoot, pid)
+	if r.buf == nil {
+		r.buf = make([]byte, maxProcFile)
+	}
+	v := readProcess(r.procRoot, pid, r.buf)
 	p := &process{pid: pid, comm: comm, exe: v.exe, envName: v.envName, envRead: v.envRead}
 	if p.comm == "" {
 		p.comm = v.comm
@@ -296,11 +302,14 @@ func (r *Resolver) cgroupByID(id uint64) *cgroup {
 		return cg
 	}
 	path, ok := r.walked[id]
-	if !ok {
+	if _, absent := r.absent.Peek(id); !ok && !absent {
 		if now := r.now(); r.tree.root != "" && now.Sub(r.lastWalk) >= minWalkInterval {
 			r.lastWalk = now
-			r.walk()
-			path, ok = r.walked[id]
+			complete := r.walk()
+			if path, ok = r.walked[id]; !ok && complete {
+				// Removed already (a one-shot container): its other processes walk no more.
+				r.absent.Put(id, struct{}{})
+			}
 		}
 	}
 	if !ok {

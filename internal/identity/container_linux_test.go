@@ -18,11 +18,11 @@ import (
 // host is a fake node under a temporary HostRoot: /proc, the cgroup v2 tree and the state
 // directories of Docker, containerd and CRI-O, laid out as the runtimes write them.
 type host struct {
-	t    *testing.T
+	t    testing.TB
 	root string
 }
 
-func newHost(t *testing.T) *host {
+func newHost(t testing.TB) *host {
 	h := &host{t: t, root: t.TempDir()}
 	h.mkdir("sys/fs/cgroup/unified") // hybrid, like this machine
 	h.write("sys/fs/cgroup/unified/cgroup.controllers", "cpu memory pids\n")
@@ -310,6 +310,17 @@ func TestGoneProcessNamedByItsCgroup(t *testing.T) {
 	}
 	if c := r.Counters(); c.CgroupWalks != 2 || c.CgroupMisses != 1 {
 		t.Errorf("misses: %+v", c)
+	}
+
+	// A one-shot container, gone with its cgroup before its processes are read: one walk
+	// says so, its other processes cost none.
+	clock = clock.Add(minWalkInterval)
+	for pid := uint32(60); pid < 65; pid++ {
+		connect(pid, 999999999, "127.0.0.1:"+strconv.Itoa(44000+int(pid)))
+		clock = clock.Add(minWalkInterval)
+	}
+	if c := r.Counters(); c.CgroupWalks != 3 || c.CgroupMisses != 6 {
+		t.Errorf("removed cgroup: %+v, want one more walk and 5 more misses", c)
 	}
 }
 
