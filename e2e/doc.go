@@ -20,6 +20,8 @@
 //	                           (OTEL_SERVICE_NAME=ledger), in a CRI-annotated ctr container of pod
 //	                           shop/checkout-7d9f8b6c5-x2k4q 127.0.0.133:8133, and a host nginx 127.0.0.134:8134;
 //	                           dockerd and containerd are started when none runs
+//	TestNamingFromAPod         the same with the collector in a container as the DaemonSet runs it:
+//	                           hostPID, own network namespace, host paths read-only under /host
 //
 // Servers start before the collector, so their readiness probes stay out of the findings.
 // The scenarios carry the build tag e2e: run them with `make e2e`

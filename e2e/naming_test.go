@@ -57,31 +57,88 @@ func hostServiceName(t *testing.T, exe string) string {
 	return exe
 }
 
+// namingTopology is what the naming scenarios started: the containers' ids and the names
+// host processes go by.
+type namingTopology struct {
+	shopAPI, ledger, shopWeb string
+	pod                      podContainer
+	hostWeb, curl            string
+}
+
 func TestNaming(t *testing.T) {
 	s := newScenario(t)
-	s.containerRuntimes()
+	topo := s.namingServers()
+	s.startCollector(receiverConfig{}) // no services map: every name comes from the node
+	s.namingClients(&topo)
+	s.checkNaming(topo)
+}
 
+// TestNamingFromAPod runs the collector the way the DaemonSet does: in a container with the
+// host's pid namespace, its own network namespace, a read-only root, and the host paths
+// naming reads mounted read-only under /host (naming.host_root). The names must be the same
+// as from the host. (The capabilities are the DaemonSet's with SYS_ADMIN standing in for
+// BPF and PERFMON, which Debian 12's Docker 20.10 cannot grant by name, and without
+// SYS_RESOURCE, which only kernels before 5.11 need and some sandboxes withhold;
+// deploy/privileges_linux_test.go checks the exact set.)
+func TestNamingFromAPod(t *testing.T) {
+	s := newScenario(t)
+	topo := s.namingServers()
+	s.startCollectorWith(receiverConfig{Naming: map[string]any{"host_root": "/host"}}, s.podCollector)
+	s.namingClients(&topo)
+	s.checkNaming(topo)
+}
+
+// podCollector is the docker run of the collector as deploy/kubernetes/30-daemonset.yaml
+// runs it: hostPID, no hostNetwork, capabilities, mounts.
+func (s *scenario) podCollector(bin, config string) []string {
+	const name = "netintel-node"
+	_, _ = s.run(30*time.Second, "docker", "rm", "-f", name)
+	s.t.Cleanup(func() { _, _ = s.run(30*time.Second, "docker", "rm", "-f", name) })
+	args := []string{"docker", "run", "--rm", "--name", name,
+		"--pid=host", "--network=none", "--user=0:0", "--read-only",
+		"--cap-drop=ALL", "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN", "--cap-add=SYS_PTRACE",
+		"-v", bin + ":/otelcol-netintel:ro",
+		"-v", s.dir + ":" + s.dir,
+		"-v", "/sys/kernel/tracing:/sys/kernel/tracing:ro",
+		"-v", "/sys/fs/bpf:/sys/fs/bpf",
+	}
+	for _, p := range []string{"/proc", "/sys/fs/cgroup", "/run/containerd/io.containerd.runtime.v2.task", "/var/lib/docker/containers"} {
+		args = append(args, "-v", p+":/host"+p+":ro")
+	}
+	return append(args, busyboxImage, "/otelcol-netintel", "--config", config)
+}
+
+// namingServers starts the runtimes, the three servers in containers and the host nginx.
+func (s *scenario) namingServers() namingTopology {
+	t := s.t
+	t.Helper()
+	s.containerRuntimes()
 	httpd := func(addr string) []string { return []string{"httpd", "-f", "-p", addr, "-h", "/www"} }
-	shopAPI := s.dockerRun("shop-api", nil, httpd(shopAPIAddr)...)
-	ledger := s.dockerRun("ledger-box", []string{"OTEL_SERVICE_NAME=ledger"}, httpd(ledgerAddr)...)
-	pod := podContainer{ID: randomHex(32), Namespace: "shop", Pod: checkoutPod, UID: newPodUID(), Container: "checkout"}
-	s.ctrRunPod(pod, httpd(checkoutAddr)...)
+	var topo namingTopology
+	topo.shopAPI = s.dockerRun("shop-api", nil, httpd(shopAPIAddr)...)
+	topo.ledger = s.dockerRun("ledger-box", []string{"OTEL_SERVICE_NAME=ledger"}, httpd(ledgerAddr)...)
+	topo.pod = podContainer{ID: randomHex(32), Namespace: "shop", Pod: checkoutPod, UID: newPodUID(), Container: "checkout"}
+	s.ctrRunPod(topo.pod, httpd(checkoutAddr)...)
 	s.nginx("host-web", hostWebAddr, `
         location / { return 200 "host ok\n"; }`)
 	for _, addr := range []string{shopAPIAddr, ledgerAddr, checkoutAddr} {
 		s.waitTCP(addr)
 	}
-	hostWeb, curl := hostServiceName(t, "nginx"), hostServiceName(t, "curl")
+	topo.hostWeb, topo.curl = hostServiceName(t, "nginx"), hostServiceName(t, "curl")
+	return topo
+}
 
-	s.startCollector(receiverConfig{}) // no services map: every name comes from the node
-
+// namingClients runs shop-web's wget loop and a few host curls, and waits for the loop's end.
+func (s *scenario) namingClients(topo *namingTopology) {
+	t := s.t
+	t.Helper()
 	// One wget per request, each a process of its own that exits at once: shop-web's only
 	// long-lived process is the shell, which never touches the network.
 	loop := fmt.Sprintf(`i=0; while [ $i -lt %d ]; do
 		for u in http://%s/items http://%s/items http://%s/items http://%s/items; do wget -q -O /dev/null $u || echo "failed $u"; done
 		i=$((i+1)); sleep 0.2
 	done; echo done; sleep 600`, namingLoops, shopAPIAddr, ledgerAddr, checkoutAddr, hostWebAddr)
-	shopWeb := s.dockerRun("shop-web", nil, "sh", "-c", loop)
+	topo.shopWeb = s.dockerRun("shop-web", nil, "sh", "-c", loop)
 	if codes := s.curl(5, "http://"+shopAPIAddr+"/items"); codes["200"] != 5 {
 		t.Fatalf("shop-api does not serve /items: %v", codes)
 	}
@@ -95,7 +152,13 @@ func TestNaming(t *testing.T) {
 		}
 		return nil
 	})
+}
 
+// checkNaming asserts what issue 13 asks of the names, resources and findings.
+func (s *scenario) checkNaming(topo namingTopology) {
+	t := s.t
+	t.Helper()
+	shopAPI, ledger, shopWeb, pod, hostWeb, curl := topo.shopAPI, topo.ledger, topo.shopWeb, topo.pod, topo.hostWeb, topo.curl
 	edges := []struct{ src, dst string }{
 		{"shop-web", "shop-api"}, {"shop-web", "ledger"}, {"shop-web", "checkout"}, {"shop-web", hostWeb}, {curl, "shop-api"},
 	}
