@@ -77,9 +77,8 @@ func TestNaming(t *testing.T) {
 // host's pid namespace, its own network namespace, a read-only root, and the host paths
 // naming reads mounted read-only under /host (naming.host_root). The names must be the same
 // as from the host. (The capabilities are the DaemonSet's with SYS_ADMIN standing in for
-// BPF and PERFMON, which Debian 12's Docker 20.10 cannot grant by name, and without
-// SYS_RESOURCE, which only kernels before 5.11 need and some sandboxes withhold;
-// deploy/privileges_linux_test.go checks the exact set.)
+// BPF and PERFMON, which Debian 12's Docker 20.10 cannot grant by name; the capture's
+// least-privilege test checks the exact set.)
 func TestNamingFromAPod(t *testing.T) {
 	s := newScenario(t)
 	topo := s.namingServers()
@@ -96,7 +95,7 @@ func (s *scenario) podCollector(bin, config string) []string {
 	s.t.Cleanup(func() { _, _ = s.run(30*time.Second, "docker", "rm", "-f", name) })
 	args := []string{"docker", "run", "--rm", "--name", name,
 		"--pid=host", "--network=none", "--user=0:0", "--read-only",
-		"--cap-drop=ALL", "--cap-add=SYS_ADMIN", "--cap-add=NET_ADMIN", "--cap-add=SYS_PTRACE",
+		"--cap-drop=ALL", "--cap-add=SYS_ADMIN", "--cap-add=SYS_PTRACE",
 		"-v", bin + ":/otelcol-netintel:ro",
 		"-v", s.dir + ":" + s.dir,
 		"-v", "/sys/kernel/tracing:/sys/kernel/tracing:ro",
