@@ -89,41 +89,43 @@ func (s *scenario) waitFor(what string, ready func() error) {
 }
 
 // busyboxImage imports a rootfs of the static busybox (every applet a symlink to it, and a
-// /www for httpd) into Docker, and Docker's copy into containerd's k8s.io namespace.
+// /www for httpd) into Docker, and Docker's copy into containerd's k8s.io namespace; both
+// are removed at the end (after the containers: cleanups run last first).
 func (s *scenario) busyboxImage() {
 	s.t.Helper()
-	if _, err := s.run(10*time.Second, "docker", "image", "inspect", busyboxImage); err != nil {
-		rootfs := s.path("rootfs")
-		for _, d := range []string{"bin", "www", "tmp"} {
-			if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
-				s.t.Fatal(err)
-			}
-		}
-		bb, err := exec.LookPath("busybox")
-		if err != nil {
+	rootfs := s.path("rootfs")
+	for _, d := range []string{"bin", "www", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(rootfs, d), 0o755); err != nil {
 			s.t.Fatal(err)
 		}
-		s.mustRun(10*time.Second, "cp", bb, filepath.Join(rootfs, "bin", "busybox"))
-		for _, applet := range strings.Fields(s.mustRun(10*time.Second, bb, "--list")) {
-			if applet == "busybox" {
-				continue
-			}
-			if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil && !os.IsExist(err) {
-				s.t.Fatal(err)
-			}
-		}
-		for name, body := range map[string]string{"index.html": "ok\n", "items": "items\n"} {
-			if err := os.WriteFile(filepath.Join(rootfs, "www", name), []byte(body), 0o644); err != nil {
-				s.t.Fatal(err)
-			}
-		}
-		s.mustRun(30*time.Second, "tar", "-C", rootfs, "-cf", s.path("rootfs.tar"), ".")
-		s.mustRun(60*time.Second, "docker", "import", s.path("rootfs.tar"), busyboxImage)
 	}
-	if out, _ := s.run(10*time.Second, "ctr", "-n", criNamespace, "images", "ls", "-q"); !strings.Contains(out, busyboxImageRef) {
-		s.mustRun(60*time.Second, "docker", "save", "-o", s.path("image.tar"), busyboxImage)
-		s.mustRun(60*time.Second, "ctr", "-n", criNamespace, "images", "import", "--snapshotter", s.snapshotter(), s.path("image.tar"))
+	bb, err := exec.LookPath("busybox")
+	if err != nil {
+		s.t.Fatal(err)
 	}
+	s.mustRun(10*time.Second, "cp", bb, filepath.Join(rootfs, "bin", "busybox"))
+	for _, applet := range strings.Fields(s.mustRun(10*time.Second, bb, "--list")) {
+		if applet == "busybox" {
+			continue
+		}
+		if err := os.Symlink("busybox", filepath.Join(rootfs, "bin", applet)); err != nil && !os.IsExist(err) {
+			s.t.Fatal(err)
+		}
+	}
+	for name, body := range map[string]string{"index.html": "ok\n", "items": "items\n"} {
+		if err := os.WriteFile(filepath.Join(rootfs, "www", name), []byte(body), 0o644); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.mustRun(30*time.Second, "tar", "-C", rootfs, "-cf", s.path("rootfs.tar"), ".")
+	var id string // ctr import also names the image by its id
+	s.t.Cleanup(func() {
+		_, _ = s.run(30*time.Second, "ctr", "-n", criNamespace, "images", "rm", busyboxImageRef, id)
+		_, _ = s.run(30*time.Second, "docker", "image", "rm", busyboxImage)
+	})
+	id = strings.TrimSpace(s.mustRun(60*time.Second, "docker", "import", s.path("rootfs.tar"), busyboxImage))
+	s.mustRun(60*time.Second, "docker", "save", "-o", s.path("image.tar"), busyboxImage)
+	s.mustRun(60*time.Second, "ctr", "-n", criNamespace, "images", "import", "--snapshotter", s.snapshotter(), s.path("image.tar"))
 }
 
 // dockerRun starts a detached container on the host network and removes it at the end.
