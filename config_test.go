@@ -60,6 +60,7 @@ func TestLoadConfig(t *testing.T) {
 		{Name: "payments", Match: "10.1.0.0/16"},
 		{Name: "db", Match: "::1"},
 	}
+	want.Naming = NamingConfig{HostRoot: "/host", DockerDataRoot: "/data/docker"}
 	assert.Equal(t, want, full)
 }
 
@@ -80,6 +81,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_unknown_key.yaml", []string{"latency_deviaton_factor"}},
 		{"invalid_max_payload_bytes.yaml", []string{"capture.max_payload_bytes", "0"}},
 		{"invalid_ring_buffer_size.yaml", []string{"capture.ring_buffer_size", "1000000"}},
+		{"invalid_naming_host_root.yaml", []string{"naming.host_root", `"host"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
