@@ -120,6 +120,9 @@ type NetintelHttp1Header struct {
 	RespSeq   uint32
 	ClientIsn uint32
 	ServerIsn uint32
+	SkErr     int32
+	TcpState  uint8
+	Pad3      [3]uint8
 }
 
 type NetintelLimitKey struct {
@@ -211,36 +214,39 @@ type NetintelSockInfo struct {
 }
 
 type NetintelSockState struct {
-	_          structs.HostLayout
-	Sk         uint64
-	Cookie     uint64
-	LastRttNs  uint64
-	ClientIsn  uint32
-	ServerIsn  uint32
-	Transport  uint8
-	Role       uint8
-	Cls        uint8
-	DirsSeen   uint8
-	IsnKnown   uint8
-	Seeded     uint8
-	H2Copy     [2]uint8
-	H2Left     [2]uint32
-	H2HdrLen   [2]uint8
-	H2Hdr      [2][16]uint8
-	H1         uint8
-	Method     uint8
-	Version    uint8
-	ReqPartial uint8
-	TargetCut  uint8
-	Pad        uint8
-	StashLen   uint16
-	_          [2]byte
-	ReqSeq     uint32
-	ReqSize    uint32
-	_          [4]byte
-	ReqNs      uint64
-	Route      uint64
-	Stash      [256]uint8
+	_            structs.HostLayout
+	Sk           uint64
+	Cookie       uint64
+	LastRttNs    uint64
+	ClientIsn    uint32
+	ServerIsn    uint32
+	Transport    uint8
+	Role         uint8
+	Cls          uint8
+	DirsSeen     uint8
+	IsnKnown     uint8
+	Seeded       uint8
+	H2Copy       [2]uint8
+	H2Left       [2]uint32
+	H2HdrLen     [2]uint8
+	H2Hdr        [2][16]uint8
+	H1           uint8
+	Method       uint8
+	Version      uint8
+	ReqPartial   uint8
+	TargetCut    uint8
+	Pad          uint8
+	StashLen     uint16
+	_            [2]byte
+	ReqSeq       uint32
+	ReqSize      uint32
+	_            [4]byte
+	ReqNs        uint64
+	Route        uint64
+	Stash        [272]uint8
+	RespStart    [32]uint8
+	RespStartLen uint8
+	Pad3         [7]uint8
 }
 
 type NetintelSockTuple struct {

@@ -32,6 +32,8 @@
 #define TCP_NEW_SYN_RECV 12
 
 #define NR_PORTS 8
+/* Bytes of each read/write looked at to classify it and to judge HTTP/1 start lines. */
+#define PEEK 16
 
 /* Configuration, rewritten by the loader before the programs are loaded. */
 const volatile __u32 cfg_exclude_tgid = 0;
@@ -70,6 +72,8 @@ enum http1_state {
 	H1_IDLE = 0, /* the next bytes in the request direction start a request */
 	H1_WAIT_RESPONSE = 1, /* a request is stashed; request-direction bytes are its body */
 	H1_IN_RESPONSE = 2, /* the response was judged; response-direction bytes are its body */
+	H1_REQUEST_START = 3, /* the first bytes of a request came alone (a 1-byte read: Go servers
+			       * read one byte ahead while a handler runs); the rest follows */
 };
 
 /* The fd table's value: one socket fd of one process, and everything the data path keeps for
@@ -103,7 +107,11 @@ struct sock_state {
 	__u32 req_size;
 	__u64 req_ns;
 	__u64 route;
-	__u8 stash[HTTP1_STASH];
+	__u8 stash[HTTP1_STASH + PEEK]; /* PEEK more: a request's start carried in is appended to */
+	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
+	__u8 resp_start[2 * PEEK];
+	__u8 resp_start_len;
+	__u8 pad3[7];
 };
 
 /* The socket table's value, keyed by struct sock *: what connection events need. */

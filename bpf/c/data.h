@@ -23,6 +23,17 @@ static __always_inline bool is_tls(const __u8 *p, __u32 n)
 
 #define DNS_HEADER_LEN 12
 
+/* is_dns: a DNS header with one question (opcode QUERY, IQUERY or STATUS, Z clear). */
+static __always_inline bool is_dns(const __u8 *p, __u32 n)
+{
+	if (n < DNS_HEADER_LEN)
+		return false;
+	__u8 opcode = (p[2] >> 3) & 0xf;
+	__u16 qd = ((__u16)p[4] << 8) | p[5];
+	__u16 an = ((__u16)p[6] << 8) | p[7];
+	return opcode <= 2 && qd == 1 && an < 256 && ((p[3] >> 6) & 1) == 0;
+}
+
 /* is_dns_over_tcp: a 2-byte length then a DNS header with one question. */
 static __always_inline bool is_dns_over_tcp(const __u8 *p, __u32 n)
 {
@@ -76,8 +87,6 @@ static __always_inline int stop(__u32 tgid, int fd)
 	bpf_map_delete_elem(&fds, &k);
 	return 0;
 }
-
-#define PEEK 16
 
 /* classify decides a TCP socket's class from the first bytes it moves (p: PEEK of them). */
 static __always_inline void classify(struct sock_state *st, struct sock *sk, const __u8 *p, __u32 n, __u8 dir)
@@ -186,7 +195,14 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		__u32 mlen = 0;
 		__u8 version = 0;
 		if (dir == req_dir) {
+			if (st->h1 == H1_REQUEST_START)
+				return http1_request_rest(st, &m, &r, total, s);
 			bool request = http1_method(p, n, &mlen) != 0;
+			if (!request && st->h1 != H1_WAIT_RESPONSE && n < 8 && http1_method_prefix(p, n)) {
+				/* "G", "GE": the start of a request read alone; keep it for the rest. */
+				http1_request_start(st, p, n, total, seq);
+				return 0;
+			}
 			if (st->h1 == H1_WAIT_RESPONSE) {
 				if (!request)
 					return 0; /* more of the request's body */
@@ -209,8 +225,17 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 			http1_request(st, &r, total, seq, port, s);
 			return 0;
 		}
-		__u16 status = http1_status(p, n, &version);
+		__u16 status = 0;
+		if (st->resp_start_len > 0)
+			status = http1_status_rest(st, p, n, &version);
+		else
+			status = http1_status(p, n, &version);
 		if (!status) {
+			if (n < 12 && http1_status_prefix(p, n)) {
+				/* "HTTP/1.1 2": a status line cut short; the next read completes it. */
+				http1_status_start(st, p, n);
+				return 0;
+			}
 			count(COUNTER_HTTP1_UNMATCHED);
 			return 0;
 		}
@@ -250,16 +275,19 @@ static __always_inline int udp_data(struct sock_state *st, __u32 tgid, int fd, _
 		return 0;
 	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
 	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	bool connected = dport != 0;
-	if (!connected && r.uaddr) {
+	if (dport == 0 && r.uaddr) {
 		struct sockaddr_in sa = {};
 		if (bpf_probe_read_user(&sa, sizeof(sa), (void *)r.uaddr) == 0)
 			dport = bpf_ntohs(sa.sin_port); /* sin6_port sits at the same offset */
 	}
-	if (!port_in(cfg_dns_ports, sport, dport)) {
-		if (connected)
+	if (!port_in(cfg_dns_ports, sport, dport) && st->cls != CLASS_RAW) {
+		/* Off the DNS ports: the socket's first datagram decides, once — DNS-shaped keeps it
+		 * (a resolver on another port), anything else stops it before any further copy. */
+		__u8 p[DNS_HEADER_LEN] = {};
+		if (st->cls != CLASS_UNKNOWN || r.avail < DNS_HEADER_LEN ||
+		    bpf_probe_read_user(p, sizeof(p), (void *)r.src) != 0 || !is_dns(p, sizeof(p)))
 			return stop(tgid, fd);
-		return 0;
+		st->cls = CLASS_RAW;
 	}
 	struct data_meta m = {.st = st, .sk = sk, .dir = dir, .size = total, .seq = 0};
 	return emit_raw(&m, &r);
@@ -347,8 +375,10 @@ static __always_inline int exit_recv(struct trace_event_raw_sys_exit *ctx, __u8 
 		return data(st, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr, a->seq);
 	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
 	 * message's msg_len says what it moved. */
-	if (st->transport != TRANSPORT_UDP)
+	if (st->transport != TRANSPORT_UDP) {
+		count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
 		return 0;
+	}
 	__u64 base = a->buf;
 	for (int i = 0; i < MAX_MMSG; i++) {
 		if (i >= ret)
@@ -375,8 +405,10 @@ static __always_inline int enter_sendmmsg(int fd, __u64 vec, __u64 vlen)
 	if (!st || vlen == 0)
 		return 0;
 	/* sendmmsg: datagrams (glibc sends a name's A and AAAA queries in one call). */
-	if (st->transport != TRANSPORT_UDP)
+	if (st->transport != TRANSPORT_UDP) {
+		count_n(COUNTER_MMSG_TRUNCATED, vlen); /* TCP byte streams are not followed through mmsg */
 		return 0;
+	}
 	for (int i = 0; i < MAX_MMSG; i++) {
 		if (i >= vlen)
 			break;
@@ -420,6 +452,18 @@ static __always_inline __u64 msghdr_total(__u64 msgp)
 	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msgp) != 0)
 		return 0;
 	return iovec_total((__u64)msg.msg_iov, msg.msg_iovlen);
+}
+
+SEC("tracepoint/syscalls/sys_enter_close")
+int ni_enter_close(struct trace_event_raw_sys_enter *ctx)
+{
+	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)ctx->args[0]};
+	struct sock_state *st = bpf_map_lookup_elem(&fds, &key);
+	if (!st)
+		return 0;
+	http1_unanswered(st);
+	bpf_map_delete_elem(&fds, &key);
+	return 0;
 }
 
 SEC("tracepoint/syscalls/sys_enter_write")

@@ -372,6 +372,12 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		h->resp_seq = resp_seq;                                                           \
 		h->client_isn = st->client_isn;                                                   \
 		h->server_isn = st->server_isn;                                                   \
+		h->sk_err = 0;                                                                    \
+		h->tcp_state = 0;                                                                 \
+		if (reasons & HTTP1_UNANSWERED) {                                                 \
+			h->sk_err = BPF_CORE_READ(sk, sk_err);                                    \
+			h->tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);                  \
+		}                                                                                 \
 		count_ringbuf(sizeof(*e));                                                        \
 		count(COUNTER_HTTP1_SENT);                                                        \
 		bpf_ringbuf_submit(e, wakeup_flags());                                            \
@@ -470,6 +476,18 @@ static __always_inline __u64 route_limit_ns(const struct settings *s, struct soc
 
 /* --- the state machine --------------------------------------------------------------------- */
 
+/* http1_parse_stash parses the request in the stash: what judging needs. */
+static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port, const struct settings *s)
+{
+	__u32 mlen = 0;
+	__u32 n = st->stash_len;
+	st->method = http1_method(st->stash, n, &mlen);
+	/* A target cut by the stash has no route the kernel can key: route_key says so in
+	 * st->target_cut, and the exchange is sent. */
+	st->route = route_key(st, mlen + 1, n, port, s && s->have_rules);
+	st->h1 = H1_WAIT_RESPONSE;
+}
+
 /* http1_request takes the first bytes of a request (already checked to start with a method)
  * into the socket's stash and parses what judging needs. */
 static __always_inline void http1_request(struct sock_state *st, const struct buf_ref *r, __u32 size, __u32 seq,
@@ -484,17 +502,119 @@ static __always_inline void http1_request(struct sock_state *st, const struct bu
 		st->h1 = H1_IDLE;
 		return;
 	}
-	__u32 mlen = 0;
-	st->method = http1_method(st->stash, n, &mlen);
 	st->stash_len = n;
 	st->req_partial = r->avail > HTTP1_STASH || size > r->avail;
 	st->req_seq = seq;
 	st->req_size = size;
 	st->req_ns = bpf_ktime_get_ns();
-	/* A target cut by the stash has no route the kernel can key: route_key says so in
-	 * st->target_cut, and the exchange is sent. */
-	st->route = route_key(st, mlen + 1, n, port, s && s->have_rules);
-	st->h1 = H1_WAIT_RESPONSE;
+	http1_parse_stash(st, port, s);
+}
+
+/* http1_method_prefix says whether p[0, n) could begin a request line ("G", "PO", "DELE"):
+ * a method's initial, then capitals. A start that turns out to be none hands the connection to
+ * user space, so the check may be loose. */
+static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n)
+{
+	if (n == 0 || n >= 8)
+		return false;
+	__u8 c0 = p[0];
+	if (c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O' && c0 != 'C' && c0 != 'T')
+		return false;
+	bool ok = true;
+#pragma unroll
+	for (int i = 1; i < 8; i++) {
+		__u8 c = p[i];
+		if (i < n && !(c >= 'A' && c <= 'Z'))
+			ok = false;
+	}
+	return ok;
+}
+
+/* http1_request_start keeps a request's first bytes, read alone, in the stash. */
+static __always_inline void http1_request_start(struct sock_state *st, const __u8 *p, __u32 n, __u32 size, __u32 seq)
+{
+#pragma unroll
+	for (int i = 0; i < PEEK; i++)
+		if (i < n)
+			st->stash[i] = p[i];
+	st->stash_len = n;
+	st->req_seq = seq;
+	st->req_size = size;
+	st->req_ns = bpf_ktime_get_ns();
+	st->h1 = H1_REQUEST_START;
+}
+
+static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port, const struct settings *s);
+
+/* http1_request_rest appends the rest of a request whose start came alone, and parses it. */
+static __always_inline int http1_request_rest(struct sock_state *st, const struct data_meta *m,
+					      const struct buf_ref *r, __u32 size, const struct settings *s)
+{
+	__u64 have = st->stash_len;
+	asm volatile("%[v] &= 0xf" : [v] "+r"(have));
+	__u64 n = r->avail < HTTP1_STASH - PEEK ? r->avail : HTTP1_STASH - PEEK;
+	asm volatile("%[v] &= 0xff" : [v] "+r"(n));
+	if (n > 0 && bpf_probe_read_user(&st->stash[have], n, (void *)r->src) != 0) {
+		count(COUNTER_READ_FAILED);
+		st->h1 = H1_IDLE;
+		return 0;
+	}
+	st->stash_len = have + n;
+	st->req_size += size;
+	struct sock *sk = (struct sock *)st->sk;
+	__u16 port = st->role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
+					     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u32 mlen = 0;
+	if (!http1_method(st->stash, have + n, &mlen)) {
+		st->cls = CLASS_RAW;
+		count(COUNTER_HTTP1_RAW);
+		emit_stash(m);
+		return 0;
+	}
+	http1_parse_stash(st, port, s);
+	return 0;
+}
+
+/* http1_status_prefix says whether p[0, n) could begin a status line ("HTTP/1.1 2"). */
+static __always_inline bool http1_status_prefix(const __u8 *p, __u32 n)
+{
+	if (n == 0 || n >= 12)
+		return false;
+	const __u8 want[9] = {'H', 'T', 'T', 'P', '/', '1', '.', '1', ' '};
+	bool ok = true;
+#pragma unroll
+	for (int i = 0; i < 12; i++) {
+		__u8 c = p[i];
+		if (i >= n)
+			continue;
+		if (i < 9 && i != 7 && c != want[i])
+			ok = false;
+		if (i >= 9 && (c < '0' || c > '9'))
+			ok = false;
+	}
+	return ok;
+}
+
+static __always_inline void http1_status_start(struct sock_state *st, const __u8 *p, __u32 n)
+{
+#pragma unroll
+	for (int i = 0; i < PEEK; i++)
+		if (i < n)
+			st->resp_start[i] = p[i];
+	st->resp_start_len = n;
+}
+
+/* http1_status_rest completes a status line cut short with the next read's first bytes. */
+static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8 *p, __u32 n, __u8 *version)
+{
+	__u64 have = st->resp_start_len;
+	asm volatile("%[v] &= 0xf" : [v] "+r"(have));
+#pragma unroll
+	for (int i = 0; i < PEEK; i++)
+		if (i < n)
+			st->resp_start[(have + i) & (2 * PEEK - 1)] = p[i];
+	st->resp_start_len = 0;
+	return http1_status(st->resp_start, have + n, version);
 }
 
 /* http1_response judges the response whose first bytes are at r. */
@@ -504,6 +624,7 @@ static __always_inline void http1_response(struct sock_state *st, struct sock *s
 	__u64 now = bpf_ktime_get_ns();
 	__u64 latency = now > st->req_ns ? now - st->req_ns : 0;
 	st->h1 = H1_IN_RESPONSE;
+	st->resp_start_len = 0;
 	st->version = version;
 	__u8 reasons = 0;
 	if (!s || !s->aggregate) {
@@ -526,6 +647,16 @@ static __always_inline void http1_response(struct sock_state *st, struct sock *s
 			return;
 	}
 	emit_exchange(st, sk, r->src, r->avail, status, reasons, seq, now);
+}
+
+/* http1_unanswered sends a request still waiting for its response when its socket is closed:
+ * user space reports it as reset, closed or abandoned (the TCP state and error tell which). */
+static __always_inline void http1_unanswered(struct sock_state *st)
+{
+	if (st->cls != CLASS_HTTP1 || st->h1 != H1_WAIT_RESPONSE || !st->sk)
+		return;
+	st->h1 = H1_IDLE;
+	emit_exchange(st, (struct sock *)st->sk, 0, 0, 0, HTTP1_UNANSWERED, 0, bpf_ktime_get_ns());
 }
 
 #endif

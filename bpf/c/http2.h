@@ -10,6 +10,7 @@
 #include "records.h"
 
 #define H2_FRAME_HEADER 9
+#define H2_PREFACE_LEN 24 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
 #define H2_DATA 0
 #define H2_MAX_TYPE 9
 /* Frames walked per call; a call with more is cut there (counted) and the stream resyncs. */
@@ -111,6 +112,17 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 		e->out = H2_FRAME_HEADER;
 		st->h2_left[d] = ((__u32)hdr[0] << 16) | ((__u32)hdr[1] << 8) | hdr[2];
 		st->h2_copy[d] = hdr[3] != H2_DATA;
+	}
+
+	/* The client's connection preface is no frame: it goes out as it is. */
+	if (have == 0 && st->h2_left[d] == 0 && avail >= H2_PREFACE_LEN) {
+		__u8 p[H2_PREFACE_LEN];
+		if (bpf_probe_read_user(p, sizeof(p), (void *)src) == 0 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I' &&
+		    p[3] == ' ' && p[4] == '*' && p[22] == '\r' && p[23] == '\n') {
+			__builtin_memcpy(&e->payload[0], p, H2_PREFACE_LEN);
+			e->off = H2_PREFACE_LEN;
+			e->out = H2_PREFACE_LEN;
+		}
 	}
 
 	/* The rest of a frame that began in an earlier call. */

@@ -149,6 +149,7 @@ enum http1_reason {
 	HTTP1_SAMPLED = 8, /* kept by the consistent sampler (request identity >= threshold) */
 	HTTP1_NO_AGGREGATE = 16, /* its aggregate could not be created (table full) */
 	HTTP1_PARTIAL = 32, /* the request was longer than the stash: its head is cut */
+	HTTP1_UNANSWERED = 64, /* the socket was closed with the request unanswered (no response bytes) */
 };
 
 /* One HTTP/1 exchange judged interesting by the kernel: request and response heads with their
@@ -173,6 +174,9 @@ struct http1_header {
 	__u32 resp_seq;
 	__u32 client_isn;
 	__u32 server_isn;
+	__s32 sk_err; /* HTTP1_UNANSWERED: the socket's pending error (ECONNRESET: reset) */
+	__u8 tcp_state; /* HTTP1_UNANSWERED: the TCP state at close (CLOSE_WAIT: the peer closed first) */
+	__u8 pad3[3];
 };
 
 /* HTTP/1 methods the kernel parses; 0 is "not parsed". Mirrored in Go. */

@@ -275,13 +275,6 @@ int ni_exit_socket(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_close")
-int ni_enter_close(struct trace_event_raw_sys_enter *ctx)
-{
-	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)ctx->args[0]};
-	bpf_map_delete_elem(&fds, &key);
-	return 0;
-}
 
 /* --- connect / accept ---------------------------------------------------------------------- */
 

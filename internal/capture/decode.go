@@ -122,8 +122,13 @@ func (d *decoder) http1(h *bpf.NetintelHttp1Header, req, resp []byte) *HTTP1Even
 		ResponseSeq:  h.RespSeq,
 		ClientISN:    h.ClientIsn,
 		ServerISN:    h.ServerIsn,
+		SocketError:  h.SkErr,
+		PeerClosed:   h.TcpState == tcpCloseWait,
 	}
 }
+
+// tcpCloseWait is TCP_CLOSE_WAIT: the peer sent its FIN first.
+const tcpCloseWait = 8
 
 func (d *decoder) data(h *bpf.NetintelDataHeader, payload []byte) *DataEvent {
 	return &DataEvent{

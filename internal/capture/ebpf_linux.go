@@ -40,7 +40,7 @@ type ebpfSource struct {
 	judging      Judging
 	minLimit     time.Duration // smallest route limit in the kernel (0: none)
 	rules        int           // route rules in the kernel
-	final        Counters // kernel counters at Close, once the maps are gone
+	final        Counters      // kernel counters at Close, once the maps are gone
 
 	eventsRead   atomic.Uint64
 	readErrors   atomic.Uint64

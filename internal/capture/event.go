@@ -199,6 +199,7 @@ const (
 	HTTP1Sampled                              // kept by the consistent sampler
 	HTTP1NoAggregate                          // its aggregate could not be made (table full)
 	HTTP1Partial                              // the request head was longer than the kernel keeps
+	HTTP1Unanswered                           // the socket closed with the request unanswered
 )
 
 // HTTP1Event is one HTTP/1 exchange the kernel judged worth sending: the first bytes of its
@@ -221,6 +222,11 @@ type HTTP1Event struct {
 	ResponseSeq uint32
 	ClientISN   uint32
 	ServerISN   uint32
+
+	// HTTP1Unanswered: how the socket stood when its process closed it — its pending error
+	// (ECONNRESET: reset) and whether the peer had closed first (TCP CLOSE_WAIT).
+	SocketError int32
+	PeerClosed  bool
 }
 
 // HTTP1Aggregate is the kernel's count of healthy HTTP/1 exchanges with one key since the last

@@ -90,3 +90,39 @@ func methodName(m uint8) string {
 	}
 	return ""
 }
+
+// The request identity's hash (DESIGN §4): the trace id of a TCP exchange is derived from its
+// two ISNs, its request's sequence number and its HTTP/2 stream with splitmix64's finalizer,
+// which the kernel computes too (bpf/c/common.h, request_randomness): both decide the sampler
+// alike from the same bits.
+const (
+	traceHiKey    = 0x9e3779b97f4a7c15
+	traceLoKey    = 0x6c62272e07bb0142
+	clientSpanKey = 0xd6e8feb86659fd93
+	serverSpanKey = 0xa0761d6478bd642f
+)
+
+func mix64(z uint64) uint64 {
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return z ^ (z >> 31)
+}
+
+// RequestIdentity is a TCP exchange's 128-bit trace id (hi, lo) and its CLIENT and SERVER span
+// ids.
+func RequestIdentity(clientISN, serverISN, requestSeq, streamID uint32) (hi, lo, clientSpan, serverSpan uint64) {
+	a := uint64(clientISN)<<32 | uint64(serverISN)
+	b := uint64(requestSeq)<<32 | uint64(streamID)
+	hi = mix64(a ^ traceHiKey ^ mix64(b))
+	lo = mix64(b ^ traceLoKey ^ mix64(a))
+	clientSpan = mix64(a ^ clientSpanKey ^ mix64(b^traceLoKey))
+	serverSpan = mix64(a ^ serverSpanKey ^ mix64(b^traceLoKey))
+	return hi, lo, clientSpan, serverSpan
+}
+
+// RequestRandomness is the OTel sampling randomness of a TCP request: the low 56 bits of its
+// trace id.
+func RequestRandomness(clientISN, serverISN, requestSeq, streamID uint32) uint64 {
+	_, lo, _, _ := RequestIdentity(clientISN, serverISN, requestSeq, streamID)
+	return lo & (1<<RandomnessBits - 1)
+}

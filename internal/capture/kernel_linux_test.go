@@ -657,9 +657,27 @@ func httpMarker(t *testing.T, c *collector, listen string) {
 	_, _ = conn.Write([]byte("GET /marker HTTP/1.1\r\nHost: m\r\n\r\n"))
 	_, _ = conn.Read(make([]byte, 64))
 	local := addrPort(conn.LocalAddr())
-	c.waitData(t, "marker response", func(e *DataEvent) bool {
-		return e.Socket.Local == local && e.Direction == DirectionRecv
-	})
+	c.waitHTTP1(t, "marker", func(e *HTTP1Event) bool { return e.Socket.Local == local })
+}
+
+// dnsMarker sends one DNS query over UDP and waits for its event: once it arrives, every
+// event of earlier traffic has been read (one ring buffer, read in order). For sources with
+// HTTP switched off.
+func dnsMarker(t *testing.T, c *collector, addr [4]byte) {
+	t.Helper()
+	server, serverAddr := udpSocket(t, addr)
+	_ = server
+	conn, err := net.Dial("udp4", serverAddr.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	q := dnsQuery(t, 0x4d4b, "marker.netintel.test.")
+	if _, err := conn.Write(q); err != nil {
+		t.Fatal(err)
+	}
+	local := addrPort(conn.LocalAddr())
+	c.waitData(t, "dns marker", func(e *DataEvent) bool { return e.Socket.Local == local && bytes.Equal(e.Payload, q) })
 }
 
 func TestKernelUnclassifiedStopsAfterFirstExchange(t *testing.T) {
@@ -780,10 +798,13 @@ func TestKernelExcludesOwnPID(t *testing.T) {
 	if out, err := exec.CommandContext(ctx, curl, "-sS", "-o", "/dev/null", url).CombinedOutput(); err != nil {
 		t.Fatalf("curl: %v %s", err, out)
 	}
-	c.waitData(t, "curl request", func(e *DataEvent) bool {
-		return e.Process.Comm == "curl" && e.Direction == DirectionSend && bytes.HasPrefix(e.Payload, []byte("GET /own"))
+	c.waitHTTP1(t, "curl exchange", func(e *HTTP1Event) bool {
+		return e.Process.Comm == "curl" && bytes.HasPrefix(e.Request, []byte("GET /own"))
 	})
 	for _, ev := range c.snapshot() {
+		if ev.HTTP1 != nil && ev.HTTP1.Process.PID == opts.ExcludePID {
+			t.Errorf("HTTP/1 exchange of the excluded pid: %+v", ev.HTTP1)
+		}
 		if ev.Data != nil && ev.Data.Process.PID == opts.ExcludePID {
 			t.Errorf("data event of the excluded pid: %+v", ev.Data)
 		}
