@@ -103,6 +103,34 @@ fetch() {
 	echo "$pkg $have $(compgen -G "$CACHE/$pkg/boot/vmlinuz-*" | head -1)"
 }
 
+# extract_btf SERIES VMLINUZ WHAT: the kernel's BTF as $CACHE/btf-SERIES, the .BTF section of
+# the vmlinux compressed inside vmlinuz (found at its compressor's magic, as the kernel's
+# scripts/extract-vmlinux does), for internal/capture's relocation test on kernels this
+# machine does not run. Redone only when the cached one came from another build (WHAT).
+extract_btf() {
+	# Only the BTF itself may be named btf-*: the relocation test loads every such file.
+	local series=$1 vmlinuz=$2 what=$3 out="$CACHE/btf-$1" stamp="$CACHE/.btf-$1.source" tmp magic off cmd objcopy
+	[[ -s $out && $(cat "$stamp" 2>/dev/null) == "$what" ]] && return 0
+	objcopy=$(command -v objcopy || command -v llvm-objcopy) || die "objcopy not found (apt-get install binutils)"
+	tmp=$(mktemp -d)
+	for magic in '\xfd7zXZ\x00:xz -dc' '\x28\xb5\x2f\xfd:zstd -dcq' '\x1f\x8b\x08:gzip -dc'; do
+		cmd=${magic#*:}
+		command -v "${cmd%% *}" >/dev/null || continue
+		for off in $(LC_ALL=C grep -obUaP "${magic%%:*}" "$vmlinuz" | cut -d: -f1); do
+			# The stream is followed by the rest of the image: the decompressor complains.
+			tail -c "+$((off + 1))" "$vmlinuz" | $cmd >"$tmp/vmlinux" 2>/dev/null || true
+			if "$objcopy" -O binary --only-section=.BTF "$tmp/vmlinux" "$tmp/btf" 2>/dev/null && [[ -s $tmp/btf ]]; then
+				mv "$tmp/btf" "$CACHE/.btf-$series.new" && mv "$CACHE/.btf-$series.new" "$out" && echo "$what" >"$stamp"
+				rm -rf "$tmp"
+				say "$series: BTF $(du -h "$out" | cut -f1) in $out" >&2
+				return 0
+			fi
+		done
+	done
+	rm -rf "$tmp"
+	die "$series: no vmlinux with a .BTF section found in $vmlinuz (needs xz, zstd, gzip)"
+}
+
 # copy_with_libs BIN ROOT: BIN and the shared libraries it loads, at the same paths in ROOT.
 copy_with_libs() {
 	local bin=$1 root=$2 f
@@ -125,6 +153,7 @@ for series in $KERNELS; do
 	kernel=$(fetch "$series")
 	read -r PKG[$series] VER[$series] VMLINUZ[$series] <<<"$kernel"
 	[[ -n ${VMLINUZ[$series]} ]] || die "$series: no kernel image"
+	extract_btf "$series" "${VMLINUZ[$series]}" "${PKG[$series]} ${VER[$series]}"
 	say "$series: ${PKG[$series]} ${VER[$series]}"
 done
 exec {lockfd}>&-
@@ -135,6 +164,9 @@ payload=$root/kmatrix
 mkdir -p "$payload/capture" "$root"/{bin,dev,proc,sys,tmp,etc,root,run}
 CGO_ENABLED=0 "$GO" test -c -o "$payload/capture/capture.test" ./internal/capture
 cp -r internal/capture/testdata "$payload/capture/"
+# Other kernels' BTF for the relocation test, on the host as in the guests.
+mkdir -p "$payload/btf"
+find "$CACHE" -maxdepth 1 -name 'btf-*' -type f -exec cp {} "$payload/btf/" \;
 CGO_ENABLED=0 "$GO" build -o "$payload/bpfleft" ./internal/kmatrix/cmd/bpfleft
 "$GO" build -o "$WORK/bin/kmatrix-report" ./internal/kmatrix/cmd/kmatrix-report
 ldd "$DIST" >/dev/null 2>&1 && die "$DIST is dynamically linked; build it with CGO_ENABLED=0"

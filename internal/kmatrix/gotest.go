@@ -97,32 +97,27 @@ func topLevel(name string) string {
 }
 
 var (
-	// The loader's error names the program: "... program ni_probe: load program: ...".
-	programError = regexp.MustCompile(`program (\w+): (.*)`)
+	// The loader's error names the program: "program ni_probe: load program: ..." (one
+	// collection) or "program ni_enter_connect (tcp_connections, required) failed on kernel
+	// 6.1.0-57-amd64: attach ..." (programs loaded one by one).
+	programError = regexp.MustCompile(`program (\w+)( \([^)]*\))?(?: failed on kernel \S+)?: (.*)`)
 	// t.Fatal output: "kernel_linux_test.go:52: message".
 	testLogLine = regexp.MustCompile(`^\S+_test\.go:\d+: (.*)`)
 	omitted     = regexp.MustCompile(`\s*\(\d+ line\(s\) omitted\)`)
 )
 
-// Cause is the one line a person needs from a failure: the program and the kernel's
-// complaint when the loader names one, else the first thing the test reported.
+// Cause is the one line a person needs from a failure: the test's own last word (t.Fatal's
+// message), which carries the loader's error naming the program and the kernel's complaint.
 func (r TestResult) Cause() string {
-	for _, l := range r.Output {
-		if m := testLogLine.FindStringSubmatch(l); m != nil {
-			if p := programCause(m[1]); p != "" {
-				return p
-			}
-		}
-	}
 	for _, l := range r.Output {
 		if strings.HasPrefix(l, "test binary timed out") {
 			return l
 		}
 	}
-	// t.Fatal's message is the test's last word; what it logged before is context.
+	// What the test logged before its last word is context (event dumps, loader logs).
 	for i := len(r.Output) - 1; i >= 0; i-- {
 		if m := testLogLine.FindStringSubmatch(r.Output[i]); m != nil {
-			return m[1]
+			return omitted.ReplaceAllString(m[1], "")
 		}
 	}
 	if r.Outcome == Unfinished {
@@ -140,5 +135,5 @@ func programCause(s string) string {
 	if m == nil {
 		return ""
 	}
-	return "program " + m[1] + ": " + omitted.ReplaceAllString(m[2], "")
+	return "program " + m[1] + m[2] + ": " + omitted.ReplaceAllString(m[3], "")
 }

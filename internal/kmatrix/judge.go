@@ -2,7 +2,9 @@ package kmatrix
 
 import (
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -48,6 +50,9 @@ type Result struct {
 	Tests   []TestResult
 	// Capabilities are the collector's log lines that mention capabilities, as they are.
 	Capabilities []string
+	// CapabilityStates is the receiver's capability gauge as the collector's telemetry
+	// exported it: capability name → "on" or "off".
+	CapabilityStates map[string]string
 }
 
 // Failed reports whether any check failed.
@@ -91,9 +96,9 @@ func Judge(k Kernel, t *Transcript, p Policy) *Result {
 	case !t.Began("kernel"):
 		add("boot", "reached /init", Fail, "nothing on the results port: %s", cutShort(k, t))
 	case k.Mode == "qemu":
-		add("boot", "reached /init", Pass, "kernel %s up %s s at /init, %d CPU", r.Release, ks.Field("uptime"), cpus(ks))
+		add("boot", "reached /init", Pass, "kernel %s up %s s at /init, %d CPU%s", r.Release, ks.Field("uptime"), cpus(ks), sysctls(ks))
 	default:
-		add("boot", "kernel", Pass, "%s, %d CPUs", r.Release, cpus(ks))
+		add("boot", "kernel", Pass, "%s, %d CPUs%s", r.Release, cpus(ks), sysctls(ks))
 	}
 	if t.Began("kernel") && !t.Done {
 		add("boot", "run complete", Fail, "%s", cutShort(k, t))
@@ -102,6 +107,18 @@ func Judge(k Kernel, t *Transcript, p Policy) *Result {
 	judgeTests(r, t, p, add)
 	judgeDist(r, t, add)
 	return r
+}
+
+// sysctls are the settings that decide what CAP_BPF and CAP_PERFMON allow without
+// CAP_SYS_ADMIN (Debian's kernels default perf_event_paranoid to 3).
+func sysctls(s *Section) string {
+	var out string
+	for _, key := range []string{"perf_event_paranoid", "unprivileged_bpf_disabled"} {
+		if v := s.Field(key); v != "" {
+			out += ", " + key + " " + v
+		}
+	}
+	return out
 }
 
 func cpus(s *Section) int {
@@ -226,7 +243,10 @@ var (
 	readyAfter   = regexp.MustCompile(`^ready after ([0-9.]+) s`)
 	stoppedAfter = regexp.MustCompile(`^exited with status (\d+) ([0-9.]+) s after SIGTERM`)
 	capability   = regexp.MustCompile(`(?i)capabilit`)
-	collectorErr = regexp.MustCompile(`^Error: (.*)`)
+	// netintel_receiver_capability{name="socket_data",state="on"} 1 (Prometheus text).
+	capabilityGauge = regexp.MustCompile(`^netintel_receiver_capability\{([^}]*)\}\s+(\S+)`)
+	labelPair       = regexp.MustCompile(`(\w+)="([^"]*)"`)
+	collectorErr    = regexp.MustCompile(`^Error: (.*)`)
 )
 
 func judgeDist(r *Result, t *Transcript, add func(area, name string, st Status, format string, args ...any)) {
@@ -262,14 +282,32 @@ func judgeDist(r *Result, t *Transcript, add func(area, name string, st Status, 
 		add("dist", "capabilities (log)", Info, "no log line mentions capabilities")
 	}
 	if tel := t.Section("telemetry"); t.Began("telemetry") {
-		var gauge []string
 		for _, l := range tel.Lines {
-			if capability.MatchString(l) && !strings.HasPrefix(l, "#") {
-				gauge = append(gauge, l)
+			m := capabilityGauge.FindStringSubmatch(l)
+			if m == nil || m[2] == "0" {
+				continue
 			}
+			labels := map[string]string{}
+			for _, kv := range labelPair.FindAllStringSubmatch(m[1], -1) {
+				labels[kv[1]] = kv[2]
+			}
+			if r.CapabilityStates == nil {
+				r.CapabilityStates = map[string]string{}
+			}
+			r.CapabilityStates[labels["name"]] = labels["state"]
 		}
-		if len(gauge) > 0 {
-			add("dist", "capability gauge", Info, "%s", strings.Join(gauge, "; "))
+		if n := len(r.CapabilityStates); n > 0 {
+			var off []string
+			for _, name := range slices.Sorted(maps.Keys(r.CapabilityStates)) {
+				if r.CapabilityStates[name] != "on" {
+					off = append(off, name)
+				}
+			}
+			detail := fmt.Sprintf("%d capabilities, all on", n)
+			if len(off) > 0 {
+				detail = fmt.Sprintf("%d capabilities, off: %s", n, strings.Join(off, ", "))
+			}
+			add("dist", "capability gauge", Info, "%s", detail)
 		} else {
 			add("dist", "capability gauge", Info, "not in the collector's telemetry (%s)", firstNonEmpty(tel.Lines))
 		}

@@ -3,6 +3,8 @@ package kmatrix
 import (
 	"fmt"
 	"io"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 )
@@ -53,6 +55,41 @@ func Render(w io.Writer, results []*Result, wall time.Duration) {
 	for _, r := range results {
 		fmt.Fprintf(w, "  %-*s  %-*s  %-4s  %s; %s\n", nameW, r.Kernel.Name, pkgW, r.Kernel.Package+" "+r.Kernel.Version,
 			verdict(r), testSummary(r), distSummary(r))
+	}
+	renderCapabilities(w, results)
+}
+
+// renderCapabilities is the kernel × capability table, from each kernel's capability gauge.
+func renderCapabilities(w io.Writer, results []*Result) {
+	names := map[string]bool{}
+	for _, r := range results {
+		for n := range r.CapabilityStates {
+			names[n] = true
+		}
+	}
+	if len(names) == 0 {
+		return
+	}
+	rows := slices.Sorted(maps.Keys(names))
+	width := len("capability")
+	for _, n := range rows {
+		width = max(width, len(n))
+	}
+	fmt.Fprintf(w, "\n  %-*s", width, "capability")
+	for _, r := range results {
+		fmt.Fprintf(w, "  %-6s", r.Kernel.Name)
+	}
+	fmt.Fprintln(w)
+	for _, n := range rows {
+		fmt.Fprintf(w, "  %-*s", width, n)
+		for _, r := range results {
+			state := r.CapabilityStates[n]
+			if state == "" {
+				state = "-"
+			}
+			fmt.Fprintf(w, "  %-6s", state)
+		}
+		fmt.Fprintln(w)
 	}
 }
 

@@ -44,13 +44,16 @@ echo "release $(uname -r)"
 echo "version $(cat /proc/version)"
 echo "uptime $(uptime_s)"
 echo "cpus $(grep -c ^processor /proc/cpuinfo)"
+# What the kernel lets a process with CAP_BPF and CAP_PERFMON but without CAP_SYS_ADMIN do.
+echo "perf_event_paranoid $(cat /proc/sys/kernel/perf_event_paranoid)"
+echo "unprivileged_bpf_disabled $(cat /proc/sys/kernel/unprivileged_bpf_disabled)"
 end kernel 0
 
 # --- the capture kernel tests: as CI runs them, where a kernel that cannot run them fails.
 begin capture-tests
 (
 	cd "$KM_DIR/capture" &&
-		CI=true timeout "$KM_TEST_TIMEOUT" ./capture.test -test.v -test.count=1 \
+		CI=true NETINTEL_KERNEL_CACHE="$KM_DIR/btf" timeout "$KM_TEST_TIMEOUT" ./capture.test -test.v -test.count=1 \
 			-test.timeout "$((KM_TEST_TIMEOUT - 10))s" ${KM_RUN:+-test.run "$KM_RUN"} 2>&1
 )
 end capture-tests $?
