@@ -192,8 +192,10 @@ run_host() {
 	local t0 rc=0
 	t0=$(date +%s.%N)
 	mountpoint -q /sys/kernel/tracing || mount -t tracefs nodev /sys/kernel/tracing
+	# The timeout bounds the run, not the wait for the lock; it stops the scenario's whole
+	# process group (tests, collector, httpd).
 	KM_DIR=$payload KM_OUT=$WORK/host-out KM_RUN=$RUN \
-		timeout "$VM_TIMEOUT" flock "$LOCK" sh "$payload/scenario.sh" >"$WORK/host.log" 2>&1 || rc=$?
+		flock "$LOCK" timeout "$VM_TIMEOUT" sh "$payload/scenario.sh" >"$WORK/host.log" 2>&1 || rc=$?
 	printf 'host\thost\tlinux\t%s\t%s\t\t%s\t%s\n' "$(uname -r)" "$WORK/host.log" \
 		"$(since "$t0")" "$rc" >"$WORK/host.row"
 }
@@ -206,6 +208,8 @@ run_vm() {
 		-append "console=ttyS0 panic=-1 oops=panic quiet KM_RUN=$RUN KM_GUEST_TIMEOUT=$((VM_TIMEOUT - 30)) ${KMATRIX_APPEND:-}" \
 		-serial "file:$WORK/$series.console" -serial "file:$WORK/$series.log" \
 		</dev/null >"$WORK/$series.qemu" 2>&1 || rc=$?
+	# QEMU's own complaints (a missing firmware, a bad option) belong with the console.
+	cat "$WORK/$series.qemu" >>"$WORK/$series.console"
 	printf '%s\tqemu\t%s\t%s\t%s\t%s\t%s\t%s\n' "$series" "${PKG[$series]}" "${VER[$series]}" \
 		"$WORK/$series.log" "$WORK/$series.console" "$(since "$t0")" "$rc" >"$WORK/$series.row"
 }

@@ -156,17 +156,28 @@ func cutShort(k Kernel, t *Transcript) string {
 	return msg
 }
 
-// consoleCause picks the kernel's last words from the console: a panic, an oops, a BUG.
+// ansiEscape matches the terminal control sequences SeaBIOS and QEMU write to the console.
+var ansiEscape = regexp.MustCompile(`\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])`)
+
+// consoleCause picks the kernel's last words from the console (ttyS0, with QEMU's own
+// messages after it): a panic, an oops, a BUG, else its last line.
 func consoleCause(lines []string) string {
+	last := ""
 	for i := len(lines) - 1; i >= 0; i-- {
-		l := strings.TrimSpace(lines[i])
+		l := strings.TrimSpace(ansiEscape.ReplaceAllString(lines[i], ""))
+		if last == "" {
+			last = l
+		}
+		if strings.Contains(l, "---[ end") {
+			continue // the trailer of the panic it closes
+		}
 		for _, key := range []string{"Kernel panic", "BUG:", "Oops", "general protection", "watchdog:", "Out of memory"} {
 			if strings.Contains(l, key) {
 				return l
 			}
 		}
 	}
-	return ""
+	return last
 }
 
 func judgeTests(r *Result, t *Transcript, p Policy, add func(area, name string, st Status, format string, args ...any)) {

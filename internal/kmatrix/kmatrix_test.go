@@ -15,6 +15,8 @@ import (
 // The fixtures are recorded transcripts:
 //   - 6.1-core-relocation.log: the serial port of Debian's 6.1.0-57 under QEMU before the
 //     CO-RE fixes (every kernel test and the collector fail to load a tcp program);
+//   - 6.12-least-privilege.log: Debian's 6.12.117 after them: everything passes but the
+//     least-privilege test (Debian's perf_event_paranoid 3 refuses CAP_PERFMON alone);
 //   - host-pass.log: the host kernel (6.18), everything passing;
 //   - gotest-timeout.txt: a capture test binary caught by its -test.timeout.
 
@@ -163,8 +165,74 @@ func TestJudgeHostPasses(t *testing.T) {
 			t.Errorf("%s: %s %q, want pass with %q", name, c.Status, c.Detail, detail)
 		}
 	}
-	if n := len(r.Tests); n != 34 {
-		t.Errorf("%d tests, the transcript has 34", n)
+	if n := len(r.Tests); n != 39 {
+		t.Errorf("%d tests, the transcript has 39", n)
+	}
+}
+
+// After the CO-RE fixes 6.12 runs everything; the one failure names the test, the program
+// and the kernel's refusal, and the report carries the kernel's capability gauge.
+func TestJudgeGuestAfterFixes(t *testing.T) {
+	k := Kernel{Name: "6.12", Mode: "qemu", Package: "linux-image-6.12.117+deb12-amd64", Version: "6.12.117-1~deb12u1", Wall: 181 * time.Second}
+	r := Judge(k, load(t, "6.12-least-privilege.log"), Policy{SkipIsFailure: true})
+	failures := r.Failures()
+	if len(failures) != 1 || failures[0].Name != "TestKernelLeastPrivilege" {
+		t.Fatalf("failures %+v, want only TestKernelLeastPrivilege", failures)
+	}
+	for _, want := range []string{"[CAP_BPF CAP_PERFMON]", "program ni_enter_connect (tcp_connections, required)", "opening tracepoint perf event: permission denied"} {
+		if !strings.Contains(failures[0].Detail, want) {
+			t.Errorf("cause %q lacks %q", failures[0].Detail, want)
+		}
+	}
+	if c := check(t, r, "reached /init"); !strings.Contains(c.Detail, "perf_event_paranoid 3") {
+		t.Errorf("boot: %+v, want the kernel's perf_event_paranoid", c)
+	}
+	if len(r.CapabilityStates) != 7 || r.CapabilityStates["tcp_retransmits"] != "on" {
+		t.Errorf("capabilities %v", r.CapabilityStates)
+	}
+	if c := check(t, r, "capability gauge"); c.Status != Info || c.Detail != "7 capabilities, all on" {
+		t.Errorf("gauge: %+v", c)
+	}
+	if len(r.Capabilities) != 1 || !strings.Contains(r.Capabilities[0], `"capabilities": "on: connect_error_reports`) {
+		t.Errorf("capability log line %q, want the collector's line as it is", r.Capabilities)
+	}
+	var out bytes.Buffer
+	Render(&out, []*Result{r}, 3*time.Minute)
+	if !regexp.MustCompile(`(?m)^  tcp_retransmits\s+on\s*$`).MatchString(out.String()) {
+		t.Errorf("report lacks the capability table:\n%s", out.String())
+	}
+}
+
+// A capability the kernel lacks shows as off in the table and in the gauge's line.
+func TestJudgeCapabilityOff(t *testing.T) {
+	tr := transform(t, "6.12-least-privilege.log", func(l string) *string {
+		if l == `netintel_receiver_capability{name="tcp_retransmits",state="on"} 1` {
+			return keep(`netintel_receiver_capability{name="tcp_retransmits",state="off"} 1`)
+		}
+		return keep(l)
+	})
+	r := Judge(Kernel{Name: "6.12", Mode: "qemu"}, tr, Policy{})
+	if c := check(t, r, "capability gauge"); c.Detail != "7 capabilities, off: tcp_retransmits" {
+		t.Errorf("gauge: %+v", c)
+	}
+	var out bytes.Buffer
+	Render(&out, []*Result{r}, time.Minute)
+	if !regexp.MustCompile(`(?m)^  tcp_retransmits\s+off\s*$`).MatchString(out.String()) {
+		t.Errorf("report lacks tcp_retransmits off:\n%s", out.String())
+	}
+}
+
+func TestStartErrorNamesProgram(t *testing.T) {
+	for _, tc := range []struct{ line, want string }{
+		{`Error: cannot start pipelines: failed to start "net_intel" receiver: net_intel: program ni_enter_connect (tcp_connections, required) failed on kernel 6.1.0-57-amd64: attach to tracepoint syscalls:sys_enter_connect: opening tracepoint perf event: permission denied`,
+			"program ni_enter_connect (tcp_connections, required): attach to tracepoint syscalls:sys_enter_connect: opening tracepoint perf event: permission denied"},
+		{`Error: cannot start pipelines: failed to start "net_intel" receiver: net_intel: load eBPF programs: program ni_probe: load program: bad CO-RE relocation: invalid func unknown#195896080 (12 line(s) omitted)`,
+			"program ni_probe: load program: bad CO-RE relocation: invalid func unknown#195896080"},
+		{`Error: failed to get config: cannot unmarshal the configuration`, "failed to get config: cannot unmarshal the configuration"},
+	} {
+		if got := startError([]string{"info starting", tc.line}); got != tc.want {
+			t.Errorf("startError(%q)\n = %q\nwant %q", tc.line, got, tc.want)
+		}
 	}
 }
 
@@ -317,6 +385,22 @@ func TestJudgeNoBoot(t *testing.T) {
 	c := check(t, r, "reached /init")
 	if c.Status != Fail || !strings.Contains(c.Detail, "Kernel panic - not syncing") {
 		t.Errorf("boot: %+v", c)
+	}
+}
+
+func TestConsoleCause(t *testing.T) {
+	for _, tc := range []struct {
+		lines []string
+		want  string
+	}{
+		{[]string{"\x1bc\x1b[?7l\x1b[2JSeaBIOS (version 1.16.2-debian-1.16.2-1)", "Booting from ROM..."}, "Booting from ROM..."},
+		{[]string{"[    1.2] Kernel panic - not syncing: Attempted to kill init!", "[    1.3] ---[ end Kernel panic ]---", ""}, "[    1.2] Kernel panic - not syncing: Attempted to kill init!"},
+		{[]string{"qemu-system-x86_64: -kernel /x: Could not open '/x': No such file or directory"}, "qemu-system-x86_64: -kernel /x: Could not open '/x': No such file or directory"},
+		{nil, ""},
+	} {
+		if got := consoleCause(tc.lines); got != tc.want {
+			t.Errorf("consoleCause(%q) = %q, want %q", tc.lines, got, tc.want)
+		}
 	}
 }
 
