@@ -131,6 +131,8 @@ func cpus(s *Section) int {
 func cutShort(k Kernel, t *Transcript) string {
 	var why string
 	switch {
+	case t.Exited && t.ExitRC == 124:
+		why = fmt.Sprintf("the guest's own timeout stopped the scenario (the VM ran %s)", k.Wall.Round(time.Second))
 	case k.ExitStatus == 124:
 		why = fmt.Sprintf("the harness killed it after %s", k.Wall.Round(time.Second))
 	case k.ExitStatus != 0:

@@ -52,8 +52,8 @@ func TestParseTranscriptSections(t *testing.T) {
 	if strings.Join(tr.Order, ",") != strings.Join(want, ",") {
 		t.Fatalf("sections %v, want %v", tr.Order, want)
 	}
-	if !tr.Done {
-		t.Error("the recorded run reached its end, Done is false")
+	if !tr.Done || !tr.Exited || tr.ExitRC != 0 {
+		t.Errorf("the recorded run reached its end: done=%v exited=%v rc=%d", tr.Done, tr.Exited, tr.ExitRC)
 	}
 	if s := tr.Section("capture-tests"); !s.Ended || s.RC != 1 {
 		t.Errorf("capture-tests ended=%v rc=%d, want ended with 1", s.Ended, s.RC)
@@ -80,7 +80,7 @@ func TestParseTranscriptMarkerAfterPartialLine(t *testing.T) {
 	if b.Ended || strings.Join(b.Lines, "|") != "x" {
 		t.Errorf("b = %+v, want unended with the line x (carriage return removed)", b)
 	}
-	if tr.Done || tr.LastBegun() != "b" {
+	if tr.Done || tr.Exited || tr.LastBegun() != "b" {
 		t.Errorf("done=%v last=%q", tr.Done, tr.LastBegun())
 	}
 	if _, err := ParseTranscript(strings.NewReader("@@kmatrix end a rc=x\n")); err == nil {
@@ -374,6 +374,13 @@ func TestJudgeCutShort(t *testing.T) {
 	}
 	if c := check(t, r, "TestKernelFlood"); c.Status != Fail || !strings.Contains(c.Detail, "never finished") {
 		t.Errorf("flood: %+v", c)
+	}
+
+	// The guest's own timeout fires first: /init reports the scenario's status 124.
+	tr.Exited, tr.ExitRC = true, 124
+	k.ExitStatus, k.ConsoleTail = 0, nil
+	if c := check(t, Judge(k, tr, Policy{}), "run complete"); !strings.Contains(c.Detail, "the guest's own timeout stopped the scenario") {
+		t.Errorf("guest timeout: %+v", c)
 	}
 }
 

@@ -37,6 +37,10 @@ type Transcript struct {
 	Order []string
 	// Done is true when the scenario reached its end.
 	Done bool
+	// Exited is true when /init saw the scenario return, with its status in ExitRC (124:
+	// the guest's own timeout stopped it).
+	Exited bool
+	ExitRC int
 }
 
 // Section returns the named section, or an empty, unended one when the run never began it.
@@ -101,6 +105,11 @@ func ParseTranscript(r io.Reader) (*Transcript, error) {
 				t.Done = true
 				cur = nil
 			case strings.HasPrefix(marker, markExit):
+				rc, err := strconv.Atoi(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(marker, markExit)), "rc="))
+				if err != nil {
+					return nil, fmt.Errorf("malformed exit marker %q: %w", marker, err)
+				}
+				t.Exited, t.ExitRC = true, rc
 				cur = nil
 			}
 			continue
