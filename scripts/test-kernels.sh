@@ -55,7 +55,8 @@ if [[ $HOST == 1 && $(id -u) != 0 ]]; then
 	say "host kernel: not root, its row is skipped"
 	HOST=0
 fi
-if [[ ! -w $CACHE ]] && ! mkdir -p "$CACHE" 2>/dev/null; then
+mkdir -p "$CACHE" 2>/dev/null || true
+if [[ ! -w $CACHE ]]; then
 	CACHE=${XDG_CACHE_HOME:-$HOME/.cache}/netintel-kernels
 	mkdir -p "$CACHE"
 fi
@@ -90,12 +91,14 @@ fetch() {
 		rm -rf "${CACHE:?}/$pkg"
 		deb=$(find "$CACHE" -maxdepth 1 -name "${pkg}_${candidate//:/%3a}_amd64.deb" | head -1)
 		[[ -n $deb ]] || die "apt-get download $pkg left no .deb in $CACHE"
+		find "$CACHE" -maxdepth 1 -name "${pkg}_*_amd64.deb" ! -name "$(basename "$deb")" -delete
 		have=$candidate
 	fi
 	if ! compgen -G "$CACHE/$pkg/boot/vmlinuz-*" >/dev/null; then
 		# Only boot/ is kept: the guests need the kernel image, not its modules.
 		rm -rf "$CACHE/$pkg.tmp"
 		dpkg -x "$deb" "$CACHE/$pkg.tmp"
+		rm -rf "${CACHE:?}/$pkg/boot"
 		mkdir -p "$CACHE/$pkg"
 		mv "$CACHE/$pkg.tmp/boot" "$CACHE/$pkg/boot"
 		rm -rf "$CACHE/$pkg.tmp"
