@@ -198,9 +198,12 @@ run_host() {
 	# The timeout bounds the run, not the wait for the lock; it stops the scenario's whole
 	# process group (tests, collector, httpd).
 	KM_DIR=$payload KM_OUT=$WORK/host-out KM_RUN=$RUN \
-		flock "$LOCK" timeout "$VM_TIMEOUT" sh "$payload/scenario.sh" >"$WORK/host.log" 2>&1 || rc=$?
-	printf 'host\thost\tlinux\t%s\t%s\t\t%s\t%s\n' "$(uname -r)" "$WORK/host.log" \
-		"$(since "$t0")" "$rc" >"$WORK/host.row"
+		flock "$LOCK" sh -c 'date +%s.%N >"$0" && exec "$@"' "$WORK/host.locked" \
+		timeout "$VM_TIMEOUT" sh "$payload/scenario.sh" >"$WORK/host.log" 2>&1 || rc=$?
+	local waited=0
+	[[ -s $WORK/host.locked ]] && waited=$(awk -v a="$t0" -v b="$(cat "$WORK/host.locked")" 'BEGIN { printf "%.1f", b - a }')
+	printf 'host\thost\tlinux\t%s\t%s\t\t%s\t%s\t%s\n' "$(uname -r)" "$WORK/host.log" \
+		"$(since "$t0")" "$rc" "$waited" >"$WORK/host.row"
 }
 run_vm() {
 	local series=$1 t0 rc=0

@@ -19,6 +19,9 @@ type Kernel struct {
 	// of the QEMU (or host scenario) process, 124 when the harness's timeout killed it.
 	Wall       time.Duration
 	ExitStatus int
+	// LockWait is the part of Wall the host row spent waiting for the shared lock
+	// (/tmp/netintel-e2e.lock) that other kernel tests on the machine hold.
+	LockWait time.Duration
 	// ConsoleTail is the end of the kernel's own console (ttyS0), for a guest that never
 	// reached /init or died.
 	ConsoleTail []string

@@ -453,6 +453,15 @@ func TestParseRow(t *testing.T) {
 	if row.Kernel.Name != "6.12" || row.Kernel.ExitStatus != 124 || row.Kernel.Wall != 157300*time.Millisecond || row.Console != "/w/6.12.console" {
 		t.Errorf("%+v", row)
 	}
+	row, err = ParseRow("host\thost\tlinux\t6.18.44\t/w/host.log\t\t207.4\t0\t121.5")
+	if err != nil || row.Kernel.LockWait != 121500*time.Millisecond || row.Console != "" {
+		t.Errorf("host row %+v, %v", row, err)
+	}
+	var out bytes.Buffer
+	Render(&out, []*Result{{Kernel: row.Kernel}}, time.Minute)
+	if !strings.Contains(out.String(), "(host kernel, 207.4 s, 121.5 s of it waiting for the shared lock) PASS") {
+		t.Errorf("report header:\n%s", out.String())
+	}
 	if _, err := ParseRow("6.1\tqemu\n"); err == nil {
 		t.Error("short row accepted")
 	}

@@ -24,7 +24,11 @@ func Render(w io.Writer, results []*Result, wall time.Duration) {
 		if k.Mode == "qemu" {
 			how = "QEMU TCG"
 		}
-		fmt.Fprintf(w, "\n== kernel %s: %s %s (%s, %.1f s) %s\n", k.Name, k.Package, k.Version, how, k.Wall.Seconds(), verdict(r))
+		took := fmt.Sprintf("%.1f s", k.Wall.Seconds())
+		if k.LockWait >= time.Second {
+			took += fmt.Sprintf(", %.1f s of it waiting for the shared lock", k.LockWait.Seconds())
+		}
+		fmt.Fprintf(w, "\n== kernel %s: %s %s (%s, %s) %s\n", k.Name, k.Package, k.Version, how, took, verdict(r))
 		for _, c := range r.Checks {
 			detail := c.Detail
 			if c.Status == Fail {
@@ -148,7 +152,8 @@ func distSummary(r *Result) string {
 }
 
 // Row is one line of the matrix file scripts/test-kernels.sh writes (tab-separated: name,
-// mode, package, version, transcript, console, wall seconds, exit status).
+// mode, package, version, transcript, console, wall seconds, exit status and, for the host,
+// the seconds spent waiting for the shared lock).
 type Row struct {
 	Kernel     Kernel
 	Transcript string
@@ -158,8 +163,14 @@ type Row struct {
 // ParseRow reads one line of the matrix file.
 func ParseRow(line string) (Row, error) {
 	f := strings.Split(strings.TrimRight(line, "\n"), "\t")
-	if len(f) != 8 {
-		return Row{}, fmt.Errorf("matrix row %q: want 8 tab-separated fields, have %d", line, len(f))
+	if len(f) != 8 && len(f) != 9 {
+		return Row{}, fmt.Errorf("matrix row %q: want 8 or 9 tab-separated fields, have %d", line, len(f))
+	}
+	var waited float64
+	if len(f) == 9 {
+		if _, err := fmt.Sscan(f[8], &waited); err != nil {
+			return Row{}, fmt.Errorf("matrix row %q: lock wait seconds: %w", line, err)
+		}
 	}
 	var wall float64
 	var status int
@@ -171,7 +182,8 @@ func ParseRow(line string) (Row, error) {
 	}
 	return Row{
 		Kernel: Kernel{Name: f[0], Mode: f[1], Package: f[2], Version: f[3],
-			Wall: time.Duration(wall * float64(time.Second)), ExitStatus: status},
+			Wall: time.Duration(wall * float64(time.Second)), ExitStatus: status,
+			LockWait: time.Duration(waited * float64(time.Second))},
 		Transcript: f[4],
 		Console:    f[5],
 	}, nil
