@@ -40,6 +40,7 @@ type NetintelAggValue struct {
 type NetintelBlanks struct {
 	_     structs.HostLayout
 	State NetintelSockState
+	Fd    NetintelFdEntry
 	Agg   NetintelAggValue
 }
 
@@ -91,6 +92,16 @@ type NetintelErrKey struct {
 	Dport  uint16
 	Family uint16
 	Pad    uint16
+}
+
+type NetintelFdEntry struct {
+	_         structs.HostLayout
+	Sk        uint64
+	Transport uint8
+	Role      uint8
+	Cls       uint8
+	Seeded    uint8
+	Pad       [4]uint8
 }
 
 type NetintelFdKey struct {
@@ -215,17 +226,15 @@ type NetintelSockInfo struct {
 
 type NetintelSockState struct {
 	_            structs.HostLayout
+	Info         NetintelSockInfo
 	Sk           uint64
-	Cookie       uint64
 	LastRttNs    uint64
 	ClientIsn    uint32
 	ServerIsn    uint32
-	Transport    uint8
-	Role         uint8
 	Cls          uint8
 	DirsSeen     uint8
 	IsnKnown     uint8
-	Seeded       uint8
+	Pad0         [3]uint8
 	H2Copy       [2]uint8
 	H2Left       [2]uint32
 	H2HdrLen     [2]uint8
@@ -279,16 +288,26 @@ const (
 	NetintelMapConnects            = "connects"
 	NetintelMapCounters            = "counters"
 	NetintelMapDataScratch         = "data_scratch"
+	NetintelMapDups                = "dups"
 	NetintelMapEvents              = "events"
+	NetintelMapFdOwners            = "fd_owners"
 	NetintelMapFds                 = "fds"
+	NetintelMapForks               = "forks"
 	NetintelMapRecvStash           = "recv_stash"
 	NetintelMapRouteLimits         = "route_limits"
 	NetintelMapRouteRules          = "route_rules"
 	NetintelMapRouteScratch        = "route_scratch"
 	NetintelMapRuntimeSettings     = "runtime_settings"
 	NetintelMapSocks               = "socks"
+	NetintelProgNiEnterClone       = "ni_enter_clone"
+	NetintelProgNiEnterClone3      = "ni_enter_clone3"
 	NetintelProgNiEnterClose       = "ni_enter_close"
 	NetintelProgNiEnterConnect     = "ni_enter_connect"
+	NetintelProgNiEnterDup         = "ni_enter_dup"
+	NetintelProgNiEnterDup2        = "ni_enter_dup2"
+	NetintelProgNiEnterDup3        = "ni_enter_dup3"
+	NetintelProgNiEnterFcntl       = "ni_enter_fcntl"
+	NetintelProgNiEnterFork        = "ni_enter_fork"
 	NetintelProgNiEnterRead        = "ni_enter_read"
 	NetintelProgNiEnterReadv       = "ni_enter_readv"
 	NetintelProgNiEnterRecvfrom    = "ni_enter_recvfrom"
@@ -297,18 +316,25 @@ const (
 	NetintelProgNiEnterSendmmsg    = "ni_enter_sendmmsg"
 	NetintelProgNiEnterSendmsg     = "ni_enter_sendmsg"
 	NetintelProgNiEnterSendto      = "ni_enter_sendto"
+	NetintelProgNiEnterVfork       = "ni_enter_vfork"
 	NetintelProgNiEnterWrite       = "ni_enter_write"
 	NetintelProgNiEnterWritev      = "ni_enter_writev"
 	NetintelProgNiErrorReport      = "ni_error_report"
 	NetintelProgNiExitAccept       = "ni_exit_accept"
 	NetintelProgNiExitAccept4      = "ni_exit_accept4"
+	NetintelProgNiExitClone        = "ni_exit_clone"
+	NetintelProgNiExitClone3       = "ni_exit_clone3"
 	NetintelProgNiExitConnect      = "ni_exit_connect"
+	NetintelProgNiExitDup          = "ni_exit_dup"
+	NetintelProgNiExitFcntl        = "ni_exit_fcntl"
+	NetintelProgNiExitFork         = "ni_exit_fork"
 	NetintelProgNiExitRead         = "ni_exit_read"
 	NetintelProgNiExitReadv        = "ni_exit_readv"
 	NetintelProgNiExitRecvfrom     = "ni_exit_recvfrom"
 	NetintelProgNiExitRecvmmsg     = "ni_exit_recvmmsg"
 	NetintelProgNiExitRecvmsg      = "ni_exit_recvmsg"
 	NetintelProgNiExitSocket       = "ni_exit_socket"
+	NetintelProgNiExitVfork        = "ni_exit_vfork"
 	NetintelProgNiReceiveReset     = "ni_receive_reset"
 	NetintelProgNiRetransmit       = "ni_retransmit"
 	NetintelProgNiRetransmitSynack = "ni_retransmit_synack"
@@ -333,6 +359,7 @@ const (
 	NetintelVarUnusedAggValue      = "unused_agg_value"
 	NetintelVarUnusedConnEvent     = "unused_conn_event"
 	NetintelVarUnusedDataHeader    = "unused_data_header"
+	NetintelVarUnusedFdEntry       = "unused_fd_entry"
 	NetintelVarUnusedFdKey         = "unused_fd_key"
 	NetintelVarUnusedHttp1Header   = "unused_http1_header"
 	NetintelVarUnusedLimitKey      = "unused_limit_key"
@@ -384,8 +411,15 @@ type NetintelSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelProgramSpecs struct {
+	NiEnterClone       *ebpf.ProgramSpec `ebpf:"ni_enter_clone"`
+	NiEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_enter_clone3"`
 	NiEnterClose       *ebpf.ProgramSpec `ebpf:"ni_enter_close"`
 	NiEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
+	NiEnterDup         *ebpf.ProgramSpec `ebpf:"ni_enter_dup"`
+	NiEnterDup2        *ebpf.ProgramSpec `ebpf:"ni_enter_dup2"`
+	NiEnterDup3        *ebpf.ProgramSpec `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl       *ebpf.ProgramSpec `ebpf:"ni_enter_fcntl"`
+	NiEnterFork        *ebpf.ProgramSpec `ebpf:"ni_enter_fork"`
 	NiEnterRead        *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
 	NiEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
 	NiEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
@@ -394,18 +428,25 @@ type NetintelProgramSpecs struct {
 	NiEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
+	NiEnterVfork       *ebpf.ProgramSpec `ebpf:"ni_enter_vfork"`
 	NiEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
 	NiEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
 	NiErrorReport      *ebpf.ProgramSpec `ebpf:"ni_error_report"`
 	NiExitAccept       *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
 	NiExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
+	NiExitClone        *ebpf.ProgramSpec `ebpf:"ni_exit_clone"`
+	NiExitClone3       *ebpf.ProgramSpec `ebpf:"ni_exit_clone3"`
 	NiExitConnect      *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
+	NiExitDup          *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
+	NiExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
+	NiExitFork         *ebpf.ProgramSpec `ebpf:"ni_exit_fork"`
 	NiExitRead         *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
 	NiExitReadv        *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket       *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
+	NiExitVfork        *ebpf.ProgramSpec `ebpf:"ni_exit_vfork"`
 	NiReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
 	NiRetransmit       *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
 	NiRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
@@ -424,8 +465,11 @@ type NetintelMapSpecs struct {
 	Connects        *ebpf.MapSpec `ebpf:"connects"`
 	Counters        *ebpf.MapSpec `ebpf:"counters"`
 	DataScratch     *ebpf.MapSpec `ebpf:"data_scratch"`
+	Dups            *ebpf.MapSpec `ebpf:"dups"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
+	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
+	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
@@ -457,6 +501,7 @@ type NetintelVariableSpecs struct {
 	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
 	UnusedConnEvent   *ebpf.VariableSpec `ebpf:"unused_conn_event"`
 	UnusedDataHeader  *ebpf.VariableSpec `ebpf:"unused_data_header"`
+	UnusedFdEntry     *ebpf.VariableSpec `ebpf:"unused_fd_entry"`
 	UnusedFdKey       *ebpf.VariableSpec `ebpf:"unused_fd_key"`
 	UnusedHttp1Header *ebpf.VariableSpec `ebpf:"unused_http1_header"`
 	UnusedLimitKey    *ebpf.VariableSpec `ebpf:"unused_limit_key"`
@@ -493,8 +538,11 @@ type NetintelMaps struct {
 	Connects        *ebpf.Map `ebpf:"connects"`
 	Counters        *ebpf.Map `ebpf:"counters"`
 	DataScratch     *ebpf.Map `ebpf:"data_scratch"`
+	Dups            *ebpf.Map `ebpf:"dups"`
 	Events          *ebpf.Map `ebpf:"events"`
+	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
 	Fds             *ebpf.Map `ebpf:"fds"`
+	Forks           *ebpf.Map `ebpf:"forks"`
 	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
@@ -512,8 +560,11 @@ func (m *NetintelMaps) Close() error {
 		m.Connects,
 		m.Counters,
 		m.DataScratch,
+		m.Dups,
 		m.Events,
+		m.FdOwners,
 		m.Fds,
+		m.Forks,
 		m.RecvStash,
 		m.RouteLimits,
 		m.RouteRules,
@@ -546,6 +597,7 @@ type NetintelVariables struct {
 	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
 	UnusedConnEvent   *ebpf.Variable `ebpf:"unused_conn_event"`
 	UnusedDataHeader  *ebpf.Variable `ebpf:"unused_data_header"`
+	UnusedFdEntry     *ebpf.Variable `ebpf:"unused_fd_entry"`
 	UnusedFdKey       *ebpf.Variable `ebpf:"unused_fd_key"`
 	UnusedHttp1Header *ebpf.Variable `ebpf:"unused_http1_header"`
 	UnusedLimitKey    *ebpf.Variable `ebpf:"unused_limit_key"`
@@ -559,8 +611,15 @@ type NetintelVariables struct {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelPrograms struct {
+	NiEnterClone       *ebpf.Program `ebpf:"ni_enter_clone"`
+	NiEnterClone3      *ebpf.Program `ebpf:"ni_enter_clone3"`
 	NiEnterClose       *ebpf.Program `ebpf:"ni_enter_close"`
 	NiEnterConnect     *ebpf.Program `ebpf:"ni_enter_connect"`
+	NiEnterDup         *ebpf.Program `ebpf:"ni_enter_dup"`
+	NiEnterDup2        *ebpf.Program `ebpf:"ni_enter_dup2"`
+	NiEnterDup3        *ebpf.Program `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl       *ebpf.Program `ebpf:"ni_enter_fcntl"`
+	NiEnterFork        *ebpf.Program `ebpf:"ni_enter_fork"`
 	NiEnterRead        *ebpf.Program `ebpf:"ni_enter_read"`
 	NiEnterReadv       *ebpf.Program `ebpf:"ni_enter_readv"`
 	NiEnterRecvfrom    *ebpf.Program `ebpf:"ni_enter_recvfrom"`
@@ -569,18 +628,25 @@ type NetintelPrograms struct {
 	NiEnterSendmmsg    *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg     *ebpf.Program `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto      *ebpf.Program `ebpf:"ni_enter_sendto"`
+	NiEnterVfork       *ebpf.Program `ebpf:"ni_enter_vfork"`
 	NiEnterWrite       *ebpf.Program `ebpf:"ni_enter_write"`
 	NiEnterWritev      *ebpf.Program `ebpf:"ni_enter_writev"`
 	NiErrorReport      *ebpf.Program `ebpf:"ni_error_report"`
 	NiExitAccept       *ebpf.Program `ebpf:"ni_exit_accept"`
 	NiExitAccept4      *ebpf.Program `ebpf:"ni_exit_accept4"`
+	NiExitClone        *ebpf.Program `ebpf:"ni_exit_clone"`
+	NiExitClone3       *ebpf.Program `ebpf:"ni_exit_clone3"`
 	NiExitConnect      *ebpf.Program `ebpf:"ni_exit_connect"`
+	NiExitDup          *ebpf.Program `ebpf:"ni_exit_dup"`
+	NiExitFcntl        *ebpf.Program `ebpf:"ni_exit_fcntl"`
+	NiExitFork         *ebpf.Program `ebpf:"ni_exit_fork"`
 	NiExitRead         *ebpf.Program `ebpf:"ni_exit_read"`
 	NiExitReadv        *ebpf.Program `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom     *ebpf.Program `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg     *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg      *ebpf.Program `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket       *ebpf.Program `ebpf:"ni_exit_socket"`
+	NiExitVfork        *ebpf.Program `ebpf:"ni_exit_vfork"`
 	NiReceiveReset     *ebpf.Program `ebpf:"ni_receive_reset"`
 	NiRetransmit       *ebpf.Program `ebpf:"ni_retransmit"`
 	NiRetransmitSynack *ebpf.Program `ebpf:"ni_retransmit_synack"`
@@ -590,8 +656,15 @@ type NetintelPrograms struct {
 
 func (p *NetintelPrograms) Close() error {
 	return _NetintelClose(
+		p.NiEnterClone,
+		p.NiEnterClone3,
 		p.NiEnterClose,
 		p.NiEnterConnect,
+		p.NiEnterDup,
+		p.NiEnterDup2,
+		p.NiEnterDup3,
+		p.NiEnterFcntl,
+		p.NiEnterFork,
 		p.NiEnterRead,
 		p.NiEnterReadv,
 		p.NiEnterRecvfrom,
@@ -600,18 +673,25 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterSendmmsg,
 		p.NiEnterSendmsg,
 		p.NiEnterSendto,
+		p.NiEnterVfork,
 		p.NiEnterWrite,
 		p.NiEnterWritev,
 		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
+		p.NiExitClone,
+		p.NiExitClone3,
 		p.NiExitConnect,
+		p.NiExitDup,
+		p.NiExitFcntl,
+		p.NiExitFork,
 		p.NiExitRead,
 		p.NiExitReadv,
 		p.NiExitRecvfrom,
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
 		p.NiExitSocket,
+		p.NiExitVfork,
 		p.NiReceiveReset,
 		p.NiRetransmit,
 		p.NiRetransmitSynack,

@@ -92,6 +92,10 @@ func (p *pipeline) event(ev capture.Event) {
 	case ev.Data != nil:
 		p.names.Data(ev.Data)
 		p.tracker.Data(ev.Data)
+	case ev.HTTP1 != nil:
+		// The owner of a socket first seen here (one that predates the capture).
+		p.names.Data(&capture.DataEvent{Process: ev.HTTP1.Process, Socket: ev.HTTP1.Socket})
+		p.tracker.HTTP1(ev.HTTP1)
 	}
 }
 

@@ -76,21 +76,41 @@ enum http1_state {
 			       * read one byte ahead while a handler runs); the rest follows */
 };
 
-/* The fd table's value: one socket fd of one process, and everything the data path keeps for
- * it (one lookup per syscall). Written by user space too, for sockets that predate the capture
- * (sk 0, role from the listening state, seeded 1). */
-struct sock_state {
-	__u64 sk; /* struct sock *, 0 until resolved from the fd */
+/* What connection events need of a TCP socket (also kept a while after its close). */
+struct sock_info {
 	__u64 cookie;
+	__u64 open_ns;
+	struct task_id owner;
+	__u8 role;
+	__u8 opened_sent;
+	__u8 first_fin; /* enum first_fin */
+	__u8 pad[5];
+};
+
+/* The fd table's value: one socket fd of one process. Written by user space too, for sockets
+ * that predate the capture (sk 0, role from the listening state, seeded 1). Forks and dups copy
+ * it: every fd of a socket points at the socket's one state. */
+struct fd_entry {
+	__u64 sk; /* struct sock *, 0 until resolved from the fd */
+	__u8 transport;
+	__u8 role; /* the seed's role, for the socket's state when it is made */
+	__u8 cls; /* UDP: enum sock_class (a UDP socket's whole state) */
+	__u8 seeded;
+	__u8 pad[4];
+};
+
+/* The socket table's value, keyed by struct sock *: a TCP socket's connection and everything the
+ * data path keeps for it. */
+struct sock_state {
+	struct sock_info info; /* first: an info pointer is the state's */
+	__u64 sk;
 	__u64 last_rtt_ns;
 	__u32 client_isn;
 	__u32 server_isn;
-	__u8 transport;
-	__u8 role;
 	__u8 cls; /* enum sock_class */
 	__u8 dirs_seen; /* CLASS_FIRST_EXCHANGE: bit 1 send, bit 2 recv */
 	__u8 isn_known;
-	__u8 seeded; /* written by user space from /proc */
+	__u8 pad0[3];
 	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
 	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
 	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
@@ -112,17 +132,6 @@ struct sock_state {
 	__u8 resp_start[2 * PEEK];
 	__u8 resp_start_len;
 	__u8 pad3[7];
-};
-
-/* The socket table's value, keyed by struct sock *: what connection events need. */
-struct sock_info {
-	__u64 cookie;
-	__u64 open_ns;
-	struct task_id owner;
-	__u8 role;
-	__u8 opened_sent;
-	__u8 first_fin; /* enum first_fin */
-	__u8 pad[5];
 };
 
 /* Which side sent the first FIN of a connection. */
@@ -172,21 +181,30 @@ struct {
 	__type(value, __u64);
 } counters SEC(".maps");
 
-/* Socket fds of every process, fed by socket(), accept() and the /proc seed, emptied by
- * close(). A data syscall on any other fd costs one lookup here. Preallocated: full is counted. */
+/* Socket fds of every process, fed by socket(), accept(), fork, dup and the /proc seed, emptied
+ * by close(). A data syscall on any other fd costs one lookup here. Preallocated: full is counted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct fd_key);
-	__type(value, struct sock_state);
+	__type(value, struct fd_entry);
 } fds SEC(".maps");
 
-/* TCP sockets by struct sock *, for the sock and tcp tracepoints. Preallocated: full is counted. */
+/* How many fds each process has in the fd table: a fork of a process with none copies nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} fd_owners SEC(".maps");
+
+/* TCP sockets by struct sock *: their connection and data state, for the data path and the sock
+ * and tcp tracepoints. Preallocated: full is counted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct sock_info);
+	__type(value, struct sock_state);
 } socks SEC(".maps");
 
 /* Sockets that reached TCP_CLOSE, kept a little so a RST sent after the close still finds its
@@ -267,6 +285,7 @@ struct {
 /* Zeroed values to create large map entries from (the BPF stack holds 512 bytes); never written. */
 struct blanks {
 	struct sock_state state;
+	struct fd_entry fd;
 	struct agg_value agg;
 };
 
@@ -295,6 +314,7 @@ const struct rule_key *unused_rule_key __attribute__((unused));
 const struct settings *unused_settings __attribute__((unused));
 const struct fd_key *unused_fd_key __attribute__((unused));
 const struct sock_state *unused_sock_state __attribute__((unused));
+const struct fd_entry *unused_fd_entry __attribute__((unused));
 
 /* --- helpers ------------------------------------------------------------------------------- */
 

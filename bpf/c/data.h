@@ -57,34 +57,20 @@ static __always_inline void tcp_identity(struct sock_state *st, struct sock *sk)
 	__u64 bytes_acked = BPF_CORE_READ(tp, bytes_acked);
 	/* The connecting side's bytes_acked counts its SYN. */
 	__u32 peer_isn = rcv_nxt - (__u32)bytes_received - 1;
-	__u32 own_isn = snd_una - (__u32)bytes_acked - (st->role == ROLE_SERVER ? 1 : 0);
+	__u32 own_isn = snd_una - (__u32)bytes_acked - (st->info.role == ROLE_SERVER ? 1 : 0);
 	/* Role unknown (a socket user space could not place): reported as if this side were the
 	 * client; user space, deciding it served, swaps them and takes one off (capture.Socket). */
-	st->client_isn = st->role != ROLE_SERVER ? own_isn : peer_isn;
-	st->server_isn = st->role != ROLE_SERVER ? peer_isn : own_isn;
-	st->isn_known = st->role != ROLE_UNKNOWN;
+	st->client_isn = st->info.role != ROLE_SERVER ? own_isn : peer_isn;
+	st->server_isn = st->info.role != ROLE_SERVER ? peer_isn : own_isn;
+	st->isn_known = st->info.role != ROLE_UNKNOWN;
 }
 
-/* The sequence numbers of the next byte written and read (DESIGN §4). The socket pointer is
- * taken out of the fd entry first: inside BPF_CORE_READ the entry's own field access would be
- * relocated too, against a type the kernel does not have. */
-static __always_inline __u32 tcp_write_seq(struct sock_state *st)
-{
-	struct tcp_sock *tp = (struct tcp_sock *)st->sk;
-	return BPF_CORE_READ(tp, write_seq);
-}
-
-static __always_inline __u32 tcp_copied_seq(struct sock_state *st)
-{
-	struct tcp_sock *tp = (struct tcp_sock *)st->sk;
-	return BPF_CORE_READ(tp, copied_seq);
-}
-
-/* stop ends data for a socket: its fd leaves the table, so its syscalls cost one lookup. */
+/* stop ends data for a socket's fd: it leaves the table, so its syscalls cost one lookup (a TCP
+ * socket's state says CLASS_STOPPED for its other fds, forked or duplicated). */
 static __always_inline int stop(__u32 tgid, int fd)
 {
 	struct fd_key k = {.tgid = tgid, .fd = fd};
-	bpf_map_delete_elem(&fds, &k);
+	fd_forget(&k);
 	return 0;
 }
 
@@ -97,22 +83,22 @@ static __always_inline void classify(struct sock_state *st, struct sock *sk, con
 	__u8 v = 0;
 	if (cfg_http && http1_method(p, n, &mlen)) {
 		st->cls = CLASS_HTTP1;
-		if (st->role == ROLE_UNKNOWN)
-			st->role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
+		if (st->info.role == ROLE_UNKNOWN)
+			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
 		return;
 	}
 	if (cfg_http && http1_status(p, n, &v)) {
 		/* Joined mid-connection on a response: the next request starts the cycle. */
 		st->cls = CLASS_HTTP1;
-		if (st->role == ROLE_UNKNOWN)
-			st->role = dir == DIR_SEND ? ROLE_SERVER : ROLE_CLIENT;
+		if (st->info.role == ROLE_UNKNOWN)
+			st->info.role = dir == DIR_SEND ? ROLE_SERVER : ROLE_CLIENT;
 		st->h1 = H1_IN_RESPONSE;
 		return;
 	}
 	if ((cfg_http || cfg_grpc) && is_h2_start(p, n)) {
 		st->cls = CLASS_H2;
-		if (st->role == ROLE_UNKNOWN && n >= 3 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I')
-			st->role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
+		if (st->info.role == ROLE_UNKNOWN && n >= 3 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I')
+			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
 		return;
 	}
 	if (cfg_https && is_tls(p, n)) {
@@ -139,26 +125,20 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 				    __u64 total, __u32 seq)
 {
 	struct sock *sk = (struct sock *)st->sk;
-	if (st->cookie == 0) {
-		struct sock_info *info = socket_info(st);
-		if (!info)
-			return 0;
-		st->cookie = info->cookie;
-	}
+	if (st->cls == CLASS_STOPPED)
+		return stop(tgid, fd);
 	__u64 now = bpf_ktime_get_ns();
 	if (now - st->last_rtt_ns >= cfg_rtt_interval_ns) {
 		/* RTT, sampled here where the socket is in hand (not from tcp:tcp_probe, which runs on
 		 * every segment), at most once per socket per cfg_rtt_interval_ns. */
 		st->last_rtt_ns = now;
-		__u64 key = (__u64)sk;
-		struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
-		emit_conn(CONN_RTT, sk, info, NULL, 0);
+		emit_conn(CONN_RTT, sk, &st->info, NULL, 0);
 	}
 
 	__u8 cls = st->cls;
 	if (cls == CLASS_HTTP1) {
 		/* Bodies cost a state check, nothing more: no bytes are read. */
-		__u8 req_dir = st->role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
+		__u8 req_dir = st->info.role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
 		if (dir == req_dir) {
 			if (st->h1 == H1_WAIT_RESPONSE && (st->req_seq == seq || dir == DIR_RECV))
 				return 0; /* the request's body, or a write retried after EAGAIN */
@@ -170,7 +150,8 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 	struct buf_ref r;
 	if (!locate(kind, buf, total, 0, &r))
 		return 0;
-	struct data_meta m = {.st = st, .sk = sk, .dir = dir, .size = total, .seq = seq};
+	struct data_meta m;
+	tcp_meta(&m, st, dir, total, seq);
 
 	__u8 p[PEEK] = {};
 	__u32 n = r.avail < PEEK ? r.avail : PEEK;
@@ -187,11 +168,14 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		cls = st->cls;
 	}
 	tcp_identity(st, sk);
+	m.client_isn = st->client_isn;
+	m.server_isn = st->server_isn;
+	m.role = st->info.role;
 
 	switch (cls) {
 	case CLASS_HTTP1: {
 		struct settings *s = settings();
-		__u8 req_dir = st->role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
+		__u8 req_dir = st->info.role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
 		__u32 mlen = 0;
 		__u8 version = 0;
 		if (dir == req_dir) {
@@ -220,7 +204,7 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 				count(COUNTER_HTTP1_RAW);
 				return emit_raw(&m, &r);
 			}
-			__u16 port = st->role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
+			__u16 port = st->info.role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
 							     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 			http1_request(st, &r, total, seq, port, s);
 			return 0;
@@ -242,9 +226,11 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		if (status < 200 && status != 101)
 			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
 		http1_response(st, sk, &r, status, version, seq, s);
-		if (status == 101)
+		if (status == 101) {
 			/* Switching protocols (WebSocket, h2c): no more HTTP/1 on this connection. */
+			st->cls = CLASS_STOPPED;
 			return stop(tgid, fd);
+		}
 		return 0;
 	}
 	case CLASS_H2:
@@ -253,8 +239,10 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		return emit_raw(&m, &r);
 	case CLASS_FIRST_EXCHANGE: {
 		__u8 bit = dir == DIR_SEND ? 1 : 2;
-		if (st->dirs_seen & bit)
+		if (st->dirs_seen & bit) {
+			st->cls = CLASS_STOPPED;
 			return stop(tgid, fd);
+		}
 		st->dirs_seen |= bit;
 		return emit_raw(&m, &r);
 	}
@@ -263,13 +251,13 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 }
 
 /* udp_data handles one datagram of a UDP socket: DNS is sent; other UDP stops before any copy
- * (connected sockets leave the fd table; unconnected ones are judged per datagram by port). */
-static __always_inline int udp_data(struct sock_state *st, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+ * (a socket off the DNS ports whose first datagram is no DNS leaves the fd table). */
+static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
 				    __u64 total, __u64 addr)
 {
 	if (!cfg_dns)
 		return stop(tgid, fd);
-	struct sock *sk = (struct sock *)st->sk;
+	struct sock *sk = (struct sock *)fe->sk;
 	struct buf_ref r;
 	if (!locate(kind, buf, total, addr, &r))
 		return 0;
@@ -280,40 +268,60 @@ static __always_inline int udp_data(struct sock_state *st, __u32 tgid, int fd, _
 		if (bpf_probe_read_user(&sa, sizeof(sa), (void *)r.uaddr) == 0)
 			dport = bpf_ntohs(sa.sin_port); /* sin6_port sits at the same offset */
 	}
-	if (!port_in(cfg_dns_ports, sport, dport) && st->cls != CLASS_RAW) {
+	if (!port_in(cfg_dns_ports, sport, dport) && fe->cls != CLASS_RAW) {
 		/* Off the DNS ports: the socket's first datagram decides, once — DNS-shaped keeps it
 		 * (a resolver on another port), anything else stops it before any further copy. */
 		__u8 p[DNS_HEADER_LEN] = {};
-		if (st->cls != CLASS_UNKNOWN || r.avail < DNS_HEADER_LEN ||
+		if (fe->cls != CLASS_UNKNOWN || r.avail < DNS_HEADER_LEN ||
 		    bpf_probe_read_user(p, sizeof(p), (void *)r.src) != 0 || !is_dns(p, sizeof(p)))
 			return stop(tgid, fd);
-		st->cls = CLASS_RAW;
+		fe->cls = CLASS_RAW;
 	}
-	struct data_meta m = {.st = st, .sk = sk, .dir = dir, .size = total, .seq = 0};
+	struct data_meta m = {.sk = sk, .dir = dir, .size = total, .transport = TRANSPORT_UDP};
 	return emit_raw(&m, &r);
 }
 
 /* data dispatches one read or write of a tracked socket. */
-static __always_inline int data(struct sock_state *st, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+static __always_inline int data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
 				__u64 total, __u64 addr, __u32 seq)
 {
-	if (st->transport == TRANSPORT_UDP)
-		return udp_data(st, tgid, fd, dir, kind, buf, total, addr);
+	if (fe->transport == TRANSPORT_UDP)
+		return udp_data(fe, tgid, fd, dir, kind, buf, total, addr);
+	struct sock_state *st = tcp_state(fe);
+	if (!st)
+		return 0;
 	return tcp_data(st, tgid, fd, dir, kind, buf, total, seq);
 }
 
 /* lookup_fd returns the tracked socket behind fd of the current process, NULL for any other fd. */
-static __always_inline struct sock_state *lookup_fd(__u32 tgid, int fd)
+static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
 {
 	if (excluded_tgid(tgid))
 		return NULL;
 	struct fd_key k = {.tgid = tgid, .fd = fd};
-	struct sock_state *st = bpf_map_lookup_elem(&fds, &k);
-	if (!st || st->cls == CLASS_STOPPED)
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+	if (!fe)
 		return NULL;
-	if (!resolve(st, tgid, fd))
+	if (!resolve(fe, tgid, fd))
 		return NULL;
-	return st;
+	return fe;
+}
+
+/* fd_write_seq and fd_copied_seq: the sequence number of the next byte written / read. */
+static __always_inline __u32 fd_write_seq(struct fd_entry *fe)
+{
+	if (fe->transport != TRANSPORT_TCP)
+		return 0;
+	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
+	return BPF_CORE_READ(tp, write_seq);
+}
+
+static __always_inline __u32 fd_copied_seq(struct fd_entry *fe)
+{
+	if (fe->transport != TRANSPORT_TCP)
+		return 0;
+	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
+	return BPF_CORE_READ(tp, copied_seq);
 }
 
 /* write-type syscalls: the bytes are judged at sys_enter. size is what the caller asks to send
@@ -321,21 +329,18 @@ static __always_inline struct sock_state *lookup_fd(__u32 tgid, int fd)
 static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr, __u8 kind)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct sock_state *st = lookup_fd(tgid, fd);
-	if (!st || size == 0)
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe || size == 0)
 		return 0;
-	__u32 seq = 0;
-	if (st->transport == TRANSPORT_TCP)
-		seq = tcp_write_seq(st);
-	return data(st, tgid, fd, DIR_SEND, kind, buf, size, addr, seq);
+	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, fd_write_seq(fe));
 }
 
 /* read-type syscalls keep their arguments for sys_exit, where the bytes are. */
 static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct sock_state *st = lookup_fd(tgid, fd);
-	if (!st)
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe)
 		return 0;
 	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0,
 						   BPF_LOCAL_STORAGE_GET_F_CREATE);
@@ -347,7 +352,7 @@ static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
 	a->addr = addr;
 	a->fd = fd;
 	a->kind = kind;
-	a->seq = st->transport == TRANSPORT_TCP ? tcp_copied_seq(st) : 0;
+	a->seq = fd_copied_seq(fe);
 	a->active = 1;
 	return 0;
 }
@@ -368,14 +373,14 @@ static __always_inline int exit_recv(struct trace_event_raw_sys_exit *ctx, __u8 
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	int fd = a->fd;
 	struct fd_key k = {.tgid = tgid, .fd = fd};
-	struct sock_state *st = bpf_map_lookup_elem(&fds, &k);
-	if (!st || !st->sk)
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+	if (!fe || !fe->sk)
 		return 0;
 	if (kind != BUF_MMSG)
-		return data(st, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr, a->seq);
+		return data(fe, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr, a->seq);
 	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
 	 * message's msg_len says what it moved. */
-	if (st->transport != TRANSPORT_UDP) {
+	if (fe->transport != TRANSPORT_UDP) {
 		count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
 		return 0;
 	}
@@ -390,7 +395,7 @@ static __always_inline int exit_recv(struct trace_event_raw_sys_exit *ctx, __u8 
 			break;
 		}
 		if (mm.msg_len > 0)
-			udp_data(st, tgid, fd, DIR_RECV, BUF_MMSG, at, mm.msg_len, 0);
+			udp_data(fe, tgid, fd, DIR_RECV, BUF_MMSG, at, mm.msg_len, 0);
 	}
 	if (ret > MAX_MMSG)
 		count_n(COUNTER_MMSG_TRUNCATED, ret - MAX_MMSG);
@@ -401,11 +406,11 @@ static __always_inline int exit_recv(struct trace_event_raw_sys_exit *ctx, __u8 
 static __always_inline int enter_sendmmsg(int fd, __u64 vec, __u64 vlen)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct sock_state *st = lookup_fd(tgid, fd);
-	if (!st || vlen == 0)
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe || vlen == 0)
 		return 0;
 	/* sendmmsg: datagrams (glibc sends a name's A and AAAA queries in one call). */
-	if (st->transport != TRANSPORT_UDP) {
+	if (fe->transport != TRANSPORT_UDP) {
 		count_n(COUNTER_MMSG_TRUNCATED, vlen); /* TCP byte streams are not followed through mmsg */
 		return 0;
 	}
@@ -424,7 +429,7 @@ static __always_inline int enter_sendmmsg(int fd, __u64 vec, __u64 vlen)
 			break;
 		}
 		if (iov.iov_len > 0)
-			udp_data(st, tgid, fd, DIR_SEND, BUF_MMSG, at, iov.iov_len, 0);
+			udp_data(fe, tgid, fd, DIR_SEND, BUF_MMSG, at, iov.iov_len, 0);
 	}
 	if (vlen > MAX_MMSG)
 		count_n(COUNTER_MMSG_TRUNCATED, vlen - MAX_MMSG);
@@ -457,12 +462,10 @@ static __always_inline __u64 msghdr_total(__u64 msgp)
 SEC("tracepoint/syscalls/sys_enter_close")
 int ni_enter_close(struct trace_event_raw_sys_enter *ctx)
 {
+	/* The socket's state lives on while another fd (a fork, a dup) holds it; a request still
+	 * waiting is sent as unanswered when the connection closes (ni_set_state). */
 	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)ctx->args[0]};
-	struct sock_state *st = bpf_map_lookup_elem(&fds, &key);
-	if (!st)
-		return 0;
-	http1_unanswered(st);
-	bpf_map_delete_elem(&fds, &key);
+	fd_forget(&key);
 	return 0;
 }
 

@@ -326,7 +326,7 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 #define EMIT_EXCHANGE_CLASS(CAP)                                                                  \
 	static __always_inline int emit_exchange_##CAP(struct sock_state *st, struct sock *sk, __u64 rsrc, \
 						      __u64 rlen, __u16 status, __u8 reasons, __u32 resp_seq, \
-						      __u64 now)                                    \
+						      __u64 now, const struct sock_tuple *tuple)    \
 	{                                                                                         \
 		struct {                                                                          \
 			struct http1_header h;                                                    \
@@ -362,12 +362,18 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		h->req_size = st->req_size;                                                       \
 		h->req_ns = st->req_ns;                                                           \
 		h->resp_ns = now;                                                                 \
-		h->cookie = st->cookie;                                                           \
+		h->cookie = st->info.cookie;                                                      \
 		h->route = st->route;                                                             \
-		current_task_id(&h->task);                                                        \
-		fill_tuple(sk, &h->tuple);                                                        \
+		if (tuple)                                                                        \
+			h->task = st->info.owner; /* at the connection's close, in softirq */      \
+		else                                                                              \
+			current_task_id(&h->task); /* the process doing the I/O (a forked child) */ \
+		if (tuple)                                                                        \
+			h->tuple = *tuple;                                                        \
+		else                                                                              \
+			fill_tuple(sk, &h->tuple);                                                \
 		h->tuple.transport = TRANSPORT_TCP;                                               \
-		h->tuple.role = st->role;                                                         \
+		h->tuple.role = st->info.role;                                                    \
 		h->req_seq = st->req_seq;                                                         \
 		h->resp_seq = resp_seq;                                                           \
 		h->client_isn = st->client_isn;                                                   \
@@ -376,7 +382,7 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		h->tcp_state = 0;                                                                 \
 		if (reasons & HTTP1_UNANSWERED) {                                                 \
 			h->sk_err = BPF_CORE_READ(sk, sk_err);                                    \
-			h->tcp_state = BPF_CORE_READ(sk, __sk_common.skc_state);                  \
+			h->tcp_state = st->info.first_fin == FIN_PEER ? TCP_CLOSE_WAIT : TCP_CLOSE; \
 		}                                                                                 \
 		count_ringbuf(sizeof(*e));                                                        \
 		count(COUNTER_HTTP1_SENT);                                                        \
@@ -388,14 +394,15 @@ EMIT_EXCHANGE_CLASS(128)
 EMIT_EXCHANGE_CLASS(256)
 
 static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk, __u64 rsrc, __u32 ravail,
-					 __u16 status, __u8 reasons, __u32 resp_seq, __u64 now)
+					 __u16 status, __u8 reasons, __u32 resp_seq, __u64 now,
+					 const struct sock_tuple *tuple)
 {
 	__u64 rlen = ravail < HTTP1_RESPONSE ? ravail : HTTP1_RESPONSE;
 	if (rlen > cfg_max_payload)
 		rlen = cfg_max_payload;
 	if (st->stash_len <= 128 && rlen <= 128)
-		return emit_exchange_128(st, sk, rsrc, rlen, status, reasons, resp_seq, now);
-	return emit_exchange_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now);
+		return emit_exchange_128(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
+	return emit_exchange_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
 }
 
 /* --- judging ------------------------------------------------------------------------------- */
@@ -404,14 +411,14 @@ static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st,
 {
 	__builtin_memset(k, 0, sizeof(*k));
 	k->tgid = bpf_get_current_pid_tgid() >> 32;
-	k->role = st->role;
+	k->role = st->info.role;
 	k->method = st->method;
 	k->status = status;
 	k->version = st->version;
 	k->route = st->route;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	k->family = family;
-	if (st->role == ROLE_SERVER) {
+	if (st->info.role == ROLE_SERVER) {
 		/* Clients are counted by network: an ingress must not make one key per client. */
 		k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
 		if (family == AF_INET) {
@@ -562,7 +569,7 @@ static __always_inline int http1_request_rest(struct sock_state *st, const struc
 	st->stash_len = have + n;
 	st->req_size += size;
 	struct sock *sk = (struct sock *)st->sk;
-	__u16 port = st->role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
+	__u16 port = st->info.role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
 					     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 	__u32 mlen = 0;
 	if (!http1_method(st->stash, have + n, &mlen)) {
@@ -646,17 +653,17 @@ static __always_inline void http1_response(struct sock_state *st, struct sock *s
 		if (!reasons)
 			return;
 	}
-	emit_exchange(st, sk, r->src, r->avail, status, reasons, seq, now);
+	emit_exchange(st, sk, r->src, r->avail, status, reasons, seq, now, NULL);
 }
 
 /* http1_unanswered sends a request still waiting for its response when its socket is closed:
  * user space reports it as reset, closed or abandoned (the TCP state and error tell which). */
-static __always_inline void http1_unanswered(struct sock_state *st)
+static __always_inline void http1_unanswered(struct sock_state *st, const struct sock_tuple *tuple)
 {
 	if (st->cls != CLASS_HTTP1 || st->h1 != H1_WAIT_RESPONSE || !st->sk)
 		return;
 	st->h1 = H1_IDLE;
-	emit_exchange(st, (struct sock *)st->sk, 0, 0, 0, HTTP1_UNANSWERED, 0, bpf_ktime_get_ns());
+	emit_exchange(st, (struct sock *)st->sk, 0, 0, 0, HTTP1_UNANSWERED, 0, bpf_ktime_get_ns(), tuple);
 }
 
 #endif

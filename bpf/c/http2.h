@@ -184,8 +184,9 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 	if (out == 0 || out > MAX_PAYLOAD)
 		return 0;
 
-	struct data_meta m = {.st = st, .sk = (struct sock *)st->sk, .dir = d == 0 ? DIR_SEND : DIR_RECV,
-			      .flags = DATA_H2_COMPACT, .size = size_seq >> 32, .seq = (__u32)size_seq};
+	struct data_meta m;
+	tcp_meta(&m, st, d == 0 ? DIR_SEND : DIR_RECV, size_seq >> 32, (__u32)size_seq);
+	m.flags = DATA_H2_COMPACT;
 	fill_data_header(&e->h, &m, out, NULL);
 	e->h.flags &= ~DATA_TRUNCATED;
 	__u64 size = sizeof(e->h) + out;

@@ -75,7 +75,8 @@ enum counter_index {
 	COUNTER_HTTP1_RAW = 14, /* HTTP/1 sockets handed to user space as raw bytes (not parsable here) */
 	COUNTER_H2_FRAMES_CUT = 15, /* HTTP/2 frames beyond the per-call walk limit: the stream resyncs */
 	COUNTER_FD_WALKS = 16, /* fd -> socket walks (first data on an untracked socket-only syscall, seeded fds) */
-	COUNTER_MAX = 17,
+	COUNTER_FORK_FDS_BEYOND = 17, /* a forked child's socket fds above the copied range: not followed */
+	COUNTER_MAX = 18,
 };
 
 struct task_id {

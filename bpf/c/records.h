@@ -43,15 +43,37 @@ static __always_inline bool locate(__u8 kind, __u64 buf, __u64 total, __u64 addr
 	return true;
 }
 
-/* The identity of a data record: which socket, which process, which bytes. */
+/* The identity of a data record: which socket, which process, which bytes. st is the TCP
+ * socket's state (NULL for UDP). */
 struct data_meta {
 	struct sock_state *st;
 	struct sock *sk;
-	__u8 dir;
-	__u8 flags;
+	__u64 cookie;
 	__u32 size; /* bytes the call moved (or was asked to move) */
 	__u32 seq;
+	__u32 client_isn;
+	__u32 server_isn;
+	__u8 dir;
+	__u8 flags;
+	__u8 role;
+	__u8 transport;
 };
+
+/* tcp_meta describes a call on a TCP socket. */
+static __always_inline void tcp_meta(struct data_meta *m, struct sock_state *st, __u8 dir, __u32 size, __u32 seq)
+{
+	m->st = st;
+	m->sk = (struct sock *)st->sk;
+	m->cookie = st->info.cookie;
+	m->size = size;
+	m->seq = seq;
+	m->client_isn = st->client_isn;
+	m->server_isn = st->server_isn;
+	m->dir = dir;
+	m->flags = 0;
+	m->role = st->info.role;
+	m->transport = TRANSPORT_TCP;
+}
 
 static __always_inline void fill_data_header(struct data_header *h, const struct data_meta *m, __u64 n,
 					     const struct buf_ref *r)
@@ -62,16 +84,16 @@ static __always_inline void fill_data_header(struct data_header *h, const struct
 	h->pad = 0;
 	h->size = m->size;
 	h->ts_ns = bpf_ktime_get_ns();
-	h->cookie = m->st->cookie;
+	h->cookie = m->cookie;
 	current_task_id(&h->task);
 	fill_tuple(m->sk, &h->tuple);
-	h->tuple.transport = m->st->transport;
-	h->tuple.role = m->st->role;
-	if (m->st->transport == TRANSPORT_UDP && r && h->tuple.dport == 0)
+	h->tuple.transport = m->transport;
+	h->tuple.role = m->role;
+	if (m->transport == TRANSPORT_UDP && r && h->tuple.dport == 0)
 		remote_from_user(&h->tuple, r->uaddr);
 	h->seq = m->seq;
-	h->client_isn = m->st->client_isn;
-	h->server_isn = m->st->server_isn;
+	h->client_isn = m->client_isn;
+	h->server_isn = m->server_isn;
 	h->payload_len = n;
 	if (m->size > n)
 		h->flags |= DATA_TRUNCATED;

@@ -4,26 +4,40 @@
 #define NETINTEL_SOCKETS_H
 
 #include "common.h"
+#include "http1.h"
 
-/* sock_info_get returns the socket table entry of sk, creating it when asked. */
-static __always_inline struct sock_info *sock_info_get(struct sock *sk, bool create)
+/* sock_state_get returns the socket table entry of sk, creating it when asked. */
+static __always_inline struct sock_state *sock_state_get(struct sock *sk, bool create)
 {
 	__u64 key = (__u64)sk;
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
-	if (info || !create)
-		return info;
-	struct sock_info fresh = {};
-	/* The kernel socket cookie is not reachable from tracepoint programs (bpf_get_socket_cookie
-	 * is not offered to them and skc_cookie is assigned lazily), so a random 64-bit id is
-	 * drawn when the socket is first seen. */
-	fresh.cookie = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
-	if (bpf_map_update_elem(&socks, &key, &fresh, BPF_NOEXIST) != 0) {
-		info = bpf_map_lookup_elem(&socks, &key);
-		if (!info)
+	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	if (st || !create)
+		return st;
+	struct blanks *b = blanks();
+	if (!b)
+		return NULL;
+	if (bpf_map_update_elem(&socks, &key, &b->state, BPF_NOEXIST) != 0) {
+		st = bpf_map_lookup_elem(&socks, &key);
+		if (!st)
 			count(COUNTER_SOCKS_FULL);
-		return info;
+		return st;
 	}
-	return bpf_map_lookup_elem(&socks, &key);
+	st = bpf_map_lookup_elem(&socks, &key);
+	if (st) {
+		st->sk = (__u64)sk;
+		/* The kernel socket cookie is not reachable from tracepoint programs
+		 * (bpf_get_socket_cookie is not offered to them and skc_cookie is assigned lazily),
+		 * so a random 64-bit id is drawn when the socket is first seen. */
+		st->info.cookie = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	}
+	return st;
+}
+
+/* sock_info_get is sock_state_get's connection part. */
+static __always_inline struct sock_info *sock_info_get(struct sock *sk, bool create)
+{
+	struct sock_state *st = sock_state_get(sk, create);
+	return st ? &st->info : NULL;
 }
 
 /* --- connection events --------------------------------------------------------------------- */
@@ -113,13 +127,13 @@ static __always_inline void tuple_from_sockaddrs(struct sock_tuple *t, const __u
 	}
 }
 
-/* closed_info finds the owner of a socket that already reached TCP_CLOSE. */
+/* known_info finds the connection of sk, also one that already reached TCP_CLOSE. */
 static __always_inline struct sock_info *known_info(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
-	if (info)
-		return info;
+	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	if (st)
+		return &st->info;
 	return bpf_map_lookup_elem(&closed_socks, &key);
 }
 
@@ -157,7 +171,8 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	__u64 key = (__u64)sk;
 	if (oldstate == TCP_ESTABLISHED && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT)) {
 		/* The first FIN: sent by us (FIN_WAIT1) or received (CLOSE_WAIT). */
-		struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+		struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+		struct sock_info *info = st ? &st->info : NULL;
 		if (info && info->first_fin == FIN_NONE)
 			info->first_fin = newstate == TCP_FIN_WAIT1 ? FIN_LOCAL : FIN_PEER;
 		return 0;
@@ -165,7 +180,11 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	if (newstate != TCP_CLOSE)
 		return 0;
 
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	struct sock_info *info = st ? &st->info : NULL;
+	if (st)
+		/* No response can come any more: a request still waiting is sent as unanswered. */
+		http1_unanswered(st, &t);
 	if (oldstate == TCP_SYN_SENT) {
 		__s32 err = BPF_CORE_READ(sk, sk_err);
 		if (err == 0) {
@@ -221,40 +240,60 @@ int ni_error_report(struct trace_event_raw_inet_sk_error_report *ctx)
 
 /* --- the fd table -------------------------------------------------------------------------- */
 
+static __always_inline void owner_add(__u32 tgid, int delta)
+{
+	__u32 *n = bpf_map_lookup_elem(&fd_owners, &tgid);
+	if (n) {
+		if (delta > 0)
+			__sync_fetch_and_add(n, 1);
+		else if (*n <= 1)
+			bpf_map_delete_elem(&fd_owners, &tgid);
+		else
+			__sync_fetch_and_add(n, -1);
+		return;
+	}
+	if (delta > 0) {
+		__u32 one = 1;
+		bpf_map_update_elem(&fd_owners, &tgid, &one, BPF_NOEXIST);
+	}
+}
+
+/* fd_forget removes an fd from the table (close, or a socket that stopped being followed). */
+static __always_inline void fd_forget(struct fd_key *key)
+{
+	if (bpf_map_delete_elem(&fds, key) == 0)
+		owner_add(key->tgid, -1);
+}
+
 /* track_fd enters fd of the current process in the fd table, with its socket when known. */
-static __always_inline struct sock_state *track_fd(__u32 tgid, int fd, struct sock *sk, __u8 transport)
+static __always_inline struct fd_entry *track_fd(__u32 tgid, int fd, struct sock *sk, __u8 transport)
 {
 	struct fd_key key = {.tgid = tgid, .fd = fd};
-	struct blanks *b = blanks();
-	if (!b)
-		return NULL;
-	if (bpf_map_update_elem(&fds, &key, &b->state, BPF_ANY) != 0) {
+	struct fd_entry fresh = {.sk = (__u64)sk, .transport = transport};
+	if (bpf_map_update_elem(&fds, &key, &fresh, BPF_NOEXIST) == 0) {
+		owner_add(tgid, 1);
+	} else if (bpf_map_update_elem(&fds, &key, &fresh, BPF_EXIST) != 0) {
 		count(COUNTER_FDS_FULL);
 		return NULL;
 	}
-	struct sock_state *st = bpf_map_lookup_elem(&fds, &key);
-	if (st) {
-		st->sk = (__u64)sk;
-		st->transport = transport;
-	}
-	return st;
+	return bpf_map_lookup_elem(&fds, &key);
 }
 
-/* resolve fills in the socket of an entry made without one (socket() before the walk, or the
- * /proc seed): st->sk stays 0 and the entry is dropped when the fd is not an inet socket. */
-static __always_inline bool resolve(struct sock_state *st, __u32 tgid, int fd)
+/* resolve fills in the socket of an entry made without one (the /proc seed): fe->sk stays 0 and
+ * the entry is dropped when the fd is not an inet socket. */
+static __always_inline bool resolve(struct fd_entry *fe, __u32 tgid, int fd)
 {
-	if (st->sk)
+	if (fe->sk)
 		return true;
 	struct sock *sk = sock_from_fd(fd);
 	__u8 transport = sk ? sock_transport(sk) : 0;
 	if (!transport) {
 		struct fd_key key = {.tgid = tgid, .fd = fd};
-		bpf_map_delete_elem(&fds, &key);
+		fd_forget(&key);
 		return false;
 	}
-	st->sk = (__u64)sk;
-	st->transport = transport;
+	fe->sk = (__u64)sk;
+	fe->transport = transport;
 	return true;
 }
 
@@ -275,6 +314,243 @@ int ni_exit_socket(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
+
+/* --- fork: a child inherits its parent's socket fds ----------------------------------------- */
+
+/* Sockets a fork-per-connection server (busybox httpd, inetd, a PostgreSQL backend) accepted in
+ * the parent are served by the child. Its first syscalls after the fork copy the parent's
+ * entries of the fds it could have inherited. */
+#define FORK_FDS 256
+
+struct fork_copy {
+	__u32 parent;
+	__u32 child;
+	__u32 copied;
+};
+
+static long fork_copy_step(__u32 fd, void *ctx)
+{
+	struct fork_copy *fc = ctx;
+	struct fd_key pk = {.tgid = fc->parent, .fd = fd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &pk);
+	if (!fe)
+		return 0;
+	struct fd_key ck = {.tgid = fc->child, .fd = fd};
+	if (bpf_map_update_elem(&fds, &ck, fe, BPF_NOEXIST) == 0) {
+		fc->copied++;
+		owner_add(fc->child, 1);
+	}
+	return 0;
+}
+
+/* Process forks in flight, for the parent's sys_exit: the clone was no thread and its parent has
+ * tracked fds. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __u8);
+} forks SEC(".maps");
+
+#define CLONE_THREAD 0x00010000
+
+static __always_inline int enter_fork(__u64 flags)
+{
+	if (flags & CLONE_THREAD)
+		return 0;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (!bpf_map_lookup_elem(&fd_owners, &tgid))
+		return 0;
+	__u8 one = 1;
+	bpf_map_update_elem(&forks, &id, &one, BPF_ANY);
+	return 0;
+}
+
+static __always_inline void copy_fds(__u32 parent, __u32 child)
+{
+	__u32 *owned = bpf_map_lookup_elem(&fd_owners, &parent);
+	if (!owned)
+		return;
+	__u32 want = *owned;
+	struct fork_copy fc = {.parent = parent, .child = child};
+	bpf_loop(FORK_FDS, fork_copy_step, &fc, 0);
+	if (fc.copied < want)
+		count_n(COUNTER_FORK_FDS_BEYOND, want - fc.copied);
+}
+
+/* Both sides copy: the parent as its fork returns (before it can close its copy of a socket) and
+ * the child as its own returns (before it can use, dup or close one); whichever runs first makes
+ * the entries, the other finds them. */
+static __always_inline int exit_fork(struct trace_event_raw_sys_exit *ctx)
+{
+	long ret = ctx->ret;
+	__u64 id = bpf_get_current_pid_tgid();
+	__u32 tgid = id >> 32;
+	if (ret > 0) {
+		if (!bpf_map_lookup_elem(&forks, &id))
+			return 0;
+		bpf_map_delete_elem(&forks, &id);
+		copy_fds(tgid, (__u32)ret);
+		return 0;
+	}
+	if (ret != 0)
+		return 0;
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	__u32 parent = BPF_CORE_READ(task, real_parent, tgid);
+	if (parent == tgid || excluded_tgid(tgid))
+		return 0; /* a thread, or ours */
+	copy_fds(parent, tgid);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_clone")
+int ni_enter_clone(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_fork(ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_enter_clone3")
+int ni_enter_clone3(struct trace_event_raw_sys_enter *ctx)
+{
+	__u64 flags = 0;
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[0]) != 0)
+		return 0;
+	return enter_fork(flags);
+}
+
+SEC("tracepoint/syscalls/sys_enter_fork")
+int ni_enter_fork(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_fork(0);
+}
+
+SEC("tracepoint/syscalls/sys_enter_vfork")
+int ni_enter_vfork(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_fork(0);
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone")
+int ni_exit_clone(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_fork(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_clone3")
+int ni_exit_clone3(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_fork(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fork")
+int ni_exit_fork(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_fork(ctx);
+}
+
+SEC("tracepoint/syscalls/sys_exit_vfork")
+int ni_exit_vfork(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_fork(ctx);
+}
+
+/* --- dup: another fd of the same socket ---------------------------------------------------- */
+
+/* An fd copy (dup2 onto stdin/stdout, as inetd-style servers do) points at the socket's one
+ * state. dup2/dup3 name the new fd up front; dup and fcntl(F_DUPFD) return it. */
+
+static __always_inline void dup_fd(__u32 tgid, int oldfd, int newfd)
+{
+	if (oldfd == newfd || newfd < 0)
+		return;
+	struct fd_key ok = {.tgid = tgid, .fd = oldfd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &ok);
+	struct fd_key nk = {.tgid = tgid, .fd = newfd};
+	if (!fe) {
+		fd_forget(&nk); /* newfd, if it was a socket, is closed by the dup */
+		return;
+	}
+	if (bpf_map_update_elem(&fds, &nk, fe, BPF_NOEXIST) == 0)
+		owner_add(tgid, 1);
+	else if (bpf_map_update_elem(&fds, &nk, fe, BPF_EXIST) != 0)
+		count(COUNTER_FDS_FULL);
+}
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64); /* pid_tgid */
+	__type(value, __s32); /* the fd being duplicated */
+} dups SEC(".maps");
+
+static __always_inline int enter_dup(int oldfd)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	struct fd_key k = {.tgid = id >> 32, .fd = oldfd};
+	if (!bpf_map_lookup_elem(&fds, &k))
+		return 0;
+	__s32 fd = oldfd;
+	bpf_map_update_elem(&dups, &id, &fd, BPF_ANY);
+	return 0;
+}
+
+static __always_inline int exit_dup(long ret)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	__s32 *oldfd = bpf_map_lookup_elem(&dups, &id);
+	if (!oldfd)
+		return 0;
+	int fd = *oldfd;
+	bpf_map_delete_elem(&dups, &id);
+	if (ret >= 0)
+		dup_fd(id >> 32, fd, (int)ret);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup2")
+int ni_enter_dup2(struct trace_event_raw_sys_enter *ctx)
+{
+	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->args[0], (int)ctx->args[1]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup3")
+int ni_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+{
+	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->args[0], (int)ctx->args[1]);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_enter_dup")
+int ni_enter_dup(struct trace_event_raw_sys_enter *ctx)
+{
+	return enter_dup((int)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_dup")
+int ni_exit_dup(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_dup(ctx->ret);
+}
+
+#define F_DUPFD 0
+#define F_DUPFD_CLOEXEC 1030
+
+SEC("tracepoint/syscalls/sys_enter_fcntl")
+int ni_enter_fcntl(struct trace_event_raw_sys_enter *ctx)
+{
+	long cmd = ctx->args[1];
+	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
+		return 0;
+	return enter_dup((int)ctx->args[0]);
+}
+
+SEC("tracepoint/syscalls/sys_exit_fcntl")
+int ni_exit_fcntl(struct trace_event_raw_sys_exit *ctx)
+{
+	return exit_dup(ctx->ret);
+}
 
 /* --- connect / accept ---------------------------------------------------------------------- */
 
@@ -300,12 +576,12 @@ int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	int fd = (int)ctx->args[0];
 	struct fd_key fk = {.tgid = tgid, .fd = fd};
-	struct sock_state *st = bpf_map_lookup_elem(&fds, &fk);
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &fk);
 	struct sock *sk;
-	if (st) {
-		if (!resolve(st, tgid, fd))
+	if (fe) {
+		if (!resolve(fe, tgid, fd))
 			return 0;
-		sk = (struct sock *)st->sk;
+		sk = (struct sock *)fe->sk;
 	} else {
 		/* A socket from before the capture, or passed from another process. */
 		sk = sock_from_fd(fd);
@@ -314,19 +590,17 @@ int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		__u8 transport = sock_transport(sk);
 		if (!transport)
 			return 0;
-		st = track_fd(tgid, fd, sk, transport);
-		if (!st)
+		fe = track_fd(tgid, fd, sk, transport);
+		if (!fe)
 			return 0;
 	}
-	if (st->transport != TRANSPORT_TCP)
+	if (fe->transport != TRANSPORT_TCP)
 		return 0;
 	struct sock_info *info = sock_info_get(sk, true);
 	if (!info)
 		return 0;
 	info->role = ROLE_CLIENT;
 	current_task_id(&info->owner);
-	st->role = ROLE_CLIENT;
-	st->cookie = info->cookie;
 	struct connect_args a = {.sk = (__u64)sk, .addr = ctx->args[1]};
 	bpf_map_update_elem(&connects, &id, &a, BPF_ANY);
 	return 0;
@@ -348,7 +622,7 @@ int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	/* Failures the TCP state machine never sees (no SYN sent: unreachable network, no local
 	 * port left, ...). */
 	__u64 key = (__u64)sk;
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
+	struct sock_info *info = sock_info_get(sk, false);
 	if (!info || info->opened_sent)
 		return 0;
 	__u8 state = BPF_CORE_READ(sk, __sk_common.skc_state);
@@ -383,11 +657,7 @@ static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
 		info->opened_sent = 1;
 		emit_conn(CONN_OPENED, sk, info, NULL, 0);
 	}
-	struct sock_state *st = track_fd(info->owner.tgid, fd, sk, TRANSPORT_TCP);
-	if (st) {
-		st->role = ROLE_SERVER;
-		st->cookie = info->cookie;
-	}
+	track_fd(info->owner.tgid, fd, sk, TRANSPORT_TCP);
 	return 0;
 }
 
@@ -403,21 +673,21 @@ int ni_exit_accept4(struct trace_event_raw_sys_exit *ctx)
 	return exit_accept(ctx);
 }
 
-/* socket_info returns the socket table entry behind a data syscall's fd entry, making one for a
- * socket first seen in the data path (seeded from /proc): its owner is the caller. */
-static __always_inline struct sock_info *socket_info(struct sock_state *st)
+/* tcp_state returns the state of the TCP socket behind an fd entry, making one for a socket first
+ * seen in the data path (seeded from /proc): its owner is the caller, its role the seed's. */
+static __always_inline struct sock_state *tcp_state(struct fd_entry *fe)
 {
-	struct sock *sk = (struct sock *)st->sk;
+	struct sock *sk = (struct sock *)fe->sk;
 	__u64 key = (__u64)sk;
-	struct sock_info *info = bpf_map_lookup_elem(&socks, &key);
-	if (info)
-		return info;
-	info = sock_info_get(sk, true);
-	if (!info)
+	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	if (st)
+		return st;
+	st = sock_state_get(sk, true);
+	if (!st)
 		return NULL;
-	current_task_id(&info->owner);
-	info->role = st->role;
-	return info;
+	current_task_id(&st->info.owner);
+	st->info.role = fe->role;
+	return st;
 }
 
 #endif

@@ -27,6 +27,10 @@ const (
 	// CapConnectErrors: the errno of connects that fail asynchronously
 	// (sock:inet_sk_error_report), so refused and timed-out connects are told apart.
 	CapConnectErrors Capability = "connect_error_reports"
+	// CapForkInheritance: a forked child serves the sockets its parent accepted (busybox httpd,
+	// inetd, PostgreSQL backends), also through dup2 onto stdin/stdout: the fork, clone, dup and
+	// fcntl(F_DUPFD) programs copy fd entries.
+	CapForkInheritance Capability = "fork_inheritance"
 )
 
 // CapabilityState says whether a capability is on for this kernel and, when off, why.

@@ -80,7 +80,7 @@ func TestKernelClassification(t *testing.T) {
 		{"unknown bytes on an http port hint", junk, second, func(o *Options, port uint16) { o.HTTPPorts = []uint16{port} }, true},
 	}
 	// Loading takes seconds: the cases on default options share one source.
-	_, shared := startKernel(t, DefaultOptions())
+	_, shared := sharedKernel(t)
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			ln, err := net.Listen("tcp4", netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}).String()+":0")
@@ -174,7 +174,7 @@ func TestKernelPayloadTruncated(t *testing.T) {
 
 // TestKernelVectoredAndMsgSyscalls covers writev/readv on TCP and sendmsg/recvmsg on UDP.
 func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.43:0")
 	if err != nil {
 		t.Fatal(err)

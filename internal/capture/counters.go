@@ -29,6 +29,7 @@ var KernelCounters = [...]KernelCounter{
 	{"http1_raw", "fallback", "HTTP/1 connections the kernel could not follow, handed to user space as raw bytes"},
 	{"h2_frames_cut", "truncated", "HTTP/2 frames beyond the per-call walk limit or off a frame boundary: the stream resyncs"},
 	{"fd_walks", "work", "fd -> socket walks (socket creation, accepted and seeded sockets)"},
+	{"fork_fds_beyond", "dropped", "socket fds of a forked child above the first 256: not followed in the child"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -50,6 +51,7 @@ const (
 	kcHTTP1Raw
 	kcH2FramesCut
 	kcFDWalks
+	kcForkFDsBeyond
 	numKernelCounters
 )
 

@@ -131,7 +131,7 @@ func (s *ebpfSource) load() error {
 	}
 	s.dec.bootWall = time.Now().Add(-time.Duration(mono.Nano()))
 	// After the programs attached, so a socket opened meanwhile is the kernel's entry, not lost.
-	seeded, err := seedFromProc(s.opts.ProcRoot, k.maps.Maps[bpf.NetintelMapFds], s.opts.ExcludePID)
+	seeded, err := seedFromProc(s.opts.ProcRoot, k.maps.Maps[bpf.NetintelMapFds], k.maps.Maps[bpf.NetintelMapFdOwners], s.opts.ExcludePID)
 	if err != nil {
 		return err
 	}

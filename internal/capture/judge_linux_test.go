@@ -13,6 +13,8 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -389,7 +391,7 @@ func TestKernelSocketsOpenedBeforeTheCapture(t *testing.T) {
 // TestKernelBodiesAreNotRead: a 1 MiB download is one exchange per end, and its body never
 // crosses.
 func TestKernelBodiesAreNotRead(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions()) // judging off: every exchange is sent
+	_, c := sharedKernel(t) // judging off: every exchange is sent
 	addr := judgedServer(t, "127.0.0.77:0")
 	get(t, keepAliveClient(), "http://"+addr+"/download")
 	httpMarker(t, c, "127.0.0.78:0")
@@ -429,7 +431,7 @@ func hpackBlock(fields ...string) []byte {
 // HEADERS crosses as every frame header and every HEADERS payload, without the DATA payload —
 // so trailers are seen however far into a write they sit.
 func TestKernelH2FramesWithoutData(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.79:0")
 	if err != nil {
 		t.Fatal(err)
@@ -472,5 +474,45 @@ func TestKernelH2FramesWithoutData(t *testing.T) {
 	r := c.waitData(t, "client request", func(e *DataEvent) bool { return e.Socket.Remote == server && e.Direction == DirectionSend })
 	if !bytes.Equal(r.Payload, request) {
 		t.Errorf("client request: %q, want the preface and frames as they are", r.Payload)
+	}
+}
+
+// TestKernelForkedChildServes: busybox httpd accepts in its parent and serves each connection in
+// a forked child; the child inherits the socket's entry, so its exchanges are seen from both
+// ends.
+func TestKernelForkedChildServes(t *testing.T) {
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("busybox not installed (Debian: busybox-static)")
+	}
+	_, c := sharedKernel(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("forked"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const addr = "127.0.0.80:8080"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	httpd := exec.CommandContext(ctx, busybox, "httpd", "-f", "-p", addr, "-h", dir)
+	if err := httpd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cancel(); _ = httpd.Wait() }()
+	var code int
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr + "/index.html")
+		if err == nil {
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			code = resp.StatusCode
+			break
+		}
+	}
+	if code != 200 {
+		t.Fatalf("busybox httpd answered %d", code)
+	}
+	sx := c.waitHTTP1(t, "busybox child", func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr && e.Socket.Role == RoleServer })
+	if sx.Process.PID == uint32(httpd.Process.Pid) || sx.Status != 200 || !strings.HasPrefix(string(sx.Request), "GET /index.html ") {
+		t.Errorf("server exchange by pid %d (httpd parent %d) status %d request %q", sx.Process.PID, httpd.Process.Pid, sx.Status, sx.Request)
 	}
 }

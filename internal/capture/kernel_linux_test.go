@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/net/dns/dnsmessage"
 )
@@ -173,6 +174,44 @@ func (c *collector) record(t *testing.T, ports ...uint16) {
 	}
 }
 
+// shared is one source on DefaultOptions for every test that needs nothing else: loading the
+// programs takes seconds (tens of seconds under QEMU's TCG), so the kernel matrix would spend
+// its time verifying. Tests tell their traffic apart by address.
+var shared struct {
+	once sync.Once
+	src  *ebpfSource
+	c    *collector
+	err  error
+}
+
+func sharedKernel(t *testing.T) (*ebpfSource, *collector) {
+	t.Helper()
+	requireKernel(t)
+	shared.once.Do(func() {
+		src, err := NewEBPF(DefaultOptions(), zap.NewNop())
+		if err == nil {
+			err = src.Start(context.Background())
+		}
+		if err != nil {
+			shared.err = err
+			return
+		}
+		shared.src = src.(*ebpfSource)
+		shared.c = collect(src)
+	})
+	if shared.err != nil {
+		t.Fatal(shared.err)
+	}
+	return shared.src, shared.c
+}
+
+// closeShared releases the shared source after the tests (TestMain).
+func closeShared() {
+	if shared.src != nil {
+		_ = shared.src.Close()
+	}
+}
+
 func startKernel(t *testing.T, opts Options) (*ebpfSource, *collector) {
 	t.Helper()
 	requireKernel(t)
@@ -192,12 +231,12 @@ func addrPort(a net.Addr) netip.AddrPort {
 }
 
 func TestKernelHTTPExchange(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	httpExchange(t, c, "tcp4", "127.0.0.31:0")
 }
 
 func TestKernelHTTPExchangeIPv6(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	if ln, err := net.Listen("tcp6", "[::1]:0"); err != nil {
 		t.Skipf("no IPv6 loopback: %v", err)
 	} else {
@@ -311,7 +350,7 @@ func httpExchange(t *testing.T, c *collector, network, listen string) {
 }
 
 func TestKernelRefusedConnect(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.32:0")
 	if err != nil {
 		t.Fatal(err)
@@ -338,7 +377,7 @@ func TestKernelRefusedConnect(t *testing.T) {
 }
 
 func TestKernelReset(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.33:0")
 	if err != nil {
 		t.Fatal(err)
@@ -381,7 +420,7 @@ func TestKernelReset(t *testing.T) {
 }
 
 func TestKernelDNSOverUDP(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 34)})
 	if err != nil {
 		t.Fatal(err)
@@ -656,8 +695,9 @@ func httpMarker(t *testing.T, c *collector, listen string) {
 	defer conn.Close()
 	_, _ = conn.Write([]byte("GET /marker HTTP/1.1\r\nHost: m\r\n\r\n"))
 	_, _ = conn.Read(make([]byte, 64))
-	local := addrPort(conn.LocalAddr())
-	c.waitHTTP1(t, "marker", func(e *HTTP1Event) bool { return e.Socket.Local == local })
+	// Both ends: with one source shared by many tests, an ephemeral port comes round again.
+	local, remote := addrPort(conn.LocalAddr()), addrPort(ln.Addr())
+	c.waitHTTP1(t, "marker", func(e *HTTP1Event) bool { return e.Socket.Local == local && e.Socket.Remote == remote })
 }
 
 // dnsMarker sends one DNS query over UDP and waits for its event: once it arrives, every
@@ -677,11 +717,13 @@ func dnsMarker(t *testing.T, c *collector, addr [4]byte) {
 		t.Fatal(err)
 	}
 	local := addrPort(conn.LocalAddr())
-	c.waitData(t, "dns marker", func(e *DataEvent) bool { return e.Socket.Local == local && bytes.Equal(e.Payload, q) })
+	c.waitData(t, "dns marker", func(e *DataEvent) bool {
+		return e.Socket.Local == local && e.Socket.Remote == serverAddr && bytes.Equal(e.Payload, q)
+	})
 }
 
 func TestKernelUnclassifiedStopsAfterFirstExchange(t *testing.T) {
-	src, c := startKernel(t, DefaultOptions())
+	src, c := sharedKernel(t)
 	before := src.Counters().Unclassified
 	ln, err := net.Listen("tcp4", "127.0.0.36:0")
 	if err != nil {

@@ -112,7 +112,7 @@ func (v *mmsgVector) call(t *testing.T, trap uintptr, fd int) int {
 // socket and receives them with recvmmsg: each of the first four messages of a call is a data
 // event whose remote address comes from its msg_name and whose Size is its msg_len.
 func TestKernelSendmmsgRecvmmsg(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	server, serverAddr := udpSocket(t, [4]byte{127, 0, 0, 51})
 	client, clientAddr := udpSocket(t, [4]byte{127, 0, 0, 52})
 
@@ -181,7 +181,7 @@ func TestKernelDigQuery(t *testing.T) {
 	if err != nil {
 		t.Skip("dig not installed (Debian: bind9-dnsutils)")
 	}
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 53)})
 	if err != nil {
 		t.Fatal(err)
@@ -259,7 +259,7 @@ func TestKernelDigQuery(t *testing.T) {
 // followed — a byte stream judged in the kernel is read through write/send/sendmsg — and its
 // messages are counted as not reported, never silently dropped.
 func TestKernelSendmmsgTCP(t *testing.T) {
-	src, c := startKernel(t, DefaultOptions())
+	src, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.60:0")
 	if err != nil {
 		t.Fatal(err)

@@ -30,7 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(privilegeChildEnv) != "" {
 		os.Exit(privilegeChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	closeShared()
+	os.Exit(code)
 }
 
 // privilegeChild starts and stops the capture with whatever privileges it was given.

@@ -48,6 +48,20 @@ var programPlans = map[string]programPlan{
 	"ni_retransmit":        {CapRetransmits, false},
 	"ni_retransmit_synack": {CapSynAckRetransmits, false},
 	"ni_error_report":      {CapConnectErrors, false},
+	"ni_enter_clone":       {CapForkInheritance, false},
+	"ni_enter_clone3":      {CapForkInheritance, false},
+	"ni_enter_fork":        {CapForkInheritance, false},
+	"ni_enter_vfork":       {CapForkInheritance, false},
+	"ni_exit_clone":        {CapForkInheritance, false},
+	"ni_exit_clone3":       {CapForkInheritance, false},
+	"ni_exit_fork":         {CapForkInheritance, false},
+	"ni_exit_vfork":        {CapForkInheritance, false},
+	"ni_enter_dup":         {CapForkInheritance, false},
+	"ni_exit_dup":          {CapForkInheritance, false},
+	"ni_enter_dup2":        {CapForkInheritance, false},
+	"ni_enter_dup3":        {CapForkInheritance, false},
+	"ni_enter_fcntl":       {CapForkInheritance, false},
+	"ni_exit_fcntl":        {CapForkInheritance, false},
 }
 
 // loadOptions are the loader's knobs that tests turn: the kernel types to relocate against

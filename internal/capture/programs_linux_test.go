@@ -39,6 +39,18 @@ func TestEveryProgramHasAPlan(t *testing.T) {
 	}
 }
 
+// TestKernelCountersTable: the Go table of kernel counters has one entry per slot of the
+// kernel's counters map (enum counter_index).
+func TestKernelCountersTable(t *testing.T) {
+	spec, err := bpf.LoadNetintel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := int(spec.Maps[bpf.NetintelMapCounters].MaxEntries), len(KernelCounters); got != want || numKernelCounters != want {
+		t.Errorf("kernel has %d counters, KernelCounters %d, indexes %d", got, want, numKernelCounters)
+	}
+}
+
 // loadSpec returns the object's spec configured as the source would configure it.
 func loadSpec(t *testing.T) *ebpf.CollectionSpec {
 	t.Helper()

@@ -113,7 +113,7 @@ type seedCounts struct {
 
 // seedFromProc enters the inet sockets of every process under procRoot into the fd table.
 // Entries the kernel already made (a socket created since the programs attached) are kept.
-func seedFromProc(procRoot string, fds *ebpf.Map, exclude uint32) (seedCounts, error) {
+func seedFromProc(procRoot string, fds, owners *ebpf.Map, exclude uint32) (seedCounts, error) {
 	var c seedCounts
 	entries, err := os.ReadDir(procRoot)
 	if err != nil {
@@ -157,11 +157,14 @@ func seedFromProc(procRoot string, fds *ebpf.Map, exclude uint32) (seedCounts, e
 				continue
 			}
 			c.Sockets++
-			st := bpf.NetintelSockState{Transport: ps.transport, Role: uint8(t.role(ps)), Seeded: 1}
+			st := bpf.NetintelFdEntry{Transport: ps.transport, Role: uint8(t.role(ps)), Seeded: 1}
 			key := bpf.NetintelFdKey{Tgid: uint32(pid), Fd: int32(fd)}
 			switch err := fds.Update(&key, &st, ebpf.UpdateNoExist); {
 			case err == nil:
 				c.Seeded++
+				var n uint32
+				_ = owners.Lookup(uint32(pid), &n)
+				_ = owners.Put(uint32(pid), n+1)
 			case errors.Is(err, ebpf.ErrKeyExist):
 				c.Existing++
 			default:
