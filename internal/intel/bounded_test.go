@@ -93,8 +93,10 @@ func TestMemoryBounded(t *testing.T) {
 			t.Errorf("%s: nothing evicted or dropped under %d distinct clients and routes", name, n)
 		}
 	}
-	if len(e.errGroups) != 0 || len(e.connFails) != 0 || len(e.retries) != 0 || len(e.uaCache) > maxUACache || e.dedup.len() > capSize {
-		t.Errorf("windowed tables not bounded: %d %d %d ua %d dedup %d", len(e.errGroups), len(e.connFails), len(e.retries), len(e.uaCache), e.dedup.len())
+	if len(e.errors.groups) != 0 || len(e.connFails.groups) != 0 || len(e.retries.groups) != 0 || len(e.chatty.calls) != 0 ||
+		len(e.pool.edges) != 0 || len(e.exemplars.kept) != 0 || len(e.security.uaCache) > maxUACache || e.dedup.len() > capSize {
+		t.Errorf("windowed tables not bounded: %d %d %d %d %d %d ua %d dedup %d", len(e.errors.groups), len(e.connFails.groups),
+			len(e.retries.groups), len(e.chatty.calls), len(e.pool.edges), len(e.exemplars.kept), len(e.security.uaCache), e.dedup.len())
 	}
 	rc := r.Counters()
 	if rc.DNSNames > capSize || rc.DNSNamesEvicted == 0 {

@@ -14,7 +14,35 @@ const randomnessBits = 56
 
 const maxThreshold = uint64(1) << randomnessBits
 
-// decide keeps a forced exchange (an error, the example of a finding) and samples the others
+// exemplars bounds the error spans forced per error group and flush window: an outage or a
+// scanner must not become an export storm when the pipeline is most stressed. The counts
+// stay exact in error_pattern and the metrics; errors past the budget are sampled like the
+// healthy exchanges of their (hot) edge.
+type exemplars struct {
+	max, capacity int
+	kept          map[groupKey]int
+}
+
+func newExemplars(max, capacity int) exemplars {
+	return exemplars{max: max, capacity: capacity, kept: make(map[groupKey]int)}
+}
+
+// take reports whether one more error of group k may be kept as a span in this window.
+func (x *exemplars) take(k groupKey) bool {
+	n, ok := x.kept[k]
+	if !ok && len(x.kept) >= x.capacity {
+		return false
+	}
+	if n >= x.max {
+		return false
+	}
+	x.kept[k] = n + 1
+	return true
+}
+
+func (x *exemplars) reset() { clear(x.kept) }
+
+// decide keeps a forced exchange (an error exemplar, the example of a finding) and samples the others
 // with probability p by OTel consistent probability sampling: keep when the trace id's
 // randomness is at least the threshold (1-p)·2^56. Both halves of one exchange share the
 // trace id, so both decide alike, on this node and on the other.
@@ -59,11 +87,11 @@ type edgeRate struct {
 	perSecond   float64
 }
 
-func (r *edgeRate) observe(t time.Time) {
+func (r *edgeRate) observe(t time.Time, n uint64) {
 	if r.windowStart.IsZero() {
 		r.windowStart = t
 	}
-	r.count++
+	r.count += n
 	if el := t.Sub(r.windowStart); el >= time.Second {
 		r.perSecond = float64(r.count) / el.Seconds()
 		r.windowStart, r.count = t, 0

@@ -90,8 +90,12 @@ func (s Side) String() string {
 
 // HTTP holds the fields of an HTTP/1.x or HTTP/2 request and response.
 type HTTP struct {
-	Method      string
-	Path        string // target path without the query string
+	Method string
+	Path   string // target path without the query string
+	// Route is the route template of Path ("/users/{id}"), set once per exchange by the
+	// receiver's pipeline from what internal/route learned for the server, before intel and
+	// otlp see the exchange; empty until then.
+	Route       string
 	Query       string // never exported by default (privacy)
 	Version     string // "1.0", "1.1", "2"
 	Host        string // Host header or :authority

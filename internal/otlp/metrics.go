@@ -346,7 +346,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	case x.HTTP != nil:
 		k.strs[0] = normalizeMethod(x.HTTP.Method)
 		if x.HTTP.Path != "" {
-			k.strs[1] = Route(x.HTTP.Path)
+			k.strs[1] = routeOf(x.HTTP)
 		}
 		k.ints[0] = int64(x.HTTP.Status)
 		if isServer {

@@ -134,7 +134,7 @@ func SpanName(x *l7.Exchange) string {
 		if x.HTTP.Path == "" {
 			return m
 		}
-		return m + " " + Route(x.HTTP.Path)
+		return m + " " + routeOf(x.HTTP)
 	case x.DNS != nil:
 		if x.DNS.Type == "" {
 			return "DNS"
@@ -308,9 +308,9 @@ func putHTTPAttributes(attrs pcommon.Map, x *l7.Exchange) {
 		// template goes to http.route on the server and url.template on the client.
 		attrs.PutStr(attrURLPath, h.Path)
 		if x.Side == l7.SideServer {
-			attrs.PutStr(attrHTTPRoute, Route(h.Path))
+			attrs.PutStr(attrHTTPRoute, routeOf(h))
 		} else {
-			attrs.PutStr(attrURLTemplate, Route(h.Path))
+			attrs.PutStr(attrURLTemplate, routeOf(h))
 		}
 	}
 	attrs.PutStr(attrURLScheme, "http")
