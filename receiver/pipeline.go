@@ -11,6 +11,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/otlp"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 const (
@@ -31,6 +32,7 @@ type pipeline struct {
 
 	tracker *l7.Tracker
 	names   *identity.Resolver
+	routes  *route.Learner
 	intel   *intel.Engine
 	metrics *otlp.Metrics
 	spans   *otlp.TraceBuilder
@@ -45,6 +47,7 @@ func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out 
 		source:   src,
 		out:      out,
 		names:    identity.New(settings.Identity),
+		routes:   route.NewLearner(settings.Routes),
 		intel:    intel.New(settings.Intel),
 		metrics:  otlp.NewMetrics(settings.Metrics),
 		spans:    otlp.NewTraceBuilder(),
@@ -90,11 +93,14 @@ func (p *pipeline) event(ev capture.Event) {
 	}
 }
 
-// exchange is the tracker's emit: every exchange is named, judged and measured; the ones
-// the sampler keeps become spans.
+// exchange is the tracker's emit: every exchange is named, given its route, judged and
+// measured; the ones the sampler keeps become spans.
 func (p *pipeline) exchange(x *l7.Exchange) {
 	p.names.Learn(x)
 	client, server := p.names.Client(x), p.names.Server(x)
+	if h := x.HTTP; h != nil && h.Route == "" && x.GRPC == nil {
+		h.Route = p.routes.Route(server.Name, h.Path, learnRoute(x))
+	}
 	d := p.intel.Exchange(x, client, server)
 	p.metrics.Exchange(x, client, server)
 	if d.Export && p.out.wantsTraces() {
@@ -103,6 +109,14 @@ func (p *pipeline) exchange(x *l7.Exchange) {
 			p.out.enqueueTraces(p.spans.Traces())
 		}
 	}
+}
+
+// learnRoute: routes are learned only from requests the server recognised — answered, and
+// not with a 4xx (a scanner's made-up paths, a client's typos) — so that what a client
+// invents never turns a server's routes into "{id}".
+func learnRoute(x *l7.Exchange) bool {
+	st := x.HTTP.Status
+	return x.Failure == l7.FailureNone && st > 0 && (st < 400 || st >= 500)
 }
 
 // flush hands off what is due: findings and spans every tick, metrics every FlushInterval
@@ -129,6 +143,7 @@ func (p *pipeline) selfCounters() otlp.SelfCounters {
 	lc := p.tracker.Counters()
 	ic := p.intel.Counters()
 	nc := p.names.Counters()
+	rc := p.routes.Counters()
 	sc := otlp.SelfCounters{
 		KernelRingbufFull: cc.RingbufReserveFailed,
 		KernelMapFull:     cc.MapFull,
@@ -147,6 +162,10 @@ func (p *pipeline) selfCounters() otlp.SelfCounters {
 			{Name: "error_groups_full", Value: ic.ErrorGroupsDropped},
 			{Name: "connection_failure_groups_full", Value: ic.ConnFailureGroupsDropped},
 			{Name: "retry_groups_full", Value: ic.RetryGroupsDropped},
+			{Name: "retry_calls_full", Value: ic.RetryCallsDropped},
+			{Name: "traffic_pairs_full", Value: ic.TrafficPairsDropped},
+			{Name: "pool_groups_full", Value: ic.PoolGroupsDropped},
+			{Name: "findings_queue_full", Value: ic.FindingsDropped},
 		},
 		Evicted: []otlp.NamedCount{
 			{Name: "l7_connections", Value: lc.Evictions},
@@ -157,6 +176,11 @@ func (p *pipeline) selfCounters() otlp.SelfCounters {
 			{Name: "clients", Value: ic.ClientsEvicted},
 			{Name: "scan_sources", Value: ic.ScanSourcesEvicted},
 			{Name: "concerns", Value: ic.ConcernsEvicted},
+			{Name: "scanners", Value: ic.ScannersEvicted},
+			{Name: "exfiltration_destinations", Value: ic.ExfilDestinationsEvicted},
+			{Name: "recent_connects", Value: ic.RecentConnectsEvicted},
+			{Name: "episodes", Value: ic.EpisodesEvicted},
+			{Name: "routes", Value: rc.Evicted},
 			{Name: "processes", Value: nc.ProcessesEvicted},
 			{Name: "listeners", Value: nc.ListenersEvicted},
 			{Name: "sockets", Value: nc.SocketsEvicted},

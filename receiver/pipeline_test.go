@@ -3,6 +3,7 @@ package receiver
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -192,4 +194,52 @@ func TestStuckConsumerDoesNotHoldShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*drainTimeout)
 	defer cancel()
 	require.NoError(t, r.Shutdown(ctx))
+}
+
+// Routes are learned in the pipeline, once per exchange, before intel and otlp see it:
+// letter-only user names become {id} in the span names and http.route once the position
+// has taken more distinct values than a route would, and a scanner's 404s teach nothing.
+func TestPipelineLearnsRoutes(t *testing.T) {
+	traces := new(consumertest.TracesSink)
+	o, err := newOutput(receivertest.NewNopSettings(metadata.Type), nil, traces, nil)
+	require.NoError(t, err)
+	settings := replaySettings(t)
+	settings.Routes = route.Options{MaxDistinct: 5}
+	p := newPipeline(settings, zap.NewNop(), nil, o)
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	for i, u := range users {
+		x := &l7.Exchange{
+			Protocol: l7.ProtocolHTTP1, Transport: capture.TransportTCP, Side: l7.SideServer,
+			Client: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40000")}, Server: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.2:8080")},
+			Start: time.Unix(100, 0), End: time.Unix(100, 1e6), ClientISN: 1, ServerISN: 2, RequestSeq: uint32(1000 * (i + 1)),
+			HTTP: &l7.HTTP{Method: "GET", Path: "/users/" + u + "/orders", Status: 200},
+		}
+		p.exchange(x)
+		want := "/users/" + u + "/orders"
+		if i >= 5 {
+			want = "/users/{id}/orders"
+		}
+		assert.Equal(t, want, x.HTTP.Route, "request %d", i)
+	}
+	// 404s of made-up paths do not count.
+	for i := 0; i < 20; i++ {
+		x := &l7.Exchange{
+			Protocol: l7.ProtocolHTTP1, Transport: capture.TransportTCP, Side: l7.SideServer,
+			Client: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40001")}, Server: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.2:8080")},
+			Start: time.Unix(101, 0), End: time.Unix(101, 1e6), ClientISN: 3, ServerISN: 4, RequestSeq: uint32(1000 * (i + 1)),
+			HTTP: &l7.HTTP{Method: "GET", Path: "/probe" + string(rune('a'+i)), Status: 404},
+		}
+		p.exchange(x)
+		assert.Equal(t, x.HTTP.Path, x.HTTP.Route)
+	}
+	assert.Equal(t, []route.Rule{{Service: "127.0.0.2:8080", Prefix: "/users", Position: 1}}, p.routes.Rules(), "only /users/{id} was learned")
+	td := p.spans.Traces()
+	names := map[string]int{}
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		ss := td.ResourceSpans().At(i).ScopeSpans().At(0).Spans()
+		for j := 0; j < ss.Len(); j++ {
+			names[ss.At(j).Name()]++
+		}
+	}
+	assert.Equal(t, 3, names["GET /users/{id}/orders"], "span names: %v", names)
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/otlp"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 // Settings is everything a session needs, already mapped from the YAML config.
@@ -28,6 +29,7 @@ type Settings struct {
 	L7            l7.Options
 	Identity      identity.Options
 	Intel         intel.Options
+	Routes        route.Options
 	Metrics       otlp.MetricsOptions
 	FlushInterval time.Duration
 
