@@ -3,6 +3,7 @@ package netintelreceiver
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -68,6 +69,18 @@ type IntelligenceConfig struct {
 	DependencyTTL          time.Duration `mapstructure:"dependency_ttl"`
 	SpanSampling           float64       `mapstructure:"span_sampling"`
 	FlushInterval          time.Duration `mapstructure:"flush_interval"`
+	// ErrorSpanExemplars is how many error spans each error group keeps per flush window.
+	ErrorSpanExemplars int `mapstructure:"error_span_exemplars"`
+	// ChattyCallsPerRequest: calls to one dependency per request served that are N+1.
+	ChattyCallsPerRequest float64 `mapstructure:"chatty_calls_per_request"`
+	// ExfiltrationBytes: bytes to one external destination in a minute that may be exfiltration.
+	ExfiltrationBytes int64 `mapstructure:"exfiltration_bytes"`
+	// NewConnectionsPerSecond: new connections a second to one destination, about one per
+	// request, that are no connection reuse.
+	NewConnectionsPerSecond float64 `mapstructure:"new_connections_per_second"`
+	// UnansweredHandshakes: retransmitted or abandoned handshakes towards one live listener in
+	// a window that say its accept queue is full.
+	UnansweredHandshakes int `mapstructure:"unanswered_handshakes"`
 }
 
 // SecurityConfig holds what counts as a security concern.
@@ -79,6 +92,19 @@ type SecurityConfig struct {
 	ScanWindow           time.Duration `mapstructure:"scan_window"`
 	// AllowedDependencies, when set, lists the only allowed "source -> dest" pairs.
 	AllowedDependencies []string `mapstructure:"allowed_dependencies"`
+	// HealthCheckUserAgents are the prefixes of health checkers' user agents: never a concern.
+	HealthCheckUserAgents []string `mapstructure:"health_check_user_agents"`
+	// InternalNetworks: destinations outside them are external.
+	InternalNetworks []string `mapstructure:"internal_networks"`
+	// Zones and AllowedZoneFlows: a flow between two zones not allowed is a segmentation_violation.
+	Zones            []ZoneConfig `mapstructure:"zones"`
+	AllowedZoneFlows []string     `mapstructure:"allowed_zone_flows"`
+}
+
+// ZoneConfig is a named network zone: CIDRs, IPs, ip:port or service names.
+type ZoneConfig struct {
+	Name  string   `mapstructure:"name"`
+	Match []string `mapstructure:"match"`
 }
 
 // ServiceConfig names the endpoints that match an "ip:port", an IP or a CIDR.
@@ -152,6 +178,21 @@ func (cfg *Config) Validate() error {
 	if in.SpanSampling < 0 || in.SpanSampling > 1 {
 		add("intelligence.span_sampling: %g must be a fraction between 0 and 1", in.SpanSampling)
 	}
+	if in.ErrorSpanExemplars < 0 {
+		add("intelligence.error_span_exemplars: %d must be 0 or more spans per error group and window", in.ErrorSpanExemplars)
+	}
+	if in.ChattyCallsPerRequest < 1 {
+		add("intelligence.chatty_calls_per_request: %g must be at least 1 call per request", in.ChattyCallsPerRequest)
+	}
+	if in.ExfiltrationBytes <= 0 {
+		add("intelligence.exfiltration_bytes: %d must be a positive number of bytes", in.ExfiltrationBytes)
+	}
+	if in.NewConnectionsPerSecond <= 0 {
+		add("intelligence.new_connections_per_second: %g must be a positive rate", in.NewConnectionsPerSecond)
+	}
+	if in.UnansweredHandshakes < 1 {
+		add("intelligence.unanswered_handshakes: %d must be at least 1", in.UnansweredHandshakes)
+	}
 
 	s := cfg.Security
 	if s.PortScanThreshold < 2 {
@@ -176,6 +217,47 @@ func (cfg *Config) Validate() error {
 	for i, dep := range s.AllowedDependencies {
 		if _, _, err := intel.ParseAllowedDependency(dep); err != nil {
 			add("security.allowed_dependencies[%d]: %w", i, err)
+		}
+	}
+	for i, ua := range s.HealthCheckUserAgents {
+		if strings.TrimSpace(ua) == "" {
+			add("security.health_check_user_agents[%d]: empty prefix would exempt every request", i)
+		}
+	}
+	for i, n := range s.InternalNetworks {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
+			add("security.internal_networks[%d]: %q is not a CIDR (10.0.0.0/8, fc00::/7): %v", i, n, err)
+		}
+	}
+	zones := map[string]bool{}
+	for i, z := range s.Zones {
+		name := strings.TrimSpace(z.Name)
+		switch {
+		case name == "" || name == "*":
+			add("security.zones[%d].name: %q must be a name (not empty, not *)", i, z.Name)
+		case zones[name]:
+			add("security.zones[%d].name: %q is already the name of another zone", i, z.Name)
+		}
+		zones[name] = true
+		if len(z.Match) == 0 {
+			add("security.zones[%d].match: empty: list CIDRs, IPs, ip:port or service names", i)
+		}
+		for j, m := range z.Match {
+			if _, err := intel.ParseZoneMatch(m); err != nil {
+				add("security.zones[%d].match[%d]: %w", i, j, err)
+			}
+		}
+	}
+	for i, f := range s.AllowedZoneFlows {
+		src, dst, err := intel.ParseZoneFlow(f)
+		if err != nil {
+			add("security.allowed_zone_flows[%d]: %w", i, err)
+			continue
+		}
+		for _, z := range []string{src, dst} {
+			if z != "*" && !zones[z] {
+				add("security.allowed_zone_flows[%d]: %q names zone %q, which security.zones does not define", i, f, z)
+			}
 		}
 	}
 

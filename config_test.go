@@ -1,6 +1,7 @@
 package netintelreceiver
 
 import (
+	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/confmap/confmaptest"
 
+	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/metadata"
 )
 
@@ -38,22 +40,34 @@ func TestLoadConfig(t *testing.T) {
 	want.DNS.Ports = []int{53, 5353}
 	want.Capture = CaptureConfig{MaxPayloadBytes: 1024, RingBufferSize: 16 << 20}
 	want.Intelligence = IntelligenceConfig{
-		SlowRequestThreshold:   2 * time.Second,
-		ErrorStatusThreshold:   500,
-		LatencyDeviationFactor: 4.5,
-		BaselineWarmup:         50,
-		CascadeWindow:          time.Minute,
-		DependencyTTL:          10 * time.Minute,
-		SpanSampling:           0.05,
-		FlushInterval:          5 * time.Second,
+		SlowRequestThreshold:    2 * time.Second,
+		ErrorStatusThreshold:    500,
+		LatencyDeviationFactor:  4.5,
+		BaselineWarmup:          50,
+		CascadeWindow:           time.Minute,
+		DependencyTTL:           10 * time.Minute,
+		SpanSampling:            0.05,
+		FlushInterval:           5 * time.Second,
+		ErrorSpanExemplars:      2,
+		ChattyCallsPerRequest:   30,
+		ExfiltrationBytes:       50 << 20,
+		NewConnectionsPerSecond: 25,
+		UnansweredHandshakes:    5,
 	}
 	want.Security = SecurityConfig{
-		SuspiciousUserAgents: []string{"sqlmap", "nikto"},
-		SuspiciousEndpoints:  []string{"/.env", "/.git"},
-		PortScanThreshold:    30,
-		EnumerationThreshold: 25,
-		ScanWindow:           time.Minute,
-		AllowedDependencies:  []string{"frontend -> api", "api->inventory"},
+		SuspiciousUserAgents:  []string{"sqlmap", "nikto"},
+		SuspiciousEndpoints:   []string{"/.env", "/.git"},
+		PortScanThreshold:     30,
+		EnumerationThreshold:  25,
+		ScanWindow:            time.Minute,
+		AllowedDependencies:   []string{"frontend -> api", "api->inventory"},
+		HealthCheckUserAgents: []string{"kube-probe/", "my-checker"},
+		InternalNetworks:      []string{"10.0.0.0/8", "fd00::/8"},
+		Zones: []ZoneConfig{
+			{Name: "web", Match: []string{"frontend", "10.1.0.0/16"}},
+			{Name: "db", Match: []string{"10.2.0.5:5432", "ledger"}},
+		},
+		AllowedZoneFlows: []string{"web -> db"},
 	}
 	want.Services = []ServiceConfig{
 		{Name: "checkout", Match: "127.0.0.10:8080"},
@@ -80,6 +94,16 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_unknown_key.yaml", []string{"latency_deviaton_factor"}},
 		{"invalid_max_payload_bytes.yaml", []string{"capture.max_payload_bytes", "0"}},
 		{"invalid_ring_buffer_size.yaml", []string{"capture.ring_buffer_size", "1000000"}},
+		{"invalid_chatty_calls_per_request.yaml", []string{"intelligence.chatty_calls_per_request", "0.5"}},
+		{"invalid_exfiltration_bytes.yaml", []string{"intelligence.exfiltration_bytes", "-1"}},
+		{"invalid_new_connections_per_second.yaml", []string{"intelligence.new_connections_per_second", "0"}},
+		{"invalid_unanswered_handshakes.yaml", []string{"intelligence.unanswered_handshakes", "0"}},
+		{"invalid_error_span_exemplars.yaml", []string{"intelligence.error_span_exemplars", "-3"}},
+		{"invalid_internal_networks.yaml", []string{"security.internal_networks[1]", "192.168.0.0"}},
+		{"invalid_zone_match.yaml", []string{"security.zones[0].match[1]", "10.0.0.300"}},
+		{"invalid_zone_name.yaml", []string{"security.zones[1].name", "web", "already"}},
+		{"invalid_allowed_zone_flows.yaml", []string{"security.allowed_zone_flows[0]", "web -> dmz", "dmz"}},
+		{"invalid_health_check_user_agents.yaml", []string{"security.health_check_user_agents[0]"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
@@ -103,4 +127,34 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	for _, key := range []string{"latency_deviation_factor", "span_sampling", "security.scan_window", "services[0].name", "services[0].match"} {
 		assert.Contains(t, err.Error(), key)
 	}
+}
+
+// The YAML reaches the engine: every intelligence and security key of the full
+// configuration is in the engine's options, parsed.
+func TestIntelOptionsFromConfig(t *testing.T) {
+	cfg, err := loadConfig(t, "config.yaml", "full")
+	require.NoError(t, err)
+	o := intelOptions(cfg)
+	assert.Equal(t, 2, o.ErrorSpanExemplars)
+	assert.Equal(t, 30.0, o.ChattyCallsPerRequest)
+	assert.Equal(t, uint64(50<<20), o.ExfiltrationBytes)
+	assert.Equal(t, 25.0, o.NewConnectionsPerSecond)
+	assert.Equal(t, 5, o.UnansweredHandshakes)
+	assert.Equal(t, []string{"kube-probe/", "my-checker"}, o.HealthCheckUserAgents)
+	assert.Equal(t, []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")}, o.InternalNetworks)
+	assert.Equal(t, []intel.Zone{
+		{Name: "web", Match: []intel.ZoneMatch{{Service: "frontend"}, {Prefix: netip.MustParsePrefix("10.1.0.0/16")}}},
+		{Name: "db", Match: []intel.ZoneMatch{{AddrPort: netip.MustParseAddrPort("10.2.0.5:5432")}, {Service: "ledger"}}},
+	}, o.Zones)
+	assert.Equal(t, [][2]string{{"web", "db"}}, o.AllowedZoneFlows)
+	assert.Equal(t, [][2]string{{"frontend", "api"}, {"api", "inventory"}}, o.AllowedDependencies)
+
+	// The defaults are the engine's defaults.
+	d := intelOptions(createDefaultConfig().(*Config))
+	def := intel.DefaultOptions()
+	assert.Equal(t, def.InternalNetworks, d.InternalNetworks)
+	assert.Equal(t, def.HealthCheckUserAgents, d.HealthCheckUserAgents)
+	assert.Equal(t, def.ChattyCallsPerRequest, d.ChattyCallsPerRequest)
+	assert.Equal(t, def.ExfiltrationBytes, d.ExfiltrationBytes)
+	assert.Equal(t, def.ErrorSpanExemplars, d.ErrorSpanExemplars)
 }

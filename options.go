@@ -1,7 +1,9 @@
 package netintelreceiver
 
 import (
+	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/identity"
@@ -88,6 +90,35 @@ func intelOptions(cfg *Config) intel.Options {
 	for _, dep := range sec.AllowedDependencies {
 		if src, dst, err := intel.ParseAllowedDependency(dep); err == nil {
 			o.AllowedDependencies = append(o.AllowedDependencies, [2]string{src, dst})
+		}
+	}
+	o.ErrorSpanExemplars = in.ErrorSpanExemplars
+	o.ChattyCallsPerRequest = in.ChattyCallsPerRequest
+	o.ExfiltrationBytes = uint64(max(in.ExfiltrationBytes, 1))
+	o.NewConnectionsPerSecond = in.NewConnectionsPerSecond
+	o.UnansweredHandshakes = in.UnansweredHandshakes
+	o.HealthCheckUserAgents = sec.HealthCheckUserAgents
+	// Validate rejected what does not parse; what is left here parses.
+	o.InternalNetworks = nil
+	for _, n := range sec.InternalNetworks {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(n)); err == nil {
+			o.InternalNetworks = append(o.InternalNetworks, p.Masked())
+		}
+	}
+	o.Zones = nil
+	for _, z := range sec.Zones {
+		zone := intel.Zone{Name: strings.TrimSpace(z.Name)}
+		for _, m := range z.Match {
+			if zm, err := intel.ParseZoneMatch(m); err == nil {
+				zone.Match = append(zone.Match, zm)
+			}
+		}
+		o.Zones = append(o.Zones, zone)
+	}
+	o.AllowedZoneFlows = nil
+	for _, f := range sec.AllowedZoneFlows {
+		if src, dst, err := intel.ParseZoneFlow(f); err == nil {
+			o.AllowedZoneFlows = append(o.AllowedZoneFlows, [2]string{src, dst})
 		}
 	}
 	return o
