@@ -360,14 +360,19 @@ func TestDaemonSetHasWhatTheKernelSideNeeds(t *testing.T) {
 	if !slices.Equal(sc.Capabilities.Drop, []string{"ALL"}) {
 		t.Errorf("capabilities.drop = %v, want [ALL]", sc.Capabilities.Drop)
 	}
-	for _, capability := range []string{"BPF", "PERFMON", "NET_ADMIN", "SYS_RESOURCE"} {
+	for _, capability := range []string{"BPF", "PERFMON"} {
 		if !slices.Contains(sc.Capabilities.Add, capability) {
 			t.Errorf("capabilities.add lacks %s (has %v)", capability, sc.Capabilities.Add)
 		}
 	}
 	for _, capability := range sc.Capabilities.Add {
-		if capability == "SYS_ADMIN" || capability == "CAP_SYS_ADMIN" {
+		switch strings.TrimPrefix(capability, "CAP_") {
+		case "SYS_ADMIN":
 			t.Error("SYS_ADMIN belongs only in the privileged fallback")
+		case "NET_ADMIN", "SYS_RESOURCE":
+			// The capture's TestKernelLeastPrivilege shows CAP_BPF and CAP_PERFMON suffice on
+			// every kernel of the matrix.
+			t.Errorf("%s is not needed on the tested kernels; least privilege leaves it out", capability)
 		}
 	}
 	if sc.RunAsUser == nil || *sc.RunAsUser != 0 {
