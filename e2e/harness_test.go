@@ -38,6 +38,10 @@ func TestMain(m *testing.M) {
 		runLatencyServer()
 		return
 	}
+	if run, ok := worldRoles[os.Getenv(roleEnv)]; ok {
+		run()
+		return
+	}
 	os.Exit(m.Run())
 }
 

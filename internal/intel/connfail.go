@@ -65,7 +65,7 @@ func (c *connFailures) flush(w window) []Finding {
 			c.e.c.ConnFailuresFromScans++
 			continue
 		}
-		if (k.reason == "timed_out" || k.reason == "other") && c.e.pool.explained(PoolAcceptQueueFull, k.edge) {
+		if (k.reason == "timed_out" || k.reason == "other") && c.e.pool.explained(PoolAcceptQueueFull, k.edge, w.clock) {
 			continue // the accept queue's story, told by connection_pool_exhaustion
 		}
 		out = append(out, Finding{

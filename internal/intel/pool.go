@@ -138,9 +138,18 @@ func (p *poolDetector) addrNotAvailable(ev *capture.ConnEvent, client, server id
 	}
 }
 
-// explained reports whether this window's pool findings told the story of an edge.
-func (p *poolDetector) explained(reason PoolReason, edge EdgeKey) bool {
-	return p.told[poolTold{reason, edge}]
+// explained reports whether pool findings tell the story of an edge: found in this window,
+// or an episode of it still going on (seen within CascadeWindow of the events' clock).
+func (p *poolDetector) explained(reason PoolReason, edge EdgeKey, clock time.Time) bool {
+	if p.told[poolTold{reason, edge}] {
+		return true
+	}
+	last, ok := p.reported.seen.Peek(poolEpisode(reason, edge))
+	return ok && clock.Sub(last) <= p.e.opts.CascadeWindow
+}
+
+func poolEpisode(reason PoolReason, key EdgeKey) string {
+	return episodeKey(string(reason), key.Source, key.Dest, strconv.Itoa(int(key.Port)))
 }
 
 func (p *poolDetector) flush(w window) []Finding {
@@ -149,7 +158,7 @@ func (p *poolDetector) flush(w window) []Finding {
 	var out []Finding
 	report := func(reason PoolReason, key EdgeKey, pe *poolEdge, sev Severity) {
 		p.told[poolTold{reason, key}] = true
-		if !p.reported.fresh(episodeKey(string(reason), key.Source, key.Dest, strconv.Itoa(int(key.Port))), w.clock) {
+		if !p.reported.fresh(poolEpisode(reason, key), w.clock) {
 			return
 		}
 		pf := &ConnectionPoolExhaustion{

@@ -147,3 +147,24 @@ func TestEphemeralPortsExhausted(t *testing.T) {
 	requireLen(t, "refused", kinds(fs, KindConnectionPoolExhaustion), 0)
 	requireLen(t, "refused is a failure", kinds(fs, KindConnectionFailure), 1)
 }
+
+// The abandoned connects of a full accept queue that come a window after its report are
+// still its story, not connection failures.
+func TestAcceptQueueFullExplainsLaterTimeouts(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	stuck := remoteSvc("stuck")
+	e.Conn(connEv(capture.ConnOpened, capture.RoleClient, "127.0.0.1:31000", "127.0.15.70:8080", 0), svc("curl"), stuck)
+	for i := 0; i < 4; i++ {
+		e.Conn(connEv(capture.ConnHandshakeRetransmit, capture.RoleClient, fmt.Sprintf("127.0.0.1:%d", 31001+i), "127.0.15.70:8080", time.Second), svc("curl"), stuck)
+	}
+	requireLen(t, "first window", pools(e.Findings(t0.Add(10*time.Second)), PoolAcceptQueueFull), 1)
+	for i := 0; i < 2; i++ {
+		failed := connEv(capture.ConnFailed, capture.RoleClient, fmt.Sprintf("127.0.0.1:%d", 31001+i), "127.0.15.70:8080", 11*time.Second)
+		failed.Reason = capture.FailureOther
+		e.Conn(failed, svc("curl"), stuck)
+	}
+	fs := e.Findings(t0.Add(20 * time.Second))
+	requireLen(t, "later timeouts", kinds(fs, KindConnectionFailure), 0)
+	requireLen(t, "same episode", kinds(fs, KindConnectionPoolExhaustion), 0)
+}
