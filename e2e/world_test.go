@@ -358,22 +358,27 @@ func TestNoisyWorld(t *testing.T) {
 			}
 		}
 	}
-	var false_, noise []logRecord
+	var false_, noise, outside []logRecord
 	for i, r := range o.logs {
 		switch {
 		case claimed[i]:
+		case !ofTheWorld(r):
+			outside = append(outside, r) // the machine's own traffic (a go build, its resolver)
 		case worldNoise(r):
 			noise = append(noise, r)
 		default:
 			false_ = append(false_, r)
 		}
 	}
+	if len(outside) > 0 {
+		t.Logf("%d findings about traffic of this machine outside the test, not counted:\n%s", len(outside), dumpLogs(outside))
+	}
 	byEvent := map[string]int{}
 	for _, r := range o.logs {
 		byEvent[r.EventName]++
 	}
-	t.Logf("noisy world: %d findings %v; %d of %d faults detected with the right fields; %d false findings; %d expected others (dependencies, error patterns of real 503s); %s in all",
-		len(o.logs), byEvent, detected, len(faults), len(false_), len(noise), time.Since(began).Round(time.Second))
+	t.Logf("noisy world: %d findings %v; %d of %d faults detected with the right fields; %d false findings; %d expected others (dependencies, error patterns of real 503s); %d outside the test; %s in all",
+		len(o.logs), byEvent, detected, len(faults), len(false_), len(noise), len(outside), time.Since(began).Round(time.Second))
 	if len(false_) > 0 {
 		t.Errorf("%d false findings in the noisy world:\n%s", len(false_), dumpLogs(false_))
 	}
@@ -504,7 +509,9 @@ func worldFaults() []fault {
 			match: func(r logRecord) bool { return is(r, evExfil, attrs{aSource: "backup-agent"}) },
 			check: func(recs []logRecord) string {
 				r := recs[0]
-				if str(r, aDest) != uploadAddr || num(r, "netintel.bytes_sent") != uploadBytes || num(r, "netintel.baseline_bytes") != 0 || str(r, "netintel.external") != "true" {
+				// The kernel's count may include the SYN and FIN of the connection's sequence space.
+				if b := num(r, "netintel.bytes_sent"); str(r, aDest) != uploadAddr || b < uploadBytes || b > uploadBytes+2 ||
+					num(r, "netintel.baseline_bytes") != 0 || str(r, "netintel.external") != "true" {
 					return fmt.Sprintf("want %s, %d bytes, baseline 0", uploadAddr, uploadBytes)
 				}
 				return ""
@@ -531,6 +538,21 @@ func worldFaults() []fault {
 				return ""
 			}},
 	}
+}
+
+// worldNames are the services and clients of the noisy world: a finding that names none of
+// them is about other traffic of the machine (CI machines have none; shared ones do).
+var worldNames = func() map[string]bool {
+	m := map[string]bool{"curl": true, "hey": true, "dig": true, "busybox": true, "mobile-bff": true, "backup-agent": true,
+		"e2e.test": true, partnerName: true, uploadAddr: true, stuckAddr: true}
+	for _, n := range worldServices {
+		m[n] = true
+	}
+	return m
+}()
+
+func ofTheWorld(r logRecord) bool {
+	return worldNames[r.Service] || worldNames[str(r, aSource)] || worldNames[str(r, aDest)]
 }
 
 // worldNoise is what the noisy world may report that is no fault: its dependencies (all of

@@ -82,9 +82,18 @@ func (p *pipeline) event(ev capture.Event) {
 	switch {
 	case ev.Conn != nil:
 		c := ev.Conn
+		var client, server identity.Service
+		closed := c.Kind == capture.ConnClosed
+		if closed {
+			// Named before the resolver forgets a process that has exited: a short-lived
+			// client's close (an upload's total) keeps the name it had.
+			client, server = p.names.ConnEnds(c)
+		}
 		p.names.Conn(c)
 		p.tracker.Conn(c) // failures of outstanding requests come out through p.exchange
-		client, server := p.names.ConnEnds(c)
+		if !closed {
+			client, server = p.names.ConnEnds(c)
+		}
 		p.intel.Conn(c, client, server)
 		p.metrics.Conn(c, client, server)
 	case ev.Data != nil:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
@@ -242,4 +244,34 @@ func TestPipelineLearnsRoutes(t *testing.T) {
 		}
 	}
 	assert.Equal(t, 3, names["GET /users/{id}/orders"], "span names: %v", names)
+}
+
+// A short-lived client's close is named as the client was while it lived: its upload to an
+// external address is the service's (OTEL_SERVICE_NAME), even when the process has exited by
+// the time the close is read.
+func TestPipelineNamesClosesOfExitedProcesses(t *testing.T) {
+	procRoot := t.TempDir()
+	dir := filepath.Join(procRoot, "4242")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "environ"), []byte("OTEL_SERVICE_NAME=backup-agent\x00"), 0o644))
+	o, err := newOutput(receivertest.NewNopSettings(metadata.Type), new(consumertest.LogsSink), nil, nil)
+	require.NoError(t, err)
+	settings := replaySettings(t)
+	settings.Identity = identity.Options{ProcRoot: procRoot, HostName: "node"}
+	p := newPipeline(settings, zap.NewNop(), nil, o)
+	sock := capture.Socket{Transport: capture.TransportTCP, Role: capture.RoleClient,
+		Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("198.51.100.2:9000")}
+	proc := capture.Process{PID: 4242, Comm: "busybox"}
+	p.event(capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnOpened, Time: time.Unix(100, 0), Process: proc, Socket: sock}})
+	require.NoError(t, os.RemoveAll(dir)) // the process exits
+	p.event(capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: time.Unix(101, 0), Process: proc, Socket: sock, BytesSent: 30 << 20}})
+	var exfil []intel.Finding
+	for _, f := range p.intel.Findings(time.Unix(102, 0)) {
+		if f.Kind == intel.KindDataExfiltration {
+			exfil = append(exfil, f)
+		}
+	}
+	require.Len(t, exfil, 1)
+	assert.Equal(t, "backup-agent", exfil[0].Exfiltration.Source)
+	assert.Equal(t, "198.51.100.2:9000", exfil[0].Exfiltration.Dest)
 }
