@@ -50,19 +50,21 @@ type latencyDetector struct {
 
 // routeLatency is the state of one route.
 type routeLatency struct {
-	edge         EdgeKey // the first edge seen calling the route
-	server       identity.Service
-	base, win    sketch
-	seen         uint64 // samples learned, all time
-	winSamples   uint64
-	winStart     time.Time
-	shiftSamples uint64    // samples of the consecutive shifted windows
-	before       Quantiles // the baseline's quantiles when the shift began
-	shifted      int       // consecutive judged windows beyond the baseline
-	anomalous    bool      // reported; quiet until a judged window is back within the baseline
-	lastSlow     time.Time
-	slowest      time.Duration // the window's slowest single exchange, and its span
-	example      *ExchangeRef
+	edge           EdgeKey // the first edge seen calling the route
+	server         identity.Service
+	base, win      sketch
+	pending        sketch // shifted windows not yet folded into the baseline
+	pendingWindows int
+	seen           uint64 // samples learned, all time
+	winSamples     uint64
+	winStart       time.Time
+	shiftSamples   uint64    // samples of the consecutive shifted windows
+	before         Quantiles // the baseline's quantiles when the shift began
+	shifted        int       // consecutive judged windows beyond the baseline
+	anomalous      bool      // reported; quiet until a judged window is back within the baseline
+	lastSlow       time.Time
+	slowest        time.Duration // the window's slowest single exchange, and its span
+	example        *ExchangeRef
 }
 
 func newLatencyDetector(e *Engine) *latencyDetector {
@@ -192,16 +194,27 @@ func (l *latencyDetector) flush(w window) []Finding {
 				r.anomalous = true
 				out = append(out, l.finding(k, r, w, name, win, base, factor))
 			}
+			if !r.anomalous {
+				// A window that moved is held out of the baseline until the shift is confirmed
+				// or over, so that it cannot hide the next one's.
+				r.pending.merge(&r.win)
+				r.pendingWindows++
+				l.nextWindow(r)
+				continue
+			}
 		case judged:
 			r.shifted, r.shiftSamples, r.anomalous = 0, 0, false
 		}
+		for ; r.pendingWindows > 0; r.pendingWindows-- {
+			r.base.scale(baselineDecay)
+		}
+		r.base.merge(&r.pending)
+		r.pending.reset()
 		if judged {
 			r.base.scale(baselineDecay)
 		}
 		r.base.merge(&r.win)
-		r.seen += r.winSamples
-		r.win.reset()
-		r.winSamples, r.slowest, r.example = 0, 0, nil
+		l.nextWindow(r)
 	}
 	slices.SortFunc(out, func(a, b Finding) int {
 		la, lb := a.LatencyAnomaly, b.LatencyAnomaly
@@ -214,6 +227,13 @@ func (l *latencyDetector) flush(w window) []Finding {
 		return strings.Compare(la.Method, lb.Method)
 	})
 	return out
+}
+
+// nextWindow starts a route's next window; what it saw is counted as learned.
+func (l *latencyDetector) nextWindow(r *routeLatency) {
+	r.seen += r.winSamples
+	r.win.reset()
+	r.winSamples, r.slowest, r.example = 0, 0, nil
 }
 
 func (l *latencyDetector) finding(k routeKey, r *routeLatency, w window, name string, win, base time.Duration, factor float64) Finding {

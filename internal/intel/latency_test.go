@@ -288,3 +288,34 @@ func TestLatencyThresholds(t *testing.T) {
 	// may only count. Neither is an anomaly alone.
 	requireLen(t, "thresholds raise nothing", kinds(e.Findings(t0.Add(time.Hour)), KindLatencyAnomaly), 0)
 }
+
+// A shift right after a short warm-up: the baseline holds 60 samples, the slow windows hold
+// 40, 40 and 26. The first slow window must not become the baseline the second is judged
+// against.
+func TestLatencyShiftOnAYoungBaseline(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	var s stream
+	at := time.Duration(0)
+	for i := 0; i < 60; i++ {
+		s.feed(e, call{from: "hey", to: "catalog", path: "/slow", status: 200, at: at, latency: jitter(10*time.Millisecond, i)})
+		at += 10 * time.Millisecond
+	}
+	var got []Finding
+	for w, n := range []int{34, 40, 26} {
+		for i := 0; i < n; i++ {
+			s.feed(e, call{from: "hey", to: "catalog", path: "/slow", status: 200, at: at, latency: jitter(100*time.Millisecond, i)})
+			at += 50 * time.Millisecond
+		}
+		got = append(got, kinds(e.Findings(t0.Add(time.Duration(w+1)*10*time.Second)), KindLatencyAnomaly)...)
+	}
+	requireLen(t, "shift after a short warm-up", got, 1)
+	if a := got[0].LatencyAnomaly; a.DeviationFactor < 7 || a.DeviationFactor > 13 || a.Quantile != "p50" {
+		t.Fatalf("anomaly = %+v", a)
+	}
+}
+
+// jitter gives a deterministic spread of ±20% around d.
+func jitter(d time.Duration, i int) time.Duration {
+	return d + d*time.Duration(i*37%41-20)/100
+}
