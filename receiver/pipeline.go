@@ -172,7 +172,6 @@ func (p *pipeline) selfCounters() otlp.SelfCounters {
 			{Name: "connection_failure_groups_full", Value: ic.ConnFailureGroupsDropped},
 			{Name: "retry_groups_full", Value: ic.RetryGroupsDropped},
 			{Name: "retry_calls_full", Value: ic.RetryCallsDropped},
-			{Name: "traffic_pairs_full", Value: ic.TrafficPairsDropped},
 			{Name: "pool_groups_full", Value: ic.PoolGroupsDropped},
 			{Name: "findings_queue_full", Value: ic.FindingsDropped},
 		},

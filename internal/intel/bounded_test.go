@@ -107,7 +107,7 @@ func TestMemoryBounded(t *testing.T) {
 		"error groups": c.ErrorGroupsDropped, "retry groups": c.RetryGroupsDropped, "conn failure groups": c.ConnFailureGroupsDropped,
 		"dedup": c.DedupForgotten, "findings": c.FindingsDropped,
 		"exfiltration destinations": c.ExfilDestinationsEvicted, "episodes": c.EpisodesEvicted,
-		"recent connects": c.RecentConnectsEvicted, "pool groups": c.PoolGroupsDropped, "traffic pairs": c.TrafficPairsDropped}
+		"recent connects": c.RecentConnectsEvicted, "pool groups": c.PoolGroupsDropped}
 	for name, v := range evictions {
 		if v == 0 {
 			t.Errorf("%s: nothing evicted or dropped under %d distinct clients and routes", name, n)

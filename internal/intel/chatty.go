@@ -11,9 +11,10 @@ import (
 const chattyMinRequests = 5
 
 // chattyDetector is the chatty_communication detector (the N+1 pattern): per window, the
-// requests each service served and the calls it made to each dependency; a service making at
-// least ChattyCallsPerRequest calls to one dependency per request it served is reported, once
-// per episode.
+// requests each service served and the calls it made to each dependency, summed from the
+// edges' window counters at the close (nothing per exchange beyond the edge's counter); a
+// service making at least ChattyCallsPerRequest calls to one dependency per request it
+// served is reported, once per episode.
 type chattyDetector struct {
 	e        *Engine
 	requests map[string]uint64           // requests served, by server service
@@ -22,7 +23,8 @@ type chattyDetector struct {
 }
 
 type chattyPair struct {
-	edge   EdgeKey // the first edge the calls were seen on
+	edge   EdgeKey // the busiest edge of the pair
+	busy   uint64  // its calls
 	client identity.Service
 	calls  uint64
 }
@@ -32,33 +34,35 @@ func newChattyDetector(e *Engine) *chattyDetector {
 		reported: newEpisodes(e.opts.ReportAgainAfter, e.opts.MaxEdges)}
 }
 
-// served is how many requests a service served in the current window.
+// served is how many requests a service served in the window being closed (after collect).
 func (c *chattyDetector) served(service string) uint64 { return c.requests[service] }
 
-func (c *chattyDetector) exchange(ob *observation) { c.count(ob.key, ob.client, 1) }
-
-func (c *chattyDetector) aggregate(b *batch) { c.count(b.key, b.client, b.a.Count) }
-
-func (c *chattyDetector) count(key EdgeKey, client identity.Service, n uint64) {
-	if key.Source == key.Dest {
-		return // a service calling itself serves no one by it
-	}
-	if _, ok := c.requests[key.Dest]; ok || len(c.requests) < c.e.opts.MaxEdges {
-		c.requests[key.Dest] += n
-	} else {
-		c.e.c.TrafficPairsDropped++
-	}
-	sp := servicePair{key.Source, key.Dest}
-	p, ok := c.calls[sp]
-	if !ok {
-		if len(c.calls) >= c.e.opts.MaxEdges {
-			c.e.c.TrafficPairsDropped++
-			return
+// collect sums the window's traffic from the edges and resets their counters.
+func (c *chattyDetector) collect() {
+	clear(c.requests)
+	clear(c.calls)
+	for _, ed := range c.e.graph.edges.All() {
+		n := ed.window
+		if n == 0 {
+			continue
 		}
-		p = &chattyPair{edge: key, client: client}
-		c.calls[sp] = p
+		ed.window = 0
+		k := ed.key
+		if k.Source == k.Dest {
+			continue // a service calling itself serves no one by it
+		}
+		c.requests[k.Dest] += n
+		sp := servicePair{k.Source, k.Dest}
+		p, ok := c.calls[sp]
+		if !ok {
+			p = &chattyPair{client: ed.client}
+			c.calls[sp] = p
+		}
+		p.calls += n
+		if n > p.busy || (n == p.busy && compareEdgeKeys(k, p.edge) < 0) {
+			p.edge, p.busy = k, n
+		}
 	}
-	p.calls += n
 }
 
 func (c *chattyDetector) flush(w window) []Finding {

@@ -59,7 +59,7 @@ type Counters struct {
 
 	// Groups refused because a window's table was full; their errors still count on the edge.
 	ErrorGroupsDropped, ConnFailureGroupsDropped, RetryGroupsDropped uint64
-	TrafficPairsDropped, PoolGroupsDropped                           uint64 // chatty and pool tables full
+	PoolGroupsDropped                                                uint64 // pool table full
 	RetryCallsDropped                                                uint64 // identical calls not tracked (a group's table full)
 
 	ErrorSpansSampled     uint64 // errors beyond their group's exemplars: sampled, not forced into spans
@@ -144,6 +144,35 @@ type observation struct {
 }
 
 func (ob *observation) example() *ExchangeRef { return exampleOf(ob.x, ob.id, ob.server) }
+
+// lazyRef keeps what an example's span id is derived from, so a detector that keeps one
+// candidate example per window hashes only the one it reports.
+type lazyRef struct {
+	id         [16]byte
+	x          l7.Exchange // the identity fields only (DESIGN §4)
+	serverSpan bool
+}
+
+func (ob *observation) lazyRef() lazyRef {
+	x := ob.x
+	return lazyRef{
+		id: ob.id, serverSpan: x.Side == l7.SideServer || ob.server.Local,
+		x: l7.Exchange{
+			Client: l7.Endpoint{Addr: x.Client.Addr}, Server: l7.Endpoint{Addr: x.Server.Addr}, Start: x.Start,
+			ClientISN: x.ClientISN, ServerISN: x.ServerISN, RequestSeq: x.RequestSeq, StreamID: x.StreamID,
+		},
+	}
+}
+
+func (r *lazyRef) ref() *ExchangeRef {
+	ref := &ExchangeRef{TraceID: r.id}
+	if r.serverSpan {
+		ref.SpanID = r.x.ServerSpanID()
+	} else {
+		ref.SpanID = r.x.ClientSpanID()
+	}
+	return ref
+}
 
 func (ob *observation) group() groupKey {
 	return groupKey{dest: ob.key.Dest, method: ob.out.method, route: ob.out.route, status: ob.out.status}
@@ -284,7 +313,6 @@ func (e *Engine) Exchange(x *l7.Exchange, client, server identity.Service) Decis
 			found(e.latency.exchange(ob))
 		}
 	}
-	e.chatty.exchange(ob)
 	e.pool.exchange(ob)
 
 	p := e.opts.SpanSampling
@@ -337,7 +365,6 @@ func (e *Engine) Aggregate(a *l7.Aggregate, client, server identity.Service) {
 			e.latency.aggregate(b)
 		}
 	}
-	e.chatty.aggregate(b)
 	e.pool.aggregate(b)
 	unauthorized := e.graph.unauthorizedBatch(b)
 	if e.segments.aggregate(b) || unauthorized {
@@ -448,6 +475,7 @@ func (e *Engine) Findings(now time.Time) []Finding {
 // before connection failures, which leave out what it explained.
 func (e *Engine) flush(now time.Time) []Finding {
 	w := window{start: e.winStart, end: now, clock: e.clock(now)}
+	e.chatty.collect() // the window's requests per service, which retry storms also weigh
 	var out []Finding
 	out = append(out, e.errors.flush(w)...)
 	out = append(out, e.latency.flush(w)...)

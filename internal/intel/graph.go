@@ -29,6 +29,7 @@ type edge struct {
 	external            bool           // destAddr is outside the internal networks
 	firstSeen, lastSeen time.Time
 	requests, errors    uint64
+	window              uint64 // requests in the current flush window (chatty calls per request)
 	latency             LatencySummary
 	hotUntil            time.Time // sampling is raised on the edge until then
 	rate                edgeRate  // requests per second, for the raised sampling
@@ -95,6 +96,7 @@ func newGraph(e *Engine) *graph {
 func (g *graph) exchange(ob *observation) *edge {
 	ed := g.observe(ob.key, ob.client, ob.server, ob.x.Server.Addr, ob.t)
 	ed.requests++
+	ed.window++
 	ed.rate.observe(ob.t, 1)
 	return ed
 }
@@ -102,6 +104,7 @@ func (g *graph) exchange(ob *observation) *edge {
 func (g *graph) aggregate(b *batch) *edge {
 	ed := g.observe(b.key, b.client, b.server, b.a.Server.Addr, b.t)
 	ed.requests += b.a.Count
+	ed.window += b.a.Count
 	ed.rate.observe(b.t, b.a.Count)
 	return ed
 }

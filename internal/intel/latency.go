@@ -64,7 +64,8 @@ type routeLatency struct {
 	anomalous      bool      // reported; quiet until a judged window is back within the baseline
 	lastSlow       time.Time
 	slowest        time.Duration // the window's slowest single exchange, and its span
-	example        *ExchangeRef
+	example        lazyRef
+	hasExample     bool
 }
 
 func newLatencyDetector(e *Engine) *latencyDetector {
@@ -96,8 +97,8 @@ func (l *latencyDetector) exchange(ob *observation) bool {
 	}
 	r.win.add(d, 1)
 	r.winSamples++
-	if d > r.slowest || r.example == nil {
-		r.slowest, r.example = d, ob.example()
+	if d > r.slowest || !r.hasExample {
+		r.slowest, r.example, r.hasExample = d, ob.lazyRef(), true
 	}
 	if d <= l.e.opts.SlowRequestThreshold {
 		return false
@@ -233,7 +234,7 @@ func (l *latencyDetector) flush(w window) []Finding {
 func (l *latencyDetector) nextWindow(r *routeLatency) {
 	r.seen += r.winSamples
 	r.win.reset()
-	r.winSamples, r.slowest, r.example = 0, 0, nil
+	r.winSamples, r.slowest, r.hasExample = 0, 0, false
 }
 
 func (l *latencyDetector) finding(k routeKey, r *routeLatency, w window, name string, win, base time.Duration, factor float64) Finding {
@@ -241,8 +242,12 @@ func (l *latencyDetector) finding(k routeKey, r *routeLatency, w window, name st
 	if factor >= 10 || win > l.e.opts.SlowRequestThreshold {
 		sev = SeverityHigh
 	}
+	var example *ExchangeRef
+	if r.hasExample {
+		example = r.example.ref()
+	}
 	return Finding{
-		Kind: KindLatencyAnomaly, Time: w.end, Severity: sev, Subject: r.server, Example: r.example,
+		Kind: KindLatencyAnomaly, Time: w.end, Severity: sev, Subject: r.server, Example: example,
 		LatencyAnomaly: &LatencyAnomaly{
 			Edge: r.edge, Method: k.method, Route: k.route, Quantile: name,
 			Latency: win, Baseline: base, DeviationFactor: factor,

@@ -41,9 +41,9 @@ type uaVerdict struct {
 
 // endpointPattern is a sensitive path by segments; a dotfile pattern matches at any depth.
 type endpointPattern struct {
-	text    string   // as configured, lower case
-	segs    []string // its segments
-	anyDeep bool
+	text    string // as configured, lower case
+	prefix  string // its segments joined by "/", with a leading "/": what a path must start with
+	anyDeep bool   // a single dotfile segment ("/.env"): matches any segment of the path
 }
 
 // concernKey is what one security concern is reported once per ScanWindow for.
@@ -102,7 +102,7 @@ func parseEndpointPattern(p string) (endpointPattern, bool) {
 	if len(segs) == 0 {
 		return endpointPattern{}, false
 	}
-	return endpointPattern{text: p, segs: segs, anyDeep: len(segs) == 1 && strings.HasPrefix(segs[0], ".")}, true
+	return endpointPattern{text: p, prefix: "/" + strings.Join(segs, "/"), anyDeep: len(segs) == 1 && strings.HasPrefix(segs[0], ".")}, true
 }
 
 // pathSegments splits a path into its non-empty segments.
@@ -119,36 +119,46 @@ func pathSegments(path string) []string {
 // matchEndpoint returns the sensitive pattern a path matches, "" for none: the pattern's
 // segments equal the path's first segments ("/admin" matches "/admin" and "/admin/users",
 // never "/administration"); a single dotfile segment ("/.env", "/.git") matches at any depth
-// ("/app/.env"), where scanners look for it.
+// ("/app/.env"), where scanners look for it. Every request goes through it: it allocates
+// nothing for paths without empty segments.
 func (s *securityDetector) matchEndpoint(path string) string {
 	if len(s.endpoints) == 0 || path == "" {
 		return ""
 	}
-	segs := pathSegments(path)
+	if strings.Contains(path, "//") || path[0] != '/' {
+		path = "/" + strings.Join(pathSegments(path), "/") // empty segments do not count
+	}
+	dotted := strings.Contains(path, "/.") // only then can a dotfile pattern match
 	for _, p := range s.endpoints {
 		if p.anyDeep {
-			for _, seg := range segs {
-				if strings.EqualFold(seg, p.segs[0]) {
-					return p.text
-				}
+			if dotted && hasSegmentFold(path, p.prefix[1:]) {
+				return p.text
 			}
 			continue
 		}
-		if len(segs) < len(p.segs) {
-			continue
-		}
-		match := true
-		for i, ps := range p.segs {
-			if !strings.EqualFold(segs[i], ps) {
-				match = false
-				break
-			}
-		}
-		if match {
+		if len(path) >= len(p.prefix) && strings.EqualFold(path[:len(p.prefix)], p.prefix) &&
+			(len(path) == len(p.prefix) || path[len(p.prefix)] == '/') {
 			return p.text
 		}
 	}
 	return ""
+}
+
+// hasSegmentFold reports whether one segment of path equals seg, ignoring case.
+func hasSegmentFold(path, seg string) bool {
+	for start := 0; start < len(path); {
+		end := strings.IndexByte(path[start:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
+		}
+		if end-start == len(seg) && strings.EqualFold(path[start:end], seg) {
+			return true
+		}
+		start = end + 1
+	}
+	return false
 }
 
 func (s *securityDetector) userAgent(ua string) uaVerdict {

@@ -104,7 +104,7 @@ func (s *segmentation) allowedFlow(src, dst string) bool {
 }
 
 // judge reports a flow between two endpoints when it crosses zones it may not.
-func (s *segmentation) judge(client identity.Service, caddr netip.AddrPort, server identity.Service, saddr netip.AddrPort, t time.Time, ex *ExchangeRef) bool {
+func (s *segmentation) judge(client identity.Service, caddr netip.AddrPort, server identity.Service, saddr netip.AddrPort, t time.Time, ob *observation) bool {
 	if len(s.e.opts.Zones) == 0 {
 		return false
 	}
@@ -119,6 +119,10 @@ func (s *segmentation) judge(client identity.Service, caddr netip.AddrPort, serv
 	if !s.reported.fresh(episodeKey(src, dst, client.Name, server.Name), t) {
 		return false
 	}
+	var ex *ExchangeRef
+	if ob != nil {
+		ex = ob.example()
+	}
 	s.e.emit(Finding{
 		Kind: KindSecurityConcern, Time: t, Severity: SeverityHigh, Subject: server, Example: ex,
 		SecurityConcern: &SecurityConcern{
@@ -130,7 +134,7 @@ func (s *segmentation) judge(client identity.Service, caddr netip.AddrPort, serv
 }
 
 func (s *segmentation) exchange(ob *observation) bool {
-	return s.judge(ob.client, ob.x.Client.Addr, ob.server, ob.x.Server.Addr, ob.t, ob.example())
+	return s.judge(ob.client, ob.x.Client.Addr, ob.server, ob.x.Server.Addr, ob.t, ob)
 }
 
 func (s *segmentation) aggregate(b *batch) bool {

@@ -90,6 +90,9 @@ func template(l *Learner, service, path string, learn bool) string {
 	if path == "*" || path == "/" {
 		return path
 	}
+	if l == nil && unchanged(path) {
+		return path // most paths: no identifier, short enough, nothing to build
+	}
 	var b strings.Builder
 	b.Grow(len(path) + len(Placeholder))
 	segs := 0
@@ -118,6 +121,27 @@ func template(l *Learner, service, path string, learn bool) string {
 		start = end + 1
 	}
 	return bound(b.String())
+}
+
+// unchanged reports whether the static rules leave a normalized path as it is.
+func unchanged(path string) bool {
+	if len(path) > MaxLen {
+		return false
+	}
+	segs := 0
+	for start := 1; start <= len(path); {
+		end := strings.IndexByte(path[start:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += start
+		}
+		if segs++; segs > MaxSegments || IsIdentifier(path[start:end]) {
+			return false
+		}
+		start = end + 1
+	}
+	return true
 }
 
 // judge templates one segment at its position, counting it when learning.

@@ -194,3 +194,30 @@ func FuzzRoute(f *testing.F) {
 		}
 	})
 }
+
+// FuzzLearner: whatever paths a service sees, its routes stay bounded and keep no number,
+// and a route learned for a path is stable once the position collapsed.
+func FuzzLearner(f *testing.F) {
+	f.Add("/users/alice/orders", "/users/bob", uint8(3))
+	f.Add("/", "//x//", uint8(1))
+	f.Add("/a/b/c/d/e/f/g/h/i", "/a/1/c", uint8(2))
+	f.Fuzz(func(t *testing.T, a, b string, n uint8) {
+		l := NewLearner(Options{MaxDistinct: 2, MaxNodes: 64})
+		for i := 0; i < int(n%16)+1; i++ {
+			for _, p := range []string{a, b, a + "/" + word(i), "/" + word(i) + b} {
+				r := l.Route("svc", p, true)
+				if len(r) > MaxLen+len(cutMark) {
+					t.Fatalf("Route(%q) = %q: longer than the cap", p, r)
+				}
+				for _, seg := range strings.Split(r, "/") {
+					if seg != "" && strings.Trim(seg, "0123456789") == "" {
+						t.Fatalf("Route(%q) = %q keeps the number %q", p, r, seg)
+					}
+				}
+			}
+		}
+		if c := l.Counters(); c.Nodes > 64 {
+			t.Fatalf("counters = %+v", c)
+		}
+	})
+}
