@@ -14,6 +14,12 @@
 //	TestDNS                    dig → dnsmasq on 127.0.0.53:53
 //	TestSecurity               sqlmap, gobuster → nginx 127.0.0.61:8085; nmap -sT → 127.0.0.60
 //	TestFaults                 20k short connections → nginx 127.0.0.70:8086; SIGTERM; no programs left
+//	TestNoisyWorld             127.0.15.0/24 (clients from 127.0.16.0/24): a noisy service (lognormal
+//	                           latency, 1% 503s, kube-probes) beside nine faults — a latency shift, a
+//	                           retrying client, a failing nginx chain, an N+1 caller, a client without
+//	                           keep-alive, a stuck acceptor, a 30 MB upload and a call by name to an
+//	                           external host (198.51.100.0/24 in network namespace ni15-ext), and a
+//	                           forbidden zone flow; each reported once, no false finding (~65 s)
 //
 // Servers start before the collector, so their readiness probes stay out of the findings.
 // The scenarios carry the build tag e2e: run them with `make e2e`
