@@ -135,8 +135,8 @@ func (s *scenario) runWith(timeout time.Duration, env []string, stdin string, ar
 
 // load runs fn in the background until it returns; wait waits for all of them.
 type load struct {
-	wg sync.WaitGroup
-	mu sync.Mutex
+	wg  sync.WaitGroup
+	mu  sync.Mutex
 	log []string
 }
 
@@ -440,7 +440,9 @@ const (
 func worldFaults() []fault {
 	return []fault{
 		{name: "latency shift", most: 1,
-			match: func(r logRecord) bool { return is(r, evLatency, attrs{aDest: "catalog", "netintel.endpoint": "/search"}) },
+			match: func(r logRecord) bool {
+				return is(r, evLatency, attrs{aDest: "catalog", "netintel.endpoint": "/search"})
+			},
 			check: func(recs []logRecord) string {
 				r := recs[0]
 				f, l, b := num(r, aFactor), num(r, aLatencyMS), num(r, aBaselineMS)
