@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,10 @@ type Config struct {
 
 	// Services names endpoints statically; the first match wins.
 	Services []ServiceConfig `mapstructure:"services"`
+
+	// Naming says where the node's processes, cgroups and container runtimes' state are
+	// read from (local services are named from them when Services does not name them).
+	Naming NamingConfig `mapstructure:"naming"`
 
 	// source, when set, replaces the platform's capture source (tests inject a replay).
 	source func(*zap.Logger) (capture.Source, error)
@@ -111,6 +116,17 @@ type ZoneConfig struct {
 type ServiceConfig struct {
 	Name  string `mapstructure:"name"`
 	Match string `mapstructure:"match"`
+}
+
+// NamingConfig locates what local services are named from: /proc, the cgroup filesystem,
+// and the state the container runtimes keep (containerd and CRI-O OCI configs, Docker's
+// config.v2.json), all read-only.
+type NamingConfig struct {
+	// HostRoot is where the node's root filesystem is seen: "/" when the collector runs on
+	// the node, "/host" in the DaemonSet (deploy/kubernetes mounts the paths there).
+	HostRoot string `mapstructure:"host_root"`
+	// DockerDataRoot is dockerd's --data-root on the node (under HostRoot).
+	DockerDataRoot string `mapstructure:"docker_data_root"`
 }
 
 var (
@@ -258,6 +274,14 @@ func (cfg *Config) Validate() error {
 			if z != "*" && !zones[z] {
 				add("security.allowed_zone_flows[%d]: %q names zone %q, which security.zones does not define", i, f, z)
 			}
+		}
+	}
+
+	for _, p := range []struct{ key, path string }{
+		{"naming.host_root", cfg.Naming.HostRoot}, {"naming.docker_data_root", cfg.Naming.DockerDataRoot},
+	} {
+		if !filepath.IsAbs(p.path) {
+			add("%s: %q must be an absolute path", p.key, p.path)
 		}
 	}
 

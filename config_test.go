@@ -74,6 +74,7 @@ func TestLoadConfig(t *testing.T) {
 		{Name: "payments", Match: "10.1.0.0/16"},
 		{Name: "db", Match: "::1"},
 	}
+	want.Naming = NamingConfig{HostRoot: "/host", DockerDataRoot: "/data/docker"}
 	assert.Equal(t, want, full)
 }
 
@@ -104,6 +105,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_zone_name.yaml", []string{"security.zones[1].name", "web", "already"}},
 		{"invalid_allowed_zone_flows.yaml", []string{"security.allowed_zone_flows[0]", "web -> dmz", "dmz"}},
 		{"invalid_health_check_user_agents.yaml", []string{"security.health_check_user_agents[0]"}},
+		{"invalid_naming_host_root.yaml", []string{"naming.host_root", `"host"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

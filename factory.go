@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/metadata"
 )
@@ -62,6 +63,10 @@ func createDefaultConfig() component.Config {
 			ScanWindow:            30 * time.Second,
 			HealthCheckUserAgents: intel.DefaultHealthCheckUserAgents(),
 			InternalNetworks:      []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7", "::1/128"},
+		},
+		Naming: NamingConfig{
+			HostRoot:       "/",
+			DockerDataRoot: identity.DefaultDockerDataRoot,
 		},
 	}
 }
