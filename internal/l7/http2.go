@@ -151,7 +151,7 @@ func (d *h2Dir) resetDecoder() {
 
 func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
 	d := &p.dirs[dirIndex(ev.Direction)]
-	if hasSeq(ev) && d.next != unknownSeq && uint32(d.next) != ev.Seq {
+	if hasSeq(ev) && d.next != unknownSeq && seqAfter(ev.Seq, uint32(d.next)) {
 		d.gaps++ // a read/write before this one was lost
 	}
 	p.parse(c, ev, d)

@@ -66,6 +66,8 @@ type Counters struct {
 	PendingDropped     uint64               // requests dropped because a socket had too many outstanding
 	Resyncs            uint64               // reads/writes skipped while looking for the next message boundary
 	SequenceGaps       uint64               // reads/writes that did not follow the previous one (lost events)
+	GapClosed          uint64               // requests closed as unknown: their response may have been in a gap
+	Overlaps           uint64               // reads/writes of bytes already seen (MSG_PEEK), ignored
 	PartialHeaders     uint64               // requests/responses whose headers were cut by the payload limit
 	Connections        int                  // sockets currently tracked
 }
@@ -403,6 +405,9 @@ type byteStream struct {
 	carryAt time.Time
 	skip    int64 // bytes to pass over before the next message; -1 until the connection ends
 	lost    bool  // out of sync: the next message must begin at the start of a read/write
+	// breaks counts the gaps (lost reads/writes) that broke sync: whole messages may have
+	// been in them. A gap inside a body of known length is not a break.
+	breaks uint64
 }
 
 func newByteStream() byteStream { return byteStream{next: unknownSeq} }
@@ -419,21 +424,48 @@ type chunk struct {
 	fresh  bool      // data[0] is the first byte of this read/write
 }
 
+// seqAfter reports whether TCP sequence number a comes after b (RFC 1982 arithmetic).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
 // begin applies sequence checks and pending skips to ev; ok is false when nothing is left to parse.
 func (s *byteStream) begin(t *Tracker, ev *capture.DataEvent) (ch chunk, ok bool) {
 	size := ev.Size
 	if size < len(ev.Payload) {
 		size = len(ev.Payload)
 	}
-	if hasSeq(ev) {
-		if s.next != unknownSeq && uint32(s.next) != ev.Seq {
-			t.counters.SequenceGaps++
-			s.carry, s.skip, s.lost = nil, 0, true
-		}
-		s.next = uint64(ev.Seq + uint32(size))
-	}
 	vis := ev.Payload
 	seq := ev.Seq
+	fresh := true
+	if hasSeq(ev) && s.next != unknownSeq {
+		switch d := int64(int32(ev.Seq - uint32(s.next))); {
+		case d < 0:
+			// Bytes already seen: a read with MSG_PEEK reports the bytes the next read
+			// consumes again, at the same sequence number. Only what follows them is new.
+			old := -d
+			if old >= int64(size) {
+				t.counters.Overlaps++
+				return ch, false
+			}
+			vis = vis[min(int(old), len(vis)):]
+			seq += uint32(old)
+			size -= int(old)
+			fresh = false
+		case d > 0:
+			t.counters.SequenceGaps++
+			switch {
+			case s.skip < 0:
+				// Inside a body that runs until the connection ends: nothing to lose.
+			case s.skip >= d && len(s.carry) == 0:
+				s.skip -= d // the lost bytes were part of a body of known length
+			default:
+				s.carry, s.skip, s.lost = nil, 0, true
+				s.breaks++
+			}
+		}
+	}
+	if hasSeq(ev) {
+		s.next = uint64(seq + uint32(size))
+	}
 	pos := 0 // offset within the event
 	if s.skip < 0 {
 		return ch, false
@@ -455,7 +487,7 @@ func (s *byteStream) begin(t *Tracker, ev *capture.DataEvent) (ch chunk, ok bool
 		}
 		return ch, false
 	}
-	ch = chunk{data: vis[pos:], seq: seq + uint32(pos), hidden: size - len(vis), at: ev.Time, start: ev.Time, fresh: true}
+	ch = chunk{data: vis[pos:], seq: seq + uint32(pos), hidden: size - len(vis), at: ev.Time, start: ev.Time, fresh: fresh}
 	if len(s.carry) > 0 && pos == 0 {
 		ch.data = append(s.carry, ch.data...)
 		ch.seq = s.carrySq
