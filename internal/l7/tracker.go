@@ -12,6 +12,9 @@ import (
 // Options configure the tracker. The lead maps the receiver's YAML onto it.
 type Options struct {
 	MaxConnections int           // sockets with parser state; the least recently used is evicted
+	// MaxStateBytes bounds the estimated memory of all sockets' parser state together; over
+	// it, the least recently used sockets are shed, the largest first (memory.go).
+	MaxStateBytes int64
 	RequestTimeout time.Duration // a request unanswered this long becomes a FailureTimeout exchange
 	IdleTimeout    time.Duration // a socket silent this long loses its parser state
 
@@ -41,6 +44,7 @@ const (
 func DefaultOptions() Options {
 	return Options{
 		MaxConnections: defaultMaxConns,
+		MaxStateBytes:  DefaultMaxStateBytes,
 		RequestTimeout: 30 * time.Second,
 		IdleTimeout:    5 * time.Minute,
 		DNSPorts:       []uint16{53},
@@ -69,7 +73,11 @@ type Counters struct {
 	GapClosed          uint64               // requests closed as unknown: their response may have been in a gap
 	Overlaps           uint64               // reads/writes of bytes already seen (MSG_PEEK), ignored
 	PartialHeaders     uint64               // requests/responses whose headers were cut by the payload limit
+	MemoryShed         uint64               // sockets shed because the state exceeded MaxStateBytes
+	MemoryShedBytes    uint64               // the estimated bytes those sockets held
+	Released           uint64               // outstanding requests of evicted or shed sockets, closed as unknown
 	Connections        int                  // sockets currently tracked
+	StateBytes         int64                // estimated bytes of parser state now (all sockets)
 }
 
 // ParseFailure is the number of parse failures for one protocol.
@@ -109,6 +117,8 @@ type conn struct {
 
 	// reqDir is the direction requests travel on this socket, once known.
 	reqDir capture.Direction
+
+	mem int // estimated bytes of this socket's state, as last accounted
 }
 
 // Tracker turns the data and connection events of many sockets into Exchanges. It is used
@@ -119,6 +129,7 @@ type Tracker struct {
 	conns    map[uint64]*conn
 	lru      *list.List // front: most recently used
 	counters Counters
+	mem      int64 // sum of the sockets' mem
 }
 
 // NewTracker returns a tracker that calls emit for every exchange, synchronously.
@@ -132,6 +143,9 @@ func NewTracker(opts Options, emit func(*Exchange)) *Tracker {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultOptions().IdleTimeout
 	}
+	if opts.MaxStateBytes <= 0 {
+		opts.MaxStateBytes = DefaultMaxStateBytes
+	}
 	return &Tracker{opts: opts, emitFn: emit, conns: make(map[uint64]*conn), lru: list.New()}
 }
 
@@ -139,6 +153,7 @@ func NewTracker(opts Options, emit func(*Exchange)) *Tracker {
 func (t *Tracker) Counters() Counters {
 	c := t.counters
 	c.Connections = len(t.conns)
+	c.StateBytes = t.mem
 	return c
 }
 
@@ -148,6 +163,7 @@ func (t *Tracker) Data(ev *capture.DataEvent) {
 		return
 	}
 	c := t.lookup(ev.Socket, ev.Time)
+	defer t.account(c, ev.Time)
 	c.proc = ev.Process
 	if ev.Socket.Transport != capture.TransportUDP {
 		// An unconnected UDP socket talks to many peers; keep the first one for TCP only.
@@ -184,6 +200,7 @@ func (t *Tracker) Conn(ev *capture.ConnEvent) {
 		if ev.Socket.Role != capture.RoleUnknown {
 			c.sock.Role = ev.Socket.Role
 		}
+		t.account(c, ev.Time)
 	case capture.ConnClosed:
 		f := FailureClosed
 		if c, ok := t.conns[socketKey(ev.Socket)]; ok && c.clientClosedFirst(ev) {
@@ -258,6 +275,7 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 	}
 	for len(t.conns) >= t.opts.MaxConnections {
 		old := t.lru.Back().Value.(*conn)
+		t.release(old, now)
 		t.remove(old)
 		t.counters.Evictions++
 	}
@@ -271,6 +289,9 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 func (t *Tracker) remove(c *conn) {
 	t.lru.Remove(c.elem)
 	delete(t.conns, c.key)
+	t.mem -= int64(c.mem)
+	c.mem = 0
+	c.elem = nil
 }
 
 func (t *Tracker) enabled(p Protocol) bool {
@@ -298,9 +319,9 @@ func (c *conn) emit(x *Exchange) {
 	if !c.t.enabled(x.Protocol) {
 		return
 	}
-	if x.End.Before(x.Start) {
+	if x.End.Before(x.Start) || x.Failure == FailureUnknown {
 		// Events from different CPUs can arrive slightly out of order; a response never
-		// precedes its request.
+		// precedes its request. An unknown outcome has no duration.
 		x.End = x.Start
 	}
 	x.sanitize()
