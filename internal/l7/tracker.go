@@ -11,10 +11,10 @@ import (
 
 // Options configure the tracker. The lead maps the receiver's YAML onto it.
 type Options struct {
-	MaxConnections int           // sockets with parser state; the least recently used is evicted
+	MaxConnections int // sockets with parser state; the least recently used is evicted
 	// MaxStateBytes bounds the estimated memory of all sockets' parser state together; over
 	// it, the least recently used sockets are shed, the largest first (memory.go).
-	MaxStateBytes int64
+	MaxStateBytes  int64
 	RequestTimeout time.Duration // a request unanswered this long becomes a FailureTimeout exchange
 	IdleTimeout    time.Duration // a socket silent this long loses its parser state
 
