@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
 )
 
@@ -37,6 +38,8 @@ func createDefaultConfig() component.Config {
 			MaxPayloadBytes: 512,
 			RingBufferSize:  8 << 20,
 		},
+		L7:      L7Config{MaxStateBytes: l7.DefaultMaxStateBytes},
+		Privacy: PrivacyConfig{URLPath: URLPathRaw},
 		Intelligence: IntelligenceConfig{
 			SlowRequestThreshold:   time.Second,
 			ErrorStatusThreshold:   400,

@@ -30,6 +30,11 @@ type Settings struct {
 	Intel         intel.Options
 	Metrics       otlp.MetricsOptions
 	FlushInterval time.Duration
+	// URLPath is what spans and findings carry of request paths (privacy.url_path).
+	URLPath otlp.PathPolicy
+	// PipelineSelfMetrics also sends the receiver's own metrics (netintel.receiver.*) down
+	// the metrics pipeline; they always go to the collector's internal telemetry.
+	PipelineSelfMetrics bool
 
 	// NewSource opens the capture source: the eBPF source on Linux; tests inject a replay.
 	NewSource func(*zap.Logger) (capture.Source, error)
@@ -41,6 +46,7 @@ type Settings struct {
 type Session struct {
 	set      otelreceiver.Settings
 	settings Settings
+	self     *telemetry
 
 	mu      sync.Mutex
 	logs    consumer.Logs
@@ -59,7 +65,7 @@ type run struct {
 
 // NewSession creates a stopped session.
 func NewSession(set otelreceiver.Settings, settings Settings) *Session {
-	return &Session{set: set, settings: settings}
+	return &Session{set: set, settings: settings, self: newTelemetry(set.MeterProvider, otlp.ScopeName)}
 }
 
 // SetLogs, SetTraces and SetMetrics attach the consumers; call them before Start.
@@ -100,7 +106,9 @@ func (s *Session) release(ctx context.Context) error {
 	}
 	r := s.run
 	s.run = nil
-	return r.stop(ctx)
+	err := r.stop(ctx)
+	s.self.stop()
+	return err
 }
 
 func (s *Session) start(ctx context.Context) (*run, error) {
@@ -124,13 +132,18 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 		_ = src.Close()
 		return nil, fmt.Errorf("net_intel: %w", err)
 	}
+	if err := s.self.start(); err != nil {
+		cancel()
+		_ = src.Close()
+		return nil, fmt.Errorf("net_intel: internal telemetry: %w", err)
+	}
 	settings := s.settings
 	settings.Metrics.Start = time.Now()
 	if settings.Metrics.Host.ServiceName == "" {
 		// Host-level metrics (service graph, TCP, the receiver's own) belong to the collector.
 		settings.Metrics.Host.ServiceName = s.set.BuildInfo.Command
 	}
-	p := newPipeline(settings, s.set.Logger, src, out)
+	p := newPipeline(settings, s.set.Logger, src, out, s.self)
 	r := &run{cancel: cancel, source: src}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); out.run(runCtx) }()

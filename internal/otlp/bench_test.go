@@ -21,7 +21,7 @@ func BenchmarkAppendSpansHTTP(b *testing.B) {
 		xs[i] = httpExchange(side, "1.1", "GET", fmt.Sprintf("/api/users/%d", i), 200)
 		xs[i].RequestSeq += uint32(i * 100)
 	}
-	tb := NewTraceBuilder()
+	tb := NewTraceBuilder(Privacy{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -34,7 +34,7 @@ func BenchmarkAppendSpansHTTP(b *testing.B) {
 
 func BenchmarkAppendSpansGRPC(b *testing.B) {
 	x := grpcExchange(l7.SideServer, 0, "OK")
-	tb := NewTraceBuilder()
+	tb := NewTraceBuilder(Privacy{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -80,7 +80,7 @@ func BenchmarkMetricsEmit1000Series(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		m.Emit(t0.Add(time.Duration(i)*time.Second), SelfCounters{})
+		m.Emit(t0.Add(time.Duration(i)*time.Second), nil)
 	}
 }
 

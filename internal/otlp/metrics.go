@@ -33,14 +33,6 @@ const (
 	MetricTCPRetransmits = "netintel.tcp.retransmits"
 	MetricTCPRTT         = "netintel.tcp.rtt"
 
-	MetricDropped          = "netintel.receiver.dropped"
-	MetricEvicted          = "netintel.receiver.evicted"
-	MetricParseFailures    = "netintel.receiver.parse_failures"
-	MetricPayloadTruncated = "netintel.receiver.payload_truncated"
-	MetricUnclassified     = "netintel.receiver.unclassified_connections"
-	MetricEventsRead       = "netintel.receiver.events_read"
-	MetricRingbufBytes     = "netintel.receiver.ringbuf_bytes"
-	MetricOverflowed       = "netintel.receiver.metric_overflow"
 )
 
 // Edge attribute keys of the service-graph and TCP metrics (servicegraph connector names).
@@ -49,9 +41,6 @@ const (
 	attrSGServer         = "server"
 	attrSGConnectionType = "connection_type"
 	attrReason           = "reason"
-	attrTable            = "table"
-	attrProtocol         = "protocol"
-	attrMetric           = "metric"
 
 	connectionVirtualNode = "virtual_node"
 )
@@ -78,29 +67,21 @@ type MetricsOptions struct {
 	Host identity.Resource
 	// MaxSeriesPerMetric caps the series of each metric. Records of series beyond the cap
 	// are aggregated into one series with otel.metric.overflow=true (in the Host resource)
-	// and counted in netintel.receiver.metric_overflow{metric}.
+	// and counted (Overflowed).
 	MaxSeriesPerMetric int
 	DurationBounds     []float64 // seconds; RED histograms
 	ServiceGraphBounds []float64 // seconds; service-graph latency histograms
 	RTTBounds          []float64 // seconds; netintel.tcp.rtt
 }
 
-// SelfCounters are the receiver's own running totals (cumulative since start), filled by
-// the receiver from capture.Counters, the l7/intel counters and its export queues.
-type SelfCounters struct {
-	KernelRingbufFull uint64       // dropped{reason="ringbuf_full"}: kernel ring buffer full
-	KernelMapFull     uint64       // dropped{reason="map_full"}: a kernel map update failed
-	DecodeErrors      uint64       // dropped{reason="decode_error"}: records that failed to decode
-	CaptureQueueFull  uint64       // dropped{reason="capture_queue_full"}: pipeline too slow
-	Dropped           []NamedCount // more dropped{reason=Name}, e.g. export queues by signal
-
-	Evicted       []NamedCount // evicted{table=Name}: LRU/cap evictions per table
-	ParseFailures []NamedCount // parse_failures{protocol=Name}
-
-	PayloadTruncated uint64 // payloads cut to max_payload_bytes
-	Unclassified     uint64 // connections whose bytes stopped crossing (unknown protocol)
-	EventsRead       uint64 // events decoded from the kernel
-	RingbufBytes     uint64 // ring-buffer space the kernel's records took
+// SelfSum is one of the receiver's own metrics (drops, evictions, truncations by reason), for
+// the copy that goes down the data pipeline when the user asks for it. Their primary place is
+// the collector's internal telemetry; the receiver builds both from one table.
+type SelfSum struct {
+	Name, Unit, Description string
+	AttrKey                 string // attribute of the points; "" for a single unlabelled point
+	Gauge                   bool   // a current value, not a monotonic total
+	Points                  []NamedCount
 }
 
 // NamedCount is one labelled running total.
@@ -176,7 +157,7 @@ var familyDefs = [famCount]familyDef{
 		strKeys: []string{attrRPCSystemName, attrRPCMethod, attrRPCResponseStatus, attrServerAddress, attrErrorType},
 		intKeys: []string{attrServerPort}},
 	famDNS: {name: MetricDNSLookupDuration, unit: "s", desc: "Measures the time taken to perform a DNS lookup.", histogram: true,
-		strKeys: []string{attrDNSQuestionName, attrDNSQuestionType, attrDNSResponseCode, attrErrorType}},
+		strKeys: []string{attrDNSQuestionName, attrNIDNSQuestionType, attrNIDNSResponseCode, attrErrorType}},
 	famSGTotal: {name: MetricServiceGraphTotal, unit: "{request}", desc: "Requests between two nodes of the service graph.",
 		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
 	famSGFailed: {name: MetricServiceGraphFailed, unit: "{request}", desc: "Failed requests between two nodes of the service graph.",
@@ -346,7 +327,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	case x.HTTP != nil:
 		k.strs[0] = normalizeMethod(x.HTTP.Method)
 		if x.HTTP.Path != "" {
-			k.strs[1] = Route(x.HTTP.Path)
+			k.strs[1] = routeOf(x.HTTP)
 		}
 		k.ints[0] = int64(x.HTTP.Status)
 		if isServer {
@@ -484,9 +465,23 @@ func (m *Metrics) Conn(ev *capture.ConnEvent, client, server identity.Service) {
 	}
 }
 
+// Overflowed returns, per metric name, the measurements folded into its overflow series.
+func (m *Metrics) Overflowed() []NamedCount {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []NamedCount
+	for i := range m.families {
+		if f := &m.families[i]; f.overflow != nil {
+			out = append(out, NamedCount{Name: f.def.name, Value: f.overflowed})
+		}
+	}
+	return out
+}
+
 // Emit returns every series as cumulative metrics at time now, plus the receiver's own
-// counters (in the Host resource). The aggregates are kept: the next Emit continues them.
-func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
+// metrics given in self (in the Host resource; nil for none). The aggregates are kept: the
+// next Emit continues them.
+func (m *Metrics) Emit(now time.Time, self []SelfSum) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	ts := pcommon.NewTimestampFromTime(now)
 	scopes := make(map[identity.Resource]pmetric.MetricSlice)
@@ -503,7 +498,6 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 	}
 
 	m.mu.Lock()
-	overflowed := make([]NamedCount, 0, famCount)
 	for i := range m.families {
 		f := &m.families[i]
 		metricOf := make(map[identity.Resource]pmetric.Metric)
@@ -545,26 +539,16 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 		}
 		if f.overflow != nil {
 			emit(f.overflow, true)
-			overflowed = append(overflowed, NamedCount{Name: f.def.name, Value: f.overflowed})
 		}
 	}
 	m.mu.Unlock()
 
-	host := scopeOf(m.host)
-	dropped := append([]NamedCount{
-		{"ringbuf_full", self.KernelRingbufFull},
-		{"map_full", self.KernelMapFull},
-		{"decode_error", self.DecodeErrors},
-		{"capture_queue_full", self.CaptureQueueFull},
-	}, self.Dropped...)
-	putCounter(host, m.start, ts, MetricDropped, "{event}", "Events, records or batches the receiver dropped, by reason.", attrReason, dropped)
-	putCounter(host, m.start, ts, MetricEvicted, "{entry}", "Entries evicted from bounded tables, by table.", attrTable, self.Evicted)
-	putCounter(host, m.start, ts, MetricParseFailures, "{message}", "Messages that failed to parse, by protocol.", attrProtocol, self.ParseFailures)
-	putCounter(host, m.start, ts, MetricPayloadTruncated, "{event}", "Payloads cut to max_payload_bytes.", "", []NamedCount{{Value: self.PayloadTruncated}})
-	putCounter(host, m.start, ts, MetricUnclassified, "{connection}", "Connections whose data stopped crossing: no known protocol.", "", []NamedCount{{Value: self.Unclassified}})
-	putCounter(host, m.start, ts, MetricEventsRead, "{event}", "Events decoded from the kernel.", "", []NamedCount{{Value: self.EventsRead}})
-	putCounter(host, m.start, ts, MetricRingbufBytes, "By", "Ring-buffer space taken by the kernel's records (headers included).", "", []NamedCount{{Value: self.RingbufBytes}})
-	putCounter(host, m.start, ts, MetricOverflowed, "{measurement}", "Measurements folded into a metric's overflow series (otel.metric.overflow=true).", attrMetric, overflowed)
+	if len(self) > 0 {
+		host := scopeOf(m.host)
+		for _, ss := range self {
+			putSelf(host, m.start, ts, ss)
+		}
+	}
 	return md
 }
 
@@ -597,26 +581,34 @@ func putSeriesAttributes(attrs pcommon.Map, def *familyDef, k *seriesKey) {
 	}
 }
 
-// putCounter writes a monotonic cumulative sum with one point per named value; an empty
-// attribute key makes a single unlabelled point.
-func putCounter(ms pmetric.MetricSlice, start, ts pcommon.Timestamp, name, unit, desc, key string, vals []NamedCount) {
-	if len(vals) == 0 {
+// putSelf writes one of the receiver's own metrics: a monotonic cumulative sum (or a gauge)
+// with one point per named value; an empty attribute key makes a single unlabelled point.
+func putSelf(ms pmetric.MetricSlice, start, ts pcommon.Timestamp, ss SelfSum) {
+	if len(ss.Points) == 0 {
 		return
 	}
 	mt := ms.AppendEmpty()
-	mt.SetName(name)
-	mt.SetUnit(unit)
-	mt.SetDescription(desc)
-	sum := mt.SetEmptySum()
-	sum.SetIsMonotonic(true)
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	for _, v := range vals {
-		dp := sum.DataPoints().AppendEmpty()
-		dp.SetStartTimestamp(start)
+	mt.SetName(ss.Name)
+	mt.SetUnit(ss.Unit)
+	mt.SetDescription(ss.Description)
+	var dps pmetric.NumberDataPointSlice
+	if ss.Gauge {
+		dps = mt.SetEmptyGauge().DataPoints()
+	} else {
+		sum := mt.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dps = sum.DataPoints()
+	}
+	for _, v := range ss.Points {
+		dp := dps.AppendEmpty()
+		if !ss.Gauge {
+			dp.SetStartTimestamp(start)
+		}
 		dp.SetTimestamp(ts)
 		dp.SetIntValue(int64(v.Value))
-		if key != "" {
-			dp.Attributes().PutStr(key, v.Name)
+		if ss.AttrKey != "" {
+			dp.Attributes().PutStr(ss.AttrKey, v.Name)
 		}
 	}
 }

@@ -7,6 +7,7 @@ package otlp
 
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
 )
@@ -21,11 +22,11 @@ const unknownService = "unknown_service"
 
 // Resource attribute keys (semantic conventions).
 const (
-	attrServiceName    = "service.name"
-	attrProcessPID     = "process.pid"
-	attrExecutableName = "process.executable.name"
-	attrContainerID    = "container.id"
-	attrHostName       = "host.name"
+	attrServiceName    = string(semconv.ServiceNameKey)
+	attrProcessPID     = string(semconv.ProcessPIDKey)
+	attrExecutableName = string(semconv.ProcessExecutableNameKey)
+	attrContainerID    = string(semconv.ContainerIDKey)
+	attrHostName       = string(semconv.HostNameKey)
 )
 
 // resourceOf is the resource a service's telemetry is attributed to. A service known only by
