@@ -32,7 +32,6 @@ const (
 	MetricTCPResets      = "netintel.tcp.resets"
 	MetricTCPRetransmits = "netintel.tcp.retransmits"
 	MetricTCPRTT         = "netintel.tcp.rtt"
-
 )
 
 // Edge attribute keys of the service-graph and TCP metrics (servicegraph connector names).
