@@ -88,7 +88,7 @@ type MetricsOptions struct {
 	// SERVER half of the same request (same ISNs and request sequence number) before it
 	// counts as a request to a virtual node: under DNAT the client dialled a virtual address
 	// of a server that is local after all. Default DefaultServiceGraphHold.
-	ServiceGraphHold time.Duration
+	ServiceGraphHold   time.Duration
 	DurationBounds     []float64 // seconds; RED histograms
 	ServiceGraphBounds []float64 // seconds; service-graph latency histograms
 	RTTBounds          []float64 // seconds; netintel.tcp.rtt
