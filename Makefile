@@ -28,6 +28,7 @@ $(BUILDER):
 test: dist unit fuzz validate
 
 unit:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
