@@ -51,7 +51,7 @@ func (c *conn) memory() int {
 			}
 		}
 	case *dnsParser:
-		n += int(unsafe.Sizeof(*p)) + len(p.pending)*(pendingCost+48) + cap(p.order)*int(unsafe.Sizeof(dnsKey{}))
+		n += int(unsafe.Sizeof(*p)) + (len(p.pending)+len(p.blind))*(pendingCost+48) + cap(p.order)*int(unsafe.Sizeof(dnsKey{}))
 		for i := range p.tcp {
 			n += cap(p.tcp[i].carry)
 		}
