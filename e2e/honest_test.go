@@ -28,6 +28,7 @@ const (
 	preH2Addr     = "127.0.0.140"
 	preH2Port     = "8140"
 	preGRPCAddr   = "127.0.0.143:50143"
+	grpcTelemetry = "127.0.0.143:8888"
 	tcpDNSAddr    = "127.0.0.144"
 	lossAddr      = "127.0.0.145:8145"
 	lossTelemetry = "127.0.0.145:8888"
@@ -101,7 +102,8 @@ func TestPreexistingGRPC(t *testing.T) {
 	bin := buildGRPCExamples(s)
 	s.startProcess("greeter_server", filepath.Join(bin, "greeter_server"), "-port", strings.Split(preGRPCAddr, ":")[1])
 	s.waitTCP(preGRPCAddr)
-	s.startCollector(receiverConfig{Services: map[string]string{preGRPCAddr: "greeter-pre"}})
+	s.startCollector(receiverConfig{Services: map[string]string{preGRPCAddr: "greeter-pre"}, TelemetryEndpoint: grpcTelemetry})
+	defer s.logOwnMetrics(grpcTelemetry)
 	const calls = 10
 	for i := 0; i < calls; i++ {
 		s.mustRun(30*time.Second, filepath.Join(bin, "greeter_client"), "-addr", preGRPCAddr, "-name", fmt.Sprintf("pre-%d", i))
@@ -110,8 +112,11 @@ func TestPreexistingGRPC(t *testing.T) {
 	s.eventually(60*time.Second, fmt.Sprintf("%d CLIENT and %d SERVER spans SayHello OK, all paired", calls, calls),
 		func(o *output) (bool, string) {
 			paired, cli, srv := o.pairs("greeter_client", "greeter-pre", hello)
+			// The exact metric says whether a missing SERVER span is a missing exchange or an
+			// exchange not exported as a span.
+			counted := o.metricTotal("rpc.server.call.duration", attrs{"service.name": "greeter-pre"})
 			return len(cli) == calls && len(srv) == calls && paired == calls,
-				fmt.Sprintf("  CLIENT %d, SERVER %d, paired %d\n%s", len(cli), len(srv), paired, dumpSpans(o.spans))
+				fmt.Sprintf("  CLIENT %d, SERVER %d, paired %d; rpc.server.call.duration counts %v calls\n%s", len(cli), len(srv), paired, counted, dumpSpans(o.spans))
 		})
 }
 
@@ -123,7 +128,8 @@ func TestLargeGRPCReply(t *testing.T) {
 	bin := buildGRPCExamples(s)
 	s.startProcess("greeter_server", filepath.Join(bin, "greeter_server"), "-port", strings.Split(preGRPCAddr, ":")[1])
 	s.waitTCP(preGRPCAddr)
-	s.startCollector(receiverConfig{Services: map[string]string{preGRPCAddr: "greeter-big"}})
+	s.startCollector(receiverConfig{Services: map[string]string{preGRPCAddr: "greeter-big"}, TelemetryEndpoint: grpcTelemetry})
+	defer s.logOwnMetrics(grpcTelemetry)
 	const calls = 5
 	name := strings.Repeat("n", 3000)
 	for i := 0; i < calls; i++ {
@@ -170,6 +176,19 @@ func TestDNSOverTCP(t *testing.T) {
 			return len(cli) >= queries && len(srv) >= queries && paired >= queries,
 				fmt.Sprintf("  CLIENT %d, SERVER %d, paired %d\n%s", len(cli), len(srv), paired, dumpSpans(o.spans))
 		})
+}
+
+// logOwnMetrics logs the receiver's non-zero drop, truncation and unanswered counters, so a
+// failing scenario says what capture lost.
+func (s *scenario) logOwnMetrics(endpoint string) {
+	for _, name := range []string{"netintel_receiver_dropped", "netintel_receiver_truncated", "netintel_receiver_unanswered", "netintel_receiver_ignored"} {
+		vals, _ := scrape(s.t, endpoint, name)
+		for reason, v := range vals {
+			if v > 0 {
+				s.t.Logf("%s{reason=%q} = %v", name, reason, v)
+			}
+		}
+	}
 }
 
 // scrape reads the collector's own metrics (Prometheus text) and returns the value of every
