@@ -39,7 +39,7 @@ COPY deploy/docker/config.yaml /etc/otelcol-netintel/config.yaml
 # as uid 0 with every capability dropped except the few it adds
 # (deploy/kubernetes/30-daemonset.yaml): root, but without CAP_SYS_ADMIN.
 # With docker: docker run --user 0 --pid host --cap-drop ALL \
-#   --cap-add BPF --cap-add PERFMON --cap-add NET_ADMIN --cap-add SYS_RESOURCE \
+#   --cap-add BPF --cap-add PERFMON --cap-add SYS_PTRACE \
 #   -v /sys/kernel/tracing:/sys/kernel/tracing:ro otelcol-netintel
 USER 65532:65532
 EXPOSE 13133

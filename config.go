@@ -3,6 +3,7 @@ package netintelreceiver
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -37,6 +38,10 @@ type Config struct {
 
 	// Services names endpoints statically; the first match wins.
 	Services []ServiceConfig `mapstructure:"services"`
+
+	// Naming says where the node's processes, cgroups and container runtimes' state are
+	// read from (local services are named from them when Services does not name them).
+	Naming NamingConfig `mapstructure:"naming"`
 
 	// source, when set, replaces the platform's capture source (tests inject a replay).
 	source func(*zap.Logger) (capture.Source, error)
@@ -118,6 +123,17 @@ type SecurityConfig struct {
 type ServiceConfig struct {
 	Name  string `mapstructure:"name"`
 	Match string `mapstructure:"match"`
+}
+
+// NamingConfig locates what local services are named from: /proc, the cgroup filesystem,
+// and the state the container runtimes keep (containerd and CRI-O OCI configs, Docker's
+// config.v2.json), all read-only.
+type NamingConfig struct {
+	// HostRoot is where the node's root filesystem is seen: "/" when the collector runs on
+	// the node, "/host" in the DaemonSet (deploy/kubernetes mounts the paths there).
+	HostRoot string `mapstructure:"host_root"`
+	// DockerDataRoot is dockerd's --data-root on the node (under HostRoot).
+	DockerDataRoot string `mapstructure:"docker_data_root"`
 }
 
 var (
@@ -222,6 +238,14 @@ func (cfg *Config) Validate() error {
 	for i, dep := range s.AllowedDependencies {
 		if _, _, err := intel.ParseAllowedDependency(dep); err != nil {
 			add("security.allowed_dependencies[%d]: %w", i, err)
+		}
+	}
+
+	for _, p := range []struct{ key, path string }{
+		{"naming.host_root", cfg.Naming.HostRoot}, {"naming.docker_data_root", cfg.Naming.DockerDataRoot},
+	} {
+		if !filepath.IsAbs(p.path) {
+			add("%s: %q must be an absolute path", p.key, p.path)
 		}
 	}
 

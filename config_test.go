@@ -64,6 +64,7 @@ func TestLoadConfig(t *testing.T) {
 		{Name: "payments", Match: "10.1.0.0/16"},
 		{Name: "db", Match: "::1"},
 	}
+	want.Naming = NamingConfig{HostRoot: "/host", DockerDataRoot: "/data/docker"}
 	assert.Equal(t, want, full)
 }
 
@@ -90,6 +91,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_latency_deviation_factor_one.yaml", []string{"intelligence.latency_deviation_factor", "1", "greater than 1"}},
 		{"invalid_url_path.yaml", []string{"privacy.url_path", `"hash"`, "raw, template or drop"}},
 		{"invalid_max_state_bytes.yaml", []string{"l7.max_state_bytes", "4096"}},
+		{"invalid_naming_host_root.yaml", []string{"naming.host_root", `"host"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {

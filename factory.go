@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
 )
@@ -56,6 +57,10 @@ func createDefaultConfig() component.Config {
 			PortScanThreshold:    20,
 			EnumerationThreshold: 20,
 			ScanWindow:           30 * time.Second,
+		},
+		Naming: NamingConfig{
+			HostRoot:       "/",
+			DockerDataRoot: identity.DefaultDockerDataRoot,
 		},
 	}
 }

@@ -60,7 +60,7 @@ func l7Options(cfg *Config) l7.Options {
 }
 
 func identityOptions(cfg *Config, host string) identity.Options {
-	o := identity.Options{HostName: host}
+	o := identity.Options{HostName: host, HostRoot: cfg.Naming.HostRoot, DockerDataRoot: cfg.Naming.DockerDataRoot}
 	for _, s := range cfg.Services {
 		m, err := identity.ParseMatch(s.Match)
 		if err != nil {

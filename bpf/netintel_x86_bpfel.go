@@ -114,59 +114,59 @@ type NetintelTaskId struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetintelMapActive           = "active"
-	NetintelMapConnErrors       = "conn_errors"
-	NetintelMapCounters         = "counters"
-	NetintelMapDataScratch      = "data_scratch"
-	NetintelMapEvents           = "events"
-	NetintelMapSocks            = "socks"
-	NetintelProgNiEnterConnect  = "ni_enter_connect"
-	NetintelProgNiEnterRead     = "ni_enter_read"
-	NetintelProgNiEnterReadv    = "ni_enter_readv"
-	NetintelProgNiEnterRecvfrom = "ni_enter_recvfrom"
-	NetintelProgNiEnterRecvmmsg = "ni_enter_recvmmsg"
-	NetintelProgNiEnterRecvmsg  = "ni_enter_recvmsg"
-	NetintelProgNiEnterSendmmsg = "ni_enter_sendmmsg"
-	NetintelProgNiEnterSendmsg  = "ni_enter_sendmsg"
-	NetintelProgNiEnterSendto   = "ni_enter_sendto"
-	NetintelProgNiEnterWrite    = "ni_enter_write"
-	NetintelProgNiEnterWritev   = "ni_enter_writev"
-	NetintelProgNiErrorReport   = "ni_error_report"
-	NetintelProgNiExitAccept    = "ni_exit_accept"
-	NetintelProgNiExitAccept4   = "ni_exit_accept4"
-	NetintelProgNiExitConnect   = "ni_exit_connect"
-	NetintelProgNiExitRead      = "ni_exit_read"
-	NetintelProgNiExitReadv     = "ni_exit_readv"
-	NetintelProgNiExitRecvfrom  = "ni_exit_recvfrom"
-	NetintelProgNiExitRecvmmsg  = "ni_exit_recvmmsg"
-	NetintelProgNiExitRecvmsg   = "ni_exit_recvmsg"
-	NetintelProgNiExitSendmmsg  = "ni_exit_sendmmsg"
-	NetintelProgNiExitSendmsg   = "ni_exit_sendmsg"
-	NetintelProgNiExitSendto    = "ni_exit_sendto"
-	NetintelProgNiExitWrite     = "ni_exit_write"
-	NetintelProgNiExitWritev    = "ni_exit_writev"
-	NetintelProgNiProbe         = "ni_probe"
-	NetintelProgNiReceiveReset  = "ni_receive_reset"
-	NetintelProgNiRetransmit    = "ni_retransmit"
-	NetintelProgNiSendReset     = "ni_send_reset"
-	NetintelProgNiSetState      = "ni_set_state"
-	NetintelVarCfgDns           = "cfg_dns"
-	NetintelVarCfgDnsPorts      = "cfg_dns_ports"
-	NetintelVarCfgExcludeTgid   = "cfg_exclude_tgid"
-	NetintelVarCfgGrpc          = "cfg_grpc"
-	NetintelVarCfgHttp          = "cfg_http"
-	NetintelVarCfgHttpPorts     = "cfg_http_ports"
-	NetintelVarCfgHttps         = "cfg_https"
-	NetintelVarCfgHttpsPorts    = "cfg_https_ports"
-	NetintelVarCfgIpv4          = "cfg_ipv4"
-	NetintelVarCfgIpv6          = "cfg_ipv6"
-	NetintelVarCfgMaxPayload    = "cfg_max_payload"
-	NetintelVarCfgRttIntervalNs = "cfg_rtt_interval_ns"
-	NetintelVarCfgTcp           = "cfg_tcp"
-	NetintelVarCfgUdp           = "cfg_udp"
-	NetintelVarCfgWakeupBytes   = "cfg_wakeup_bytes"
-	NetintelVarUnusedConnEvent  = "unused_conn_event"
-	NetintelVarUnusedDataHeader = "unused_data_header"
+	NetintelMapActive              = "active"
+	NetintelMapConnErrors          = "conn_errors"
+	NetintelMapCounters            = "counters"
+	NetintelMapDataScratch         = "data_scratch"
+	NetintelMapEvents              = "events"
+	NetintelMapSocks               = "socks"
+	NetintelProgNiEnterConnect     = "ni_enter_connect"
+	NetintelProgNiEnterRead        = "ni_enter_read"
+	NetintelProgNiEnterReadv       = "ni_enter_readv"
+	NetintelProgNiEnterRecvfrom    = "ni_enter_recvfrom"
+	NetintelProgNiEnterRecvmmsg    = "ni_enter_recvmmsg"
+	NetintelProgNiEnterRecvmsg     = "ni_enter_recvmsg"
+	NetintelProgNiEnterSendmmsg    = "ni_enter_sendmmsg"
+	NetintelProgNiEnterSendmsg     = "ni_enter_sendmsg"
+	NetintelProgNiEnterSendto      = "ni_enter_sendto"
+	NetintelProgNiEnterWrite       = "ni_enter_write"
+	NetintelProgNiEnterWritev      = "ni_enter_writev"
+	NetintelProgNiErrorReport      = "ni_error_report"
+	NetintelProgNiExitAccept       = "ni_exit_accept"
+	NetintelProgNiExitAccept4      = "ni_exit_accept4"
+	NetintelProgNiExitConnect      = "ni_exit_connect"
+	NetintelProgNiExitRead         = "ni_exit_read"
+	NetintelProgNiExitReadv        = "ni_exit_readv"
+	NetintelProgNiExitRecvfrom     = "ni_exit_recvfrom"
+	NetintelProgNiExitRecvmmsg     = "ni_exit_recvmmsg"
+	NetintelProgNiExitRecvmsg      = "ni_exit_recvmsg"
+	NetintelProgNiExitSendmmsg     = "ni_exit_sendmmsg"
+	NetintelProgNiExitSendmsg      = "ni_exit_sendmsg"
+	NetintelProgNiExitSendto       = "ni_exit_sendto"
+	NetintelProgNiExitWrite        = "ni_exit_write"
+	NetintelProgNiExitWritev       = "ni_exit_writev"
+	NetintelProgNiReceiveReset     = "ni_receive_reset"
+	NetintelProgNiRetransmit       = "ni_retransmit"
+	NetintelProgNiRetransmitSynack = "ni_retransmit_synack"
+	NetintelProgNiSendReset        = "ni_send_reset"
+	NetintelProgNiSetState         = "ni_set_state"
+	NetintelVarCfgDns              = "cfg_dns"
+	NetintelVarCfgDnsPorts         = "cfg_dns_ports"
+	NetintelVarCfgExcludeTgid      = "cfg_exclude_tgid"
+	NetintelVarCfgGrpc             = "cfg_grpc"
+	NetintelVarCfgHttp             = "cfg_http"
+	NetintelVarCfgHttpPorts        = "cfg_http_ports"
+	NetintelVarCfgHttps            = "cfg_https"
+	NetintelVarCfgHttpsPorts       = "cfg_https_ports"
+	NetintelVarCfgIpv4             = "cfg_ipv4"
+	NetintelVarCfgIpv6             = "cfg_ipv6"
+	NetintelVarCfgMaxPayload       = "cfg_max_payload"
+	NetintelVarCfgRttIntervalNs    = "cfg_rtt_interval_ns"
+	NetintelVarCfgTcp              = "cfg_tcp"
+	NetintelVarCfgUdp              = "cfg_udp"
+	NetintelVarCfgWakeupBytes      = "cfg_wakeup_bytes"
+	NetintelVarUnusedConnEvent     = "unused_conn_event"
+	NetintelVarUnusedDataHeader    = "unused_data_header"
 )
 
 // LoadNetintel returns the embedded CollectionSpec for Netintel.
@@ -211,36 +211,36 @@ type NetintelSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelProgramSpecs struct {
-	NiEnterConnect  *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
-	NiEnterRead     *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
-	NiEnterReadv    *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg  *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg  *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto   *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
-	NiEnterWrite    *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
-	NiEnterWritev   *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
-	NiErrorReport   *ebpf.ProgramSpec `ebpf:"ni_error_report"`
-	NiExitAccept    *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
-	NiExitAccept4   *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
-	NiExitConnect   *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
-	NiExitRead      *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
-	NiExitReadv     *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom  *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg  *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg   *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg  *ebpf.ProgramSpec `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg   *ebpf.ProgramSpec `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto    *ebpf.ProgramSpec `ebpf:"ni_exit_sendto"`
-	NiExitWrite     *ebpf.ProgramSpec `ebpf:"ni_exit_write"`
-	NiExitWritev    *ebpf.ProgramSpec `ebpf:"ni_exit_writev"`
-	NiProbe         *ebpf.ProgramSpec `ebpf:"ni_probe"`
-	NiReceiveReset  *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
-	NiRetransmit    *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
-	NiSendReset     *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
-	NiSetState      *ebpf.ProgramSpec `ebpf:"ni_set_state"`
+	NiEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
+	NiEnterRead        *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
+	NiEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
+	NiEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
+	NiEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
+	NiErrorReport      *ebpf.ProgramSpec `ebpf:"ni_error_report"`
+	NiExitAccept       *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
+	NiExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
+	NiExitConnect      *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
+	NiExitRead         *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
+	NiExitReadv        *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
+	NiExitSendmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_sendmmsg"`
+	NiExitSendmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_sendmsg"`
+	NiExitSendto       *ebpf.ProgramSpec `ebpf:"ni_exit_sendto"`
+	NiExitWrite        *ebpf.ProgramSpec `ebpf:"ni_exit_write"`
+	NiExitWritev       *ebpf.ProgramSpec `ebpf:"ni_exit_writev"`
+	NiReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
+	NiRetransmit       *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
+	NiRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
+	NiSendReset        *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
+	NiSetState         *ebpf.ProgramSpec `ebpf:"ni_set_state"`
 }
 
 // NetintelMapSpecs contains maps before they are loaded into the kernel.
@@ -344,36 +344,36 @@ type NetintelVariables struct {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelPrograms struct {
-	NiEnterConnect  *ebpf.Program `ebpf:"ni_enter_connect"`
-	NiEnterRead     *ebpf.Program `ebpf:"ni_enter_read"`
-	NiEnterReadv    *ebpf.Program `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom *ebpf.Program `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg  *ebpf.Program `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg  *ebpf.Program `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto   *ebpf.Program `ebpf:"ni_enter_sendto"`
-	NiEnterWrite    *ebpf.Program `ebpf:"ni_enter_write"`
-	NiEnterWritev   *ebpf.Program `ebpf:"ni_enter_writev"`
-	NiErrorReport   *ebpf.Program `ebpf:"ni_error_report"`
-	NiExitAccept    *ebpf.Program `ebpf:"ni_exit_accept"`
-	NiExitAccept4   *ebpf.Program `ebpf:"ni_exit_accept4"`
-	NiExitConnect   *ebpf.Program `ebpf:"ni_exit_connect"`
-	NiExitRead      *ebpf.Program `ebpf:"ni_exit_read"`
-	NiExitReadv     *ebpf.Program `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom  *ebpf.Program `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg  *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg   *ebpf.Program `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg  *ebpf.Program `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg   *ebpf.Program `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto    *ebpf.Program `ebpf:"ni_exit_sendto"`
-	NiExitWrite     *ebpf.Program `ebpf:"ni_exit_write"`
-	NiExitWritev    *ebpf.Program `ebpf:"ni_exit_writev"`
-	NiProbe         *ebpf.Program `ebpf:"ni_probe"`
-	NiReceiveReset  *ebpf.Program `ebpf:"ni_receive_reset"`
-	NiRetransmit    *ebpf.Program `ebpf:"ni_retransmit"`
-	NiSendReset     *ebpf.Program `ebpf:"ni_send_reset"`
-	NiSetState      *ebpf.Program `ebpf:"ni_set_state"`
+	NiEnterConnect     *ebpf.Program `ebpf:"ni_enter_connect"`
+	NiEnterRead        *ebpf.Program `ebpf:"ni_enter_read"`
+	NiEnterReadv       *ebpf.Program `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom    *ebpf.Program `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg    *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg     *ebpf.Program `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg    *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg     *ebpf.Program `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto      *ebpf.Program `ebpf:"ni_enter_sendto"`
+	NiEnterWrite       *ebpf.Program `ebpf:"ni_enter_write"`
+	NiEnterWritev      *ebpf.Program `ebpf:"ni_enter_writev"`
+	NiErrorReport      *ebpf.Program `ebpf:"ni_error_report"`
+	NiExitAccept       *ebpf.Program `ebpf:"ni_exit_accept"`
+	NiExitAccept4      *ebpf.Program `ebpf:"ni_exit_accept4"`
+	NiExitConnect      *ebpf.Program `ebpf:"ni_exit_connect"`
+	NiExitRead         *ebpf.Program `ebpf:"ni_exit_read"`
+	NiExitReadv        *ebpf.Program `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom     *ebpf.Program `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg     *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg      *ebpf.Program `ebpf:"ni_exit_recvmsg"`
+	NiExitSendmmsg     *ebpf.Program `ebpf:"ni_exit_sendmmsg"`
+	NiExitSendmsg      *ebpf.Program `ebpf:"ni_exit_sendmsg"`
+	NiExitSendto       *ebpf.Program `ebpf:"ni_exit_sendto"`
+	NiExitWrite        *ebpf.Program `ebpf:"ni_exit_write"`
+	NiExitWritev       *ebpf.Program `ebpf:"ni_exit_writev"`
+	NiReceiveReset     *ebpf.Program `ebpf:"ni_receive_reset"`
+	NiRetransmit       *ebpf.Program `ebpf:"ni_retransmit"`
+	NiRetransmitSynack *ebpf.Program `ebpf:"ni_retransmit_synack"`
+	NiSendReset        *ebpf.Program `ebpf:"ni_send_reset"`
+	NiSetState         *ebpf.Program `ebpf:"ni_set_state"`
 }
 
 func (p *NetintelPrograms) Close() error {
@@ -403,9 +403,9 @@ func (p *NetintelPrograms) Close() error {
 		p.NiExitSendto,
 		p.NiExitWrite,
 		p.NiExitWritev,
-		p.NiProbe,
 		p.NiReceiveReset,
 		p.NiRetransmit,
+		p.NiRetransmitSynack,
 		p.NiSendReset,
 		p.NiSetState,
 	)

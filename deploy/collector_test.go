@@ -351,6 +351,13 @@ func TestNodeConfigFeedsTheGatewayThroughK8sAttributes(t *testing.T) {
 		k8s.PodAssociation[0].Sources[0].Name != "container.id" {
 		t.Error("k8s_attributes: the first pod association must be the container.id net_intel sets on every resource")
 	}
+	byUID := false
+	for _, a := range k8s.PodAssociation {
+		byUID = byUID || (len(a.Sources) == 1 && a.Sources[0].From == "resource_attribute" && a.Sources[0].Name == "k8s.pod.uid")
+	}
+	if !byUID {
+		t.Error("k8s_attributes: no pod association by the k8s.pod.uid net_intel sets from the CRI annotations")
+	}
 }
 
 // gatewayOnlyInContrib are the components of the gateway configuration that

@@ -185,14 +185,17 @@ func TestDaemonSetCapabilitiesStartTheReceiver(t *testing.T) {
 		t.Fatalf("with only the DaemonSet's capabilities %v and read-only tracefs the collector did not start:\n%s", have, tail(run.log, 20))
 	}
 
-	// The claim has teeth: without CAP_BPF the start fails, and says why.
-	withoutBPF := slices.DeleteFunc(slices.Clone(have), func(c string) bool { return c == "BPF" })
-	run := startUnder(t, bin, config, withoutBPF)
-	if run.ready {
-		t.Fatalf("the collector started without CAP_BPF (%v): the capability check is not effective", withoutBPF)
-	}
-	if !strings.Contains(run.log, "CAP_BPF") {
-		t.Errorf("without CAP_BPF the failure does not name it:\n%s", tail(run.log, 20))
+	// The claim has teeth: without CAP_BPF or CAP_PERFMON the kernel refuses (the receiver
+	// does not pre-judge privileges), and the failure says which one is missing.
+	for _, drop := range []string{"BPF", "PERFMON"} {
+		without := slices.DeleteFunc(slices.Clone(have), func(c string) bool { return c == drop })
+		run := startUnder(t, bin, config, without)
+		if run.ready {
+			t.Fatalf("the collector started without CAP_%s (%v): the claim that it is needed is false", drop, without)
+		}
+		if !strings.Contains(run.log, "operation not permitted") || !strings.Contains(run.log, "missing CAP_"+drop) {
+			t.Errorf("without CAP_%s the failure is not the kernel's refusal naming it:\n%s", drop, tail(run.log, 20))
+		}
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package e2e proves netintel on real traffic: the built distribution (dist/otelcol-netintel)
 // runs as root with a file exporter while real servers and clients from Debian packages
-// (nginx, haproxy, nghttpd, h2load, dnsmasq, dig, curl, hey) and real scanners (nmap, sqlmap,
-// gobuster) talk over 127.0.0.0/8; each scenario asserts on the OTLP the collector wrote to
+// (nginx, haproxy, nghttpd, h2load, dnsmasq, dig, curl, hey), real scanners (nmap, sqlmap,
+// gobuster) and real container runtimes (dockerd, containerd's ctr) talk over 127.0.0.0/8;
+// each scenario asserts on the OTLP the collector wrote to
 // e2e/out/<TestName>/{logs,traces,metrics}.json, and a failing one prints what it expected
 // and a compact dump of what it found.
 //
@@ -14,6 +15,13 @@
 //	TestDNS                    dig → dnsmasq on 127.0.0.53:53
 //	TestSecurity               sqlmap, gobuster → nginx 127.0.0.61:8085; nmap -sT → 127.0.0.60
 //	TestFaults                 20k short connections → nginx 127.0.0.70:8086; SIGTERM; no programs left
+//	TestNaming                 no services map: wget per request in Docker container shop-web → busybox
+//	                           httpd in Docker shop-api 127.0.0.131:8131 and ledger-box 127.0.0.132:8132
+//	                           (OTEL_SERVICE_NAME=ledger), in a CRI-annotated ctr container of pod
+//	                           shop/checkout-7d9f8b6c5-x2k4q 127.0.0.133:8133, and a host nginx 127.0.0.134:8134;
+//	                           dockerd and containerd are started when none runs
+//	TestNamingFromAPod         the same with the collector in a container as the DaemonSet runs it:
+//	                           hostPID, own network namespace, host paths read-only under /host
 //
 // Servers start before the collector, so their readiness probes stay out of the findings.
 // The scenarios carry the build tag e2e: run them with `make e2e`

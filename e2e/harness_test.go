@@ -98,6 +98,8 @@ type receiverConfig struct {
 	// TelemetryEndpoint, "host:port", serves the collector's own metrics (Prometheus) there;
 	// empty: the collector's own metrics are off.
 	TelemetryEndpoint string
+	// Naming sets the naming section (host_root) when not empty.
+	Naming map[string]any
 }
 
 // collectorConfig renders the whole collector configuration. YAML is a superset of JSON, so
@@ -130,6 +132,9 @@ func (s *scenario) collectorConfig(rc receiverConfig) []byte {
 	}
 	if len(security) > 0 {
 		recv["security"] = security
+	}
+	if len(rc.Naming) > 0 {
+		recv["naming"] = rc.Naming
 	}
 	for k, v := range rc.Receiver {
 		recv[k] = v
@@ -188,6 +193,13 @@ type collector struct {
 // startCollector writes the configuration, starts the collector and waits until it says it
 // is ready; it fails the test with the collector's log when it does not come up.
 func (s *scenario) startCollector(rc receiverConfig) *collector {
+	s.t.Helper()
+	return s.startCollectorWith(rc, nil)
+}
+
+// startCollectorWith is startCollector with the command line made by argv from the binary
+// and the config path (nil: run the binary itself), e.g. to run it in a container.
+func (s *scenario) startCollectorWith(rc receiverConfig, argv func(bin, config string) []string) *collector {
 	t := s.t
 	t.Helper()
 	bin := collectorBinary(t)
@@ -200,7 +212,11 @@ func (s *scenario) startCollector(rc receiverConfig) *collector {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "--config", cfgPath)
+	args := []string{bin, "--config", cfgPath}
+	if argv != nil {
+		args = argv(bin, cfgPath)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = s.dir
 	pr, pw := io.Pipe()
 	cmd.Stdout = logFile

@@ -27,7 +27,8 @@ type output struct {
 }
 
 type logRecord struct {
-	Service   string // resource service.name
+	Service   string         // resource service.name
+	Res       map[string]any // every resource attribute
 	EventName string
 	Severity  string
 	Time      time.Time
@@ -38,6 +39,7 @@ type logRecord struct {
 
 type span struct {
 	Service      string
+	Res          map[string]any // every resource attribute
 	Name         string
 	Kind         string // "Client", "Server", ...
 	TraceID      string
@@ -135,12 +137,14 @@ func (o *output) addLogs(ld plog.Logs) {
 	for i := 0; i < ld.ResourceLogs().Len(); i++ {
 		rl := ld.ResourceLogs().At(i)
 		svc := serviceName(rl.Resource())
+		res := rl.Resource().Attributes().AsRaw()
 		for j := 0; j < rl.ScopeLogs().Len(); j++ {
 			lrs := rl.ScopeLogs().At(j).LogRecords()
 			for k := 0; k < lrs.Len(); k++ {
 				lr := lrs.At(k)
 				o.logs = append(o.logs, logRecord{
 					Service:   svc,
+					Res:       res,
 					EventName: lr.EventName(),
 					Severity:  lr.SeverityText(),
 					Time:      lr.Timestamp().AsTime(),
@@ -157,12 +161,14 @@ func (o *output) addTraces(td ptrace.Traces) {
 	for i := 0; i < td.ResourceSpans().Len(); i++ {
 		rs := td.ResourceSpans().At(i)
 		svc := serviceName(rs.Resource())
+		res := rs.Resource().Attributes().AsRaw()
 		for j := 0; j < rs.ScopeSpans().Len(); j++ {
 			ss := rs.ScopeSpans().At(j).Spans()
 			for k := 0; k < ss.Len(); k++ {
 				sp := ss.At(k)
 				o.spans = append(o.spans, span{
 					Service:      svc,
+					Res:          res,
 					Name:         sp.Name(),
 					Kind:         sp.Kind().String(),
 					TraceID:      traceID(sp.TraceID()),

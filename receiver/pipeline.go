@@ -52,6 +52,11 @@ func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out 
 		spans:    otlp.NewTraceBuilder(otlp.Privacy{URLPath: settings.URLPath}),
 	}
 	p.tracker = l7.NewTracker(settings.L7, p.exchange)
+	if src := p.names.Sources(); src.Proc == "" {
+		logger.Warn("net_intel: no processes readable under the proc root: local services are named by their kernel comm only (check naming.host_root and the /proc mount)")
+	} else {
+		logger.Info("net_intel naming", zap.String("proc", src.Proc), zap.String("cgroup_v2", src.CgroupV2), zap.Strings("runtime_state", src.RuntimeState))
+	}
 	return p
 }
 

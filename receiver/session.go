@@ -61,6 +61,8 @@ type run struct {
 	cancel context.CancelFunc
 	source capture.Source
 	wg     sync.WaitGroup
+	// unregister removes the run's callbacks from the collector's own telemetry.
+	unregister func() error
 }
 
 // NewSession creates a stopped session.
@@ -87,6 +89,9 @@ func (s *Session) acquire(ctx context.Context, host component.Host) error {
 	if err != nil {
 		componentstatus.ReportStatus(host, componentstatus.NewPermanentErrorEvent(err))
 		return err
+	}
+	if states := capabilitiesOf(r.source); states != nil {
+		reportCapabilities(host, states)
 	}
 	s.run = r
 	s.refs = 1
@@ -145,6 +150,14 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 	}
 	p := newPipeline(settings, s.set.Logger, src, out, s.self)
 	r := &run{cancel: cancel, source: src}
+	if states := capabilitiesOf(src); states != nil && s.set.MeterProvider != nil {
+		unregister, err := capabilityGauge(s.set.MeterProvider, func() []capture.CapabilityState { return states })
+		if err != nil {
+			s.set.Logger.Warn("net_intel: capability gauge not registered", zap.Error(err))
+		} else {
+			r.unregister = unregister
+		}
+	}
 	r.wg.Add(2)
 	go func() { defer r.wg.Done(); out.run(runCtx) }()
 	go func() { defer r.wg.Done(); p.run(runCtx) }()
@@ -155,6 +168,9 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 func (r *run) stop(ctx context.Context) error {
 	r.cancel()
 	err := r.source.Close()
+	if r.unregister != nil {
+		err = errors.Join(err, r.unregister())
+	}
 	done := make(chan struct{})
 	go func() { r.wg.Wait(); close(done) }()
 	select {

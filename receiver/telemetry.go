@@ -38,8 +38,8 @@ const (
 	MetricOverflow    = "netintel.receiver.metric_overflow"
 	MetricStateBytes  = "netintel.receiver.l7.state_bytes"
 	MetricConnections = "netintel.receiver.l7.connections"
-	// The capability gauge (netintel.receiver.capability{name,state}) belongs beside these:
-	// add it to selfInstruments and selfGauges.
+	// The capability gauge (netintel.receiver.capability{name,state}) is registered beside
+	// these, from the source's capability report (capabilities.go).
 )
 
 // attrReason is the attribute that tells the reasons of one instrument apart.

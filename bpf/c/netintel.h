@@ -20,6 +20,7 @@ enum conn_kind {
 	CONN_RESET_RECEIVED = 5,
 	CONN_RETRANSMIT = 6,
 	CONN_RTT = 7,
+	CONN_HANDSHAKE_RETRANSMIT = 8, /* a SYN (role client) or SYN-ACK (role server) sent again */
 };
 
 /* Mirrors capture.Role. */

@@ -10,8 +10,6 @@ import (
 	"strings"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/netintel/netintelreceiver/bpf"
 )
 
 const (
@@ -21,15 +19,17 @@ const (
 
 // Capability numbers (linux/capability.h).
 const (
-	capNetAdmin = 12
 	capSysAdmin = 21
 	capPerfmon  = 38
 	capBPF      = 39
 )
 
-// Check verifies that this machine can run the capture: kernel BTF, privileges, tracefs
-// (mounted here when we may) and every tracepoint the programs attach to. The error names
-// exactly what is missing and how to fix it.
+// Check verifies what the capture needs before anything is loaded: kernel BTF and tracefs
+// (mounted here when we may). Privileges are the kernel's to judge: the loader tries, and an
+// EPERM is turned into an error naming the capability the kernel wanted (privilegeError).
+// Which tracepoints and kernel fields exist is the loader's business too: it loads programs
+// one by one and switches off the optional ones the kernel lacks (see programPlans). The
+// error names exactly what is missing and how to fix it.
 func Check() error {
 	if _, err := os.Stat(btfPath); err != nil {
 		return fmt.Errorf("net_intel: kernel BTF not found at %s (%v); run a kernel built with CONFIG_DEBUG_INFO_BTF=y", btfPath, err)
@@ -38,26 +38,26 @@ func Check() error {
 	if err != nil {
 		return fmt.Errorf("net_intel: cannot read process capabilities: %w", err)
 	}
-	if missing := missingCaps(caps); len(missing) > 0 {
-		return fmt.Errorf("net_intel: insufficient privileges: missing %s; run as root or grant CAP_BPF, CAP_PERFMON and CAP_NET_ADMIN (e.g. setcap cap_bpf,cap_perfmon,cap_net_admin+ep on the collector binary)", strings.Join(missing, ", "))
-	}
-	if err := ensureTracefs(caps); err != nil {
+	return ensureTracefs(caps)
+}
+
+// privilegeError explains an EPERM from the kernel at one stage of loading: creating maps
+// (bpf() needs CAP_BPF), loading tracepoint programs (CAP_BPF and CAP_PERFMON) or attaching
+// them (perf_event_open() needs CAP_PERFMON). It names what this process lacks of those; when
+// it lacks none, something else refused (a seccomp profile, an LSM). Other errors pass through.
+func privilegeError(stage string, err error) error {
+	if !errors.Is(err, unix.EPERM) {
 		return err
 	}
-	spec, err := bpf.LoadNetintel()
-	if err != nil {
-		return fmt.Errorf("net_intel: parse embedded eBPF object: %w", err)
+	caps, cerr := effectiveCaps()
+	var missing []string
+	if cerr == nil {
+		missing = missingCaps(caps)
 	}
-	for _, p := range spec.Programs {
-		group, name, ok := tracepointOf(p.SectionName)
-		if !ok {
-			continue
-		}
-		if _, err := os.Stat(fmt.Sprintf("%s/events/%s/%s/id", tracefsPath, group, name)); err != nil {
-			return fmt.Errorf("net_intel: tracepoint %s:%s not available in %s/events; this kernel lacks it (syscall tracepoints need CONFIG_FTRACE_SYSCALLS=y)", group, name, tracefsPath)
-		}
+	if len(missing) == 0 {
+		return fmt.Errorf("net_intel: the kernel refused to %s (operation not permitted) although CAP_BPF and CAP_PERFMON are held; a seccomp profile or LSM may forbid bpf() or perf_event_open() (Kubernetes: seccompProfile Unconfined or a profile allowing both): %w", stage, err)
 	}
-	return nil
+	return fmt.Errorf("net_intel: the kernel refused to %s (operation not permitted): missing %s; run as root or grant CAP_BPF and CAP_PERFMON (e.g. setcap cap_bpf,cap_perfmon+ep on the collector binary): %w", stage, strings.Join(missing, ", "), err)
 }
 
 // tracepointOf splits a "tracepoint/<group>/<name>" section name.
@@ -84,8 +84,10 @@ func effectiveCaps() (uint64, error) {
 
 func hasCap(caps uint64, c uint) bool { return caps&(1<<c) != 0 }
 
-// missingCaps lists what is missing of CAP_BPF+CAP_PERFMON+CAP_NET_ADMIN; CAP_SYS_ADMIN stands
-// in for CAP_BPF and CAP_PERFMON as on kernels before 5.8.
+// missingCaps lists what is missing of CAP_BPF+CAP_PERFMON, the two the kernel checks to load
+// tracepoint programs and ring buffers (bpf()) and to attach them (perf_event_open()).
+// CAP_SYS_ADMIN stands in for both, as on kernels before 5.8. CAP_NET_ADMIN is not needed:
+// no program here is a networking program type.
 func missingCaps(caps uint64) []string {
 	var missing []string
 	sys := hasCap(caps, capSysAdmin)
@@ -94,9 +96,6 @@ func missingCaps(caps uint64) []string {
 	}
 	if !sys && !hasCap(caps, capPerfmon) {
 		missing = append(missing, "CAP_PERFMON")
-	}
-	if !hasCap(caps, capNetAdmin) {
-		missing = append(missing, "CAP_NET_ADMIN")
 	}
 	return missing
 }

@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/cilium/ebpf"
-	"github.com/cilium/ebpf/link"
 	"github.com/cilium/ebpf/ringbuf"
 	"github.com/cilium/ebpf/rlimit"
 	"go.uber.org/zap"
@@ -40,15 +39,15 @@ type ebpfSource struct {
 	started bool
 	closed  bool
 
-	coll   *ebpf.Collection
-	links  []link.Link
+	k      *loaded // maps, programs and links; nil before Start and after Close
 	reader *ringbuf.Reader
 	events chan Event
 	wg     sync.WaitGroup
 	dec    decoder
 
-	programIDs []ebpf.ProgramID
-	final      Counters // kernel counters at Close, once the maps are gone
+	programIDs   []ebpf.ProgramID
+	capabilities []CapabilityState
+	final        Counters // kernel counters at Close, once the maps are gone
 
 	eventsRead   atomic.Uint64
 	readErrors   atomic.Uint64
@@ -98,38 +97,32 @@ func (s *ebpfSource) load() error {
 	if err := s.configure(spec); err != nil {
 		return err
 	}
-	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it.
+	// Kernels before 5.11 charge BPF memory to RLIMIT_MEMLOCK; newer ones ignore it. Raising it
+	// needs CAP_SYS_RESOURCE, and its probe needs CAP_BPF: when it fails, carry on and let the
+	// kernel say what it refuses (creating the maps below names the capability).
 	if err := rlimit.RemoveMemlock(); err != nil {
-		return fmt.Errorf("net_intel: raise RLIMIT_MEMLOCK for eBPF maps: %w; run as root or raise the limit (ulimit -l unlimited)", err)
+		s.logger.Debug("RLIMIT_MEMLOCK not raised; kernels before 5.11 may refuse the eBPF maps (ulimit -l unlimited, or CAP_SYS_RESOURCE)", zap.Error(err))
 	}
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
-	coll, err := ebpf.NewCollection(spec)
+	k, err := loadPrograms(spec, loadOptions{attach: true})
 	if err != nil {
+		var req *requiredProgramError
 		var ve *ebpf.VerifierError
-		if errors.As(err, &ve) {
-			s.logger.Error("eBPF verifier rejected a program", zap.String("log", fmt.Sprintf("%+v", ve)))
+		if errors.As(err, &req) && errors.As(err, &ve) {
+			s.logger.Error("eBPF verifier rejected a required program", zap.String("program", req.program), zap.String("log", fmt.Sprintf("%+v", ve)))
 		}
-		return fmt.Errorf("net_intel: load eBPF programs: %w", err)
+		return err
 	}
-	s.coll = coll
-	for name, p := range spec.Programs {
-		group, tp, ok := tracepointOf(p.SectionName)
-		if !ok {
-			continue
-		}
-		prog := coll.Programs[name]
+	s.k = k
+	s.capabilities = k.capabilities
+	for _, prog := range k.programs {
 		if info, err := prog.Info(); err == nil {
 			if id, ok := info.ID(); ok {
 				s.programIDs = append(s.programIDs, id)
 			}
 		}
-		l, err := link.Tracepoint(group, tp, prog, nil)
-		if err != nil {
-			return fmt.Errorf("net_intel: attach %s to tracepoint %s:%s: %w", name, group, tp, err)
-		}
-		s.links = append(s.links, l)
 	}
-	s.reader, err = ringbuf.NewReader(coll.Maps[bpf.NetintelMapEvents])
+	s.reader, err = ringbuf.NewReader(k.maps.Maps[bpf.NetintelMapEvents])
 	if err != nil {
 		return fmt.Errorf("net_intel: open ring buffer: %w", err)
 	}
@@ -138,7 +131,12 @@ func (s *ebpfSource) load() error {
 		return fmt.Errorf("net_intel: read monotonic clock: %w", err)
 	}
 	s.dec.bootWall = time.Now().Add(-time.Duration(mono.Nano()))
-	s.logger.Info("kernel capture attached", zap.Int("programs", len(s.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
+	s.logger.Info("kernel capture attached", zap.Int("programs", len(k.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
+	level := s.logger.Info
+	if len(Degraded(k.capabilities)) > 0 {
+		level = s.logger.Warn
+	}
+	level("net_intel kernel capabilities", zap.String("kernel", kernelRelease()), zap.String("capabilities", DescribeCapabilities(k.capabilities)))
 	return nil
 }
 
@@ -234,7 +232,7 @@ func (s *ebpfSource) Events() <-chan Event { return s.events }
 func (s *ebpfSource) Counters() Counters {
 	s.mu.Lock()
 	c := s.final
-	if s.coll != nil {
+	if s.k != nil {
 		c = s.kernelCounters()
 	}
 	s.mu.Unlock()
@@ -246,7 +244,7 @@ func (s *ebpfSource) Counters() Counters {
 
 // kernelCounters sums the per-CPU counters; s.mu is held.
 func (s *ebpfSource) kernelCounters() Counters {
-	m := s.coll.Maps[bpf.NetintelMapCounters]
+	m := s.k.maps.Maps[bpf.NetintelMapCounters]
 	var sums [numCounters]uint64
 	for i := range sums {
 		var perCPU []uint64
@@ -288,23 +286,35 @@ func (s *ebpfSource) Close() error {
 // once the ring buffer reader is closed.
 func (s *ebpfSource) release() error {
 	var errs []error
-	for _, l := range s.links {
-		if err := l.Close(); err != nil {
-			errs = append(errs, err)
+	if s.k != nil {
+		// Links first: no program runs once they are gone.
+		for _, l := range s.k.links {
+			if err := l.Close(); err != nil {
+				errs = append(errs, err)
+			}
 		}
+		s.k.links = nil
 	}
-	s.links = nil
 	if s.reader != nil {
 		if err := s.reader.Close(); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if s.coll != nil {
+	if s.k != nil {
 		s.final = s.kernelCounters()
-		s.coll.Close()
-		s.coll = nil
+		if err := s.k.close(); err != nil {
+			errs = append(errs, err)
+		}
+		s.k = nil
 	}
 	return errors.Join(errs...)
+}
+
+// Capabilities reports which capabilities this kernel gave the capture (after Start).
+func (s *ebpfSource) Capabilities() []CapabilityState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]CapabilityState(nil), s.capabilities...)
 }
 
 // loadedProgramIDs is for tests: the kernel ids of the programs this source loaded.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -33,7 +34,13 @@ const waitBudget = 10 * time.Second
 // machine that cannot run the capture fails the test.
 func requireKernel(t *testing.T) {
 	t.Helper()
-	if err := Check(); err != nil {
+	err := Check()
+	if err == nil {
+		if caps, cerr := effectiveCaps(); cerr == nil && len(missingCaps(caps)) > 0 {
+			err = fmt.Errorf("missing %v", missingCaps(caps))
+		}
+	}
+	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("kernel capture unavailable in CI: %v", err)
 		}

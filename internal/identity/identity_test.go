@@ -30,7 +30,7 @@ func fakeProc(t *testing.T, root string, pid uint32, env []string, cgroup, exe s
 	}
 }
 
-func must(t *testing.T, err error) {
+func must(t testing.TB, err error) {
 	t.Helper()
 	if err != nil {
 		t.Fatal(err)
@@ -99,24 +99,32 @@ func TestParseMatch(t *testing.T) {
 func TestParseCgroup(t *testing.T) {
 	tests := []struct {
 		name, content, id, unit string
+		fromV2                  bool
 	}{
-		{"v2 systemd service", "0::/system.slice/nginx.service\n", "", "nginx"},
-		{"docker systemd driver", "0::/system.slice/docker-" + dockerID + ".scope\n", dockerID, ""},
-		{"docker cgroupfs", "12:memory:/docker/" + dockerID + "\n1:name=systemd:/docker/" + dockerID + "\n", dockerID, ""},
-		{"kubepods cgroupfs", "0::/kubepods/burstable/pod1234-5678/" + dockerID + "\n", dockerID, ""},
-		{"containerd systemd", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12_34.slice/cri-containerd-" + dockerID + ".scope\n", dockerID, ""},
-		{"cri-o", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab.slice/crio-" + dockerID + ".scope\n", dockerID, ""},
-		{"cri-o conmon is not the container", "0::/kubepods.slice/crio-conmon-" + dockerID + ".scope\n", "", ""},
-		{"podman", "0::/machine.slice/libpod-" + dockerID + ".scope/container\n", dockerID, ""},
-		{"user session", "0::/user.slice/user-1000.slice/session-3.scope\n", "", ""},
-		{"user manager", "0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.service\n", "", ""},
-		{"hybrid prefers v2", "1:name=systemd:/system.slice/old.service\n0::/system.slice/haproxy.service\n", "", "haproxy"},
-		{"root", "0::/\n", "", ""},
+		{"v2 systemd service", "0::/system.slice/nginx.service\n", "", "nginx", true},
+		{"docker systemd driver", "0::/system.slice/docker-" + dockerID + ".scope\n", dockerID, "", true},
+		{"docker cgroupfs, v1 only", "12:memory:/docker/" + dockerID + "\n1:name=systemd:/docker/" + dockerID + "\n", dockerID, "", false},
+		// This machine: cgroup v1 with the unified hierarchy beside it; runc joins both.
+		{"docker cgroupfs, hybrid", "9:name=systemd:/docker/" + dockerID + "\n4:memory:/docker/" + dockerID + "\n0::/docker/" + dockerID + "\n", dockerID, "", true},
+		{"hybrid, runtime leaves unified alone", "4:memory:/docker/" + dockerID + "\n0::/system.slice/containerd.service\n", dockerID, "", false},
+		{"kubepods cgroupfs", "0::/kubepods/burstable/pod1234-5678/" + dockerID + "\n", dockerID, "", true},
+		{"containerd systemd", "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod12_34.slice/cri-containerd-" + dockerID + ".scope\n", dockerID, "", true},
+		{"private cgroup namespace", "0::/../../kubepods-besteffort-pod12_34.slice/cri-containerd-" + dockerID + ".scope\n", dockerID, "", true},
+		{"cri-o", "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-podab.slice/crio-" + dockerID + ".scope\n", dockerID, "", true},
+		{"cri-o conmon is not the container", "0::/kubepods.slice/crio-conmon-" + dockerID + ".scope\n", "", "", true},
+		{"podman", "0::/machine.slice/libpod-" + dockerID + ".scope/container\n", dockerID, "", true},
+		{"user session", "0::/user.slice/user-1000.slice/session-3.scope\n", "", "", true},
+		{"user session, private namespace", "0::/../user.slice/user-1000.slice/session-3.scope\n", "", "", true},
+		{"user manager", "0::/user.slice/user-1000.slice/user@1000.service/app.slice/x.service\n", "", "", true},
+		{"hybrid prefers v2", "1:name=systemd:/system.slice/old.service\n0::/system.slice/haproxy.service\n", "", "haproxy", true},
+		{"v1 systemd unit", "1:name=systemd:/system.slice/cron.service\n0::/\n", "", "cron", false},
+		{"root", "0::/\n", "", "", true},
+		{"no v2 line", "4:memory:/\n", "", "", false},
 	}
 	for _, tt := range tests {
-		id, unit := parseCgroup(tt.content)
-		if id != tt.id || unit != tt.unit {
-			t.Errorf("%s: parseCgroup = (%q, %q), want (%q, %q)", tt.name, id, unit, tt.id, tt.unit)
+		ref, fromV2 := parseCgroup(tt.content)
+		if ref.containerID != tt.id || ref.unit != tt.unit || fromV2 != tt.fromV2 {
+			t.Errorf("%s: parseCgroup = (%+v, v2 %v), want (%q, %q, v2 %v)", tt.name, ref, fromV2, tt.id, tt.unit, tt.fromV2)
 		}
 	}
 }
@@ -218,8 +226,8 @@ func TestProxyIsOneService(t *testing.T) {
 	closed := opened(10, "haproxy", capture.RoleClient, "127.0.0.1:50001", "127.0.0.41:9000")
 	closed.Kind = capture.ConnClosed
 	r.Conn(closed)
-	if c := r.Client(serverHalf); c.Local || c.Name != "127.0.0.1" {
-		t.Errorf("after close: client = %+v, want remote 127.0.0.1", c)
+	if c := r.Client(serverHalf); c.Local || c.Name != "clients of backend" {
+		t.Errorf("after close: client = %+v, want remote clients of backend", c)
 	}
 }
 
@@ -364,8 +372,8 @@ func TestRealProc(t *testing.T) {
 		t.Fatalf("Server = %+v, want pid %d executable %q", s, pid, want)
 	}
 	if os.Getenv("OTEL_SERVICE_NAME") == "" && s.Resource.ContainerID == "" {
-		_, unit := parseCgroup(string(mustRead(t, "/proc/self/cgroup")))
-		if unit == "" && s.Name != want {
+		ref, _ := parseCgroup(string(mustRead(t, "/proc/self/cgroup")))
+		if ref.unit == "" && s.Name != want {
 			t.Errorf("name = %q, want the executable %q", s.Name, want)
 		}
 	}

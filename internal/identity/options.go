@@ -10,7 +10,11 @@ import (
 const (
 	DefaultMaxProcesses = 4096
 	DefaultMaxAddresses = 65536
-	defaultProcRoot     = "/proc"
+	// DefaultMaxCgroups bounds the cgroup and container tables: well above the pods of a
+	// node (110 by default in Kubernetes), each with a few containers.
+	DefaultMaxCgroups = 4096
+	// maxCgroupDirs bounds one walk of the cgroup hierarchy.
+	maxCgroupDirs = 32768
 )
 
 // StaticService maps an address to a service name (config `services`). Exactly one of Prefix
@@ -25,12 +29,27 @@ type StaticService struct {
 type Options struct {
 	Services []StaticService
 	HostName string // host.name; os.Hostname() when empty
-	ProcRoot string // "/proc"; a fake tree in tests
+	// HostRoot is where the node's root filesystem is seen: "/" (the default) when the
+	// collector runs on the node, "/host" in the DaemonSet, which mounts there the host
+	// paths naming reads: /proc, /sys/fs/cgroup and the container runtimes' state.
+	HostRoot string
+	// DockerDataRoot is dockerd's --data-root on the node, under HostRoot
+	// (DefaultDockerDataRoot when empty).
+	DockerDataRoot string
+
+	// The paths below default to their place under HostRoot; tests point them at fake trees.
+	ProcRoot        string   // <HostRoot>/proc
+	CgroupRoot      string   // <HostRoot>/sys/fs/cgroup
+	ContainerdState []string // dirs of <namespace>/<id>/config.json (containerd's runc shim bundles)
+	CRIOState       []string // dirs of <id>/userdata/config.json
+
 	// MaxProcesses bounds the per-pid process cache.
 	MaxProcesses int
 	// MaxAddresses bounds each address table: listening addresses, local client sockets,
 	// DNS-observed names and TLS server names.
 	MaxAddresses int
+	// MaxCgroups bounds the per-cgroup table and the per-container table.
+	MaxCgroups int
 }
 
 // ParseMatch parses the address side of a static service mapping: "ip:port", a CIDR, or a

@@ -1,25 +1,29 @@
 package identity
 
 import (
-	"github.com/netintel/netintelreceiver/internal/lru"
-
 	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/lru"
 )
 
 // Resolver names the two ends of exchanges and connections. It learns from the connection
 // events (which local process serves or owns which address), from DNS answers and TLS
-// handshakes seen on this node, and reads /proc once per process. Not safe for concurrent
-// use: the pipeline calls it from one goroutine.
+// handshakes seen on this node, reads /proc once per process and the container runtime's
+// state once per container. Not safe for concurrent use: the pipeline calls it from one
+// goroutine.
 type Resolver struct {
 	static   staticMap
 	host     string
 	procRoot string
+	runtimes runtimes
+	tree     cgroupTree
+	now      func() time.Time
 
 	procs     *lru.Cache[uint32, *process]       // pid → what /proc says
 	listeners *lru.Cache[netip.AddrPort, uint32] // address a local server accepted on → pid
@@ -27,16 +31,53 @@ type Resolver struct {
 	dnsNames  *lru.Cache[netip.Addr, string]     // address → name it was resolved from
 	sniNames  *lru.Cache[netip.AddrPort, string] // server address → TLS server name
 
-	exits uint64 // processes evicted because they exited (or their pid was reused)
+	cgroups    *lru.Cache[uint64, *cgroup]    // kernel cgroup id → the cgroup
+	containers *lru.Cache[string, *container] // container id → what its runtime says (or a miss)
+	walked     map[uint64]string              // the last walk of the cgroup tree: id → path
+	absent     *lru.Cache[uint64, struct{}]   // cgroup ids a complete walk did not find
+	buf        []byte                         // reads of /proc files (one goroutine: reused)
+	lastWalk   time.Time
+	nextSweep  time.Time
+
+	exits           uint64 // processes evicted because they exited (or their pid was reused)
+	procsGone       uint64
+	cgroupMisses    uint64
+	cgroupsGone     uint64
+	containerMisses uint64
+	containersGone  uint64
+	walks           uint64
 }
 
-// Counters report the resolver's table sizes and evictions.
+// Counters report the resolver's table sizes, evictions and misses.
 type Counters struct {
 	Processes, Listeners, Sockets, DNSNames, SNINames uint64 // current entries
+	Cgroups, Containers                               uint64 // current entries
 	// Evictions by the size cap, per table.
 	ProcessesEvicted, ListenersEvicted, SocketsEvicted, DNSNamesEvicted, SNINamesEvicted uint64
+	CgroupsEvicted, ContainersEvicted                                                    uint64
 	ProcessesExited                                                                      uint64 // entries dropped because the process exited or its pid was reused
+	// CgroupsGone and ContainersGone count entries dropped because the cgroup was removed,
+	// or the runtime's state of the container was.
+	CgroupsGone, ContainersGone uint64
+	// ProcessesGone counts processes that had exited before /proc/<pid> could be read (their
+	// cgroup id still names their container when the cgroup is known or found).
+	ProcessesGone uint64
+	// CgroupMisses counts processes gone before /proc was read whose cgroup id matched no
+	// cgroup: they are named by their kernel comm alone.
+	CgroupMisses uint64
+	// ContainerMisses counts containers (a container id in a cgroup path) that no runtime
+	// state on the node describes: named by their systemd unit or executable instead.
+	ContainerMisses uint64
+	// CgroupWalks counts walks of the cgroup hierarchy: on a miss (at most every 250 ms)
+	// and at each sweep for removed cgroups.
+	CgroupWalks uint64
 }
+
+// Intervals of the resolver's background work, done on the calls that trigger it.
+const (
+	sweepInterval   = 30 * time.Second       // removed cgroups and containers are forgotten
+	minWalkInterval = 250 * time.Millisecond // a miss walks the cgroup tree at most this often
+)
 
 // New builds a Resolver; zero sizes take the defaults.
 func New(opts Options) *Resolver {
@@ -46,38 +87,59 @@ func New(opts Options) *Resolver {
 	if opts.MaxAddresses <= 0 {
 		opts.MaxAddresses = DefaultMaxAddresses
 	}
+	if opts.MaxCgroups <= 0 {
+		opts.MaxCgroups = DefaultMaxCgroups
+	}
+	if opts.HostRoot == "" {
+		opts.HostRoot = "/"
+	}
 	if opts.ProcRoot == "" {
-		opts.ProcRoot = defaultProcRoot
+		opts.ProcRoot = filepath.Join(opts.HostRoot, "proc")
+	}
+	if opts.CgroupRoot == "" {
+		opts.CgroupRoot = filepath.Join(opts.HostRoot, "sys", "fs", "cgroup")
 	}
 	if opts.HostName == "" {
 		opts.HostName, _ = os.Hostname()
 	}
 	return &Resolver{
-		static:    newStaticMap(opts.Services),
-		host:      opts.HostName,
-		procRoot:  opts.ProcRoot,
-		procs:     lru.New[uint32, *process](opts.MaxProcesses),
-		listeners: lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
-		sockets:   lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
-		dnsNames:  lru.New[netip.Addr, string](opts.MaxAddresses),
-		sniNames:  lru.New[netip.AddrPort, string](opts.MaxAddresses),
+		static:     newStaticMap(opts.Services),
+		host:       opts.HostName,
+		procRoot:   opts.ProcRoot,
+		runtimes:   newRuntimes(opts.HostRoot, opts.DockerDataRoot, opts.ContainerdState, opts.CRIOState),
+		tree:       cgroupTree{root: cgroup2Root(opts.CgroupRoot), maxDirs: maxCgroupDirs},
+		now:        time.Now,
+		procs:      lru.New[uint32, *process](opts.MaxProcesses),
+		listeners:  lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		sockets:    lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		dnsNames:   lru.New[netip.Addr, string](opts.MaxAddresses),
+		sniNames:   lru.New[netip.AddrPort, string](opts.MaxAddresses),
+		cgroups:    lru.New[uint64, *cgroup](opts.MaxCgroups),
+		containers: lru.New[string, *container](opts.MaxCgroups),
+		absent:     lru.New[uint64, struct{}](opts.MaxCgroups),
 	}
 }
 
-// Counters reports table sizes and evictions.
+// Counters reports table sizes, evictions and misses.
 func (r *Resolver) Counters() Counters {
 	return Counters{
 		Processes: uint64(r.procs.Len()), Listeners: uint64(r.listeners.Len()),
 		Sockets: uint64(r.sockets.Len()), DNSNames: uint64(r.dnsNames.Len()), SNINames: uint64(r.sniNames.Len()),
+		Cgroups: uint64(r.cgroups.Len()), Containers: uint64(r.containers.Len()),
 		ProcessesEvicted: r.procs.Evicted(), ListenersEvicted: r.listeners.Evicted(),
 		SocketsEvicted: r.sockets.Evicted(), DNSNamesEvicted: r.dnsNames.Evicted(), SNINamesEvicted: r.sniNames.Evicted(),
+		CgroupsEvicted: r.cgroups.Evicted(), ContainersEvicted: r.containers.Evicted(),
 		ProcessesExited: r.exits,
+		CgroupsGone:     r.cgroupsGone, ContainersGone: r.containersGone,
+		ProcessesGone: r.procsGone, CgroupMisses: r.cgroupMisses, ContainerMisses: r.containerMisses,
+		CgroupWalks: r.walks,
 	}
 }
 
 // Conn learns from a connection event: the address a local server accepted on belongs to its
 // process, a local client socket's address belongs to its process until it closes, and a
-// close is when a process that has exited is forgotten.
+// close is when a process that has exited is forgotten (and, every sweepInterval, removed
+// cgroups and containers).
 func (r *Resolver) Conn(ev *capture.ConnEvent) {
 	pid := ev.Process.PID
 	switch ev.Kind {
@@ -85,7 +147,7 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 		if pid == 0 {
 			return
 		}
-		r.learnSocket(pid, ev.Process.Comm, ev.Socket)
+		r.learnSocket(ev.Process, ev.Socket)
 	case capture.ConnClosed:
 		if ev.Socket.Role == capture.RoleClient {
 			if owner, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && (pid == 0 || owner == pid) {
@@ -93,13 +155,20 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 			}
 		}
 		if pid != 0 {
-			if _, ok := r.procs.Peek(pid); ok {
-				if _, err := os.Stat(filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10))); os.IsNotExist(err) {
-					r.forget(pid)
-				}
+			if _, ok := r.procs.Peek(pid); ok && !r.alive(pid) {
+				r.forget(pid)
 			}
 		}
+		if now := r.now(); !now.Before(r.nextSweep) {
+			r.nextSweep = now.Add(sweepInterval)
+			r.sweep(now)
+		}
 	}
+}
+
+func (r *Resolver) alive(pid uint32) bool {
+	_, err := os.Stat(filepath.Join(r.procRoot, strconv.FormatUint(uint64(pid), 10)))
+	return !os.IsNotExist(err)
 }
 
 // Data learns the owner of sockets whose connect or accept predates the capture.
@@ -119,15 +188,15 @@ func (r *Resolver) Data(ev *capture.DataEvent) {
 	default:
 		return
 	}
-	r.learnSocket(ev.Process.PID, ev.Process.Comm, ev.Socket)
+	r.learnSocket(ev.Process, ev.Socket)
 }
 
-func (r *Resolver) learnSocket(pid uint32, comm string, s capture.Socket) {
+func (r *Resolver) learnSocket(proc capture.Process, s capture.Socket) {
 	local := unmap(s.Local)
 	switch s.Role {
 	case capture.RoleServer:
-		r.listeners.Put(local, pid)
-		p := r.process(pid, comm)
+		r.listeners.Put(local, proc.PID)
+		p := r.process(proc)
 		if len(p.listens) < maxListens && !containsAddr(p.listens, local) {
 			p.listens = append(p.listens, local)
 		}
@@ -137,7 +206,9 @@ func (r *Resolver) learnSocket(pid uint32, comm string, s capture.Socket) {
 			}
 		}
 	case capture.RoleClient:
-		r.sockets.Put(local, pid)
+		r.sockets.Put(local, proc.PID)
+		// Read /proc now: a short-lived client may be gone by the time its exchange is named.
+		r.process(proc)
 	}
 }
 
@@ -167,19 +238,163 @@ func (r *Resolver) forget(pid uint32) {
 
 // process returns the cached /proc view of pid, reading it on first sight. A different comm
 // than the cached one means the pid was reused by a new process.
-func (r *Resolver) process(pid uint32, comm string) *process {
+func (r *Resolver) process(proc capture.Process) *process {
+	pid, comm := proc.PID, proc.Comm
 	if p, ok := r.procs.Get(pid); ok {
 		if comm == "" || p.comm == "" || p.comm == comm {
 			if p.comm == "" {
 				p.comm = comm
 			}
+			if p.gone && p.cg == nil && proc.CgroupID != 0 && !p.byIDTried {
+				// Gone before it was read, and first known by pid alone (a socket's owner).
+				p.byIDTried = true
+				p.cg = r.cgroupByID(proc.CgroupID)
+			}
 			return p
 		}
 		r.forget(pid)
 	}
-	p := readProcess(r.procRoot, pid, comm)
+	if r.buf == nil {
+		r.buf = make([]byte, maxProcFile)
+	}
+	v := readProcess(r.procRoot, pid, r.buf)
+	p := &process{pid: pid, comm: comm, exe: v.exe, envName: v.envName, envRead: v.envRead}
+	if p.comm == "" {
+		p.comm = v.comm
+	}
+	if p.exe == "" {
+		p.exe = p.comm
+	}
+	switch {
+	case v.cgroupOK:
+		p.cg = r.cgroupOf(proc.CgroupID, v.cgroup, v.cgroupV2)
+	case proc.CgroupID != 0:
+		r.procsGone++
+		p.gone, p.byIDTried = true, true
+		p.cg = r.cgroupByID(proc.CgroupID)
+	default:
+		r.procsGone++
+		p.gone = true
+	}
 	r.procs.Put(pid, p)
 	return p
+}
+
+// cgroupOf is the cgroup a live process's /proc/<pid>/cgroup named. When that came from the
+// cgroup v2 line, the kernel's id of the cgroup is remembered for the processes of the same
+// cgroup that exit before they are read.
+func (r *Resolver) cgroupOf(id uint64, ref cgroupRef, fromV2 bool) *cgroup {
+	if id == 0 || !fromV2 {
+		return r.newCgroup(ref)
+	}
+	if cg, ok := r.cgroups.Get(id); ok && cg.cgroupRef == ref {
+		return cg
+	}
+	cg := r.newCgroup(ref)
+	r.cgroups.Put(id, cg)
+	return cg
+}
+
+// cgroupByID names the cgroup of a process that is gone: from the table, else from the last
+// walk of the cgroup tree, else from a new walk (at most once per minWalkInterval).
+func (r *Resolver) cgroupByID(id uint64) *cgroup {
+	if cg, ok := r.cgroups.Get(id); ok {
+		return cg
+	}
+	path, ok := r.walked[id]
+	if _, absent := r.absent.Peek(id); !ok && !absent {
+		if now := r.now(); r.tree.root != "" && now.Sub(r.lastWalk) >= minWalkInterval {
+			r.lastWalk = now
+			complete := r.walk()
+			if path, ok = r.walked[id]; !ok && complete {
+				// Removed already (a one-shot container): its other processes walk no more.
+				r.absent.Put(id, struct{}{})
+			}
+		}
+	}
+	if !ok {
+		r.cgroupMisses++
+		return nil
+	}
+	cg := r.newCgroup(refFromPath(path))
+	r.cgroups.Put(id, cg)
+	return cg
+}
+
+// walk reads the whole cgroup tree into r.walked; it reports whether it saw all of it.
+func (r *Resolver) walk() bool {
+	r.walks++
+	walked := make(map[uint64]string, max(len(r.walked), 64))
+	complete := r.tree.walk(func(id uint64, path string) { walked[id] = path })
+	r.walked = walked
+	return complete
+}
+
+func (r *Resolver) newCgroup(ref cgroupRef) *cgroup {
+	cg := &cgroup{cgroupRef: ref}
+	if ref.containerID != "" {
+		cg.container = r.container(ref.containerID)
+	}
+	return cg
+}
+
+// container returns what the runtime state says about a container, reading it once.
+func (r *Resolver) container(id string) *container {
+	if c, ok := r.containers.Get(id); ok {
+		return c
+	}
+	c := r.runtimes.lookup(id)
+	if c == nil {
+		c = &container{id: id}
+		r.containerMisses++
+	}
+	r.containers.Put(id, c)
+	return c
+}
+
+// sweep forgets containers whose runtime state was removed and cgroups that were removed.
+// Processes that still point at them keep their names; new ones read them again.
+func (r *Resolver) sweep(now time.Time) {
+	var gone []string
+	for id, c := range r.containers.All() {
+		if c.state == "" {
+			continue // a miss: forgotten with its cgroup
+		}
+		if _, err := os.Stat(c.state); os.IsNotExist(err) {
+			gone = append(gone, id)
+		}
+	}
+	for _, id := range gone {
+		if c, ok := r.containers.Peek(id); ok {
+			c.gone = true
+		}
+		r.containers.Remove(id)
+		r.containersGone++
+	}
+	if r.cgroups.Len() == 0 {
+		return
+	}
+	// Without the cgroup tree, a cgroup goes with its container's runtime state.
+	live := func(_ uint64, cg *cgroup) bool { return cg.container == nil || !cg.container.gone }
+	if r.tree.root != "" {
+		r.lastWalk = now
+		if r.walk() {
+			live = func(id uint64, _ *cgroup) bool { _, ok := r.walked[id]; return ok }
+		}
+	}
+	var removed []uint64
+	for id, cg := range r.cgroups.All() {
+		if !live(id, cg) {
+			removed = append(removed, id)
+		}
+	}
+	for _, id := range removed {
+		if cg, ok := r.cgroups.Peek(id); ok && cg.container != nil && cg.container.state == "" {
+			r.containers.Remove(cg.container.id)
+		}
+		r.cgroups.Remove(id)
+		r.cgroupsGone++
+	}
 }
 
 // Learn takes names from exchanges: DNS answers name the addresses a client resolved, a TLS
@@ -189,11 +404,11 @@ func (r *Resolver) Learn(x *l7.Exchange) {
 	switch {
 	case x.Side == l7.SideServer && x.Server.Process.PID != 0:
 		if pid, ok := r.listeners.Peek(unmap(x.Server.Addr)); !ok || pid != x.Server.Process.PID {
-			r.learnSocket(x.Server.Process.PID, x.Server.Process.Comm, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
+			r.learnSocket(x.Server.Process, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
 		}
 	case x.Side == l7.SideClient && x.Client.Process.PID != 0:
 		if pid, ok := r.sockets.Peek(unmap(x.Client.Addr)); !ok || pid != x.Client.Process.PID {
-			r.sockets.Put(unmap(x.Client.Addr), x.Client.Process.PID)
+			r.learnSocket(x.Client.Process, capture.Socket{Role: capture.RoleClient, Local: x.Client.Addr})
 		}
 	}
 	if x.DNS != nil && x.DNS.RCode == 0 && x.DNS.Name != "" {
@@ -206,37 +421,59 @@ func (r *Resolver) Learn(x *l7.Exchange) {
 	}
 }
 
-// Client names the end of x that sent the request.
+// clientsPrefix is how remote clients are grouped in netintel.client.network.
+const (
+	clientsPrefixV4 = 24
+	clientsPrefixV6 = 64
+	clientsOf       = "clients of "
+)
+
+// Client names the end of x that sent the request. A remote client nothing names is one of
+// the "clients of <server>" when the server is local: an Internet-facing service makes one
+// edge, not one per client address.
 func (r *Resolver) Client(x *l7.Exchange) Service {
 	ep := x.Client
-	pid, comm := ep.Process.PID, ep.Process.Comm
-	if pid == 0 {
-		pid, _ = r.sockets.Peek(unmap(ep.Addr))
+	proc := ep.Process
+	if proc.PID == 0 {
+		proc = capture.Process{}
+		proc.PID, _ = r.sockets.Peek(unmap(ep.Addr))
 	}
-	if pid != 0 {
-		return r.local(pid, comm, ep.Addr, false)
+	if proc.PID != 0 {
+		return r.local(proc, ep.Addr, false)
 	}
 	// A remote client's port is ephemeral: naming it would make a service per connection.
+	addr := ep.Addr.Addr().Unmap()
 	if n, ok := r.static.lookup(ep.Addr); ok {
 		return remote(n)
 	}
-	if n, ok := r.dnsNames.Peek(ep.Addr.Addr().Unmap()); ok {
+	if n, ok := r.dnsNames.Peek(addr); ok {
 		return remote(n)
 	}
-	return remote(ep.Addr.Addr().Unmap().String())
+	if server := r.Server(x); server.Local && addr.IsValid() {
+		bits := clientsPrefixV4
+		if addr.Is6() {
+			bits = clientsPrefixV6
+		}
+		network, _ := addr.Prefix(bits)
+		s := remote(clientsOf + server.Name)
+		s.Resource.ClientNetwork = network.String()
+		return s
+	}
+	return remote(addr.String())
 }
 
 // Server names the end of x that received the request.
 func (r *Resolver) Server(x *l7.Exchange) Service {
-	return r.server(x.Server.Addr, x.Server.Process.PID, x.Server.Process.Comm)
+	return r.server(x.Server.Addr, x.Server.Process)
 }
 
-func (r *Resolver) server(addr netip.AddrPort, pid uint32, comm string) Service {
-	if pid == 0 {
-		pid, _ = r.listeners.Peek(unmap(addr))
+func (r *Resolver) server(addr netip.AddrPort, proc capture.Process) Service {
+	if proc.PID == 0 {
+		proc = capture.Process{}
+		proc.PID, _ = r.listeners.Peek(unmap(addr))
 	}
-	if pid != 0 {
-		return r.local(pid, comm, addr, true)
+	if proc.PID != 0 {
+		return r.local(proc, addr, true)
 	}
 	if n, ok := r.static.lookup(addr); ok {
 		return remote(n)
@@ -285,9 +522,15 @@ func remote(name string) Service {
 
 // local names a process on this node, in the order of DESIGN §5: a static mapping of the
 // address (a server's own address first; the address a process serves also names its
-// outgoing calls), OTEL_SERVICE_NAME, the systemd unit, the executable.
-func (r *Resolver) local(pid uint32, comm string, addr netip.AddrPort, isServer bool) Service {
-	p := r.process(pid, comm)
+// outgoing calls), OTEL_SERVICE_NAME, the Kubernetes workload, the Docker container name,
+// the systemd unit, the executable.
+func (r *Resolver) local(proc capture.Process, addr netip.AddrPort, isServer bool) Service {
+	p := r.process(proc)
+	var c *container
+	unit := ""
+	if p.cg != nil {
+		c, unit = p.cg.container, p.cg.unit
+	}
 	name, ok := "", false
 	if !r.static.empty() {
 		if isServer {
@@ -306,23 +549,57 @@ func (r *Resolver) local(pid uint32, comm string, addr netip.AddrPort, isServer 
 		switch {
 		case p.envName != "":
 			name = p.envName
-		case p.unitName != "":
-			name = p.unitName
+		case !p.envRead && c != nil && c.envName != "":
+			// The process's own environment could not be read (it exited, or another user's
+			// without CAP_SYS_PTRACE): the one its container was started with.
+			name = c.envName
+		case c != nil && c.workload != "":
+			name = c.workload
+		case c != nil && c.name != "":
+			name = c.name
+		case unit != "":
+			name = unit
 		case p.exe != "":
 			name = p.exe
 		default:
-			name = "pid:" + strconv.FormatUint(uint64(pid), 10)
+			name = "pid:" + strconv.FormatUint(uint64(proc.PID), 10)
 		}
 	}
-	return Service{
-		Name:  name,
-		Local: true,
-		Resource: Resource{
-			ServiceName:    name,
-			PID:            pid,
-			ExecutableName: p.exe,
-			ContainerID:    p.containerID,
-			HostName:       r.host,
-		},
+	res := Resource{
+		ServiceName:    name,
+		PID:            proc.PID,
+		ExecutableName: p.exe,
+		HostName:       r.host,
 	}
+	if c != nil {
+		res.ContainerID = c.id
+		res.ContainerName = c.name
+		res.K8sNamespace, res.K8sPodName, res.K8sPodUID, res.K8sContainer = c.pod.namespace, c.pod.name, c.pod.uid, c.pod.container
+	}
+	return Service{Name: name, Local: true, Resource: res}
+}
+
+// Sources says what naming can read on this node, for the receiver's start-up log: an
+// operator sees at once which mount of the DaemonSet is missing.
+type Sources struct {
+	Proc         string   // the proc root; "" when it shows no processes
+	CgroupV2     string   // the cgroup v2 hierarchy; "" when none is visible
+	RuntimeState []string // the container runtimes' state directories that exist
+}
+
+// Sources reports what the resolver can read.
+func (r *Resolver) Sources() Sources {
+	var s Sources
+	if _, err := os.Stat(filepath.Join(r.procRoot, "1")); err == nil {
+		s.Proc = r.procRoot
+	}
+	s.CgroupV2 = r.tree.root
+	for _, dirs := range [][]string{r.runtimes.containerd, r.runtimes.crio, r.runtimes.docker} {
+		for _, d := range dirs {
+			if fi, err := os.Stat(d); err == nil && fi.IsDir() {
+				s.RuntimeState = append(s.RuntimeState, d)
+			}
+		}
+	}
+	return s
 }

@@ -29,6 +29,24 @@ const (
 	attrHostName       = string(semconv.HostNameKey)
 )
 
+// Resource attribute keys of the container and Kubernetes pod a service runs in, and of
+// aggregated remote clients (see identity.Resource).
+var resourceStrings = []struct {
+	key string
+	get func(*identity.Resource) string
+}{
+	{string(semconv.ContainerNameKey), func(r *identity.Resource) string { return r.ContainerName }},
+	{string(semconv.K8SNamespaceNameKey), func(r *identity.Resource) string { return r.K8sNamespace }},
+	{string(semconv.K8SPodNameKey), func(r *identity.Resource) string { return r.K8sPodName }},
+	{string(semconv.K8SPodUIDKey), func(r *identity.Resource) string { return r.K8sPodUID }},
+	{string(semconv.K8SContainerNameKey), func(r *identity.Resource) string { return r.K8sContainer }},
+	{attrClientNetwork, func(r *identity.Resource) string { return r.ClientNetwork }},
+}
+
+// attrClientNetwork is the network (/24, /64) of a remote client aggregated into
+// "clients of <service>"; no convention covers it.
+const attrClientNetwork = "netintel.client.network"
+
 // resourceOf is the resource a service's telemetry is attributed to. A service known only by
 // name (a remote peer) gets a resource with just service.name.
 func resourceOf(s identity.Service) identity.Resource {
@@ -44,7 +62,7 @@ func resourceOf(s identity.Service) identity.Resource {
 
 // putResource writes r as resource attributes, leaving out what is unknown.
 func putResource(attrs pcommon.Map, r identity.Resource) {
-	attrs.EnsureCapacity(5)
+	attrs.EnsureCapacity(5 + len(resourceStrings))
 	if r.ServiceName != "" {
 		attrs.PutStr(attrServiceName, r.ServiceName)
 	}
@@ -59,6 +77,11 @@ func putResource(attrs pcommon.Map, r identity.Resource) {
 	}
 	if r.HostName != "" {
 		attrs.PutStr(attrHostName, r.HostName)
+	}
+	for _, a := range resourceStrings {
+		if v := a.get(&r); v != "" {
+			attrs.PutStr(a.key, v)
+		}
 	}
 }
 

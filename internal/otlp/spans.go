@@ -130,9 +130,13 @@ func resourceMatches(attrs pcommon.Map, r identity.Resource) bool {
 	if r.PID != 0 {
 		pid = strconv.FormatUint(uint64(r.PID), 10)
 	}
-	return check(attrServiceName, r.ServiceName) && check(attrProcessPID, pid) &&
+	ok := check(attrServiceName, r.ServiceName) && check(attrProcessPID, pid) &&
 		check(attrExecutableName, r.ExecutableName) && check(attrContainerID, r.ContainerID) &&
-		check(attrHostName, r.HostName) && attrs.Len() == n
+		check(attrHostName, r.HostName)
+	for _, a := range resourceStrings {
+		ok = ok && check(a.key, a.get(&r))
+	}
+	return ok && attrs.Len() == n
 }
 
 // SpanName is the span name of an exchange: "{method} {route}" (or "{method}") for HTTP,
