@@ -141,6 +141,12 @@ var selfCounts = []selfCount{
 	{MetricEvicted, "sockets", func(s *selfSnapshot) uint64 { return s.identity.SocketsEvicted }},
 	{MetricEvicted, "dns_names", func(s *selfSnapshot) uint64 { return s.identity.DNSNamesEvicted }},
 	{MetricEvicted, "sni_names", func(s *selfSnapshot) uint64 { return s.identity.SNINamesEvicted }},
+	{MetricEvicted, "cgroups", func(s *selfSnapshot) uint64 { return s.identity.CgroupsEvicted }},
+	{MetricEvicted, "containers", func(s *selfSnapshot) uint64 { return s.identity.ContainersEvicted }},
+	// Names that could not be found: the process is named by less (its comm, unit or executable).
+	{MetricTruncated, "naming_process_gone", func(s *selfSnapshot) uint64 { return s.identity.ProcessesGone }},
+	{MetricTruncated, "naming_cgroup_miss", func(s *selfSnapshot) uint64 { return s.identity.CgroupMisses }},
+	{MetricTruncated, "naming_container_miss", func(s *selfSnapshot) uint64 { return s.identity.ContainerMisses }},
 
 	// The hand-off to the consumers (receiver/output.go).
 	{MetricDropped, "export_queue_logs", func(s *selfSnapshot) uint64 { return s.output.logs }},
