@@ -257,3 +257,60 @@ func TestGRPCJoinedMidStream(t *testing.T) {
 		t.Errorf("counters %+v: stream 3's response on each socket is unmatched", c)
 	}
 }
+
+// FuzzHPACKPartial: whatever the bytes and however much of the table is unknown, the decoder
+// never panics, never keeps more than its table size, and a decoder that saw the connection
+// from its start agrees with x/net's on every block x/net accepts.
+func FuzzHPACKPartial(f *testing.F) {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for _, fs := range [][]hpack.HeaderField{
+		{{Name: ":method", Value: "GET"}, {Name: ":path", Value: "/index.html"}, {Name: ":authority", Value: "a:80"}},
+		{{Name: ":status", Value: "200"}, {Name: "content-type", Value: "application/grpc"}},
+		{{Name: "grpc-status", Value: "0"}, {Name: "grpc-message", Value: ""}},
+	} {
+		buf.Reset()
+		for _, hf := range fs {
+			enc.WriteField(hf)
+		}
+		f.Add(append([]byte(nil), buf.Bytes()...), uint16(4096), false)
+		f.Add(append([]byte(nil), buf.Bytes()...), uint16(64), true)
+	}
+	f.Fuzz(func(t *testing.T, block []byte, table uint16, joined bool) {
+		d := newHPACKDecoder(uint32(table), 1<<10)
+		if !joined {
+			d.fresh()
+		}
+		var got []hpack.HeaderField
+		for i := 0; i < 2; i++ { // twice: the second pass sees the first one's insertions
+			got = got[:0]
+			d.decode(block, func(hf hpack.HeaderField) { got = append(got, hf) })
+			if d.size > d.maxSize {
+				t.Fatalf("table holds %d bytes, size %d", d.size, d.maxSize)
+			}
+		}
+		if joined {
+			return
+		}
+		ref := newHPACKDecoder(uint32(table), 1<<10)
+		ref.fresh()
+		var ours, theirs []hpack.HeaderField
+		_, ourErr := ref.decode(block, func(hf hpack.HeaderField) { ours = append(ours, hf) })
+		std := hpack.NewDecoder(uint32(table), func(hf hpack.HeaderField) { theirs = append(theirs, hf) })
+		std.SetMaxStringLength(1 << 10)
+		if _, err := std.Write(block); err != nil || std.Close() != nil {
+			return
+		}
+		if ourErr != nil {
+			t.Fatalf("x/net decodes the block, we fail: %v", ourErr)
+		}
+		if len(ours) != len(theirs) {
+			t.Fatalf("%d fields, x/net %d", len(ours), len(theirs))
+		}
+		for i := range ours {
+			if ours[i].Name != theirs[i].Name || ours[i].Value != theirs[i].Value {
+				t.Fatalf("field %d: %v, x/net %v", i, ours[i], theirs[i])
+			}
+		}
+	})
+}
