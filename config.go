@@ -31,8 +31,11 @@ type Config struct {
 	DNS   ProtocolConfig `mapstructure:"dns"`
 
 	Capture      CaptureConfig      `mapstructure:"capture"`
+	L7           L7Config           `mapstructure:"l7"`
 	Intelligence IntelligenceConfig `mapstructure:"intelligence"`
 	Security     SecurityConfig     `mapstructure:"security"`
+	Privacy      PrivacyConfig      `mapstructure:"privacy"`
+	Telemetry    TelemetryConfig    `mapstructure:"telemetry"`
 
 	// Services names endpoints statically; the first match wins.
 	Services []ServiceConfig `mapstructure:"services"`
@@ -62,6 +65,36 @@ type CaptureConfig struct {
 	MaxPayloadBytes int `mapstructure:"max_payload_bytes"`
 	// RingBufferSize is the kernel ring buffer size in bytes (a power of two, multiple of the page size).
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
+}
+
+// L7Config bounds the protocol parsers' state.
+type L7Config struct {
+	// MaxStateBytes is the memory budget of all connections' parser state together (bytes,
+	// estimated); over it the least recently used connections are shed, the largest first.
+	MaxStateBytes int64 `mapstructure:"max_state_bytes"`
+}
+
+// PrivacyConfig says what of a request may leave the node.
+type PrivacyConfig struct {
+	// URLPath is what spans and findings carry in url.path: "raw" (the path as sent, without
+	// the query string, as the semantic conventions require), "template" (the route template
+	// in its place) or "drop" (no url.path at all).
+	URLPath string `mapstructure:"url_path"`
+}
+
+// URL path policies.
+const (
+	URLPathRaw      = "raw"
+	URLPathTemplate = "template"
+	URLPathDrop     = "drop"
+)
+
+// TelemetryConfig says where the receiver's own metrics go.
+type TelemetryConfig struct {
+	// MetricsInPipeline also sends the receiver's own metrics (netintel.receiver.*: drops,
+	// evictions, truncations) down its metrics pipeline. They always go to the collector's
+	// internal telemetry (service::telemetry::metrics, :8888 by default).
+	MetricsInPipeline bool `mapstructure:"metrics_in_pipeline"`
 }
 
 // IntelligenceConfig holds the thresholds of the findings.
@@ -140,6 +173,7 @@ const (
 	maxPayloadBytes = 4096
 	minRingBuffer   = 1 << 16
 	maxRingBuffer   = 1 << 30
+	minStateBytes   = 1 << 20
 )
 
 // Validate checks every field and reports every problem, each naming its key and value.
@@ -162,6 +196,9 @@ func (cfg *Config) Validate() error {
 				add("%s.ports[%d]: %d is not a port (1-65535)", p.key, i, port)
 			}
 		}
+		if len(p.ports) > capture.MaxPortsPerProtocol {
+			add("%s.ports: %d ports listed; the kernel side takes at most %d per protocol (ports are hints: every protocol is detected on any port)", p.key, len(p.ports), capture.MaxPortsPerProtocol)
+		}
 	}
 
 	c := cfg.Capture
@@ -170,6 +207,15 @@ func (cfg *Config) Validate() error {
 	}
 	if c.RingBufferSize < minRingBuffer || c.RingBufferSize > maxRingBuffer || c.RingBufferSize&(c.RingBufferSize-1) != 0 {
 		add("capture.ring_buffer_size: %d must be a power of two between %d and %d bytes", c.RingBufferSize, minRingBuffer, maxRingBuffer)
+	}
+
+	if cfg.L7.MaxStateBytes < minStateBytes {
+		add("l7.max_state_bytes: %d must be at least %d bytes (1 MiB)", cfg.L7.MaxStateBytes, minStateBytes)
+	}
+	switch cfg.Privacy.URLPath {
+	case URLPathRaw, URLPathTemplate, URLPathDrop:
+	default:
+		add("privacy.url_path: %q must be %s, %s or %s", cfg.Privacy.URLPath, URLPathRaw, URLPathTemplate, URLPathDrop)
 	}
 
 	in := cfg.Intelligence
@@ -185,8 +231,8 @@ func (cfg *Config) Validate() error {
 	if in.ErrorStatusThreshold < 100 || in.ErrorStatusThreshold > 599 {
 		add("intelligence.error_status_threshold: %d is not an HTTP status (100-599)", in.ErrorStatusThreshold)
 	}
-	if in.LatencyDeviationFactor < 1 {
-		add("intelligence.latency_deviation_factor: %g must be at least 1 (a multiple of the baseline)", in.LatencyDeviationFactor)
+	if !(in.LatencyDeviationFactor > 1) {
+		add("intelligence.latency_deviation_factor: %g must be greater than 1 (a multiple of the baseline; at 1 every request above the baseline would be an anomaly)", in.LatencyDeviationFactor)
 	}
 	if in.BaselineWarmup < 1 {
 		add("intelligence.baseline_warmup: %d must be at least 1 sample", in.BaselineWarmup)

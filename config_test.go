@@ -13,6 +13,7 @@ import (
 
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/metadata"
+	"github.com/netintel/netintelreceiver/internal/otlp"
 )
 
 func loadConfig(t *testing.T, file, name string) (*Config, error) {
@@ -39,6 +40,9 @@ func TestLoadConfig(t *testing.T) {
 	want.IPv6 = false
 	want.DNS.Ports = []int{53, 5353}
 	want.Capture = CaptureConfig{MaxPayloadBytes: 1024, RingBufferSize: 16 << 20}
+	want.L7 = L7Config{MaxStateBytes: 32 << 20}
+	want.Privacy = PrivacyConfig{URLPath: URLPathTemplate}
+	want.Telemetry = TelemetryConfig{MetricsInPipeline: true}
 	want.Intelligence = IntelligenceConfig{
 		SlowRequestThreshold:    2 * time.Second,
 		ErrorStatusThreshold:    500,
@@ -105,6 +109,12 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_zone_name.yaml", []string{"security.zones[1].name", "web", "already"}},
 		{"invalid_allowed_zone_flows.yaml", []string{"security.allowed_zone_flows[0]", "web -> dmz", "dmz"}},
 		{"invalid_health_check_user_agents.yaml", []string{"security.health_check_user_agents[0]"}},
+		// Rejected by validate, not at Start by the kernel side.
+		{"invalid_too_many_ports.yaml", []string{"http.ports", "9 ports", "at most 8"}},
+		// At 1 every request above the baseline would be an anomaly: rejected, never replaced.
+		{"invalid_latency_deviation_factor_one.yaml", []string{"intelligence.latency_deviation_factor", "1", "greater than 1"}},
+		{"invalid_url_path.yaml", []string{"privacy.url_path", `"hash"`, "raw, template or drop"}},
+		{"invalid_max_state_bytes.yaml", []string{"l7.max_state_bytes", "4096"}},
 		{"invalid_naming_host_root.yaml", []string{"naming.host_root", `"host"`}},
 	}
 	for _, tt := range tests {
@@ -159,4 +169,27 @@ func TestIntelOptionsFromConfig(t *testing.T) {
 	assert.Equal(t, def.ChattyCallsPerRequest, d.ChattyCallsPerRequest)
 	assert.Equal(t, def.ExfiltrationBytes, d.ExfiltrationBytes)
 	assert.Equal(t, def.ErrorSpanExemplars, d.ErrorSpanExemplars)
+}
+
+// Whatever validate accepts reaches the stages unchanged: the capture options the kernel
+// side checks at Start accept it, and no stage replaces a value the user set.
+func TestValidConfigReachesTheStagesUnchanged(t *testing.T) {
+	cfg, err := loadConfig(t, "config.yaml", "full")
+	require.NoError(t, err)
+	require.NoError(t, captureOptions(cfg).Validate(), "validate must reject what Start would")
+
+	edge := createDefaultConfig().(*Config)
+	edge.HTTP.Ports = []int{1, 2, 3, 4, 5, 6, 7, 8}
+	edge.Intelligence.LatencyDeviationFactor = 1.01
+	require.NoError(t, edge.Validate())
+	require.NoError(t, captureOptions(edge).Validate())
+	assert.Equal(t, 1.01, intelOptions(edge).LatencyDeviationFactor)
+
+	s := sessionSettings(cfg)
+	assert.Equal(t, int64(32<<20), s.L7.MaxStateBytes)
+	assert.Equal(t, otlp.PathTemplate, s.URLPath)
+	assert.True(t, s.PipelineSelfMetrics)
+	def := sessionSettings(createDefaultConfig().(*Config))
+	assert.Equal(t, otlp.PathRaw, def.URLPath, "url_path defaults to raw (the conventions)")
+	assert.False(t, def.PipelineSelfMetrics, "the pipeline copy of the receiver's own metrics is off by default")
 }

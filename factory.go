@@ -11,6 +11,7 @@ import (
 
 	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
+	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
 )
 
@@ -39,6 +40,8 @@ func createDefaultConfig() component.Config {
 			MaxPayloadBytes: 512,
 			RingBufferSize:  8 << 20,
 		},
+		L7:      L7Config{MaxStateBytes: l7.DefaultMaxStateBytes},
+		Privacy: PrivacyConfig{URLPath: URLPathRaw},
 		Intelligence: IntelligenceConfig{
 			SlowRequestThreshold:    time.Second,
 			ErrorStatusThreshold:    400,

@@ -27,6 +27,9 @@ func sessionSettings(cfg *Config) nireceiver.Settings {
 		Metrics:       otlpMetricsOptions(host),
 		FlushInterval: cfg.Intelligence.FlushInterval,
 		NewSource:     src,
+
+		URLPath:             urlPathPolicy(cfg.Privacy.URLPath),
+		PipelineSelfMetrics: cfg.Telemetry.MetricsInPipeline,
 	}
 }
 
@@ -54,6 +57,7 @@ func l7Options(cfg *Config) l7.Options {
 	o := l7.DefaultOptions()
 	o.HTTP, o.HTTPS, o.GRPC, o.DNS = cfg.HTTP.Enabled, cfg.HTTPS.Enabled, cfg.GRPC.Enabled, cfg.DNS.Enabled
 	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
+	o.MaxStateBytes = cfg.L7.MaxStateBytes
 	return o
 }
 
@@ -122,6 +126,16 @@ func intelOptions(cfg *Config) intel.Options {
 		}
 	}
 	return o
+}
+
+func urlPathPolicy(s string) otlp.PathPolicy {
+	switch s {
+	case URLPathTemplate:
+		return otlp.PathTemplate
+	case URLPathDrop:
+		return otlp.PathDrop
+	}
+	return otlp.PathRaw
 }
 
 func otlpMetricsOptions(host string) otlp.MetricsOptions {

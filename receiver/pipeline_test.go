@@ -207,7 +207,7 @@ func TestPipelineLearnsRoutes(t *testing.T) {
 	require.NoError(t, err)
 	settings := replaySettings(t)
 	settings.Routes = route.Options{MaxDistinct: 5}
-	p := newPipeline(settings, zap.NewNop(), nil, o)
+	p := newPipeline(settings, zap.NewNop(), nil, o, nil)
 	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
 	for i, u := range users {
 		x := &l7.Exchange{
@@ -258,7 +258,7 @@ func TestPipelineNamesClosesOfExitedProcesses(t *testing.T) {
 	require.NoError(t, err)
 	settings := replaySettings(t)
 	settings.Identity = identity.Options{ProcRoot: procRoot, HostName: "node"}
-	p := newPipeline(settings, zap.NewNop(), nil, o)
+	p := newPipeline(settings, zap.NewNop(), nil, o, nil)
 	sock := capture.Socket{Transport: capture.TransportTCP, Role: capture.RoleClient,
 		Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("198.51.100.2:9000")}
 	proc := capture.Process{PID: 4242, Comm: "busybox"}

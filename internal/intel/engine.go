@@ -230,8 +230,9 @@ func (e *Engine) classify(x *l7.Exchange) outcome {
 	}
 	switch x.Failure {
 	case l7.FailureNone:
-	case l7.FailureAbandoned:
-		// The client hung up before the answer: no latency sample, and not the server's error.
+	case l7.FailureAbandoned, l7.FailureUnknown:
+		// The client hung up before the answer, or capture lost the answer: no latency
+		// sample, and not the server's error.
 		o.isErr, o.hasResponse = false, false
 	default:
 		o.isErr, o.hasResponse, o.code, o.status = true, false, 0, x.Failure.String()

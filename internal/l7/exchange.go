@@ -49,6 +49,11 @@ const (
 	// FailureAbandoned: the client closed the connection before the response came (a load
 	// generator stopping, a caller's timeout). Not the server's failure: no error.
 	FailureAbandoned
+	// FailureUnknown: the outcome was not observed. Capture lost events on the connection
+	// (a sequence gap) while the request was outstanding, so its response may have been among
+	// them; pairing it with a later response would be a guess. Nobody's error, no duration
+	// (End == Start), no status.
+	FailureUnknown
 )
 
 func (f Failure) String() string {
@@ -63,6 +68,8 @@ func (f Failure) String() string {
 		return "connection_refused"
 	case FailureAbandoned:
 		return "client_abandoned"
+	case FailureUnknown:
+		return "unknown"
 	}
 	return ""
 }

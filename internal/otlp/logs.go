@@ -77,9 +77,13 @@ const (
 	attrNIBaselineBytes     = "netintel.baseline_bytes"
 )
 
-// Logs converts findings into log events: one LogRecord per finding, grouped into one
-// ResourceLogs per subject (the service the finding is about), in the order given.
-func Logs(findings []intel.Finding) plog.Logs {
+// Logs converts findings into log events with raw paths (LogsWith, Privacy{}).
+func Logs(findings []intel.Finding) plog.Logs { return LogsWith(findings, Privacy{}) }
+
+// LogsWith converts findings into log events: one LogRecord per finding, grouped into one
+// ResourceLogs per subject (the service the finding is about), in the order given. The
+// privacy policy applies to the paths findings carry (a security finding's endpoint).
+func LogsWith(findings []intel.Finding, privacy Privacy) plog.Logs {
 	ld := plog.NewLogs()
 	byRes := make(map[identity.Resource]plog.LogRecordSlice)
 	for i := range findings {
@@ -94,7 +98,7 @@ func Logs(findings []intel.Finding) plog.Logs {
 			lrs = sl.LogRecords()
 			byRes[res] = lrs
 		}
-		fillLogRecord(lrs.AppendEmpty(), f)
+		fillLogRecord(lrs.AppendEmpty(), f, privacy)
 	}
 	return ld
 }
@@ -102,7 +106,7 @@ func Logs(findings []intel.Finding) plog.Logs {
 // EventName is the event name of a finding kind: "netintel.service_dependency", …
 func EventName(k intel.Kind) string { return EventPrefix + k.String() }
 
-func fillLogRecord(lr plog.LogRecord, f *intel.Finding) {
+func fillLogRecord(lr plog.LogRecord, f *intel.Finding, privacy Privacy) {
 	lr.SetEventName(EventName(f.Kind))
 	ts := pcommon.NewTimestampFromTime(f.Time)
 	lr.SetTimestamp(ts)
@@ -126,7 +130,7 @@ func fillLogRecord(lr plog.LogRecord, f *intel.Finding) {
 	case f.LatencyAnomaly != nil:
 		body = latencyAttributes(attrs, f.LatencyAnomaly)
 	case f.SecurityConcern != nil:
-		body = securityAttributes(attrs, f.SecurityConcern, f.Severity)
+		body = securityAttributes(attrs, f.SecurityConcern, f.Severity, privacy)
 	case f.ConnectionFailure != nil:
 		body = connectionFailureAttributes(attrs, f.ConnectionFailure)
 	case f.RetryStorm != nil:
@@ -187,7 +191,8 @@ func putEdge(attrs pcommon.Map, e intel.EdgeKey) {
 }
 
 // putOperation writes the method and endpoint of a finding under the conventions' name for
-// its protocol (http.request.method + url.path, rpc.method, dns.question.name) and always as
+// its protocol (http.request.method + http.route — a finding's route is a template, which is
+// what http.route means, never url.path —, rpc.method, dns.question.name) and always as
 // netintel.endpoint / netintel.method, so one query finds them whatever the protocol.
 func putOperation(attrs pcommon.Map, protocol, method, route string) {
 	if route != "" {
@@ -202,7 +207,7 @@ func putOperation(attrs pcommon.Map, protocol, method, route string) {
 			attrs.PutStr(attrHTTPMethod, normalizeMethod(method))
 		}
 		if route != "" {
-			attrs.PutStr(attrURLPath, route) // the route template: never a raw path
+			attrs.PutStr(attrHTTPRoute, route)
 		}
 	case "grpc":
 		if route != "" {
@@ -317,7 +322,7 @@ func latencyAttributes(attrs pcommon.Map, l *intel.LatencyAnomaly) string {
 		what, ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.Edge.Source)
 }
 
-func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.Severity) string {
+func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.Severity, privacy Privacy) string {
 	attrs.PutStr(attrNIConcernType, string(s.Type))
 	if s.SourceIP.IsValid() {
 		ip := s.SourceIP.Unmap().String()
@@ -339,9 +344,19 @@ func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.S
 		attrs.PutStr(attrUserAgent, s.UserAgent)
 		attrs.PutStr(attrNIUserAgent, s.UserAgent)
 	}
-	if s.TargetEndpoint != "" {
-		attrs.PutStr(attrNITargetEndpoint, s.TargetEndpoint)
-		attrs.PutStr(attrURLPath, s.TargetEndpoint)
+	target := s.TargetEndpoint
+	if target != "" {
+		// The endpoint a scanner asked for is a raw path (url.path); privacy.url_path may
+		// template it or keep only the template (netintel.target_endpoint, the brief's field).
+		route := Route(target)
+		path, ok := exportedPath(target, route, privacy.URLPath)
+		if !ok {
+			path = route
+		} else {
+			attrs.PutStr(attrURLPath, path)
+		}
+		target = path
+		attrs.PutStr(attrNITargetEndpoint, target)
 	}
 	attrs.PutInt(attrNICount, int64(s.Count))
 	attrs.PutBool(attrNIBlocked, s.Blocked)
@@ -362,9 +377,9 @@ func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.S
 	}
 	switch s.Type {
 	case intel.ConcernSuspiciousUserAgent:
-		return fmt.Sprintf("%s security concern: suspicious user agent %q from %s on %s", sev, s.UserAgent, src, s.TargetEndpoint)
+		return fmt.Sprintf("%s security concern: suspicious user agent %q from %s on %s", sev, s.UserAgent, src, target)
 	case intel.ConcernSuspiciousEndpoint:
-		return fmt.Sprintf("%s security concern: %s requested sensitive endpoint %s", sev, src, s.TargetEndpoint)
+		return fmt.Sprintf("%s security concern: %s requested sensitive endpoint %s", sev, src, target)
 	case intel.ConcernEnumeration:
 		return fmt.Sprintf("%s security concern: %s enumerated %d endpoints on %s", sev, src, s.Count, s.DestService)
 	case intel.ConcernPortScan:

@@ -50,7 +50,7 @@ func TestLogsPerFindingKind(t *testing.T) {
 			event: "netintel.error_pattern", severity: plog.SeverityNumberError, sevText: "HIGH", resource: "checkout",
 			body: "cascading failure: 45 × 503 on POST /api/checkout from frontend; root cause inventory, affected inventory → payment → checkout",
 			want: map[string]any{
-				attrNIEndpoint: "/api/checkout", attrURLPath: "/api/checkout", attrHTTPMethod: "POST", attrNIMethod: "POST",
+				attrNIEndpoint: "/api/checkout", attrHTTPRoute: "/api/checkout", attrHTTPMethod: "POST", attrNIMethod: "POST",
 				attrHTTPStatus: int64(503), attrNIStatusCode: int64(503), attrErrorType: "503", attrNIErrorCount: int64(45),
 				attrNIIsCascade: true, attrNIRootCause: "inventory",
 				attrNIAffected:    []any{"inventory", "payment", "checkout"},
