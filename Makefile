@@ -29,6 +29,7 @@ $(BUILDER):
 test: dist unit fuzz validate test-kernels
 
 unit:
+	$(GO) mod tidy -diff
 	$(GO) vet ./...
 	$(GO) test -count=1 -timeout 20m ./...
 
@@ -37,10 +38,14 @@ fuzz:
 
 validate: dist
 	./$(DIST) validate --config config.yaml
-	@if ./$(DIST) validate --config testdata/dist/invalid_latency_deviation_factor.yaml >/tmp/netintel-validate.log 2>&1; then \
-		echo "validate accepted latency_deviation_factor: 0.5"; exit 1; fi
-	@grep -q latency_deviation_factor /tmp/netintel-validate.log || { cat /tmp/netintel-validate.log; exit 1; }
-	@echo "validate: config.yaml accepted; latency_deviation_factor 0.5 rejected by name"
+	@for f in testdata/dist/invalid_*.yaml; do \
+		key=$$(sed -n 's/^# rejects: //p' $$f); \
+		if ./$(DIST) validate --config $$f >/tmp/netintel-validate.log 2>&1; then \
+			echo "validate accepted $$f"; exit 1; fi; \
+		grep -q "$$key" /tmp/netintel-validate.log || { echo "$$f: rejected without naming $$key:"; cat /tmp/netintel-validate.log; exit 1; }; \
+		echo "validate: $$f rejected, naming $$key"; \
+	done
+	@echo "validate: config.yaml accepted"
 
 ## test-kernels: the kernel matrix: capture kernel tests and the distribution on loopback
 ## traffic on the host kernel and, under QEMU, Debian 12's newest 6.1 and 6.12 (root; needs

@@ -3,6 +3,7 @@ package netintelreceiver
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strings"
 	"time"
@@ -30,8 +31,11 @@ type Config struct {
 	DNS   ProtocolConfig `mapstructure:"dns"`
 
 	Capture      CaptureConfig      `mapstructure:"capture"`
+	L7           L7Config           `mapstructure:"l7"`
 	Intelligence IntelligenceConfig `mapstructure:"intelligence"`
 	Security     SecurityConfig     `mapstructure:"security"`
+	Privacy      PrivacyConfig      `mapstructure:"privacy"`
+	Telemetry    TelemetryConfig    `mapstructure:"telemetry"`
 
 	// Services names endpoints statically; the first match wins.
 	Services []ServiceConfig `mapstructure:"services"`
@@ -63,6 +67,36 @@ type CaptureConfig struct {
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
 }
 
+// L7Config bounds the protocol parsers' state.
+type L7Config struct {
+	// MaxStateBytes is the memory budget of all connections' parser state together (bytes,
+	// estimated); over it the least recently used connections are shed, the largest first.
+	MaxStateBytes int64 `mapstructure:"max_state_bytes"`
+}
+
+// PrivacyConfig says what of a request may leave the node.
+type PrivacyConfig struct {
+	// URLPath is what spans and findings carry in url.path: "raw" (the path as sent, without
+	// the query string, as the semantic conventions require), "template" (the route template
+	// in its place) or "drop" (no url.path at all).
+	URLPath string `mapstructure:"url_path"`
+}
+
+// URL path policies.
+const (
+	URLPathRaw      = "raw"
+	URLPathTemplate = "template"
+	URLPathDrop     = "drop"
+)
+
+// TelemetryConfig says where the receiver's own metrics go.
+type TelemetryConfig struct {
+	// MetricsInPipeline also sends the receiver's own metrics (netintel.receiver.*: drops,
+	// evictions, truncations) down its metrics pipeline. They always go to the collector's
+	// internal telemetry (service::telemetry::metrics, :8888 by default).
+	MetricsInPipeline bool `mapstructure:"metrics_in_pipeline"`
+}
+
 // IntelligenceConfig holds the thresholds of the findings.
 type IntelligenceConfig struct {
 	SlowRequestThreshold   time.Duration `mapstructure:"slow_request_threshold"`
@@ -73,6 +107,18 @@ type IntelligenceConfig struct {
 	DependencyTTL          time.Duration `mapstructure:"dependency_ttl"`
 	SpanSampling           float64       `mapstructure:"span_sampling"`
 	FlushInterval          time.Duration `mapstructure:"flush_interval"`
+	// ErrorSpanExemplars is how many error spans each error group keeps per flush window.
+	ErrorSpanExemplars int `mapstructure:"error_span_exemplars"`
+	// ChattyCallsPerRequest: calls to one dependency per request served that are N+1.
+	ChattyCallsPerRequest float64 `mapstructure:"chatty_calls_per_request"`
+	// ExfiltrationBytes: bytes to one external destination in a minute that may be exfiltration.
+	ExfiltrationBytes int64 `mapstructure:"exfiltration_bytes"`
+	// NewConnectionsPerSecond: new connections a second to one destination, about one per
+	// request, that are no connection reuse.
+	NewConnectionsPerSecond float64 `mapstructure:"new_connections_per_second"`
+	// UnansweredHandshakes: retransmitted or abandoned handshakes towards one live listener in
+	// a window that say its accept queue is full.
+	UnansweredHandshakes int `mapstructure:"unanswered_handshakes"`
 }
 
 // SecurityConfig holds what counts as a security concern.
@@ -84,6 +130,19 @@ type SecurityConfig struct {
 	ScanWindow           time.Duration `mapstructure:"scan_window"`
 	// AllowedDependencies, when set, lists the only allowed "source -> dest" pairs.
 	AllowedDependencies []string `mapstructure:"allowed_dependencies"`
+	// HealthCheckUserAgents are the prefixes of health checkers' user agents: never a concern.
+	HealthCheckUserAgents []string `mapstructure:"health_check_user_agents"`
+	// InternalNetworks: destinations outside them are external.
+	InternalNetworks []string `mapstructure:"internal_networks"`
+	// Zones and AllowedZoneFlows: a flow between two zones not allowed is a segmentation_violation.
+	Zones            []ZoneConfig `mapstructure:"zones"`
+	AllowedZoneFlows []string     `mapstructure:"allowed_zone_flows"`
+}
+
+// ZoneConfig is a named network zone: CIDRs, IPs, ip:port or service names.
+type ZoneConfig struct {
+	Name  string   `mapstructure:"name"`
+	Match []string `mapstructure:"match"`
 }
 
 // ServiceConfig names the endpoints that match an "ip:port", an IP or a CIDR.
@@ -114,6 +173,7 @@ const (
 	maxPayloadBytes = 4096
 	minRingBuffer   = 1 << 16
 	maxRingBuffer   = 1 << 30
+	minStateBytes   = 1 << 20
 )
 
 // Validate checks every field and reports every problem, each naming its key and value.
@@ -136,6 +196,9 @@ func (cfg *Config) Validate() error {
 				add("%s.ports[%d]: %d is not a port (1-65535)", p.key, i, port)
 			}
 		}
+		if len(p.ports) > capture.MaxPortsPerProtocol {
+			add("%s.ports: %d ports listed; the kernel side takes at most %d per protocol (ports are hints: every protocol is detected on any port)", p.key, len(p.ports), capture.MaxPortsPerProtocol)
+		}
 	}
 
 	c := cfg.Capture
@@ -144,6 +207,15 @@ func (cfg *Config) Validate() error {
 	}
 	if c.RingBufferSize < minRingBuffer || c.RingBufferSize > maxRingBuffer || c.RingBufferSize&(c.RingBufferSize-1) != 0 {
 		add("capture.ring_buffer_size: %d must be a power of two between %d and %d bytes", c.RingBufferSize, minRingBuffer, maxRingBuffer)
+	}
+
+	if cfg.L7.MaxStateBytes < minStateBytes {
+		add("l7.max_state_bytes: %d must be at least %d bytes (1 MiB)", cfg.L7.MaxStateBytes, minStateBytes)
+	}
+	switch cfg.Privacy.URLPath {
+	case URLPathRaw, URLPathTemplate, URLPathDrop:
+	default:
+		add("privacy.url_path: %q must be %s, %s or %s", cfg.Privacy.URLPath, URLPathRaw, URLPathTemplate, URLPathDrop)
 	}
 
 	in := cfg.Intelligence
@@ -159,14 +231,29 @@ func (cfg *Config) Validate() error {
 	if in.ErrorStatusThreshold < 100 || in.ErrorStatusThreshold > 599 {
 		add("intelligence.error_status_threshold: %d is not an HTTP status (100-599)", in.ErrorStatusThreshold)
 	}
-	if in.LatencyDeviationFactor < 1 {
-		add("intelligence.latency_deviation_factor: %g must be at least 1 (a multiple of the baseline)", in.LatencyDeviationFactor)
+	if !(in.LatencyDeviationFactor > 1) {
+		add("intelligence.latency_deviation_factor: %g must be greater than 1 (a multiple of the baseline; at 1 every request above the baseline would be an anomaly)", in.LatencyDeviationFactor)
 	}
 	if in.BaselineWarmup < 1 {
 		add("intelligence.baseline_warmup: %d must be at least 1 sample", in.BaselineWarmup)
 	}
 	if in.SpanSampling < 0 || in.SpanSampling > 1 {
 		add("intelligence.span_sampling: %g must be a fraction between 0 and 1", in.SpanSampling)
+	}
+	if in.ErrorSpanExemplars < 0 {
+		add("intelligence.error_span_exemplars: %d must be 0 or more spans per error group and window", in.ErrorSpanExemplars)
+	}
+	if in.ChattyCallsPerRequest < 1 {
+		add("intelligence.chatty_calls_per_request: %g must be at least 1 call per request", in.ChattyCallsPerRequest)
+	}
+	if in.ExfiltrationBytes <= 0 {
+		add("intelligence.exfiltration_bytes: %d must be a positive number of bytes", in.ExfiltrationBytes)
+	}
+	if in.NewConnectionsPerSecond <= 0 {
+		add("intelligence.new_connections_per_second: %g must be a positive rate", in.NewConnectionsPerSecond)
+	}
+	if in.UnansweredHandshakes < 1 {
+		add("intelligence.unanswered_handshakes: %d must be at least 1", in.UnansweredHandshakes)
 	}
 
 	s := cfg.Security
@@ -192,6 +279,47 @@ func (cfg *Config) Validate() error {
 	for i, dep := range s.AllowedDependencies {
 		if _, _, err := intel.ParseAllowedDependency(dep); err != nil {
 			add("security.allowed_dependencies[%d]: %w", i, err)
+		}
+	}
+	for i, ua := range s.HealthCheckUserAgents {
+		if strings.TrimSpace(ua) == "" {
+			add("security.health_check_user_agents[%d]: empty prefix would exempt every request", i)
+		}
+	}
+	for i, n := range s.InternalNetworks {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(n)); err != nil {
+			add("security.internal_networks[%d]: %q is not a CIDR (10.0.0.0/8, fc00::/7): %v", i, n, err)
+		}
+	}
+	zones := map[string]bool{}
+	for i, z := range s.Zones {
+		name := strings.TrimSpace(z.Name)
+		switch {
+		case name == "" || name == "*":
+			add("security.zones[%d].name: %q must be a name (not empty, not *)", i, z.Name)
+		case zones[name]:
+			add("security.zones[%d].name: %q is already the name of another zone", i, z.Name)
+		}
+		zones[name] = true
+		if len(z.Match) == 0 {
+			add("security.zones[%d].match: empty: list CIDRs, IPs, ip:port or service names", i)
+		}
+		for j, m := range z.Match {
+			if _, err := intel.ParseZoneMatch(m); err != nil {
+				add("security.zones[%d].match[%d]: %w", i, j, err)
+			}
+		}
+	}
+	for i, f := range s.AllowedZoneFlows {
+		src, dst, err := intel.ParseZoneFlow(f)
+		if err != nil {
+			add("security.allowed_zone_flows[%d]: %w", i, err)
+			continue
+		}
+		for _, z := range []string{src, dst} {
+			if z != "*" && !zones[z] {
+				add("security.allowed_zone_flows[%d]: %q names zone %q, which security.zones does not define", i, f, z)
+			}
 		}
 	}
 

@@ -1,7 +1,9 @@
 package netintelreceiver
 
 import (
+	"net/netip"
 	"os"
+	"strings"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/identity"
@@ -25,6 +27,9 @@ func sessionSettings(cfg *Config) nireceiver.Settings {
 		Metrics:       otlpMetricsOptions(host),
 		FlushInterval: cfg.Intelligence.FlushInterval,
 		NewSource:     src,
+
+		URLPath:             urlPathPolicy(cfg.Privacy.URLPath),
+		PipelineSelfMetrics: cfg.Telemetry.MetricsInPipeline,
 	}
 }
 
@@ -52,6 +57,7 @@ func l7Options(cfg *Config) l7.Options {
 	o := l7.DefaultOptions()
 	o.HTTP, o.HTTPS, o.GRPC, o.DNS = cfg.HTTP.Enabled, cfg.HTTPS.Enabled, cfg.GRPC.Enabled, cfg.DNS.Enabled
 	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
+	o.MaxStateBytes = cfg.L7.MaxStateBytes
 	return o
 }
 
@@ -90,7 +96,46 @@ func intelOptions(cfg *Config) intel.Options {
 			o.AllowedDependencies = append(o.AllowedDependencies, [2]string{src, dst})
 		}
 	}
+	o.ErrorSpanExemplars = in.ErrorSpanExemplars
+	o.ChattyCallsPerRequest = in.ChattyCallsPerRequest
+	o.ExfiltrationBytes = uint64(max(in.ExfiltrationBytes, 1))
+	o.NewConnectionsPerSecond = in.NewConnectionsPerSecond
+	o.UnansweredHandshakes = in.UnansweredHandshakes
+	o.HealthCheckUserAgents = sec.HealthCheckUserAgents
+	// Validate rejected what does not parse; what is left here parses.
+	o.InternalNetworks = nil
+	for _, n := range sec.InternalNetworks {
+		if p, err := netip.ParsePrefix(strings.TrimSpace(n)); err == nil {
+			o.InternalNetworks = append(o.InternalNetworks, p.Masked())
+		}
+	}
+	o.Zones = nil
+	for _, z := range sec.Zones {
+		zone := intel.Zone{Name: strings.TrimSpace(z.Name)}
+		for _, m := range z.Match {
+			if zm, err := intel.ParseZoneMatch(m); err == nil {
+				zone.Match = append(zone.Match, zm)
+			}
+		}
+		o.Zones = append(o.Zones, zone)
+	}
+	o.AllowedZoneFlows = nil
+	for _, f := range sec.AllowedZoneFlows {
+		if src, dst, err := intel.ParseZoneFlow(f); err == nil {
+			o.AllowedZoneFlows = append(o.AllowedZoneFlows, [2]string{src, dst})
+		}
+	}
 	return o
+}
+
+func urlPathPolicy(s string) otlp.PathPolicy {
+	switch s {
+	case URLPathTemplate:
+		return otlp.PathTemplate
+	case URLPathDrop:
+		return otlp.PathDrop
+	}
+	return otlp.PathRaw
 }
 
 func otlpMetricsOptions(host string) otlp.MetricsOptions {

@@ -22,6 +22,12 @@
 //	                           dockerd and containerd are started when none runs
 //	TestNamingFromAPod         the same with the collector in a container as the DaemonSet runs it:
 //	                           hostPID, own network namespace, host paths read-only under /host
+//	TestNoisyWorld             127.0.15.0/24 (clients from 127.0.16.0/24): a noisy service (lognormal
+//	                           latency, 1% 503s, kube-probes) beside nine faults — a latency shift, a
+//	                           retrying client, a failing nginx chain, an N+1 caller, a client without
+//	                           keep-alive, a stuck acceptor, a 30 MB upload and a call by name to an
+//	                           external host (198.51.100.0/24 in network namespace ni15-ext), and a
+//	                           forbidden zone flow; each reported once, no false finding (~65 s)
 //
 // Servers start before the collector, so their readiness probes stay out of the findings.
 // The scenarios carry the build tag e2e: run them with `make e2e`

@@ -88,6 +88,8 @@ func TestFaults(t *testing.T) {
 	col := s.startCollector(receiverConfig{
 		Services:     map[string]string{floodAddr: "flood"},
 		Intelligence: map[string]any{"span_sampling": 0.01},
+		// This scenario reads the receiver's own metrics from the metrics pipeline's file.
+		Receiver: map[string]any{"telemetry": map[string]any{"metrics_in_pipeline": true}},
 	})
 
 	ours, err := ownedPrograms(col.pid())

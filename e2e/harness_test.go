@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -36,6 +37,10 @@ func TestMain(m *testing.M) {
 	// process of its own (a service of its own) and not the test that drives it.
 	if os.Getenv(roleEnv) == roleLatencyServer {
 		runLatencyServer()
+		return
+	}
+	if run, ok := worldRoles[os.Getenv(roleEnv)]; ok {
+		run()
 		return
 	}
 	os.Exit(m.Run())
@@ -90,6 +95,13 @@ type receiverConfig struct {
 	// Intelligence and Security override keys of those sections (thresholds, windows).
 	Intelligence map[string]any
 	Security     map[string]any
+	// Receiver sets more top-level keys of the receiver (capture, telemetry, privacy, ...).
+	Receiver map[string]any
+	// Pipelines lists the pipelines to run ("logs", "traces", "metrics"); all three when empty.
+	Pipelines []string
+	// TelemetryEndpoint, "host:port", serves the collector's own metrics (Prometheus) there;
+	// empty: the collector's own metrics are off.
+	TelemetryEndpoint string
 	// Naming sets the naming section (host_root) when not empty.
 	Naming map[string]any
 }
@@ -128,26 +140,42 @@ func (s *scenario) collectorConfig(rc receiverConfig) []byte {
 	if len(rc.Naming) > 0 {
 		recv["naming"] = rc.Naming
 	}
+	for k, v := range rc.Receiver {
+		recv[k] = v
+	}
 	fileExp := func(name string) map[string]any {
 		return map[string]any{"path": s.path(name), "flush_interval": "1s"}
 	}
+	pipelines := rc.Pipelines
+	if len(pipelines) == 0 {
+		pipelines = []string{"logs", "traces", "metrics"}
+	}
+	exporters := map[string]any{}
+	pipes := map[string]any{}
+	for _, p := range pipelines {
+		exporters["file/"+p] = fileExp(p + ".json")
+		pipes[p] = map[string]any{"receivers": []string{"net_intel"}, "exporters": []string{"file/" + p}}
+	}
+	ownMetrics := map[string]any{"level": "none"}
+	if rc.TelemetryEndpoint != "" {
+		host, port, err := net.SplitHostPort(rc.TelemetryEndpoint)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		p, _ := strconv.Atoi(port)
+		ownMetrics = map[string]any{"level": "normal", "readers": []any{map[string]any{
+			"pull": map[string]any{"exporter": map[string]any{"prometheus": map[string]any{"host": host, "port": p}}},
+		}}}
+	}
 	cfg := map[string]any{
 		"receivers": map[string]any{"net_intel": recv},
-		"exporters": map[string]any{
-			"file/logs":    fileExp("logs.json"),
-			"file/traces":  fileExp("traces.json"),
-			"file/metrics": fileExp("metrics.json"),
-		},
+		"exporters": exporters,
 		"service": map[string]any{
 			"telemetry": map[string]any{
 				"logs":    map[string]any{"level": "info"},
-				"metrics": map[string]any{"level": "none"},
+				"metrics": ownMetrics,
 			},
-			"pipelines": map[string]any{
-				"logs":    map[string]any{"receivers": []string{"net_intel"}, "exporters": []string{"file/logs"}},
-				"traces":  map[string]any{"receivers": []string{"net_intel"}, "exporters": []string{"file/traces"}},
-				"metrics": map[string]any{"receivers": []string{"net_intel"}, "exporters": []string{"file/metrics"}},
-			},
+			"pipelines": pipes,
 		},
 	}
 	b, err := json.MarshalIndent(cfg, "", "  ")

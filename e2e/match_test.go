@@ -37,7 +37,7 @@ const (
 	aRPCMethod    = "rpc.method"
 	aGRPCStatus   = "rpc.grpc.status_code|rpc.response.status_code"
 	aDNSName      = "dns.question.name"
-	aDNSRCode     = "dns.response_code"
+	aDNSRCode     = "netintel.dns.response_code"
 	statusError   = "Error"
 	kindClient    = "Client"
 	kindServer    = "Server"

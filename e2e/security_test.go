@@ -49,6 +49,13 @@ func TestSecurity(t *testing.T) {
 				return false, o.dumpEvents(evSecurity)
 			}
 		}
+		// Every sensitive endpoint gobuster requested is its own concern, whatever else its
+		// requests raised (its user agent was already one).
+		for _, ep := range []string{"/.env", "/.git", "/admin", "/wp-admin"} {
+			if len(o.events(evSecurity, attrs{aConcernType: "suspicious_endpoint", "netintel.target_endpoint": ep})) == 0 {
+				return false, "  no suspicious_endpoint for " + ep + "\n" + o.dumpEvents(evSecurity)
+			}
+		}
 		for _, scanner := range []string{"sqlmap", "gobuster"} {
 			seen := false
 			for _, r := range o.events(evSecurity, attrs{aConcernType: "suspicious_user_agent"}) {
@@ -62,13 +69,17 @@ func TestSecurity(t *testing.T) {
 		return true, ""
 	})
 	time.Sleep(6 * time.Second) // two more flushes: duplicates would show up
-	s.eventually(5*time.Second, "each concern once in the window for each (type, source service)", func(o *output) (bool, string) {
+	s.eventually(5*time.Second, "each concern once in the window for each (type, source service), a suspicious endpoint once per endpoint", func(o *output) (bool, string) {
 		var found strings.Builder
 		ok := true
 		per := map[string]int{}
 		for _, r := range o.events(evSecurity, nil) {
 			ty, _ := attrAny(r.Attrs, aConcernType)
 			src, _ := attrAny(r.Attrs, aSource)
+			if ty == "suspicious_endpoint" {
+				ep, _ := attrAny(r.Attrs, "netintel.target_endpoint")
+				ty += " " + ep
+			}
 			per[ty+" from "+src]++
 		}
 		for k, n := range per {

@@ -39,11 +39,17 @@ func (s *scenario) render(tmpl, out string, data any) string {
 // blocks, and waits until it accepts connections.
 func (s *scenario) nginx(name, listen, locations string) {
 	s.t.Helper()
+	s.nginxWith(name, listen, "", locations)
+}
+
+// nginxWith is nginx with http-level directives (upstream blocks) beside the server.
+func (s *scenario) nginxWith(name, listen, httpBlock, locations string) {
+	s.t.Helper()
 	if err := os.MkdirAll(s.path(name+"-tmp"), 0o755); err != nil {
 		s.t.Fatal(err)
 	}
 	cfg := s.render("nginx.conf.tmpl", name+".nginx.conf", map[string]string{
-		"Name": name, "Listen": listen, "Dir": s.dir, "Locations": locations,
+		"Name": name, "Listen": listen, "Dir": s.dir, "Locations": locations, "HTTP": httpBlock,
 	})
 	s.startProcess(name, "nginx", "-p", s.dir, "-e", s.path(name+".error.log"), "-c", cfg)
 	s.waitTCP(listen)

@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +127,7 @@ func TestCascade(t *testing.T) {
 		})
 	// Give the pipeline two more windows to emit a duplicate, if it would.
 	time.Sleep(12 * time.Second)
-	s.eventually(5*time.Second, fmt.Sprintf("one cascade finding (two only if the %d failures straddled a window boundary, then in adjacent windows): root cause inventory, affected services in order from the root cause, error_count = %d failed requests × the hops of netintel.cascade_path", failed, failed),
+	s.eventually(5*time.Second, fmt.Sprintf("one cascade finding (two only if the %d failures straddled a window boundary, then in adjacent windows): root cause inventory, affected services in order from the root cause, error_count = the %d failed requests at the endpoint it names, and each hop of netintel.cascade_path carrying %d", failed, failed, failed),
 		func(o *output) (bool, string) {
 			all := o.events(evErrors, cascades)
 			found := dumpLogs(all)
@@ -141,6 +142,7 @@ func TestCascade(t *testing.T) {
 				}
 			}
 			var counted, expected float64
+			hopErrors := map[string]int{}
 			for _, r := range all {
 				root, _ := attrAny(r.Attrs, aRootCause)
 				affected, _ := attrAny(r.Attrs, aAffected)
@@ -148,12 +150,21 @@ func TestCascade(t *testing.T) {
 					return false, found
 				}
 				hops, _ := r.Attrs["netintel.cascade_path"].([]any)
-				if len(hops) == 0 {
-					hops = []any{nil}
+				for _, h := range hops {
+					// "caller->callee:errors"
+					if i := strings.LastIndexByte(fmt.Sprint(h), ':'); i >= 0 {
+						n, _ := strconv.Atoi(fmt.Sprint(h)[i+1:])
+						hopErrors[fmt.Sprint(h)[:i]] += n
+					}
 				}
 				n, _ := number(r.Attrs, aErrorCount)
 				counted += n
-				expected = float64(failed * len(hops))
+			}
+			expected = failed
+			for _, e := range shopEdges {
+				if hopErrors[e[0]+"->"+e[1]] != failed {
+					return false, fmt.Sprintf("  hop counts %v, want %d on each of %v\n%s", hopErrors, failed, shopEdges, found)
+				}
 			}
 			return counted == expected, fmt.Sprintf("  error_count %v, expected %v\n%s", counted, expected, found)
 		})

@@ -11,6 +11,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/otlp"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 const (
@@ -31,23 +32,27 @@ type pipeline struct {
 
 	tracker *l7.Tracker
 	names   *identity.Resolver
+	routes  *route.Learner
 	intel   *intel.Engine
 	metrics *otlp.Metrics
 	spans   *otlp.TraceBuilder
+	self    *telemetry
 
 	nextMetrics time.Time
 }
 
-func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out *output) *pipeline {
+func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out *output, self *telemetry) *pipeline {
 	p := &pipeline{
+		self:     self,
 		logger:   logger,
 		settings: settings,
 		source:   src,
 		out:      out,
 		names:    identity.New(settings.Identity),
+		routes:   route.NewLearner(settings.Routes),
 		intel:    intel.New(settings.Intel),
 		metrics:  otlp.NewMetrics(settings.Metrics),
-		spans:    otlp.NewTraceBuilder(),
+		spans:    otlp.NewTraceBuilder(otlp.Privacy{URLPath: settings.URLPath}),
 	}
 	p.tracker = l7.NewTracker(settings.L7, p.exchange)
 	if src := p.names.Sources(); src.Proc == "" {
@@ -84,9 +89,18 @@ func (p *pipeline) event(ev capture.Event) {
 	switch {
 	case ev.Conn != nil:
 		c := ev.Conn
+		var client, server identity.Service
+		closed := c.Kind == capture.ConnClosed
+		if closed {
+			// Named before the resolver forgets a process that has exited: a short-lived
+			// client's close (an upload's total) keeps the name it had.
+			client, server = p.names.ConnEnds(c)
+		}
 		p.names.Conn(c)
 		p.tracker.Conn(c) // failures of outstanding requests come out through p.exchange
-		client, server := p.names.ConnEnds(c)
+		if !closed {
+			client, server = p.names.ConnEnds(c)
+		}
 		p.intel.Conn(c, client, server)
 		p.metrics.Conn(c, client, server)
 	case ev.Data != nil:
@@ -99,11 +113,14 @@ func (p *pipeline) event(ev capture.Event) {
 	}
 }
 
-// exchange is the tracker's emit: every exchange is named, judged and measured; the ones
-// the sampler keeps become spans.
+// exchange is the tracker's emit: every exchange is named, given its route, judged and
+// measured; the ones the sampler keeps become spans.
 func (p *pipeline) exchange(x *l7.Exchange) {
 	p.names.Learn(x)
 	client, server := p.names.Client(x), p.names.Server(x)
+	if h := x.HTTP; h != nil && h.Route == "" && x.GRPC == nil {
+		h.Route = p.routes.Route(server.Name, h.Path, learnRoute(x))
+	}
 	d := p.intel.Exchange(x, client, server)
 	p.metrics.Exchange(x, client, server)
 	if d.Export && p.out.wantsTraces() {
@@ -114,70 +131,51 @@ func (p *pipeline) exchange(x *l7.Exchange) {
 	}
 }
 
+// learnRoute: routes are learned only from requests the server recognised — answered, and
+// not with a 4xx (a scanner's made-up paths, a client's typos) — so that what a client
+// invents never turns a server's routes into "{id}".
+func learnRoute(x *l7.Exchange) bool {
+	st := x.HTTP.Status
+	return x.Failure == l7.FailureNone && st > 0 && (st < 400 || st >= 500)
+}
+
 // flush hands off what is due: findings and spans every tick, metrics every FlushInterval
 // (and everything at the end).
 func (p *pipeline) flush(now time.Time, final bool) {
 	p.tracker.Tick(now)
 	if findings := p.intel.Findings(now); len(findings) > 0 {
-		p.out.enqueueLogs(otlp.Logs(findings))
+		p.out.enqueueLogs(otlp.LogsWith(findings, otlp.Privacy{URLPath: p.settings.URLPath}))
 	}
 	if p.spans.Len() > 0 {
 		p.out.enqueueTraces(p.spans.Traces())
 	}
+	p.self.publish(p.snapshot())
 	if final || !now.Before(p.nextMetrics) {
 		p.nextMetrics = now.Add(p.settings.FlushInterval)
 		if p.out.wantsMetrics() {
-			p.out.enqueueMetrics(p.metrics.Emit(now, p.selfCounters()))
+			var self []otlp.SelfSum
+			if p.settings.PipelineSelfMetrics {
+				self = p.self.sums()
+			}
+			p.out.enqueueMetrics(p.metrics.Emit(now, self))
 		}
 	}
 }
 
-// selfCounters gathers every drop, eviction and parse failure of every stage.
-func (p *pipeline) selfCounters() otlp.SelfCounters {
-	cc := p.source.Counters()
-	lc := p.tracker.Counters()
-	ic := p.intel.Counters()
-	nc := p.names.Counters()
-	sc := otlp.SelfCounters{
-		KernelRingbufFull: cc.RingbufReserveFailed,
-		KernelMapFull:     cc.MapFull,
-		DecodeErrors:      cc.ReadErrors,
-		CaptureQueueFull:  cc.QueueDropped,
-		PayloadTruncated:  cc.PayloadTruncated,
-		Unclassified:      cc.Unclassified,
-		EventsRead:        cc.EventsRead,
-		RingbufBytes:      cc.RingbufBytes,
-		Dropped: []otlp.NamedCount{
-			{Name: "export_queue_logs", Value: p.out.droppedFindings.Load()},
-			{Name: "export_queue_traces", Value: p.out.droppedSpans.Load()},
-			{Name: "export_queue_metrics", Value: p.out.droppedMetrics.Load()},
-			{Name: "consumer_refused", Value: p.out.consumerErrors.Load()},
-			{Name: "l7_pending_full", Value: lc.PendingDropped},
-			{Name: "error_groups_full", Value: ic.ErrorGroupsDropped},
-			{Name: "connection_failure_groups_full", Value: ic.ConnFailureGroupsDropped},
-			{Name: "retry_groups_full", Value: ic.RetryGroupsDropped},
+// snapshot gathers every stage's running totals: drops, evictions, truncations.
+func (p *pipeline) snapshot() *selfSnapshot {
+	return &selfSnapshot{
+		capture:  p.source.Counters(),
+		l7:       p.tracker.Counters(),
+		intel:    p.intel.Counters(),
+		identity: p.names.Counters(),
+		routes:   p.routes.Counters(),
+		output: outputCounters{
+			logs:    p.out.droppedFindings.Load(),
+			spans:   p.out.droppedSpans.Load(),
+			metrics: p.out.droppedMetrics.Load(),
+			refused: p.out.consumerErrors.Load(),
 		},
-		Evicted: []otlp.NamedCount{
-			{Name: "l7_connections", Value: lc.Evictions},
-			{Name: "l7_idle_connections", Value: lc.IdleEvictions},
-			{Name: "edges", Value: ic.EdgesEvicted},
-			{Name: "baselines", Value: ic.BaselinesEvicted},
-			{Name: "failing_edges", Value: ic.FailingEdgesEvicted},
-			{Name: "clients", Value: ic.ClientsEvicted},
-			{Name: "scan_sources", Value: ic.ScanSourcesEvicted},
-			{Name: "concerns", Value: ic.ConcernsEvicted},
-			{Name: "processes", Value: nc.ProcessesEvicted},
-			{Name: "listeners", Value: nc.ListenersEvicted},
-			{Name: "sockets", Value: nc.SocketsEvicted},
-			{Name: "dns_names", Value: nc.DNSNamesEvicted},
-			{Name: "sni_names", Value: nc.SNINamesEvicted},
-		},
+		overflow: p.metrics.Overflowed(),
 	}
-	for _, pf := range []struct {
-		name  string
-		proto l7.Protocol
-	}{{"http1", l7.ProtocolHTTP1}, {"http2", l7.ProtocolHTTP2}, {"grpc", l7.ProtocolGRPC}, {"dns", l7.ProtocolDNS}, {"tls", l7.ProtocolTLS}} {
-		sc.ParseFailures = append(sc.ParseFailures, otlp.NamedCount{Name: pf.name, Value: lc.ParseFailures[pf.proto]})
-	}
-	return sc
 }

@@ -3,6 +3,8 @@ package receiver
 import (
 	"context"
 	"errors"
+	"net/netip"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -20,9 +22,11 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/metadata"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -192,4 +196,82 @@ func TestStuckConsumerDoesNotHoldShutdown(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*drainTimeout)
 	defer cancel()
 	require.NoError(t, r.Shutdown(ctx))
+}
+
+// Routes are learned in the pipeline, once per exchange, before intel and otlp see it:
+// letter-only user names become {id} in the span names and http.route once the position
+// has taken more distinct values than a route would, and a scanner's 404s teach nothing.
+func TestPipelineLearnsRoutes(t *testing.T) {
+	traces := new(consumertest.TracesSink)
+	o, err := newOutput(receivertest.NewNopSettings(metadata.Type), nil, traces, nil)
+	require.NoError(t, err)
+	settings := replaySettings(t)
+	settings.Routes = route.Options{MaxDistinct: 5}
+	p := newPipeline(settings, zap.NewNop(), nil, o, nil)
+	users := []string{"alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi"}
+	for i, u := range users {
+		x := &l7.Exchange{
+			Protocol: l7.ProtocolHTTP1, Transport: capture.TransportTCP, Side: l7.SideServer,
+			Client: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40000")}, Server: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.2:8080")},
+			Start: time.Unix(100, 0), End: time.Unix(100, 1e6), ClientISN: 1, ServerISN: 2, RequestSeq: uint32(1000 * (i + 1)),
+			HTTP: &l7.HTTP{Method: "GET", Path: "/users/" + u + "/orders", Status: 200},
+		}
+		p.exchange(x)
+		want := "/users/" + u + "/orders"
+		if i >= 5 {
+			want = "/users/{id}/orders"
+		}
+		assert.Equal(t, want, x.HTTP.Route, "request %d", i)
+	}
+	// 404s of made-up paths do not count.
+	for i := 0; i < 20; i++ {
+		x := &l7.Exchange{
+			Protocol: l7.ProtocolHTTP1, Transport: capture.TransportTCP, Side: l7.SideServer,
+			Client: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40001")}, Server: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.2:8080")},
+			Start: time.Unix(101, 0), End: time.Unix(101, 1e6), ClientISN: 3, ServerISN: 4, RequestSeq: uint32(1000 * (i + 1)),
+			HTTP: &l7.HTTP{Method: "GET", Path: "/probe" + string(rune('a'+i)), Status: 404},
+		}
+		p.exchange(x)
+		assert.Equal(t, x.HTTP.Path, x.HTTP.Route)
+	}
+	assert.Equal(t, []route.Rule{{Service: "127.0.0.2:8080", Prefix: "/users", Position: 1}}, p.routes.Rules(), "only /users/{id} was learned")
+	td := p.spans.Traces()
+	names := map[string]int{}
+	for i := 0; i < td.ResourceSpans().Len(); i++ {
+		ss := td.ResourceSpans().At(i).ScopeSpans().At(0).Spans()
+		for j := 0; j < ss.Len(); j++ {
+			names[ss.At(j).Name()]++
+		}
+	}
+	assert.Equal(t, 3, names["GET /users/{id}/orders"], "span names: %v", names)
+}
+
+// A short-lived client's close is named as the client was while it lived: its upload to an
+// external address is the service's (OTEL_SERVICE_NAME), even when the process has exited by
+// the time the close is read.
+func TestPipelineNamesClosesOfExitedProcesses(t *testing.T) {
+	procRoot := t.TempDir()
+	dir := filepath.Join(procRoot, "4242")
+	require.NoError(t, os.MkdirAll(dir, 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "environ"), []byte("OTEL_SERVICE_NAME=backup-agent\x00"), 0o644))
+	o, err := newOutput(receivertest.NewNopSettings(metadata.Type), new(consumertest.LogsSink), nil, nil)
+	require.NoError(t, err)
+	settings := replaySettings(t)
+	settings.Identity = identity.Options{ProcRoot: procRoot, HostName: "node"}
+	p := newPipeline(settings, zap.NewNop(), nil, o, nil)
+	sock := capture.Socket{Transport: capture.TransportTCP, Role: capture.RoleClient,
+		Local: netip.MustParseAddrPort("10.0.0.1:40000"), Remote: netip.MustParseAddrPort("198.51.100.2:9000")}
+	proc := capture.Process{PID: 4242, Comm: "busybox"}
+	p.event(capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnOpened, Time: time.Unix(100, 0), Process: proc, Socket: sock}})
+	require.NoError(t, os.RemoveAll(dir)) // the process exits
+	p.event(capture.Event{Conn: &capture.ConnEvent{Kind: capture.ConnClosed, Time: time.Unix(101, 0), Process: proc, Socket: sock, BytesSent: 30 << 20}})
+	var exfil []intel.Finding
+	for _, f := range p.intel.Findings(time.Unix(102, 0)) {
+		if f.Kind == intel.KindDataExfiltration {
+			exfil = append(exfil, f)
+		}
+	}
+	require.Len(t, exfil, 1)
+	assert.Equal(t, "backup-agent", exfil[0].Exfiltration.Source)
+	assert.Equal(t, "198.51.100.2:9000", exfil[0].Exfiltration.Dest)
 }

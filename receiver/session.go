@@ -21,6 +21,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
 	"github.com/netintel/netintelreceiver/internal/otlp"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 // Settings is everything a session needs, already mapped from the YAML config.
@@ -28,8 +29,14 @@ type Settings struct {
 	L7            l7.Options
 	Identity      identity.Options
 	Intel         intel.Options
+	Routes        route.Options
 	Metrics       otlp.MetricsOptions
 	FlushInterval time.Duration
+	// URLPath is what spans and findings carry of request paths (privacy.url_path).
+	URLPath otlp.PathPolicy
+	// PipelineSelfMetrics also sends the receiver's own metrics (netintel.receiver.*) down
+	// the metrics pipeline; they always go to the collector's internal telemetry.
+	PipelineSelfMetrics bool
 
 	// NewSource opens the capture source: the eBPF source on Linux; tests inject a replay.
 	NewSource func(*zap.Logger) (capture.Source, error)
@@ -41,6 +48,7 @@ type Settings struct {
 type Session struct {
 	set      otelreceiver.Settings
 	settings Settings
+	self     *telemetry
 
 	mu      sync.Mutex
 	logs    consumer.Logs
@@ -61,7 +69,7 @@ type run struct {
 
 // NewSession creates a stopped session.
 func NewSession(set otelreceiver.Settings, settings Settings) *Session {
-	return &Session{set: set, settings: settings}
+	return &Session{set: set, settings: settings, self: newTelemetry(set.MeterProvider, otlp.ScopeName)}
 }
 
 // SetLogs, SetTraces and SetMetrics attach the consumers; call them before Start.
@@ -105,7 +113,9 @@ func (s *Session) release(ctx context.Context) error {
 	}
 	r := s.run
 	s.run = nil
-	return r.stop(ctx)
+	err := r.stop(ctx)
+	s.self.stop()
+	return err
 }
 
 func (s *Session) start(ctx context.Context) (*run, error) {
@@ -129,13 +139,18 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 		_ = src.Close()
 		return nil, fmt.Errorf("net_intel: %w", err)
 	}
+	if err := s.self.start(); err != nil {
+		cancel()
+		_ = src.Close()
+		return nil, fmt.Errorf("net_intel: internal telemetry: %w", err)
+	}
 	settings := s.settings
 	settings.Metrics.Start = time.Now()
 	if settings.Metrics.Host.ServiceName == "" {
 		// Host-level metrics (service graph, TCP, the receiver's own) belong to the collector.
 		settings.Metrics.Host.ServiceName = s.set.BuildInfo.Command
 	}
-	p := newPipeline(settings, s.set.Logger, src, out)
+	p := newPipeline(settings, s.set.Logger, src, out, s.self)
 	r := &run{cancel: cancel, source: src}
 	if states := capabilitiesOf(src); states != nil && s.set.MeterProvider != nil {
 		unregister, err := capabilityGauge(s.set.MeterProvider, func() []capture.CapabilityState { return states })

@@ -33,6 +33,9 @@ func TestMemoryBounded(t *testing.T) {
 	o := DefaultOptions()
 	o.MaxEdges, o.MaxRoutes, o.MaxClients, o.DedupCapacity = capSize, capSize, capSize, capSize
 	o.AllowedDependencies = [][2]string{{"*", "shop"}}
+	// Zones with no allowed flow: every new pair of a client and a server is a violation.
+	o.Zones = []Zone{{Name: "clients", Match: []ZoneMatch{{Prefix: netip.MustParsePrefix("10.0.0.0/8")}}},
+		{Name: "servers", Match: []ZoneMatch{{Prefix: netip.MustParsePrefix("127.0.0.0/8")}}}}
 	e := New(o)
 	r := identity.New(identity.Options{ProcRoot: t.TempDir(), HostName: "h", MaxAddresses: capSize, MaxProcesses: capSize})
 
@@ -68,6 +71,17 @@ func TestMemoryBounded(t *testing.T) {
 			c, s := r.ConnEnds(ev)
 			e.Conn(ev, c, s)
 		}
+		if i%5 == 1 {
+			// A connection to an external address that opens, stalls a handshake and closes
+			// after a large upload.
+			ext := netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, byte(i >> 16), byte(i >> 8), byte(i)}), 443)
+			sock := capture.Socket{Role: capture.RoleClient, Local: netip.AddrPortFrom(ip, 2), Remote: ext}
+			for _, k := range []capture.ConnKind{capture.ConnOpened, capture.ConnHandshakeRetransmit, capture.ConnClosed} {
+				ev := &capture.ConnEvent{Kind: k, Time: at, Socket: sock, BytesSent: 11 << 20}
+				c, s := r.ConnEnds(ev)
+				e.Conn(ev, c, s)
+			}
+		}
 		if i%10000 == 0 {
 			findings += len(e.Findings(at))
 		}
@@ -78,23 +92,31 @@ func TestMemoryBounded(t *testing.T) {
 	t.Logf("engine counters: %+v", c)
 	t.Logf("resolver counters: %+v", r.Counters())
 	caps := map[string]uint64{"edges": c.Edges, "baselines": c.Baselines, "failing edges": c.FailingEdges,
-		"clients": c.Clients, "scan sources": c.ScanSources, "concerns": c.Concerns, "scanners": c.Scanners}
+		"clients": c.Clients, "scan sources": c.ScanSources, "concerns": c.Concerns, "scanners": c.Scanners,
+		"exfiltration destinations": c.ExfilDestinations, "recent connects": c.RecentConnects}
 	for name, v := range caps {
 		if v > capSize {
 			t.Errorf("%s: %d entries over the cap %d", name, v, capSize)
 		}
 	}
+	if c.Episodes > 4*capSize { // four detectors keep episodes, each table at the cap
+		t.Errorf("episodes: %d entries over the cap %d", c.Episodes, 4*capSize)
+	}
 	evictions := map[string]uint64{"edges": c.EdgesEvicted, "baselines": c.BaselinesEvicted, "failing edges": c.FailingEdgesEvicted,
 		"clients": c.ClientsEvicted, "scan sources": c.ScanSourcesEvicted, "concerns": c.ConcernsEvicted, "scanners": c.ScannersEvicted,
 		"error groups": c.ErrorGroupsDropped, "retry groups": c.RetryGroupsDropped, "conn failure groups": c.ConnFailureGroupsDropped,
-		"dedup": c.DedupForgotten, "findings": c.FindingsDropped}
+		"dedup": c.DedupForgotten, "findings": c.FindingsDropped,
+		"exfiltration destinations": c.ExfilDestinationsEvicted, "episodes": c.EpisodesEvicted,
+		"recent connects": c.RecentConnectsEvicted, "pool groups": c.PoolGroupsDropped}
 	for name, v := range evictions {
 		if v == 0 {
 			t.Errorf("%s: nothing evicted or dropped under %d distinct clients and routes", name, n)
 		}
 	}
-	if len(e.errGroups) != 0 || len(e.connFails) != 0 || len(e.retries) != 0 || len(e.uaCache) > maxUACache || e.dedup.len() > capSize {
-		t.Errorf("windowed tables not bounded: %d %d %d ua %d dedup %d", len(e.errGroups), len(e.connFails), len(e.retries), len(e.uaCache), e.dedup.len())
+	if len(e.errors.groups) != 0 || len(e.connFails.groups) != 0 || len(e.retries.groups) != 0 || len(e.chatty.calls) != 0 ||
+		len(e.pool.edges) != 0 || len(e.exemplars.kept) != 0 || len(e.security.uaCache) > maxUACache || e.dedup.len() > capSize {
+		t.Errorf("windowed tables not bounded: %d %d %d %d %d %d ua %d dedup %d", len(e.errors.groups), len(e.connFails.groups),
+			len(e.retries.groups), len(e.chatty.calls), len(e.pool.edges), len(e.exemplars.kept), len(e.security.uaCache), e.dedup.len())
 	}
 	rc := r.Counters()
 	if rc.DNSNames > capSize || rc.DNSNamesEvicted == 0 {

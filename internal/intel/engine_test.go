@@ -1,6 +1,7 @@
 package intel
 
 import (
+	"fmt"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -142,11 +143,13 @@ func TestCascadeThreeTier(t *testing.T) {
 	if c.RootCause != "payments" || !reflect.DeepEqual(c.AffectedServices, []string{"payments", "checkout", "frontend"}) {
 		t.Fatalf("cascade root %q affected %v", c.RootCause, c.AffectedServices)
 	}
-	wantPath := []EdgeKey{
-		{Source: "checkout", Dest: "payments", Protocol: "http", Port: 8080},
-		{Source: "frontend", Dest: "checkout", Protocol: "http", Port: 8080},
+	// error_count is the errors of the endpoint the cascade names (payments /charge); each
+	// hop carries its own.
+	wantPath := []CascadeHop{
+		{Edge: EdgeKey{Source: "checkout", Dest: "payments", Protocol: "http", Port: 8080}, Errors: 4},
+		{Edge: EdgeKey{Source: "frontend", Dest: "checkout", Protocol: "http", Port: 8080}, Errors: 4},
 	}
-	if !reflect.DeepEqual(c.Path, wantPath) || c.Edge != wantPath[0] || c.ErrorCount != 8 || c.Route != "/charge" ||
+	if !reflect.DeepEqual(c.Path, wantPath) || c.Edge != wantPath[0].Edge || c.ErrorCount != 4 || c.Route != "/charge" ||
 		c.StatusCode != 503 || casc[0].Subject.Name != "payments" || casc[0].Severity != SeverityHigh {
 		t.Fatalf("cascade = %+v", c)
 	}
@@ -172,7 +175,7 @@ func TestCascadeDeepChainAndFanIn(t *testing.T) {
 	c := eps[0].ErrorPattern
 	if !c.IsCascade || c.RootCause != "db" ||
 		!reflect.DeepEqual(c.AffectedServices, []string{"db", "inventory", "admin", "checkout", "frontend"}) ||
-		len(c.Path) != 4 || c.Path[0].Dest != "db" || eps[0].Severity != SeverityCritical {
+		len(c.Path) != 4 || c.Path[0].Edge.Dest != "db" || c.ErrorCount != 1 || eps[0].Severity != SeverityCritical {
 		t.Fatalf("cascade = %+v", c)
 	}
 }
@@ -187,7 +190,10 @@ func TestCascadeOverlapAcrossWindows(t *testing.T) {
 	s.feed(e, call{from: "frontend", to: "checkout", path: "/checkout", status: 502, at: 15 * time.Second})
 	eps := kinds(e.Findings(t0.Add(20*time.Second)), KindErrorPattern)
 	requireLen(t, "second window", eps, 1)
-	if p := eps[0].ErrorPattern; !p.IsCascade || p.RootCause != "payments" || p.ErrorCount != 1 {
+	// The root's errors were reported in the first window: this one's count at the named
+	// endpoint is 0, the caller's edge carries its error.
+	if p := eps[0].ErrorPattern; !p.IsCascade || p.RootCause != "payments" || p.ErrorCount != 0 || p.Route != "/charge" ||
+		len(p.Path) != 2 || p.Path[1].Errors != 1 {
 		t.Fatalf("second window = %+v", p)
 	}
 }
@@ -281,10 +287,10 @@ func TestDeduplicatesBothHalves(t *testing.T) {
 	if st := e.Edges(); len(st) != 1 || st[0].Requests != 200 || st[0].Errors != 20 {
 		t.Fatalf("edges = %+v", st)
 	}
-	// Every error is kept; the healthy rest at the configured probability (the edge carries
-	// 1000 req/s, far above the hot-edge budget).
-	if kept < 20+60 || kept > 20+120 {
-		t.Fatalf("kept %d of 200 (20 errors, 180 healthy at 50%%)", kept)
+	// The error exemplars are kept; the other errors and the healthy rest at the configured
+	// probability (the edge carries 1000 req/s, far above the hot-edge budget).
+	if kept < 5+60 || kept > 5+140 {
+		t.Fatalf("kept %d of 200 (5 exemplars, 195 at 50%%)", kept)
 	}
 }
 
@@ -457,5 +463,55 @@ func TestHotEdgeSamplingIsBounded(t *testing.T) {
 	}
 	if kept < 25 || kept > 100 {
 		t.Fatalf("hot edge kept %d healthy spans in 5 s, want about 50", kept)
+	}
+}
+
+// The cascade: 40 failing user requests through three hops are one cascade whose
+// error_count is the 40 errors at the endpoint it names, with each hop's count beside it.
+func TestCascadeNamesTheRootEndpoint(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	var s stream
+	for i := 0; i < 40; i++ {
+		at := time.Duration(i) * 20 * time.Millisecond
+		x := s.http("127.0.0.1:40000", "127.0.0.2:8080", "POST", fmt.Sprintf("/checkout/cart/%d", i), 503, t0.Add(at), time.Millisecond)
+		e.Exchange(x, svc("cart"), svc("stock"))
+		s.feed(e,
+			call{from: "gateway", to: "cart", path: fmt.Sprintf("/cart/%d", i), status: 502, at: at + 2*time.Millisecond},
+			call{from: "web", to: "gateway", path: fmt.Sprintf("/buy/%d", i), status: 502, at: at + 4*time.Millisecond})
+	}
+	eps := kinds(e.Findings(t0.Add(10*time.Second)), KindErrorPattern)
+	requireLen(t, "one cascade and nothing else", eps, 1)
+	c := eps[0].ErrorPattern
+	want := []CascadeHop{
+		{Edge: EdgeKey{Source: "cart", Dest: "stock", Protocol: "http", Port: 8080}, Errors: 40},
+		{Edge: EdgeKey{Source: "gateway", Dest: "cart", Protocol: "http", Port: 8080}, Errors: 40},
+		{Edge: EdgeKey{Source: "web", Dest: "gateway", Protocol: "http", Port: 8080}, Errors: 40},
+	}
+	if !c.IsCascade || c.ErrorCount != 40 || c.Method != "POST" || c.Route != "/checkout/cart/{id}" || c.RootCause != "stock" ||
+		c.StatusCode != 503 || !reflect.DeepEqual(c.Path, want) ||
+		!reflect.DeepEqual(c.AffectedServices, []string{"stock", "cart", "gateway", "web"}) {
+		t.Fatalf("cascade = %+v", c)
+	}
+}
+
+// Order matters: a caller that was failing before its callee started to is not failing
+// because of it. Healthy twin of the cascade rule.
+func TestCascadeNeedsTheCalleeToFailFirst(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	var s stream
+	for i := 0; i < 5; i++ {
+		s.feed(e, call{from: "frontend", to: "checkout", path: "/checkout", status: 500, at: time.Duration(i) * time.Second})
+	}
+	for i := 0; i < 5; i++ {
+		s.feed(e, call{from: "checkout", to: "payments", path: "/charge", status: 503, at: 5*time.Second + time.Duration(i)*100*time.Millisecond})
+	}
+	eps := kinds(e.Findings(t0.Add(10*time.Second)), KindErrorPattern)
+	requireLen(t, "two unrelated error patterns", eps, 2)
+	for _, f := range eps {
+		if f.ErrorPattern.IsCascade {
+			t.Fatalf("cascade from a caller that failed first: %+v", f.ErrorPattern)
+		}
 	}
 }

@@ -1,14 +1,22 @@
 package intel
 
 import (
-	"net/netip"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
-	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/lru"
 )
+
+// errorPatterns is the error_pattern detector: errors grouped by (dest service, method,
+// route, status) per window, and cascades — failing callees whose errors started no later
+// than those of the failing edges that lead to them, overlapping within CascadeWindow.
+type errorPatterns struct {
+	e       *Engine
+	groups  map[groupKey]*errGroup                // this window's
+	failing *lru.Cache[servicePair, *failingEdge] // edges with recent server failures
+}
 
 // groupKey is what one error_pattern counts: DESIGN §6 groups by the failing service and what
 // failed, whoever called.
@@ -38,111 +46,64 @@ type failingEdge struct {
 	example      *ExchangeRef
 }
 
-type connFailKey struct {
-	edge   EdgeKey
-	reason string
+func newErrorPatterns(e *Engine) *errorPatterns {
+	return &errorPatterns{e: e, groups: make(map[groupKey]*errGroup), failing: lru.New[servicePair, *failingEdge](e.opts.MaxEdges)}
 }
 
-type connFailGroup struct {
-	client   identity.Service
-	sourceIP netip.Addr
-	unnamed  bool // the destination has no name but its address: nothing known listens there
-	count    uint64
+func (p *errorPatterns) exchange(ob *observation) {
+	ex := ob.example()
+	p.count(ob.group(), ob.key, ob.server, ob.out.code, 1, ex)
+	if serverFailure(ob.key.Protocol, ob.out.code) {
+		p.markFailing(ob.key, ob.server, ob.group(), ob.out.code, ex, ob.t, 1)
+	}
 }
 
-// retryStormMinSpan is how long failing attempts must go on before they are a storm.
-const retryStormMinSpan = time.Second
-
-// retryKey is one client repeating one call.
-type retryKey struct {
-	client, dest, method, route string
+// aggregate counts a kernel batch whose status is an error (the kernel sends errors one by
+// one today; a batch of them still counts exactly, without an example).
+func (p *errorPatterns) aggregate(b *batch) {
+	gk := groupKey{dest: b.key.Dest, method: b.out.method, route: b.out.route, status: b.out.status}
+	p.count(gk, b.key, b.server, b.out.code, b.a.Count, nil)
+	if serverFailure(b.key.Protocol, b.out.code) {
+		p.markFailing(b.key, b.server, gk, b.out.code, nil, b.t, b.a.Count)
+	}
 }
 
-type retryGroup struct {
-	edge        EdgeKey
-	client      identity.Service
-	first, last time.Time
-	attempts    uint64
-	example     *ExchangeRef
-}
-
-func (e *Engine) recordError(x *l7.Exchange, id [16]byte, o *outcome, key EdgeKey, client, server identity.Service, t time.Time) {
-	ex := exampleOf(x, id, server)
-	gk := groupKey{dest: key.Dest, method: o.method, route: o.route, status: o.status}
-	g, ok := e.errGroups[gk]
+func (p *errorPatterns) count(gk groupKey, key EdgeKey, server identity.Service, code int, n uint64, ex *ExchangeRef) {
+	g, ok := p.groups[gk]
 	if !ok {
-		if len(e.errGroups) >= e.opts.MaxRoutes {
-			e.c.ErrorGroupsDropped++
-		} else {
-			g = &errGroup{edge: key, server: server, code: o.code, example: ex}
-			e.errGroups[gk] = g
+		if len(p.groups) >= p.e.opts.MaxRoutes {
+			p.e.c.ErrorGroupsDropped++
+			return
 		}
+		g = &errGroup{edge: key, server: server, code: code, example: ex}
+		p.groups[gk] = g
 	}
-	if g != nil {
-		g.count++
+	g.count += n
+	if g.example == nil {
+		g.example = ex
 	}
-	if serverFailure(key.Protocol, o.code) {
-		e.markFailing(key, server, gk, o.code, ex, t)
-	}
-	e.retry(retryKey{client: client.Name, dest: key.Dest, method: o.method, route: o.route}, key, client, ex, t)
 }
 
-func (e *Engine) markFailing(key EdgeKey, server identity.Service, gk groupKey, code int, ex *ExchangeRef, t time.Time) {
+func (p *errorPatterns) markFailing(key EdgeKey, server identity.Service, gk groupKey, code int, ex *ExchangeRef, t time.Time, n uint64) {
 	if key.Source == key.Dest {
 		return // a service calling itself is no chain
 	}
-	p := servicePair{key.Source, key.Dest}
-	f, ok := e.failing.Get(p)
-	if !ok || t.Sub(f.last) > e.opts.CascadeWindow {
+	sp := servicePair{key.Source, key.Dest}
+	f, ok := p.failing.Get(sp)
+	if !ok || t.Sub(f.last) > p.e.opts.CascadeWindow {
 		f = &failingEdge{key: key, server: server, first: t}
-		e.failing.Put(p, f)
+		p.failing.Put(sp, f)
 	}
 	if t.After(f.last) {
 		f.last = t
 	}
-	f.windowErrors++
-	f.group, f.code, f.example = gk, code, ex
-}
-
-func (e *Engine) retry(k retryKey, key EdgeKey, client identity.Service, ex *ExchangeRef, t time.Time) {
-	r, ok := e.retries[k]
-	if !ok {
-		if len(e.retries) >= e.opts.MaxRoutes {
-			e.c.RetryGroupsDropped++
-			return
-		}
-		r = &retryGroup{edge: key, client: client, first: t, example: ex}
-		e.retries[k] = r
+	if t.Before(f.first) {
+		f.first = t
 	}
-	r.attempts++
-	if t.Before(r.first) {
-		r.first = t
-	}
-	if t.After(r.last) {
-		r.last = t
-	}
-}
-
-func (e *Engine) connFailure(client, server identity.Service, src netip.Addr, dst netip.AddrPort, reason string, t time.Time) {
-	key := EdgeKey{Source: client.Name, Dest: server.Name, Protocol: "tcp", Port: dst.Port()}
-	k := connFailKey{edge: key, reason: reason}
-	g, ok := e.connFails[k]
-	if !ok {
-		if len(e.connFails) >= e.opts.MaxEdges {
-			e.c.ConnFailureGroupsDropped++
-		} else {
-			g = &connFailGroup{client: client, sourceIP: src, unnamed: server.Name == dst.String()}
-			e.connFails[k] = g
-		}
-	}
-	if g != nil {
-		g.count++
-	}
-	gk := groupKey{dest: key.Dest, status: "connection_" + reason}
-	e.markFailing(key, server, gk, 0, nil, t)
-	e.retry(retryKey{client: client.Name, dest: key.Dest, route: "connect:" + reason}, key, client, nil, t)
-	if ed, ok := e.edges.Peek(key); ok {
-		ed.hotUntil = t.Add(e.opts.HotEdgeDuration)
+	f.windowErrors += n
+	f.group, f.code = gk, code
+	if ex != nil {
+		f.example = ex
 	}
 }
 
@@ -156,12 +117,14 @@ type cascade struct {
 
 // cascades finds, among edges with errors in the last CascadeWindow, each failing callee that
 // calls nothing failing (the root cause) and has a chain of at least two failing edges
-// leading to it. Edges of unconnected services, and fan-in without a chain, are no cascade.
-func (e *Engine) cascades(now time.Time) []cascade {
+// leading to it, each caller's errors starting no earlier than those of the callee it calls.
+// Edges of unconnected services, callers that were failing before their callee, and fan-in
+// without a chain are no cascade.
+func (p *errorPatterns) cascades(clock time.Time) []cascade {
 	in := make(map[string][]*failingEdge)
 	out := make(map[string]int)
-	for _, f := range e.failing.All() {
-		if now.Sub(f.last) > e.opts.CascadeWindow {
+	for _, f := range p.failing.All() {
+		if clock.Sub(f.last) > p.e.opts.CascadeWindow {
 			continue
 		}
 		in[f.key.Dest] = append(in[f.key.Dest], f)
@@ -180,14 +143,21 @@ func (e *Engine) cascades(now time.Time) []cascade {
 	for _, root := range sinks {
 		c := cascade{root: root, affected: []string{root}}
 		depth := map[string]int{root: 0}
+		// since[s] is when s started failing towards the part of the chain it was reached
+		// through: its callers' errors must not start before it.
+		since := map[string]time.Time{}
 		fresh := false
 		for i := 0; i < len(c.affected); i++ {
 			callee := c.affected[i]
 			for _, f := range in[callee] {
+				if s, ok := since[callee]; ok && f.first.Before(s) {
+					continue // the caller was failing before its callee: not this cascade
+				}
 				c.path = append(c.path, f)
 				fresh = fresh || f.windowErrors > 0
 				if _, seen := depth[f.key.Source]; !seen {
 					depth[f.key.Source] = depth[callee] + 1
+					since[f.key.Source] = f.first
 					c.depth = max(c.depth, depth[f.key.Source])
 					c.affected = append(c.affected, f.key.Source)
 				}
@@ -200,60 +170,53 @@ func (e *Engine) cascades(now time.Time) []cascade {
 	return result
 }
 
-// flush closes the window: one finding per cascade, per error group outside cascades, per
-// connection failure group, per retry storm.
-func (e *Engine) flush(now time.Time) []Finding {
+// flush closes the window: one finding per cascade, naming the endpoint at its root cause
+// with that endpoint's errors and the per-edge counts beside it, then one per error group
+// outside cascades.
+func (p *errorPatterns) flush(w window) []Finding {
 	var out []Finding
-	start := e.winStart
-	// Cascades and scanners are judged on the events' clock, which is the wall clock when
-	// capturing live and the recording's when replaying.
-	clock := now
-	if !e.latest.IsZero() {
-		clock = e.latest
-	}
-
-	// Cascades first: the failures of their callees are reported inside the cascade finding.
-	inCascade := make(map[string]bool) // callees of a cascade
-	for _, c := range e.cascades(clock) {
+	inCascade := make(map[string]bool) // callees of a cascade: their server failures are told there
+	for _, c := range p.cascades(w.clock) {
 		var rootEdge *failingEdge
-		var total uint64
-		path := make([]EdgeKey, 0, len(c.path))
+		hops := make([]CascadeHop, 0, len(c.path))
 		for _, f := range c.path {
-			total += f.windowErrors
-			path = append(path, f.key)
+			hops = append(hops, CascadeHop{Edge: f.key, Errors: f.windowErrors})
+			inCascade[f.key.Dest] = true
 			if f.key.Dest == c.root && (rootEdge == nil || f.windowErrors > rootEdge.windowErrors) {
 				rootEdge = f
 			}
 		}
-		for _, f := range c.path {
-			inCascade[f.key.Dest] = true
+		ep := &ErrorPattern{
+			Edge: rootEdge.key, Method: rootEdge.group.method, Route: rootEdge.group.route,
+			StatusCode: rootEdge.code, Status: rootEdge.group.status,
+			WindowStart: w.start, WindowEnd: w.end,
+			IsCascade: true, RootCause: c.root, AffectedServices: c.affected, Path: hops,
+		}
+		example := rootEdge.example
+		if gk, g := p.busiestGroup(c.root); g != nil {
+			ep.Method, ep.Route, ep.Status, ep.StatusCode, ep.ErrorCount = gk.method, gk.route, gk.status, g.code, g.count
+			if g.example != nil {
+				example = g.example
+			}
 		}
 		sev := SeverityHigh
 		if len(c.affected) >= 4 {
 			sev = SeverityCritical
 		}
-		out = append(out, Finding{
-			Kind: KindErrorPattern, Time: now, Severity: sev, Subject: rootEdge.server, Example: rootEdge.example,
-			ErrorPattern: &ErrorPattern{
-				Edge: rootEdge.key, Method: rootEdge.group.method, Route: rootEdge.group.route,
-				StatusCode: rootEdge.code, Status: rootEdge.group.status, ErrorCount: total,
-				WindowStart: start, WindowEnd: now,
-				IsCascade: true, RootCause: c.root, AffectedServices: c.affected, Path: path,
-			},
-		})
+		out = append(out, Finding{Kind: KindErrorPattern, Time: w.end, Severity: sev, Subject: rootEdge.server, Example: example, ErrorPattern: ep})
 	}
 
 	var groups []Finding
-	for k, g := range e.errGroups {
+	for k, g := range p.groups {
 		if inCascade[k.dest] && serverFailure(g.edge.Protocol, g.code) {
 			continue // told by the cascade finding
 		}
 		groups = append(groups, Finding{
-			Kind: KindErrorPattern, Time: now, Severity: errorSeverity(g.edge.Protocol, g.code, k.status),
+			Kind: KindErrorPattern, Time: w.end, Severity: errorSeverity(g.edge.Protocol, g.code, k.status),
 			Subject: g.server, Example: g.example,
 			ErrorPattern: &ErrorPattern{
 				Edge: g.edge, Method: k.method, Route: k.route, StatusCode: g.code, Status: k.status,
-				ErrorCount: g.count, WindowStart: start, WindowEnd: now,
+				ErrorCount: g.count, WindowStart: w.start, WindowEnd: w.end,
 			},
 		})
 	}
@@ -272,71 +235,44 @@ func (e *Engine) flush(now time.Time) []Finding {
 	})
 	out = append(out, groups...)
 
-	var fails []Finding
-	for k, g := range e.connFails {
-		if g.unnamed && e.isPortScanner(g.sourceIP, clock) {
-			e.c.ConnFailuresFromScans++
-			continue
-		}
-		fails = append(fails, Finding{
-			Kind: KindConnectionFailure, Time: now, Severity: SeverityMedium, Subject: g.client,
-			ConnectionFailure: &ConnectionFailure{Edge: k.edge, Reason: k.reason, Count: g.count},
-		})
-	}
-	slices.SortFunc(fails, func(a, b Finding) int {
-		if c := compareEdgeKeys(a.ConnectionFailure.Edge, b.ConnectionFailure.Edge); c != 0 {
-			return c
-		}
-		return strings.Compare(a.ConnectionFailure.Reason, b.ConnectionFailure.Reason)
-	})
-	out = append(out, fails...)
-
-	var storms []Finding
-	for k, r := range e.retries {
-		if r.attempts < uint64(e.opts.RetryStormMinAttempts) {
-			continue
-		}
-		span := r.last.Sub(r.first)
-		if span < retryStormMinSpan {
-			// Attempts that all fail at one instant are one event (many connections closed
-			// together), not a client retrying.
-			continue
-		}
-		rate := float64(r.attempts) / span.Seconds()
-		if rate < e.opts.RetryStormRate {
-			continue
-		}
-		route := k.route
-		if strings.HasPrefix(route, "connect:") {
-			route = ""
-		}
-		storms = append(storms, Finding{
-			Kind: KindRetryStorm, Time: now, Severity: SeverityHigh, Subject: r.client, Example: r.example,
-			RetryStorm: &RetryStorm{Edge: r.edge, Method: k.method, Route: route, Attempts: r.attempts, Window: span, RatePerSec: rate},
-		})
-	}
-	slices.SortFunc(storms, func(a, b Finding) int {
-		if c := compareEdgeKeys(a.RetryStorm.Edge, b.RetryStorm.Edge); c != 0 {
-			return c
-		}
-		return strings.Compare(a.RetryStorm.Route, b.RetryStorm.Route)
-	})
-	out = append(out, storms...)
-
-	clear(e.errGroups)
-	clear(e.connFails)
-	clear(e.retries)
+	clear(p.groups)
 	var stale []servicePair
-	for k, f := range e.failing.All() {
+	for k, f := range p.failing.All() {
 		f.windowErrors = 0
-		if clock.Sub(f.last) > e.opts.CascadeWindow {
+		if w.clock.Sub(f.last) > p.e.opts.CascadeWindow {
 			stale = append(stale, k)
 		}
 	}
-	for _, p := range stale {
-		e.failing.Remove(p)
+	for _, sp := range stale {
+		p.failing.Remove(sp)
 	}
 	return out
+}
+
+// busiestGroup is the server-failure group of dest with the most errors this window (the
+// endpoint a cascade names), ties broken by key so the choice is deterministic.
+func (p *errorPatterns) busiestGroup(dest string) (groupKey, *errGroup) {
+	var bestKey groupKey
+	var best *errGroup
+	for k, g := range p.groups {
+		if k.dest != dest || !serverFailure(g.edge.Protocol, g.code) {
+			continue
+		}
+		if best == nil || g.count > best.count || (g.count == best.count && compareGroupKeys(k, bestKey) < 0) {
+			bestKey, best = k, g
+		}
+	}
+	return bestKey, best
+}
+
+func compareGroupKeys(a, b groupKey) int {
+	if c := strings.Compare(a.route, b.route); c != 0 {
+		return c
+	}
+	if c := strings.Compare(a.method, b.method); c != 0 {
+		return c
+	}
+	return strings.Compare(a.status, b.status)
 }
 
 // Status codes that say the server failed, not that the client asked for something wrong.

@@ -1,23 +1,45 @@
 package intel
 
 import (
-	"encoding/binary"
-	"math"
-	"strconv"
-	"strings"
 	"time"
+
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 )
 
-// randomnessBits is the width of the trace id's randomness (its last 7 bytes) in OTel
-// probability sampling.
-const randomnessBits = 56
+// exemplars bounds the error spans forced per error group and flush window: an outage or a
+// scanner must not become an export storm when the pipeline is most stressed. The counts
+// stay exact in error_pattern and the metrics; errors past the budget are sampled like the
+// healthy exchanges of their (hot) edge.
+type exemplars struct {
+	max, capacity int
+	kept          map[groupKey]int
+}
 
-const maxThreshold = uint64(1) << randomnessBits
+func newExemplars(max, capacity int) exemplars {
+	return exemplars{max: max, capacity: capacity, kept: make(map[groupKey]int)}
+}
 
-// decide keeps a forced exchange (an error, the example of a finding) and samples the others
-// with probability p by OTel consistent probability sampling: keep when the trace id's
-// randomness is at least the threshold (1-p)·2^56. Both halves of one exchange share the
-// trace id, so both decide alike, on this node and on the other.
+// take reports whether one more error of group k may be kept as a span in this window.
+func (x *exemplars) take(k groupKey) bool {
+	n, ok := x.kept[k]
+	if !ok && len(x.kept) >= x.capacity {
+		return false
+	}
+	if n >= x.max {
+		return false
+	}
+	x.kept[k] = n + 1
+	return true
+}
+
+func (x *exemplars) reset() { clear(x.kept) }
+
+// decide keeps a forced exchange (an error exemplar, the example of a finding) and samples the others
+// with probability p by OTel consistent probability sampling (contrib pkg/sampling): keep when
+// the trace id's randomness (its last 56 bits) is at least the threshold (1-p)·2^56. Both
+// halves of one exchange share the trace id, so both decide alike, on this node and on the
+// other.
 func (e *Engine) decide(id [16]byte, forced bool, p float64) Decision {
 	if forced || p >= 1 {
 		return Decision{Export: true, Probability: 1}
@@ -25,13 +47,11 @@ func (e *Engine) decide(id [16]byte, forced bool, p float64) Decision {
 	if p <= 0 {
 		return Decision{Export: false, Probability: 0}
 	}
-	r := binary.BigEndian.Uint64(id[8:]) & (maxThreshold - 1)
-	return Decision{Export: r >= threshold(p), Probability: p}
-}
-
-func threshold(p float64) uint64 {
-	// Round the kept fraction, not the rejected one: 1-p loses p's low bits in floating point.
-	return maxThreshold - uint64(math.Round(p*float64(maxThreshold)))
+	th, err := sampling.ProbabilityToThreshold(max(p, sampling.MinSamplingProbability))
+	if err != nil {
+		return Decision{Export: true, Probability: 1}
+	}
+	return Decision{Export: th.ShouldSample(sampling.TraceIDToRandomness(pcommon.TraceID(id))), Probability: p}
 }
 
 // TraceState is the OTel tracestate entry for a kept span ("ot=th:..."), which lets span
@@ -43,13 +63,11 @@ func (d Decision) TraceState() string {
 	if d.Probability >= 1 {
 		return "ot=th:0"
 	}
-	th := strconv.FormatUint(threshold(d.Probability), 16)
-	th = strings.Repeat("0", 14-len(th)) + th
-	th = strings.TrimRight(th, "0")
-	if th == "" {
-		th = "0"
+	th, err := sampling.ProbabilityToThreshold(max(d.Probability, sampling.MinSamplingProbability))
+	if err != nil {
+		return "ot=th:0"
 	}
-	return "ot=th:" + th
+	return "ot=th:" + th.TValue()
 }
 
 // edgeRate estimates an edge's requests per second over the last whole second.
@@ -59,11 +77,11 @@ type edgeRate struct {
 	perSecond   float64
 }
 
-func (r *edgeRate) observe(t time.Time) {
+func (r *edgeRate) observe(t time.Time, n uint64) {
 	if r.windowStart.IsZero() {
 		r.windowStart = t
 	}
-	r.count++
+	r.count += n
 	if el := t.Sub(r.windowStart); el >= time.Second {
 		r.perSecond = float64(r.count) / el.Seconds()
 		r.windowStart, r.count = t, 0

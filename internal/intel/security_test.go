@@ -3,6 +3,7 @@ package intel
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"testing"
 	"time"
 
@@ -44,11 +45,17 @@ func TestSuspiciousEndpoint(t *testing.T) {
 	e := testEngine(nil)
 	var s stream
 	s.probe(e, "curl/8.5.0", "/.env", 404, 0)
+	s.probe(e, "curl/8.5.0", "/.env", 404, 500*time.Millisecond)
 	s.probe(e, "curl/8.5.0", "/.git/config", 404, time.Second)
+	s.probe(e, "curl/8.5.0", "/app/.env", 404, 2*time.Second) // a dotfile matches at any depth
+	s.probe(e, "curl/8.5.0", "/admin/users", 404, 3*time.Second)
 	fs := concerns(e.Findings(t0.Add(time.Minute)), ConcernSuspiciousEndpoint)
-	requireLen(t, "/.env probe", fs, 1)
-	if c := fs[0].SecurityConcern; c.TargetEndpoint != "/.env" || fs[0].Severity != SeverityMedium {
-		t.Fatalf("concern = %+v", c)
+	// One concern per sensitive endpoint pattern and source in the scan window.
+	requireLen(t, "probes", fs, 3)
+	for i, want := range []string{"/.env", "/.git/config", "/admin/users"} {
+		if c := fs[i].SecurityConcern; c.TargetEndpoint != want || fs[i].Severity != SeverityMedium || c.SourceService != "127.0.0.9" {
+			t.Fatalf("concern %d = %+v, want %s", i, c, want)
+		}
 	}
 	// An answered probe is worse.
 	e2 := testEngine(nil)
@@ -56,12 +63,59 @@ func TestSuspiciousEndpoint(t *testing.T) {
 	if fs := concerns(e2.Findings(t0.Add(time.Minute)), ConcernSuspiciousEndpoint); len(fs) != 1 || fs[0].Severity != SeverityHigh {
 		t.Fatalf("answered probe = %+v", fs)
 	}
-	// Negative twin.
+	// Negative twin: paths that only share a prefix with a pattern, or hold its word in
+	// another segment.
 	h := testEngine(nil)
-	for i, p := range []string{"/", "/environment", "/api/admins-list", "/static/git.png", "/login"} {
+	for i, p := range []string{"/", "/environment", "/api/admins-list", "/administration", "/api/admin", "/static/git.png",
+		"/login", "/.envoy/config", "/wp-administrator"} {
 		s.probe(h, "curl/8.5.0", p, 200, time.Duration(i)*time.Second)
 	}
 	requireLen(t, "ordinary paths", kinds(h.Findings(t0.Add(time.Minute)), KindSecurityConcern), 0)
+}
+
+// Health checkers are never a concern, whatever they probe: kubelet's probes of a Spring
+// actuator, a load balancer's checks of /admin/health.
+func TestHealthProbesAreNoConcern(t *testing.T) {
+	e := testEngine(func(o *Options) { o.SuspiciousEndpoints = append(o.SuspiciousEndpoints, "/actuator") })
+	var s stream
+	agents := []string{"kube-probe/1.29", "ELB-HealthChecker/2.0", "GoogleHC/1.0", "Consul Health Check"}
+	for i := 0; i < 400; i++ {
+		s.probe(e, agents[i%len(agents)], []string{"/actuator/health", "/admin/health", "/.well-known/ready"}[i%3], 200, time.Duration(i)*time.Second)
+		e.Findings(t0.Add(time.Duration(i) * time.Second))
+	}
+	requireLen(t, "health probes", kinds(e.Findings(t0.Add(time.Hour)), KindSecurityConcern), 0)
+	if c := e.Counters(); c.HealthProbes != 400 {
+		t.Fatalf("counters = %+v", c)
+	}
+	// The same requests from another agent are concerns: the agent, not the path, is exempt.
+	s.probe(e, "python-requests/2.31", "/actuator/health", 200, 2*time.Hour)
+	if fs := concerns(e.Findings(t0.Add(3*time.Hour)), ConcernSuspiciousEndpoint); len(fs) != 1 || fs[0].SecurityConcern.TargetEndpoint != "/actuator/health" {
+		t.Fatalf("non-probe agent = %+v", fs)
+	}
+}
+
+// A scanner's user agent and each sensitive endpoint it requested are all reported, in
+// whatever order its requests arrive.
+func TestScannerAgentAndEndpointsBothReported(t *testing.T) {
+	paths := []string{"/index.html", "/.env", "/robots.txt", "/.git/HEAD", "/wp-admin/"}
+	for _, order := range [][]int{{0, 1, 2, 3, 4}, {1, 0, 3, 2, 4}, {4, 3, 2, 1, 0}, {3, 1, 4, 0, 2}} {
+		e := testEngine(nil)
+		var s stream
+		for i, j := range order {
+			s.probe(e, "gobuster/3.6", paths[j], 404, time.Duration(i)*time.Millisecond)
+		}
+		fs := e.Findings(t0.Add(time.Second))
+		requireLen(t, "user agent", concerns(fs, ConcernSuspiciousUserAgent), 1)
+		eps := concerns(fs, ConcernSuspiciousEndpoint)
+		var got []string
+		for _, f := range eps {
+			got = append(got, f.SecurityConcern.TargetEndpoint)
+		}
+		slices.Sort(got)
+		if !slices.Equal(got, []string{"/.env", "/.git/HEAD", "/wp-admin/"}) {
+			t.Fatalf("order %v: endpoints reported %v", order, got)
+		}
+	}
 }
 
 func TestEndpointEnumeration(t *testing.T) {

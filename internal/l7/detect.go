@@ -31,7 +31,7 @@ func (t *Tracker) detect(c *conn, ev *capture.DataEvent) (*capture.DataEvent, bo
 		proto = ProtocolHTTP1
 	case looksLikeTLS(p):
 		proto = ProtocolTLS
-	case port(t.opts.DNSPorts) && looksLikeDNSOverTCP(p):
+	case port(t.opts.DNSPorts) && (looksLikeDNSOverTCP(p) || dnsLengthOnly(ev)):
 		proto = ProtocolDNS
 	case looksLikeH2Frames(p):
 		proto = ProtocolHTTP2

@@ -66,6 +66,18 @@ func looksLikeDNSOverTCP(p []byte) bool {
 	return looksLikeDNS(p[2 : 2+n])
 }
 
+// dnsLengthOnly reports whether a TCP write carried exactly one length-prefixed DNS message of
+// which only the length was captured: clients such as dig write the 2-byte length and the
+// message as two iovecs of one sendmsg/writev, and only the first was copied.
+func dnsLengthOnly(ev *capture.DataEvent) bool {
+	p := ev.Payload
+	if ev.Socket.Transport == capture.TransportUDP || len(p) < 2 || len(p) >= 2+dnsHeaderLen || !ev.Truncated {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(p))
+	return n >= dnsHeaderLen+5 && ev.Size == n+2
+}
+
 type dnsKey struct {
 	peer netip.AddrPort
 	id   uint16
@@ -80,6 +92,9 @@ type dnsParser struct {
 	pending map[dnsKey]dnsPending
 	order   []dnsKey // insertion order, for timeouts and the cap
 	tcp     [2]byteStream
+	// blind are TCP queries whose message was not captured (only its length was): a
+	// response with no known query answers the oldest, and its question names the query.
+	blind []*Exchange
 }
 
 func newDNS(udp bool) *dnsParser {
@@ -114,7 +129,11 @@ func (p *dnsParser) data(c *conn, ev *capture.DataEvent) {
 				break // the rest arrives in the next read
 			}
 			// Cut by the payload limit: parse what is there, skip the rest.
-			p.message(c, ev, msg, ch.seq+uint32(off), ch.at)
+			if len(msg) < dnsHeaderLen && c.reqDir != 0 && ev.Direction == c.reqDir {
+				p.blindQuery(c, ev, ch.seq+uint32(off), ch.at)
+			} else {
+				p.message(c, ev, msg, ch.seq+uint32(off), ch.at)
+			}
 			s.skipAfter(ch, off, int64(n+2))
 			return
 		}
@@ -167,13 +186,22 @@ func (p *dnsParser) message(c *conn, ev *capture.DataEvent, msg []byte, seq uint
 		p.pending[key] = dnsPending{x: x}
 		return
 	}
-	pd, ok := p.pending[key]
-	if !ok {
+	var x *Exchange
+	if pd, ok := p.pending[key]; ok {
+		p.drop(key)
+		x = pd.x
+	} else if len(p.blind) > 0 {
+		// The query went out uncaptured: the response echoes its question and id.
+		x = p.blind[0]
+		p.blind[0] = nil
+		p.blind = p.blind[1:]
+		x.DNS.ID = hdr.ID
+		x.DNS.Name = strings.TrimSuffix(q.Name.String(), ".")
+		x.DNS.Type = typeName(q.Type)
+	} else {
 		t.counters.UnmatchedResponses++
 		return
 	}
-	p.drop(key)
-	x := pd.x
 	x.End = at
 	x.DNS.RCode = int(hdr.RCode)
 	x.DNS.RCodeName = rcodeName(hdr.RCode)
@@ -217,6 +245,18 @@ func (p *dnsParser) message(c *conn, ev *capture.DataEvent, msg []byte, seq uint
 	c.emit(x)
 }
 
+// blindQuery records a TCP query of which only the length prefix was captured.
+func (p *dnsParser) blindQuery(c *conn, ev *capture.DataEvent, seq uint32, at time.Time) {
+	if len(p.blind) >= maxDNSPending {
+		p.blind = p.blind[1:]
+		c.t.counters.PendingDropped++
+	}
+	x := c.exchange(ProtocolDNS, ev.Direction, at, ev.Socket)
+	x.RequestSeq = seq
+	x.DNS = &DNS{RCode: -1}
+	p.blind = append(p.blind, x)
+}
+
 func (p *dnsParser) drop(k dnsKey) {
 	delete(p.pending, k)
 	for i, o := range p.order {
@@ -236,9 +276,23 @@ func (p *dnsParser) fail(c *conn, f Failure, at time.Time) {
 	}
 	p.order = nil
 	clear(p.pending)
+	for _, x := range p.blind {
+		x.End = at
+		x.Failure = f
+		c.emit(x)
+	}
+	p.blind = nil
 }
 
 func (p *dnsParser) expire(c *conn, deadline, now time.Time) {
+	for len(p.blind) > 0 && p.blind[0].Start.Before(deadline) {
+		x := p.blind[0]
+		p.blind = p.blind[1:]
+		x.End = now
+		x.Failure = FailureTimeout
+		c.t.counters.Timeouts++
+		c.emit(x)
+	}
 	for len(p.order) > 0 {
 		k := p.order[0]
 		x := p.pending[k].x

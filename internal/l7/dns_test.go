@@ -154,3 +154,33 @@ func TestDNSCompressionLoop(t *testing.T) {
 		t.Errorf("looping question not counted: %+v", tr.Counters())
 	}
 }
+
+// dig +tcp against dnsmasq, recorded by the kernel programs (testdata/dig-tcp.events): dig
+// writes the 2-byte length and the query as two iovecs of one sendmsg, and the capture copied
+// only the first. dnsmasq's reads and both responses were captured. The client's exchange
+// comes from its write (start, sequence number) and the response (which echoes the question
+// and id); the server's from its reads.
+func TestDNSOverTCPQueryNotCaptured(t *testing.T) {
+	var xs []*Exchange
+	tr := NewTracker(DefaultOptions(), func(x *Exchange) { xs = append(xs, x) })
+	feed(tr, readEvents(t, "dig-tcp.events"))
+	sides := map[Side]*Exchange{}
+	for _, x := range xs {
+		sides[x.Side] = x
+	}
+	if len(xs) != 2 || sides[SideClient] == nil || sides[SideServer] == nil {
+		t.Fatalf("%d exchanges (%v), want one per side", len(xs), sides)
+	}
+	for side, x := range sides {
+		if d := x.DNS; d.Name != "svc.test" || d.Type != "A" || d.RCodeName != "NOERROR" || len(d.Answers) != 1 || x.Transport != capture.TransportTCP || x.Failure != FailureNone {
+			t.Errorf("%v: %+v failure %v", side, *d, x.Failure)
+		}
+	}
+	c, s := sides[SideClient], sides[SideServer]
+	if c.RequestSeq != s.RequestSeq || c.ClientISN != s.ClientISN || c.DNS.ID != s.DNS.ID || c.TraceID() != s.TraceID() {
+		t.Errorf("the two halves do not share their identity: client %d/%d id %d, server %d/%d id %d", c.RequestSeq, c.ClientISN, c.DNS.ID, s.RequestSeq, s.ClientISN, s.DNS.ID)
+	}
+	if n := tr.Counters().ParseFailure(ProtocolDNS); n != 0 {
+		t.Errorf("%d DNS parse failures", n)
+	}
+}

@@ -49,6 +49,11 @@ const (
 	// FailureAbandoned: the client closed the connection before the response came (a load
 	// generator stopping, a caller's timeout). Not the server's failure: no error.
 	FailureAbandoned
+	// FailureUnknown: the outcome was not observed. Capture lost events on the connection
+	// (a sequence gap) while the request was outstanding, so its response may have been among
+	// them; pairing it with a later response would be a guess. Nobody's error, no duration
+	// (End == Start), no status.
+	FailureUnknown
 )
 
 func (f Failure) String() string {
@@ -63,6 +68,8 @@ func (f Failure) String() string {
 		return "connection_refused"
 	case FailureAbandoned:
 		return "client_abandoned"
+	case FailureUnknown:
+		return "unknown"
 	}
 	return ""
 }
@@ -90,8 +97,12 @@ func (s Side) String() string {
 
 // HTTP holds the fields of an HTTP/1.x or HTTP/2 request and response.
 type HTTP struct {
-	Method      string
-	Path        string // target path without the query string
+	Method string
+	Path   string // target path without the query string
+	// Route is the route template of Path ("/users/{id}"), set once per exchange by the
+	// receiver's pipeline from what internal/route learned for the server, before intel and
+	// otlp see the exchange; empty until then.
+	Route       string
 	Query       string // never exported by default (privacy)
 	Version     string // "1.0", "1.1", "2"
 	Host        string // Host header or :authority

@@ -47,6 +47,9 @@ func isDigit(b byte) bool { return b >= '0' && b <= '9' }
 type http1Pending struct {
 	x    *Exchange
 	head bool // HEAD: the response has no body whatever its headers say
+	// respFloor is where the response stream was (its next sequence number) when the request
+	// was seen: its response cannot begin before it (unknownSeq: no sequence numbers).
+	respFloor uint64
 }
 
 type http1Dir struct {
@@ -58,6 +61,14 @@ type http1Dir struct {
 type http1Parser struct {
 	dirs    [2]http1Dir
 	pending []http1Pending
+
+	// Pairing is FIFO, which is only right while no message went missing. After a gap in the
+	// responses the outstanding requests are closed as unknown; a client proven to pipeline
+	// (several requests in one write) can have responses in flight for requests we never saw,
+	// so after any gap its connection pairs nothing more (unpairable).
+	pipelined  bool
+	unpairable bool
+	chunkReqs  int // requests parsed from the current read/write
 }
 
 func newHTTP1() *http1Parser {
@@ -86,10 +97,15 @@ type http1Head struct {
 func (p *http1Parser) data(c *conn, ev *capture.DataEvent) {
 	t := c.t
 	d := &p.dirs[dirIndex(ev.Direction)]
+	breaks := d.breaks
 	ch, ok := d.begin(t, ev)
+	if d.breaks != breaks {
+		p.gap(c, ev.Direction)
+	}
 	if !ok {
 		return
 	}
+	p.chunkReqs = 0
 	off := 0
 	if d.chunked.active {
 		n, done := d.chunked.consume(ch.data)
@@ -192,6 +208,39 @@ func (p *http1Parser) endOfChunk(t *Tracker, d *http1Dir, ch chunk, off int) {
 	d.lost = true
 }
 
+// gap settles what a lost read/write in direction dir may have carried.
+func (p *http1Parser) gap(c *conn, dir capture.Direction) {
+	if c.reqDir == 0 {
+		return // no request seen yet: nothing outstanding
+	}
+	if dir != c.reqDir {
+		// Responses were lost: any outstanding request may have been answered in the gap.
+		p.closeUnknown(c)
+		if p.pipelined {
+			p.unpairable = true
+		}
+		return
+	}
+	// Requests were lost. A client that waits for each response before the next request
+	// got the lost requests' answers before it sent the next one we see (they arrive with
+	// nothing outstanding and are counted unmatched). A pipelining client may not have.
+	if p.pipelined {
+		p.unpairable = true
+		p.closeUnknown(c)
+	}
+}
+
+// closeUnknown ends every outstanding request with FailureUnknown.
+func (p *http1Parser) closeUnknown(c *conn) {
+	for _, pr := range p.pending {
+		pr.x.End = pr.x.Start
+		pr.x.Failure = FailureUnknown
+		c.t.counters.GapClosed++
+		c.emit(pr.x)
+	}
+	p.pending = p.pending[:0]
+}
+
 // message records a parsed head and returns the length of the body that follows it
 // (-1: until the connection closes).
 func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq uint32, at time.Time) int64 {
@@ -218,7 +267,10 @@ func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq 
 			p.pending = p.pending[1:]
 			t.counters.PendingDropped++
 		}
-		p.pending = append(p.pending, http1Pending{x: x, head: h.method == "HEAD"})
+		if p.chunkReqs++; p.chunkReqs > 1 {
+			p.pipelined = true
+		}
+		p.pending = append(p.pending, http1Pending{x: x, head: h.method == "HEAD", respFloor: p.dirs[1-dirIndex(ev.Direction)].next})
 		if h.chunked {
 			return 0
 		}
@@ -232,9 +284,16 @@ func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq 
 		return 0 // interim (100 Continue): the final response follows
 	}
 	head := false
-	if len(p.pending) == 0 {
+	switch {
+	case len(p.pending) == 0:
 		t.counters.UnmatchedResponses++
-	} else {
+	case p.unpairable:
+		p.closeUnknown(c)
+		t.counters.UnmatchedResponses++
+	case p.pending[0].respFloor != unknownSeq && seqAfter(uint32(p.pending[0].respFloor), seq):
+		// The response began before the request was seen: it answers an earlier one.
+		t.counters.UnmatchedResponses++
+	default:
 		pr := p.pending[0]
 		p.pending[0] = http1Pending{}
 		p.pending = p.pending[1:]

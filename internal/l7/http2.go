@@ -3,7 +3,6 @@ package l7
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"strconv"
 	"strings"
 	"time"
@@ -96,13 +95,17 @@ func looksLikeH2Frames(p []byte) bool {
 // h2Stream is one request on a connection and what has been seen of its response.
 type h2Stream struct {
 	x        *Exchange
-	answered bool   // response headers seen
-	gapsAt   uint64 // the response direction's gaps when the headers were seen
+	answered bool // response headers seen
+	// maybeGRPC: neither the request's nor the response's content type was decodable
+	// (references to HPACK entries added before the capture joined). The call is held until
+	// its stream ends: trailers make it a gRPC call.
+	maybeGRPC bool
+	gapsAt    uint64 // the response direction's gaps when the headers were seen
 }
 
 type h2Dir struct {
 	byteStream
-	dec    *hpack.Decoder
+	hp     *hpackDecoder
 	fields []hpack.HeaderField
 
 	// A header block spread over HEADERS and CONTINUATION frames.
@@ -131,27 +134,16 @@ func newHTTP2() *http2Parser {
 		d := &p.dirs[i]
 		d.byteStream = newByteStream()
 		d.allowedTable = h2DefaultTable
-		d.resetDecoder()
+		// Until the preface shows the connection's start, its tables may hold entries
+		// inserted before the capture began.
+		d.hp = newHPACKDecoder(h2DefaultTable, maxHPACKString)
 	}
 	return p
 }
 
-// resetDecoder starts the direction's HPACK decoder afresh. After a block that did not fully
-// decode (an unknown reference, or cut by the payload limit) the entries it inserted are
-// unknown, and an old table would resolve later references to the wrong entries; an empty
-// one reports them as unknown instead, and entries inserted from now on line up again.
-func (d *h2Dir) resetDecoder() {
-	d.dec = hpack.NewDecoder(d.allowedTable, func(f hpack.HeaderField) {
-		if len(d.fields) < maxH2Fields {
-			d.fields = append(d.fields, f)
-		}
-	})
-	d.dec.SetMaxStringLength(maxHPACKString)
-}
-
 func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
 	d := &p.dirs[dirIndex(ev.Direction)]
-	if hasSeq(ev) && d.next != unknownSeq && uint32(d.next) != ev.Seq {
+	if hasSeq(ev) && d.next != unknownSeq && seqAfter(ev.Seq, uint32(d.next)) {
 		d.gaps++ // a read/write before this one was lost
 	}
 	p.parse(c, ev, d)
@@ -175,6 +167,12 @@ func (p *http2Parser) parse(c *conn, ev *capture.DataEvent, d *h2Dir) {
 		c.learnRequestDir(ev.Direction)
 		off = len(h2Preface)
 		d.lost = false
+		if !d.framed {
+			// The connection's first bytes: both tables start empty.
+			for i := range p.dirs {
+				p.dirs[i].hp.fresh()
+			}
+		}
 	}
 	d.framed = true
 	if d.lost {
@@ -228,7 +226,7 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 				v := min(binary.BigEndian.Uint32(payload[i+2:]), maxHPACKTable)
 				other := &p.dirs[1-dirIndex(ev.Direction)]
 				other.allowedTable = v
-				other.dec.SetAllowedMaxDynamicTableSize(v)
+				other.hp.setAllowed(v)
 			}
 		}
 	case h2Headers, h2PushPromise:
@@ -312,29 +310,28 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 	}
 }
 
-// decode runs the header block through the direction's HPACK decoder; an unknown reference
-// (the capture joined after the entry was added) keeps the fields decoded before it.
+// decode runs the header block through the direction's HPACK decoder. Fields that reference
+// dynamic-table entries the capture never saw (it joined after they were added) are skipped
+// and counted; the others, static-table and literal ones, are kept.
 func (p *http2Parser) decode(c *conn, d *h2Dir) (partial bool) {
 	d.fields = d.fields[:0]
-	_, err := d.dec.Write(d.block)
-	if cerr := d.dec.Close(); err == nil {
-		err = cerr
-	}
-	d.inBlock = false
-	if err != nil || d.blockCut {
-		d.resetDecoder()
-	}
-	if err != nil {
-		var de hpack.DecodingError
-		var ie hpack.InvalidIndexError
-		if errors.As(err, &de) && errors.As(de.Err, &ie) {
-			c.t.counters.HPACKUnknownIndex++
-		} else if !d.blockCut {
-			c.t.parseFailure(ProtocolHTTP2)
+	unknown, err := d.hp.decode(d.block, func(f hpack.HeaderField) {
+		if len(d.fields) < maxH2Fields {
+			d.fields = append(d.fields, f)
 		}
-		return true
+	})
+	d.inBlock = false
+	if d.blockCut {
+		// The cut tail may have inserted entries: what follows would resolve them wrongly.
+		d.hp.forget()
 	}
-	return d.blockCut
+	if unknown > 0 {
+		c.t.counters.HPACKUnknownIndex++
+	}
+	if err != nil && !d.blockCut {
+		c.t.parseFailure(ProtocolHTTP2)
+	}
+	return err != nil || unknown > 0 || d.blockCut
 }
 
 // headers interprets a complete (or cut) header block.
@@ -347,7 +344,10 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 	f.read(d.fields)
 	sid := d.blockStream
 	s, known := p.streams[sid]
-	isRequest := f.method != "" || (!known && f.status == 0 && f.grpcStatus < 0 && c.isRequestDir(ev.Direction))
+	// Only requests carry :method, :scheme, :path or :authority; a block with neither those nor
+	// :status (all of them references to entries never seen) is taken for a request only when
+	// the socket's request direction is known, or it would turn trailers into requests.
+	isRequest := f.requestPseudo || (!known && f.status == 0 && f.grpcStatus < 0 && c.reqDir != 0 && c.isRequestDir(ev.Direction))
 	if isRequest && !known {
 		c.learnRequestDir(ev.Direction)
 		p.flushBlind(c)
@@ -396,13 +396,20 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 		if f.contentType != "" && x.GRPC == nil {
 			x.HTTP.ContentType = f.contentType
 		}
+		s.maybeGRPC = x.GRPC == nil && partial && x.HTTP.ContentType == "" && !d.blockEndStream
+	} else if x.GRPC == nil && s.maybeGRPC {
+		// A second header block from the server is trailers: a gRPC call whose content type
+		// was a reference the capture could not resolve.
+		x.Protocol = ProtocolGRPC
+		x.GRPC = &GRPC{Status: -1}
+		x.GRPC.Service, x.GRPC.Method = splitGRPCPath(x.HTTP.Path)
 	}
 	if x.GRPC != nil && f.grpcStatus >= 0 {
 		x.GRPC.Status = f.grpcStatus
 		x.GRPC.StatusName = grpcCodeName(f.grpcStatus)
 		x.GRPC.Message = f.grpcMessage
 	}
-	if x.GRPC == nil || f.grpcStatus >= 0 || d.blockEndStream {
+	if x.GRPC == nil && !s.maybeGRPC || f.grpcStatus >= 0 || d.blockEndStream {
 		delete(p.streams, sid)
 		c.emit(x)
 	}
@@ -505,6 +512,7 @@ type h2Fields struct {
 	status                                          int
 	grpcStatus                                      int
 	grpcMessage                                     string
+	requestPseudo                                   bool // :method, :scheme, :path or :authority
 }
 
 func (f *h2Fields) read(fields []hpack.HeaderField) {
@@ -516,11 +524,13 @@ func (f *h2Fields) read(fields []hpack.HeaderField) {
 		}
 		switch hf.Name {
 		case ":method":
-			f.method = v
+			f.method, f.requestPseudo = v, true
 		case ":path":
-			f.path = v
+			f.path, f.requestPseudo = v, true
 		case ":authority":
-			f.authority = v
+			f.authority, f.requestPseudo = v, true
+		case ":scheme":
+			f.requestPseudo = true
 		case ":status":
 			f.status, _ = strconv.Atoi(v)
 		case "user-agent":

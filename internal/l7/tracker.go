@@ -11,7 +11,10 @@ import (
 
 // Options configure the tracker. The lead maps the receiver's YAML onto it.
 type Options struct {
-	MaxConnections int           // sockets with parser state; the least recently used is evicted
+	MaxConnections int // sockets with parser state; the least recently used is evicted
+	// MaxStateBytes bounds the estimated memory of all sockets' parser state together; over
+	// it, the least recently used sockets are shed, the largest first (memory.go).
+	MaxStateBytes  int64
 	RequestTimeout time.Duration // a request unanswered this long becomes a FailureTimeout exchange
 	IdleTimeout    time.Duration // a socket silent this long loses its parser state
 
@@ -45,6 +48,7 @@ const (
 func DefaultOptions() Options {
 	return Options{
 		MaxConnections: defaultMaxConns,
+		MaxStateBytes:  DefaultMaxStateBytes,
 		RequestTimeout: 30 * time.Second,
 		IdleTimeout:    5 * time.Minute,
 		DNSPorts:       []uint16{53},
@@ -70,8 +74,14 @@ type Counters struct {
 	PendingDropped     uint64               // requests dropped because a socket had too many outstanding
 	Resyncs            uint64               // reads/writes skipped while looking for the next message boundary
 	SequenceGaps       uint64               // reads/writes that did not follow the previous one (lost events)
+	GapClosed          uint64               // requests closed as unknown: their response may have been in a gap
+	Overlaps           uint64               // reads/writes of bytes already seen (MSG_PEEK), ignored
 	PartialHeaders     uint64               // requests/responses whose headers were cut by the payload limit
+	MemoryShed         uint64               // sockets shed because the state exceeded MaxStateBytes
+	MemoryShedBytes    uint64               // the estimated bytes those sockets held
+	Released           uint64               // outstanding requests of evicted or shed sockets, closed as unknown
 	Connections        int                  // sockets currently tracked
+	StateBytes         int64                // estimated bytes of parser state now (all sockets)
 }
 
 // ParseFailure is the number of parse failures for one protocol.
@@ -111,6 +121,8 @@ type conn struct {
 
 	// reqDir is the direction requests travel on this socket, once known.
 	reqDir capture.Direction
+
+	mem int // estimated bytes of this socket's state, as last accounted
 }
 
 // Tracker turns the data and connection events of many sockets into Exchanges. It is used
@@ -121,6 +133,7 @@ type Tracker struct {
 	conns    map[uint64]*conn
 	lru      *list.List // front: most recently used
 	counters Counters
+	mem      int64 // sum of the sockets' mem
 }
 
 // NewTracker returns a tracker that calls emit for every exchange, synchronously.
@@ -134,6 +147,9 @@ func NewTracker(opts Options, emit func(*Exchange)) *Tracker {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultOptions().IdleTimeout
 	}
+	if opts.MaxStateBytes <= 0 {
+		opts.MaxStateBytes = DefaultMaxStateBytes
+	}
 	return &Tracker{opts: opts, emitFn: emit, conns: make(map[uint64]*conn), lru: list.New()}
 }
 
@@ -141,6 +157,7 @@ func NewTracker(opts Options, emit func(*Exchange)) *Tracker {
 func (t *Tracker) Counters() Counters {
 	c := t.counters
 	c.Connections = len(t.conns)
+	c.StateBytes = t.mem
 	return c
 }
 
@@ -150,6 +167,7 @@ func (t *Tracker) Data(ev *capture.DataEvent) {
 		return
 	}
 	c := t.lookup(ev.Socket, ev.Time)
+	defer t.account(c, ev.Time)
 	c.proc = ev.Process
 	if ev.Socket.Transport != capture.TransportUDP {
 		// An unconnected UDP socket talks to many peers; keep the first one for TCP only.
@@ -186,6 +204,7 @@ func (t *Tracker) Conn(ev *capture.ConnEvent) {
 		if ev.Socket.Role != capture.RoleUnknown {
 			c.sock.Role = ev.Socket.Role
 		}
+		t.account(c, ev.Time)
 	case capture.ConnClosed:
 		f := FailureClosed
 		if c, ok := t.conns[socketKey(ev.Socket)]; ok && c.clientClosedFirst(ev) {
@@ -260,6 +279,7 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 	}
 	for len(t.conns) >= t.opts.MaxConnections {
 		old := t.lru.Back().Value.(*conn)
+		t.release(old, now)
 		t.remove(old)
 		t.counters.Evictions++
 	}
@@ -273,6 +293,9 @@ func (t *Tracker) lookup(s capture.Socket, now time.Time) *conn {
 func (t *Tracker) remove(c *conn) {
 	t.lru.Remove(c.elem)
 	delete(t.conns, c.key)
+	t.mem -= int64(c.mem)
+	c.mem = 0
+	c.elem = nil
 }
 
 func (t *Tracker) enabled(p Protocol) bool {
@@ -300,9 +323,9 @@ func (c *conn) emit(x *Exchange) {
 	if !c.t.enabled(x.Protocol) {
 		return
 	}
-	if x.End.Before(x.Start) {
+	if x.End.Before(x.Start) || x.Failure == FailureUnknown {
 		// Events from different CPUs can arrive slightly out of order; a response never
-		// precedes its request.
+		// precedes its request. An unknown outcome has no duration.
 		x.End = x.Start
 	}
 	x.sanitize()
@@ -407,6 +430,9 @@ type byteStream struct {
 	carryAt time.Time
 	skip    int64 // bytes to pass over before the next message; -1 until the connection ends
 	lost    bool  // out of sync: the next message must begin at the start of a read/write
+	// breaks counts the gaps (lost reads/writes) that broke sync: whole messages may have
+	// been in them. A gap inside a body of known length is not a break.
+	breaks uint64
 }
 
 func newByteStream() byteStream { return byteStream{next: unknownSeq} }
@@ -423,21 +449,48 @@ type chunk struct {
 	fresh  bool      // data[0] is the first byte of this read/write
 }
 
+// seqAfter reports whether TCP sequence number a comes after b (RFC 1982 arithmetic).
+func seqAfter(a, b uint32) bool { return int32(a-b) > 0 }
+
 // begin applies sequence checks and pending skips to ev; ok is false when nothing is left to parse.
 func (s *byteStream) begin(t *Tracker, ev *capture.DataEvent) (ch chunk, ok bool) {
 	size := ev.Size
 	if size < len(ev.Payload) {
 		size = len(ev.Payload)
 	}
-	if hasSeq(ev) {
-		if s.next != unknownSeq && uint32(s.next) != ev.Seq {
-			t.counters.SequenceGaps++
-			s.carry, s.skip, s.lost = nil, 0, true
-		}
-		s.next = uint64(ev.Seq + uint32(size))
-	}
 	vis := ev.Payload
 	seq := ev.Seq
+	fresh := true
+	if hasSeq(ev) && s.next != unknownSeq {
+		switch d := int64(int32(ev.Seq - uint32(s.next))); {
+		case d < 0:
+			// Bytes already seen: a read with MSG_PEEK reports the bytes the next read
+			// consumes again, at the same sequence number. Only what follows them is new.
+			old := -d
+			if old >= int64(size) {
+				t.counters.Overlaps++
+				return ch, false
+			}
+			vis = vis[min(int(old), len(vis)):]
+			seq += uint32(old)
+			size -= int(old)
+			fresh = false
+		case d > 0:
+			t.counters.SequenceGaps++
+			switch {
+			case s.skip < 0:
+				// Inside a body that runs until the connection ends: nothing to lose.
+			case s.skip >= d && len(s.carry) == 0:
+				s.skip -= d // the lost bytes were part of a body of known length
+			default:
+				s.carry, s.skip, s.lost = nil, 0, true
+				s.breaks++
+			}
+		}
+	}
+	if hasSeq(ev) {
+		s.next = uint64(seq + uint32(size))
+	}
 	pos := 0 // offset within the event
 	if s.skip < 0 {
 		return ch, false
@@ -459,7 +512,7 @@ func (s *byteStream) begin(t *Tracker, ev *capture.DataEvent) (ch chunk, ok bool
 		}
 		return ch, false
 	}
-	ch = chunk{data: vis[pos:], seq: seq + uint32(pos), hidden: size - len(vis), at: ev.Time, start: ev.Time, fresh: true}
+	ch = chunk{data: vis[pos:], seq: seq + uint32(pos), hidden: size - len(vis), at: ev.Time, start: ev.Time, fresh: fresh}
 	if len(s.carry) > 0 && pos == 0 {
 		ch.data = append(s.carry, ch.data...)
 		ch.seq = s.carrySq

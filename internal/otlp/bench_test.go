@@ -21,7 +21,7 @@ func BenchmarkAppendSpansHTTP(b *testing.B) {
 		xs[i] = httpExchange(side, "1.1", "GET", fmt.Sprintf("/api/users/%d", i), 200)
 		xs[i].RequestSeq += uint32(i * 100)
 	}
-	tb := NewTraceBuilder()
+	tb := NewTraceBuilder(Privacy{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -34,7 +34,7 @@ func BenchmarkAppendSpansHTTP(b *testing.B) {
 
 func BenchmarkAppendSpansGRPC(b *testing.B) {
 	x := grpcExchange(l7.SideServer, 0, "OK")
-	tb := NewTraceBuilder()
+	tb := NewTraceBuilder(Privacy{})
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -73,14 +73,15 @@ func BenchmarkMetricsExchangeDNS(b *testing.B) {
 }
 
 func BenchmarkMetricsEmit1000Series(b *testing.B) {
-	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes})
+	// Series that never go stale in the run (Emit every simulated second).
+	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes, StaleAfter: 1 << 62})
 	for i := 0; i < 1000; i++ {
 		m.Exchange(httpExchange(l7.SideServer, "1.1", "GET", fmt.Sprintf("/r%c/%c", 'a'+i%26, 'a'+i/26), 200), frontend, checkout)
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		m.Emit(t0.Add(time.Duration(i)*time.Second), SelfCounters{})
+		m.Emit(t0.Add(time.Duration(i)*time.Second), nil)
 	}
 }
 

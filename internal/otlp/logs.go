@@ -2,6 +2,7 @@ package otlp
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -52,11 +53,37 @@ const (
 	attrNIWindowMs        = "netintel.window_ms"
 	attrNIRatePerSec      = "netintel.rate_per_sec"
 	attrNIDestAddress     = "netintel.dest_address"
+
+	attrNIExternal          = "netintel.external"
+	attrNIQuantile          = "netintel.quantile"
+	attrNIWindowSamples     = "netintel.window_samples"
+	attrNIBaselineP50       = "netintel.baseline_p50_ms"
+	attrNIBaselineP95       = "netintel.baseline_p95_ms"
+	attrNIBaselineP99       = "netintel.baseline_p99_ms"
+	attrNIWindowP50         = "netintel.window_p50_ms"
+	attrNIWindowP95         = "netintel.window_p95_ms"
+	attrNIWindowP99         = "netintel.window_p99_ms"
+	attrNISourceZone        = "netintel.source_zone"
+	attrNIDestZone          = "netintel.dest_zone"
+	attrNILogicalCalls      = "netintel.logical_calls"
+	attrNIAttemptsPerCall   = "netintel.attempts_per_call"
+	attrNIFailureRatio      = "netintel.failure_ratio"
+	attrNICallsPerRequest   = "netintel.calls_per_request"
+	attrNICallCount         = "netintel.call_count"
+	attrNIConnectionCount   = "netintel.connection_count"
+	attrNIUnanswered        = "netintel.unanswered_handshakes"
+	attrNIConnectionsPerSec = "netintel.connections_per_sec"
+	attrNIBytesSent         = "netintel.bytes_sent"
+	attrNIBaselineBytes     = "netintel.baseline_bytes"
 )
 
-// Logs converts findings into log events: one LogRecord per finding, grouped into one
-// ResourceLogs per subject (the service the finding is about), in the order given.
-func Logs(findings []intel.Finding) plog.Logs {
+// Logs converts findings into log events with raw paths (LogsWith, Privacy{}).
+func Logs(findings []intel.Finding) plog.Logs { return LogsWith(findings, Privacy{}) }
+
+// LogsWith converts findings into log events: one LogRecord per finding, grouped into one
+// ResourceLogs per subject (the service the finding is about), in the order given. The
+// privacy policy applies to the paths findings carry (a security finding's endpoint).
+func LogsWith(findings []intel.Finding, privacy Privacy) plog.Logs {
 	ld := plog.NewLogs()
 	byRes := make(map[identity.Resource]plog.LogRecordSlice)
 	for i := range findings {
@@ -71,7 +98,7 @@ func Logs(findings []intel.Finding) plog.Logs {
 			lrs = sl.LogRecords()
 			byRes[res] = lrs
 		}
-		fillLogRecord(lrs.AppendEmpty(), f)
+		fillLogRecord(lrs.AppendEmpty(), f, privacy)
 	}
 	return ld
 }
@@ -79,7 +106,7 @@ func Logs(findings []intel.Finding) plog.Logs {
 // EventName is the event name of a finding kind: "netintel.service_dependency", …
 func EventName(k intel.Kind) string { return EventPrefix + k.String() }
 
-func fillLogRecord(lr plog.LogRecord, f *intel.Finding) {
+func fillLogRecord(lr plog.LogRecord, f *intel.Finding, privacy Privacy) {
 	lr.SetEventName(EventName(f.Kind))
 	ts := pcommon.NewTimestampFromTime(f.Time)
 	lr.SetTimestamp(ts)
@@ -103,11 +130,17 @@ func fillLogRecord(lr plog.LogRecord, f *intel.Finding) {
 	case f.LatencyAnomaly != nil:
 		body = latencyAttributes(attrs, f.LatencyAnomaly)
 	case f.SecurityConcern != nil:
-		body = securityAttributes(attrs, f.SecurityConcern, f.Severity)
+		body = securityAttributes(attrs, f.SecurityConcern, f.Severity, privacy)
 	case f.ConnectionFailure != nil:
 		body = connectionFailureAttributes(attrs, f.ConnectionFailure)
 	case f.RetryStorm != nil:
 		body = retryStormAttributes(attrs, f.RetryStorm)
+	case f.Chatty != nil:
+		body = chattyAttributes(attrs, f.Chatty)
+	case f.PoolExhaustion != nil:
+		body = poolAttributes(attrs, f.PoolExhaustion)
+	case f.Exfiltration != nil:
+		body = exfiltrationAttributes(attrs, f.Exfiltration)
 	default:
 		body = f.Kind.String() + " finding about " + resourceOf(f.Subject).ServiceName
 	}
@@ -158,7 +191,8 @@ func putEdge(attrs pcommon.Map, e intel.EdgeKey) {
 }
 
 // putOperation writes the method and endpoint of a finding under the conventions' name for
-// its protocol (http.request.method + url.path, rpc.method, dns.question.name) and always as
+// its protocol (http.request.method + http.route — a finding's route is a template, which is
+// what http.route means, never url.path —, rpc.method, dns.question.name) and always as
 // netintel.endpoint / netintel.method, so one query finds them whatever the protocol.
 func putOperation(attrs pcommon.Map, protocol, method, route string) {
 	if route != "" {
@@ -173,7 +207,7 @@ func putOperation(attrs pcommon.Map, protocol, method, route string) {
 			attrs.PutStr(attrHTTPMethod, normalizeMethod(method))
 		}
 		if route != "" {
-			attrs.PutStr(attrURLPath, route) // the route template: never a raw path
+			attrs.PutStr(attrHTTPRoute, route)
 		}
 	case "grpc":
 		if route != "" {
@@ -190,8 +224,20 @@ func dependencyAttributes(attrs pcommon.Map, d *intel.Dependency) string {
 	putEdge(attrs, d.Edge)
 	attrs.PutStr(attrNIFirstSeen, d.FirstSeen.UTC().Format(time.RFC3339Nano))
 	attrs.PutInt(attrNIRequestCount, int64(d.RequestCount))
+	attrs.PutBool(attrNIExternal, d.External)
+	dest := d.Edge.Dest
+	if d.External {
+		dest = "external " + dest
+		if d.DestAddr.IsValid() {
+			attrs.PutStr(attrNIDestAddress, d.DestAddr.String())
+			attrs.PutStr(attrServerAddress, d.DestAddr.Addr().Unmap().String())
+			if d.DestAddr.String() != d.Edge.Dest {
+				dest += " at " + d.DestAddr.String()
+			}
+		}
+	}
 	return fmt.Sprintf("%s depends on %s (%s port %d), first seen %s, %d requests",
-		d.Edge.Source, d.Edge.Dest, d.Edge.Protocol, d.Edge.Port,
+		d.Edge.Source, dest, d.Edge.Protocol, d.Edge.Port,
 		d.FirstSeen.UTC().Format(time.RFC3339), d.RequestCount)
 }
 
@@ -225,9 +271,10 @@ func errorPatternAttributes(attrs pcommon.Map, e *intel.ErrorPattern) string {
 		attrs.PutStr(attrNIRootCause, e.RootCause)
 	}
 	if len(e.Path) > 0 {
+		// Each hop carries its own count: "checkout->payments:40".
 		hops := make([]string, len(e.Path))
 		for i, p := range e.Path {
-			hops[i] = p.Source + "->" + p.Dest
+			hops[i] = p.Edge.Source + "->" + p.Edge.Dest + ":" + strconv.FormatUint(p.Errors, 10)
 		}
 		putStrings(attrs, attrNICascadePath, hops)
 	}
@@ -248,15 +295,34 @@ func latencyAttributes(attrs pcommon.Map, l *intel.LatencyAnomaly) string {
 	if l.Samples > 0 {
 		attrs.PutInt(attrNIBaselineSamples, int64(l.Samples))
 	}
-	what := strings.TrimSpace(l.Method + " " + l.Route)
-	if l.Baseline == 0 {
-		return fmt.Sprintf("slow request: %s took %.0f ms (called by %s)", strings.TrimSpace(l.Edge.Dest+" "+what), ms(l.Latency), l.Edge.Source)
+	if l.Quantile != "" {
+		attrs.PutStr(attrNIQuantile, l.Quantile)
+		attrs.PutInt(attrNIWindowSamples, int64(l.WindowSamples))
 	}
-	return fmt.Sprintf("latency anomaly: %s took %.0f ms, %.1f× its %.0f ms baseline (called by %s)",
-		strings.TrimSpace(l.Edge.Dest+" "+what), ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.Edge.Source)
+	for _, q := range []struct {
+		key string
+		v   time.Duration
+	}{
+		{attrNIBaselineP50, l.Before.P50}, {attrNIBaselineP95, l.Before.P95}, {attrNIBaselineP99, l.Before.P99},
+		{attrNIWindowP50, l.After.P50}, {attrNIWindowP95, l.After.P95}, {attrNIWindowP99, l.After.P99},
+	} {
+		if q.v > 0 {
+			attrs.PutDouble(q.key, ms(q.v))
+		}
+	}
+	what := strings.TrimSpace(l.Edge.Dest + " " + l.Method + " " + l.Route)
+	switch {
+	case l.Quantile != "":
+		return fmt.Sprintf("latency shift: %s %s is %.0f ms, %.1f× its %.0f ms baseline, over %d requests (called by %s)",
+			what, l.Quantile, ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.WindowSamples, l.Edge.Source)
+	case l.Baseline == 0:
+		return fmt.Sprintf("slow request: %s took %.0f ms (called by %s)", what, ms(l.Latency), l.Edge.Source)
+	}
+	return fmt.Sprintf("slow request: %s took %.0f ms, %.1f× its %.0f ms median (called by %s)",
+		what, ms(l.Latency), l.DeviationFactor, ms(l.Baseline), l.Edge.Source)
 }
 
-func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.Severity) string {
+func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.Severity, privacy Privacy) string {
 	attrs.PutStr(attrNIConcernType, string(s.Type))
 	if s.SourceIP.IsValid() {
 		ip := s.SourceIP.Unmap().String()
@@ -278,12 +344,28 @@ func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.S
 		attrs.PutStr(attrUserAgent, s.UserAgent)
 		attrs.PutStr(attrNIUserAgent, s.UserAgent)
 	}
-	if s.TargetEndpoint != "" {
-		attrs.PutStr(attrNITargetEndpoint, s.TargetEndpoint)
-		attrs.PutStr(attrURLPath, s.TargetEndpoint)
+	target := s.TargetEndpoint
+	if target != "" {
+		// The endpoint a scanner asked for is a raw path (url.path); privacy.url_path may
+		// template it or keep only the template (netintel.target_endpoint, the brief's field).
+		route := Route(target)
+		path, ok := exportedPath(target, route, privacy.URLPath)
+		if !ok {
+			path = route
+		} else {
+			attrs.PutStr(attrURLPath, path)
+		}
+		target = path
+		attrs.PutStr(attrNITargetEndpoint, target)
 	}
 	attrs.PutInt(attrNICount, int64(s.Count))
 	attrs.PutBool(attrNIBlocked, s.Blocked)
+	if s.SourceZone != "" {
+		attrs.PutStr(attrNISourceZone, s.SourceZone)
+	}
+	if s.DestZone != "" {
+		attrs.PutStr(attrNIDestZone, s.DestZone)
+	}
 	src := "an unknown source"
 	switch {
 	case s.SourceService != "" && s.SourceIP.IsValid():
@@ -295,15 +377,18 @@ func securityAttributes(attrs pcommon.Map, s *intel.SecurityConcern, sev intel.S
 	}
 	switch s.Type {
 	case intel.ConcernSuspiciousUserAgent:
-		return fmt.Sprintf("%s security concern: suspicious user agent %q from %s on %s", sev, s.UserAgent, src, s.TargetEndpoint)
+		return fmt.Sprintf("%s security concern: suspicious user agent %q from %s on %s", sev, s.UserAgent, src, target)
 	case intel.ConcernSuspiciousEndpoint:
-		return fmt.Sprintf("%s security concern: %s requested sensitive endpoint %s", sev, src, s.TargetEndpoint)
+		return fmt.Sprintf("%s security concern: %s requested sensitive endpoint %s", sev, src, target)
 	case intel.ConcernEnumeration:
 		return fmt.Sprintf("%s security concern: %s enumerated %d endpoints on %s", sev, src, s.Count, s.DestService)
 	case intel.ConcernPortScan:
 		return fmt.Sprintf("%s security concern: %s probed %d ports", sev, src, s.Count)
 	case intel.ConcernUnauthorized:
 		return fmt.Sprintf("%s security concern: %s called %s, which is not an allowed dependency", sev, src, s.DestService)
+	case intel.ConcernSegmentation:
+		return fmt.Sprintf("%s security concern: %s in zone %s called %s in zone %s, a flow allowed_zone_flows does not allow",
+			sev, src, s.SourceZone, s.DestService, s.DestZone)
 	}
 	return fmt.Sprintf("%s security concern %s from %s", sev, s.Type, src)
 }
@@ -320,10 +405,63 @@ func retryStormAttributes(attrs pcommon.Map, r *intel.RetryStorm) string {
 	putEdge(attrs, r.Edge)
 	putOperation(attrs, r.Edge.Protocol, r.Method, r.Route)
 	attrs.PutInt(attrNIAttempts, int64(r.Attempts))
+	attrs.PutInt(attrNILogicalCalls, int64(r.Calls))
+	attrs.PutDouble(attrNIAttemptsPerCall, r.AttemptsPerCall)
+	attrs.PutDouble(attrNIFailureRatio, r.FailureRatio)
 	attrs.PutDouble(attrNIWindowMs, ms(r.Window))
 	attrs.PutDouble(attrNIRatePerSec, r.RatePerSec)
-	return fmt.Sprintf("retry storm: %s retried %s %d times in %s (%.1f/s)",
-		r.Edge.Source, strings.TrimSpace(r.Edge.Dest+" "+r.Method+" "+r.Route), r.Attempts, r.Window, r.RatePerSec)
+	return fmt.Sprintf("retry storm: %s retried %s: %d failed attempts for %d calls (%.1f attempts per call, %.0f%% failed) in %s (%.1f/s)",
+		r.Edge.Source, strings.TrimSpace(r.Edge.Dest+" "+r.Method+" "+r.Route), r.Attempts, r.Calls, r.AttemptsPerCall,
+		100*r.FailureRatio, r.Window.Round(time.Millisecond), r.RatePerSec)
+}
+
+func chattyAttributes(attrs pcommon.Map, c *intel.ChattyCommunication) string {
+	putEdge(attrs, c.Edge)
+	attrs.PutDouble(attrNICallsPerRequest, c.CallsPerRequest)
+	attrs.PutInt(attrNIRequestCount, int64(c.RequestCount))
+	attrs.PutInt(attrNICallCount, int64(c.CallCount))
+	attrs.PutDouble(attrNIWindowMs, ms(c.Window))
+	return fmt.Sprintf("chatty communication: %s made %.1f calls to %s per request it served (%d calls for %d requests in %s)",
+		c.Edge.Source, c.CallsPerRequest, c.Edge.Dest, c.CallCount, c.RequestCount, c.Window.Round(time.Millisecond))
+}
+
+func poolAttributes(attrs pcommon.Map, p *intel.ConnectionPoolExhaustion) string {
+	putEdge(attrs, p.Edge)
+	attrs.PutStr(attrNIReason, string(p.Reason))
+	attrs.PutInt(attrNIConnectionCount, int64(p.Connections))
+	attrs.PutInt(attrNIRequestCount, int64(p.Requests))
+	attrs.PutInt(attrNIUnanswered, int64(p.Unanswered))
+	attrs.PutInt(attrNIFailureCount, int64(p.Failures))
+	attrs.PutDouble(attrNIConnectionsPerSec, p.RatePerSec)
+	attrs.PutDouble(attrNIWindowMs, ms(p.Window))
+	switch p.Reason {
+	case intel.PoolNoReuse:
+		return fmt.Sprintf("connection pool: %s opened %d connections to %s (port %d) for %d requests in %s (%.1f/s): no connection reuse",
+			p.Edge.Source, p.Connections, p.Edge.Dest, p.Edge.Port, p.Requests, p.Window.Round(time.Millisecond), p.RatePerSec)
+	case intel.PoolAcceptQueueFull:
+		return fmt.Sprintf("connection pool: %s (port %d) stopped accepting: %d handshakes from %s unanswered in %s (accept queue full)",
+			p.Edge.Dest, p.Edge.Port, p.Unanswered, p.Edge.Source, p.Window.Round(time.Millisecond))
+	case intel.PoolEphemeralPortsExhausted:
+		return fmt.Sprintf("connection pool: %s could not connect to %s (port %d) %d times: no local port left (EADDRNOTAVAIL)",
+			p.Edge.Source, p.Edge.Dest, p.Edge.Port, p.Failures)
+	}
+	return fmt.Sprintf("connection pool exhaustion (%s) from %s to %s", p.Reason, p.Edge.Source, p.Edge.Dest)
+}
+
+func exfiltrationAttributes(attrs pcommon.Map, x *intel.DataExfiltration) string {
+	attrs.PutStr(attrNISourceService, x.Source)
+	attrs.PutStr(attrNIDestService, x.Dest)
+	attrs.PutBool(attrNIExternal, true)
+	if x.DestAddr.IsValid() {
+		attrs.PutStr(attrNIDestAddress, x.DestAddr.String())
+		attrs.PutStr(attrServerAddress, x.DestAddr.Addr().Unmap().String())
+		attrs.PutInt(attrServerPort, int64(x.DestAddr.Port()))
+	}
+	attrs.PutInt(attrNIBytesSent, int64(x.BytesSent))
+	attrs.PutInt(attrNIBaselineBytes, int64(x.BaselineBytes))
+	attrs.PutDouble(attrNIWindowMs, ms(x.Window))
+	return fmt.Sprintf("data exfiltration: %s sent %.1f MiB to external %s within %s (baseline %.1f MiB)",
+		x.Source, float64(x.BytesSent)/(1<<20), x.Dest, x.Window, float64(x.BaselineBytes)/(1<<20))
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }

@@ -32,15 +32,6 @@ const (
 	MetricTCPResets      = "netintel.tcp.resets"
 	MetricTCPRetransmits = "netintel.tcp.retransmits"
 	MetricTCPRTT         = "netintel.tcp.rtt"
-
-	MetricDropped          = "netintel.receiver.dropped"
-	MetricEvicted          = "netintel.receiver.evicted"
-	MetricParseFailures    = "netintel.receiver.parse_failures"
-	MetricPayloadTruncated = "netintel.receiver.payload_truncated"
-	MetricUnclassified     = "netintel.receiver.unclassified_connections"
-	MetricEventsRead       = "netintel.receiver.events_read"
-	MetricRingbufBytes     = "netintel.receiver.ringbuf_bytes"
-	MetricOverflowed       = "netintel.receiver.metric_overflow"
 )
 
 // Edge attribute keys of the service-graph and TCP metrics (servicegraph connector names).
@@ -49,9 +40,6 @@ const (
 	attrSGServer         = "server"
 	attrSGConnectionType = "connection_type"
 	attrReason           = "reason"
-	attrTable            = "table"
-	attrProtocol         = "protocol"
-	attrMetric           = "metric"
 
 	connectionVirtualNode = "virtual_node"
 )
@@ -67,8 +55,19 @@ var (
 	DefaultRTTBounds = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}
 )
 
-// DefaultMaxSeriesPerMetric bounds each metric's series; the rest folds into one overflow series.
+// DefaultMaxSeriesPerMetric bounds each metric's series; the rest folds into overflow series.
 const DefaultMaxSeriesPerMetric = 2000
+
+// Defaults of MetricsOptions.
+const (
+	DefaultStaleAfter       = 5 * time.Minute
+	DefaultServiceGraphHold = 2 * time.Second
+	// maxOverflowServices bounds the per-service overflow series of one metric.
+	maxOverflowServices = 64
+	// maxHalves bounds the request identities remembered to pair a CLIENT half with the
+	// SERVER half of the same request, each way.
+	maxHalves = 1 << 16
+)
 
 // MetricsOptions configures the aggregator. Zero values take the defaults.
 type MetricsOptions struct {
@@ -77,30 +76,32 @@ type MetricsOptions struct {
 	// Host is the resource of the service-graph, TCP, overflow and receiver metrics.
 	Host identity.Resource
 	// MaxSeriesPerMetric caps the series of each metric. Records of series beyond the cap
-	// are aggregated into one series with otel.metric.overflow=true (in the Host resource)
-	// and counted in netintel.receiver.metric_overflow{metric}.
+	// are aggregated into one series per service with otel.metric.overflow=true (their
+	// service keeps its name; past maxOverflowServices services, the Host resource) and
+	// counted (Overflowed).
 	MaxSeriesPerMetric int
+	// StaleAfter expires a series that received nothing for this long: it is emitted once
+	// more flagged "no recorded value" (the OTLP staleness marker), then dropped; if it
+	// comes back it starts afresh with a new start time. Default DefaultStaleAfter.
+	StaleAfter time.Duration
+	// ServiceGraphHold is how long a CLIENT half whose server looks remote waits for the
+	// SERVER half of the same request (same ISNs and request sequence number) before it
+	// counts as a request to a virtual node: under DNAT the client dialled a virtual address
+	// of a server that is local after all. Default DefaultServiceGraphHold.
+	ServiceGraphHold   time.Duration
 	DurationBounds     []float64 // seconds; RED histograms
 	ServiceGraphBounds []float64 // seconds; service-graph latency histograms
 	RTTBounds          []float64 // seconds; netintel.tcp.rtt
 }
 
-// SelfCounters are the receiver's own running totals (cumulative since start), filled by
-// the receiver from capture.Counters, the l7/intel counters and its export queues.
-type SelfCounters struct {
-	KernelRingbufFull uint64       // dropped{reason="ringbuf_full"}: kernel ring buffer full
-	KernelMapFull     uint64       // dropped{reason="map_full"}: a kernel map update failed
-	DecodeErrors      uint64       // dropped{reason="decode_error"}: records that failed to decode
-	CaptureQueueFull  uint64       // dropped{reason="capture_queue_full"}: pipeline too slow
-	Dropped           []NamedCount // more dropped{reason=Name}, e.g. export queues by signal
-
-	Evicted       []NamedCount // evicted{table=Name}: LRU/cap evictions per table
-	ParseFailures []NamedCount // parse_failures{protocol=Name}
-
-	PayloadTruncated uint64 // payloads cut to max_payload_bytes
-	Unclassified     uint64 // connections whose bytes stopped crossing (unknown protocol)
-	EventsRead       uint64 // events decoded from the kernel
-	RingbufBytes     uint64 // ring-buffer space the kernel's records took
+// SelfSum is one of the receiver's own metrics (drops, evictions, truncations by reason), for
+// the copy that goes down the data pipeline when the user asks for it. Their primary place is
+// the collector's internal telemetry; the receiver builds both from one table.
+type SelfSum struct {
+	Name, Unit, Description string
+	AttrKey                 string // attribute of the points; "" for a single unlabelled point
+	Gauge                   bool   // a current value, not a monotonic total
+	Points                  []NamedCount
 }
 
 // NamedCount is one labelled running total.
@@ -113,14 +114,20 @@ type NamedCount struct {
 // metrics, so RED and service-graph numbers stay exact while spans are sampled. It is safe
 // for concurrent use: the pipeline feeds it while the flush timer calls Emit.
 type Metrics struct {
-	mu       sync.Mutex
-	start    pcommon.Timestamp
-	host     identity.Resource
-	families [famCount]family
+	mu         sync.Mutex
+	start      pcommon.Timestamp
+	host       identity.Resource
+	staleAfter time.Duration
+	families   [famCount]family
 	// edges resolves an edge's four service-graph series with one small lookup instead of
 	// four of the full series key (the hot path: every exchange). Bounded like a family.
 	edges    map[edgeKey]*edgeSeries
 	maxEdges int
+	// halves pairs the two halves of a request seen on this node (DNAT).
+	halves halves
+	// lastEmit is the start time of series created from now on: nothing was counted in
+	// them before it (a series that expired and comes back restarts).
+	lastEmit pcommon.Timestamp
 }
 
 type edgeKey struct{ client, server, connType string }
@@ -176,7 +183,7 @@ var familyDefs = [famCount]familyDef{
 		strKeys: []string{attrRPCSystemName, attrRPCMethod, attrRPCResponseStatus, attrServerAddress, attrErrorType},
 		intKeys: []string{attrServerPort}},
 	famDNS: {name: MetricDNSLookupDuration, unit: "s", desc: "Measures the time taken to perform a DNS lookup.", histogram: true,
-		strKeys: []string{attrDNSQuestionName, attrDNSQuestionType, attrDNSResponseCode, attrErrorType}},
+		strKeys: []string{attrDNSQuestionName, attrNIDNSQuestionType, attrNIDNSResponseCode, attrErrorType}},
 	famSGTotal: {name: MetricServiceGraphTotal, unit: "{request}", desc: "Requests between two nodes of the service graph.",
 		strKeys: []string{attrSGClient, attrSGServer, attrSGConnectionType}, keepEmpty: true},
 	famSGFailed: {name: MetricServiceGraphFailed, unit: "{request}", desc: "Failed requests between two nodes of the service graph.",
@@ -205,14 +212,21 @@ type seriesKey struct {
 
 type series struct {
 	key      seriesKey
-	value    uint64 // sums
-	count    uint64 // histograms
+	start    pcommon.Timestamp // when the series (re)started
+	value    uint64            // sums
+	count    uint64            // histograms
 	sum      float64
 	min, max float64
 	buckets  []uint64
+
+	dirty    bool      // updated since the last Emit
+	active   time.Time // the last Emit that found it updated
+	expired  bool      // dropped for staleness: holders must take a new one
+	overflow bool      // an overflow series (otel.metric.overflow=true)
 }
 
 func (s *series) observe(bounds []float64, v float64) {
+	s.dirty = true
 	if s.count == 0 || v < s.min {
 		s.min = v
 	}
@@ -224,40 +238,61 @@ func (s *series) observe(bounds []float64, v float64) {
 	s.buckets[sort.SearchFloat64s(bounds, v)]++
 }
 
+func (s *series) inc(n uint64) {
+	s.dirty = true
+	s.value += n
+}
+
 type family struct {
 	def        *familyDef
 	bounds     []float64
 	max        int
 	index      map[seriesKey]*series
 	list       []*series
-	overflow   *series
+	overflow   map[identity.Resource]*series // per service, at most maxOverflowServices + the host's
+	overflows  []*series                     // in creation order
 	overflowed uint64
 }
 
-// get returns the series of k, or the overflow series once the family is full.
-func (f *family) get(k *seriesKey, host identity.Resource) *series {
+// get returns the series of k, or its service's overflow series once the family is full.
+func (f *family) get(k *seriesKey, host identity.Resource, now pcommon.Timestamp) *series {
 	if s, ok := f.index[*k]; ok {
 		return s
 	}
 	if len(f.list) >= f.max {
 		f.overflowed++
-		if f.overflow == nil {
-			f.overflow = f.newSeries(seriesKey{res: host})
+		res := k.res
+		if _, ok := f.overflow[res]; !ok && len(f.overflow) >= maxOverflowServices {
+			res = host
 		}
-		return f.overflow
+		s, ok := f.overflow[res]
+		if !ok {
+			s = f.newSeries(seriesKey{res: res}, now)
+			s.overflow = true
+			f.overflow[res] = s
+			f.overflows = append(f.overflows, s)
+		}
+		return s
 	}
-	s := f.newSeries(*k)
+	s := f.newSeries(*k, now)
 	f.index[*k] = s
 	f.list = append(f.list, s)
 	return s
 }
 
-func (f *family) newSeries(k seriesKey) *series {
-	s := &series{key: k}
+func (f *family) newSeries(k seriesKey, start pcommon.Timestamp) *series {
+	s := &series{key: k, start: start}
 	if f.def.histogram {
 		s.buckets = make([]uint64, len(f.bounds)+1)
 	}
 	return s
+}
+
+// serviceResource is the resource a service's metric series are keyed by: its identity
+// without the pid, so the processes of one service (workers, restarts) share their series.
+func serviceResource(r identity.Resource) identity.Resource {
+	r.PID = 0
+	return r
 }
 
 // NewMetrics returns an empty aggregator.
@@ -277,13 +312,22 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 	if len(opts.RTTBounds) == 0 {
 		opts.RTTBounds = DefaultRTTBounds
 	}
-	m := &Metrics{start: pcommon.NewTimestampFromTime(opts.Start), host: opts.Host,
+	if opts.StaleAfter <= 0 {
+		opts.StaleAfter = DefaultStaleAfter
+	}
+	if opts.ServiceGraphHold <= 0 {
+		opts.ServiceGraphHold = DefaultServiceGraphHold
+	}
+	m := &Metrics{start: pcommon.NewTimestampFromTime(opts.Start), host: opts.Host, staleAfter: opts.StaleAfter,
 		edges: make(map[edgeKey]*edgeSeries), maxEdges: opts.MaxSeriesPerMetric}
+	m.halves.init(opts.ServiceGraphHold)
+	m.lastEmit = m.start
 	for i := range m.families {
 		f := &m.families[i]
 		f.def = &familyDefs[i]
 		f.max = opts.MaxSeriesPerMetric
 		f.index = make(map[seriesKey]*series)
+		f.overflow = make(map[identity.Resource]*series)
 		switch i {
 		case famSGServer, famSGClient:
 			f.bounds = opts.ServiceGraphBounds
@@ -298,21 +342,26 @@ func NewMetrics(opts MetricsOptions) *Metrics {
 
 func (m *Metrics) observe(fam int, k *seriesKey, v float64) {
 	f := &m.families[fam]
-	f.get(k, m.host).observe(f.bounds, v)
+	f.get(k, m.host, m.lastEmit).observe(f.bounds, v)
 }
 
 func (m *Metrics) add(fam int, k *seriesKey, n uint64) {
-	m.families[fam].get(k, m.host).value += n
+	m.families[fam].get(k, m.host, m.lastEmit).inc(n)
 }
 
 // Exchange records one exchange, sampled or not, from the side it was observed on.
 //
-// The service graph counts each request once even when both halves are observed here: a
-// SERVER half always counts (with the server's view of failure), a CLIENT half counts only
-// when its server has no local process (then the server is a virtual node). Latency goes
-// to _server_seconds from SERVER halves and to _client_seconds from CLIENT halves; an edge
-// with one remote end takes both from the half it has, as the servicegraph connector does
-// for virtual nodes.
+// The service graph counts each request once per node: a SERVER half always counts (with
+// the server's view of failure); a CLIENT half counts only when its server is not observed
+// here (then the server is a virtual node). "Observed here" is decided by the request's
+// identity, not by the address the client dialled: under DNAT a client dials a virtual
+// address (a ClusterIP) of a server that is local after all, and the two halves share
+// (client ISN, server ISN, request sequence number). A CLIENT half whose server looks remote
+// waits ServiceGraphHold for its SERVER half; if one comes, the request counts once on the
+// server half's edge, with the client's latency; if not, it counts on the virtual node.
+// Latency goes to _server_seconds from SERVER halves and to _client_seconds from CLIENT
+// halves; an edge with one remote end takes both from the half it has, as the servicegraph
+// connector does for virtual nodes.
 func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	d := x.Duration().Seconds()
 	o := judge(x, x.Side)
@@ -323,9 +372,12 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	} else {
 		local = resourceOf(client)
 	}
+	// An outcome capture did not observe has no duration: it counts as a request in the
+	// service graph, not as a latency sample.
+	timed := x.Failure != l7.FailureUnknown
 
 	var k seriesKey
-	k.res = local
+	k.res = serviceResource(local)
 	fam := -1
 	switch {
 	case x.GRPC != nil:
@@ -346,7 +398,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	case x.HTTP != nil:
 		k.strs[0] = normalizeMethod(x.HTTP.Method)
 		if x.HTTP.Path != "" {
-			k.strs[1] = Route(x.HTTP.Path)
+			k.strs[1] = routeOf(x.HTTP)
 		}
 		k.ints[0] = int64(x.HTTP.Status)
 		if isServer {
@@ -376,7 +428,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if fam >= 0 {
+	if fam >= 0 && timed {
 		m.observe(fam, &k, d)
 	}
 
@@ -385,22 +437,171 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	if !client.Local || !server.Local {
 		ek.connType = connectionVirtualNode
 	}
-	es := m.edge(ek)
+	id, hasID := requestID(x)
+	h := half{edge: ek, seconds: d, timed: timed, failed: o.failed(), at: exchangeEnd(x)}
 	if isServer {
-		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, d)
-		if !client.Local {
-			m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, d)
+		m.countServerHalf(h, !client.Local)
+		if hasID && client.Local {
+			if c, ok := m.halves.serverSeen(id, ek); ok && c.timed {
+				// The CLIENT half came first and was waiting: its latency joins this edge.
+				m.edgeSeries(m.edge(ek), famSGClient).observe(m.families[famSGClient].bounds, c.seconds)
+			}
 		}
-	} else {
-		m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, d)
-		if server.Local {
-			return // the server half counts this request
-		}
-		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, d)
+		return
 	}
-	m.edgeSeries(es, famSGTotal).value++
-	if o.failed() {
-		m.edgeSeries(es, famSGFailed).value++
+	m.commitHeld(h.at)
+	if server.Local {
+		if timed {
+			m.edgeSeries(m.edge(ek), famSGClient).observe(m.families[famSGClient].bounds, d)
+		}
+		return // the server half counts this request
+	}
+	if hasID {
+		if real, ok := m.halves.clientSeen(id, h, m.countVirtual); ok {
+			// The SERVER half was seen here: the request is counted on its edge.
+			if timed {
+				m.edgeSeries(m.edge(real), famSGClient).observe(m.families[famSGClient].bounds, d)
+			}
+		}
+		return // held until its SERVER half comes, or counted on the virtual node at expiry
+	}
+	m.countVirtual(h)
+}
+
+// countServerHalf counts a request from its SERVER half (and the client's latency too when
+// the client is not a local process: nobody else will).
+func (m *Metrics) countServerHalf(h half, remoteClient bool) {
+	es := m.edge(h.edge)
+	if h.timed {
+		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, h.seconds)
+		if remoteClient {
+			m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, h.seconds)
+		}
+	}
+	m.edgeSeries(es, famSGTotal).inc(1)
+	if h.failed {
+		m.edgeSeries(es, famSGFailed).inc(1)
+	}
+}
+
+// countVirtual counts a request from a CLIENT half whose server is not observed here.
+func (m *Metrics) countVirtual(h half) {
+	es := m.edge(h.edge)
+	if h.timed {
+		m.edgeSeries(es, famSGClient).observe(m.families[famSGClient].bounds, h.seconds)
+		m.edgeSeries(es, famSGServer).observe(m.families[famSGServer].bounds, h.seconds)
+	}
+	m.edgeSeries(es, famSGTotal).inc(1)
+	if h.failed {
+		m.edgeSeries(es, famSGFailed).inc(1)
+	}
+}
+
+// commitHeld counts, on their virtual nodes, the CLIENT halves whose SERVER half did not come
+// within the hold.
+func (m *Metrics) commitHeld(now time.Time) {
+	m.halves.expire(now, m.countVirtual)
+}
+
+func exchangeEnd(x *l7.Exchange) time.Time {
+	if x.End.IsZero() {
+		return x.Start
+	}
+	return x.End
+}
+
+// requestID is what both halves of one TCP request share (DESIGN §4).
+func requestID(x *l7.Exchange) (reqID, bool) {
+	if x.ClientISN == 0 && x.ServerISN == 0 {
+		return reqID{}, false
+	}
+	return reqID{x.ClientISN, x.ServerISN, x.RequestSeq, x.StreamID}, true
+}
+
+type reqID struct{ clientISN, serverISN, seq, stream uint32 }
+
+// half is what the service graph needs of one observed half.
+type half struct {
+	edge    edgeKey
+	seconds float64
+	timed   bool
+	failed  bool
+	at      time.Time
+}
+
+// halves remembers, bounded, the SERVER halves seen (their edge) and the CLIENT halves that
+// wait for one, so the two halves of a request on this node count once.
+type halves struct {
+	hold time.Duration
+
+	served     map[reqID]edgeKey
+	servedRing []reqID
+	servedNext int
+
+	held      map[reqID]half
+	heldOrder []reqID // FIFO; ids no longer held are skipped
+}
+
+func (hs *halves) init(hold time.Duration) {
+	hs.hold = hold
+	hs.served = make(map[reqID]edgeKey)
+	hs.held = make(map[reqID]half)
+}
+
+// serverSeen records a SERVER half and returns the CLIENT half that waited for it, if any.
+func (hs *halves) serverSeen(id reqID, e edgeKey) (half, bool) {
+	if len(hs.servedRing) < maxHalves {
+		hs.servedRing = append(hs.servedRing, id)
+	} else {
+		delete(hs.served, hs.servedRing[hs.servedNext])
+		hs.servedRing[hs.servedNext] = id
+		hs.servedNext = (hs.servedNext + 1) % maxHalves
+	}
+	hs.served[id] = e
+	c, ok := hs.held[id]
+	if ok {
+		delete(hs.held, id)
+	}
+	return c, ok
+}
+
+// clientSeen returns the edge of the SERVER half of the same request when it was seen;
+// otherwise it holds the CLIENT half (ok false). When too many wait, the oldest stops
+// waiting and is counted at once.
+func (hs *halves) clientSeen(id reqID, h half, count func(half)) (edgeKey, bool) {
+	if e, ok := hs.served[id]; ok {
+		return e, true
+	}
+	if len(hs.held) >= maxHalves {
+		hs.expire(time.Time{}, count)
+	}
+	hs.held[id] = h
+	hs.heldOrder = append(hs.heldOrder, id)
+	return edgeKey{}, false
+}
+
+// expire hands to count the held halves that waited the hold by now (zero now: only the
+// oldest one, to make room).
+func (hs *halves) expire(now time.Time, count func(half)) {
+	for len(hs.heldOrder) > 0 {
+		id := hs.heldOrder[0]
+		h, ok := hs.held[id]
+		if ok && !now.IsZero() && now.Sub(h.at) < hs.hold {
+			break
+		}
+		hs.heldOrder[0] = reqID{}
+		hs.heldOrder = hs.heldOrder[1:]
+		if !ok {
+			continue
+		}
+		delete(hs.held, id)
+		count(h)
+		if now.IsZero() {
+			return
+		}
+	}
+	if cap(hs.heldOrder) > 2*maxHalves && len(hs.heldOrder) < cap(hs.heldOrder)/4 {
+		hs.heldOrder = append([]reqID(nil), hs.heldOrder...)
 	}
 }
 
@@ -420,14 +621,14 @@ func (m *Metrics) edge(ek edgeKey) *edgeSeries {
 // overflow apply exactly as for any other series, and an edge has no empty series.
 func (m *Metrics) edgeSeries(es *edgeSeries, fam int) *series {
 	s := es.series[fam-famSGTotal]
-	if s == nil {
+	if s == nil || s.expired {
 		var k seriesKey
 		k.res = m.host
 		k.strs[0], k.strs[1], k.strs[2] = es.key.client, es.key.server, es.key.connType
-		s = m.families[fam].get(&k, m.host)
+		s = m.families[fam].get(&k, m.host, m.lastEmit)
 		es.series[fam-famSGTotal] = s
-	} else if f := &m.families[fam]; s == f.overflow {
-		f.overflowed++ // get counted the first one
+	} else if s.overflow {
+		m.families[fam].overflowed++ // get counted the first one
 	}
 	return s
 }
@@ -484,9 +685,23 @@ func (m *Metrics) Conn(ev *capture.ConnEvent, client, server identity.Service) {
 	}
 }
 
+// Overflowed returns, per metric name, the measurements folded into its overflow series.
+func (m *Metrics) Overflowed() []NamedCount {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []NamedCount
+	for i := range m.families {
+		if f := &m.families[i]; f.overflowed > 0 {
+			out = append(out, NamedCount{Name: f.def.name, Value: f.overflowed})
+		}
+	}
+	return out
+}
+
 // Emit returns every series as cumulative metrics at time now, plus the receiver's own
-// counters (in the Host resource). The aggregates are kept: the next Emit continues them.
-func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
+// metrics given in self (in the Host resource; nil for none). The aggregates are kept: the
+// next Emit continues them.
+func (m *Metrics) Emit(now time.Time, self []SelfSum) pmetric.Metrics {
 	md := pmetric.NewMetrics()
 	ts := pcommon.NewTimestampFromTime(now)
 	scopes := make(map[identity.Resource]pmetric.MetricSlice)
@@ -503,11 +718,19 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 	}
 
 	m.mu.Lock()
-	overflowed := make([]NamedCount, 0, famCount)
+	m.commitHeld(now)
+	expired := false
 	for i := range m.families {
 		f := &m.families[i]
 		metricOf := make(map[identity.Resource]pmetric.Metric)
-		emit := func(s *series, overflow bool) {
+		// emit writes s, and reports whether it went stale: then this is its last point,
+		// flagged "no recorded value", and it is dropped.
+		emit := func(s *series) (stale bool) {
+			if s.dirty || s.active.IsZero() {
+				s.dirty, s.active = false, now
+			} else if now.Sub(s.active) >= m.staleAfter {
+				stale = true
+			}
 			mt, ok := metricOf[s.key.res]
 			if !ok {
 				mt = newMetric(scopeOf(s.key.res), f.def)
@@ -516,7 +739,7 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 			var attrs pcommon.Map
 			if f.def.histogram {
 				dp := mt.Histogram().DataPoints().AppendEmpty()
-				dp.SetStartTimestamp(m.start)
+				dp.SetStartTimestamp(s.start)
 				dp.SetTimestamp(ts)
 				dp.SetCount(s.count)
 				dp.SetSum(s.sum)
@@ -526,45 +749,67 @@ func (m *Metrics) Emit(now time.Time, self SelfCounters) pmetric.Metrics {
 				}
 				dp.ExplicitBounds().FromRaw(f.bounds)
 				dp.BucketCounts().FromRaw(s.buckets)
+				if stale {
+					dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+				}
 				attrs = dp.Attributes()
 			} else {
 				dp := mt.Sum().DataPoints().AppendEmpty()
-				dp.SetStartTimestamp(m.start)
+				dp.SetStartTimestamp(s.start)
 				dp.SetTimestamp(ts)
 				dp.SetIntValue(int64(s.value))
+				if stale {
+					dp.SetFlags(pmetric.DefaultDataPointFlags.WithNoRecordedValue(true))
+				}
 				attrs = dp.Attributes()
 			}
-			if overflow {
+			if s.overflow {
 				attrs.PutBool(attrOverflow, true)
-				return
+			} else {
+				putSeriesAttributes(attrs, f.def, &s.key)
 			}
-			putSeriesAttributes(attrs, f.def, &s.key)
+			return stale
 		}
+		live := f.list[:0]
 		for _, s := range f.list {
-			emit(s, false)
+			if emit(s) {
+				s.expired, expired = true, true
+				delete(f.index, s.key)
+				continue
+			}
+			live = append(live, s)
 		}
-		if f.overflow != nil {
-			emit(f.overflow, true)
-			overflowed = append(overflowed, NamedCount{Name: f.def.name, Value: f.overflowed})
+		clear(f.list[len(live):])
+		f.list = live
+		liveOver := f.overflows[:0]
+		for _, s := range f.overflows {
+			if emit(s) {
+				s.expired, expired = true, true
+				delete(f.overflow, s.key.res)
+				continue
+			}
+			liveOver = append(liveOver, s)
+		}
+		clear(f.overflows[len(liveOver):])
+		f.overflows = liveOver
+	}
+	if expired {
+		for k, es := range m.edges {
+			if es.series[0] != nil && es.series[0].expired || es.series[1] != nil && es.series[1].expired ||
+				es.series[2] != nil && es.series[2].expired || es.series[3] != nil && es.series[3].expired {
+				delete(m.edges, k)
+			}
 		}
 	}
+	m.lastEmit = ts
 	m.mu.Unlock()
 
-	host := scopeOf(m.host)
-	dropped := append([]NamedCount{
-		{"ringbuf_full", self.KernelRingbufFull},
-		{"map_full", self.KernelMapFull},
-		{"decode_error", self.DecodeErrors},
-		{"capture_queue_full", self.CaptureQueueFull},
-	}, self.Dropped...)
-	putCounter(host, m.start, ts, MetricDropped, "{event}", "Events, records or batches the receiver dropped, by reason.", attrReason, dropped)
-	putCounter(host, m.start, ts, MetricEvicted, "{entry}", "Entries evicted from bounded tables, by table.", attrTable, self.Evicted)
-	putCounter(host, m.start, ts, MetricParseFailures, "{message}", "Messages that failed to parse, by protocol.", attrProtocol, self.ParseFailures)
-	putCounter(host, m.start, ts, MetricPayloadTruncated, "{event}", "Payloads cut to max_payload_bytes.", "", []NamedCount{{Value: self.PayloadTruncated}})
-	putCounter(host, m.start, ts, MetricUnclassified, "{connection}", "Connections whose data stopped crossing: no known protocol.", "", []NamedCount{{Value: self.Unclassified}})
-	putCounter(host, m.start, ts, MetricEventsRead, "{event}", "Events decoded from the kernel.", "", []NamedCount{{Value: self.EventsRead}})
-	putCounter(host, m.start, ts, MetricRingbufBytes, "By", "Ring-buffer space taken by the kernel's records (headers included).", "", []NamedCount{{Value: self.RingbufBytes}})
-	putCounter(host, m.start, ts, MetricOverflowed, "{measurement}", "Measurements folded into a metric's overflow series (otel.metric.overflow=true).", attrMetric, overflowed)
+	if len(self) > 0 {
+		host := scopeOf(m.host)
+		for _, ss := range self {
+			putSelf(host, m.start, ts, ss)
+		}
+	}
 	return md
 }
 
@@ -597,26 +842,34 @@ func putSeriesAttributes(attrs pcommon.Map, def *familyDef, k *seriesKey) {
 	}
 }
 
-// putCounter writes a monotonic cumulative sum with one point per named value; an empty
-// attribute key makes a single unlabelled point.
-func putCounter(ms pmetric.MetricSlice, start, ts pcommon.Timestamp, name, unit, desc, key string, vals []NamedCount) {
-	if len(vals) == 0 {
+// putSelf writes one of the receiver's own metrics: a monotonic cumulative sum (or a gauge)
+// with one point per named value; an empty attribute key makes a single unlabelled point.
+func putSelf(ms pmetric.MetricSlice, start, ts pcommon.Timestamp, ss SelfSum) {
+	if len(ss.Points) == 0 {
 		return
 	}
 	mt := ms.AppendEmpty()
-	mt.SetName(name)
-	mt.SetUnit(unit)
-	mt.SetDescription(desc)
-	sum := mt.SetEmptySum()
-	sum.SetIsMonotonic(true)
-	sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
-	for _, v := range vals {
-		dp := sum.DataPoints().AppendEmpty()
-		dp.SetStartTimestamp(start)
+	mt.SetName(ss.Name)
+	mt.SetUnit(ss.Unit)
+	mt.SetDescription(ss.Description)
+	var dps pmetric.NumberDataPointSlice
+	if ss.Gauge {
+		dps = mt.SetEmptyGauge().DataPoints()
+	} else {
+		sum := mt.SetEmptySum()
+		sum.SetIsMonotonic(true)
+		sum.SetAggregationTemporality(pmetric.AggregationTemporalityCumulative)
+		dps = sum.DataPoints()
+	}
+	for _, v := range ss.Points {
+		dp := dps.AppendEmpty()
+		if !ss.Gauge {
+			dp.SetStartTimestamp(start)
+		}
 		dp.SetTimestamp(ts)
 		dp.SetIntValue(int64(v.Value))
-		if key != "" {
-			dp.Attributes().PutStr(key, v.Name)
+		if ss.AttrKey != "" {
+			dp.Attributes().PutStr(ss.AttrKey, v.Name)
 		}
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/pmetric"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
@@ -83,7 +84,7 @@ func TestMetricsHTTPBothHalvesCountOnce(t *testing.T) {
 			m.Exchange(x, frontend, checkout)
 		}
 	}
-	md := m.Emit(t0.Add(time.Minute), SelfCounters{})
+	md := m.Emit(t0.Add(time.Minute), nil)
 
 	server := points(t, md, MetricHTTPServerDuration)
 	require.Len(t, server, 2, "200 and 503 series")
@@ -120,13 +121,17 @@ func TestMetricsRemotePeerIsAVirtualNode(t *testing.T) {
 	// and an inbound request from an unknown client
 	in := httpExchange(l7.SideServer, "1.1", "GET", "/", 200)
 	m.Exchange(in, identity.Service{Name: "127.0.0.99"}, checkout)
-	md := m.Emit(t0.Add(time.Minute), SelfCounters{})
+	md := m.Emit(t0.Add(time.Minute), nil)
 
 	totals := points(t, md, MetricServiceGraphTotal)
 	require.Len(t, totals, 2)
-	assert.Equal(t, map[string]any{attrSGClient: "frontend", attrSGServer: "payments.example.com", attrSGConnectionType: "virtual_node"}, totals[0].attrs)
-	assert.Equal(t, int64(1), totals[0].value)
-	assert.Equal(t, map[string]any{attrSGClient: "127.0.0.99", attrSGServer: "checkout", attrSGConnectionType: "virtual_node"}, totals[1].attrs)
+	byServer := map[string]point{}
+	for _, p := range totals {
+		byServer[p.attrs[attrSGServer].(string)] = p
+	}
+	assert.Equal(t, map[string]any{attrSGClient: "frontend", attrSGServer: "payments.example.com", attrSGConnectionType: "virtual_node"}, byServer["payments.example.com"].attrs)
+	assert.Equal(t, int64(1), byServer["payments.example.com"].value)
+	assert.Equal(t, map[string]any{attrSGClient: "127.0.0.99", attrSGServer: "checkout", attrSGConnectionType: "virtual_node"}, byServer["checkout"].attrs)
 	failed := onePoint(t, md, MetricServiceGraphFailed)
 	assert.Equal(t, "payments.example.com", failed.attrs[attrSGServer], "a 4xx fails the client")
 	// one remote end: both latency histograms come from the half that was seen
@@ -143,7 +148,7 @@ func TestMetricsRPCAndDNS(t *testing.T) {
 	m.Exchange(grpcExchange(l7.SideServer, 14, "UNAVAILABLE"), frontend, checkout)
 	m.Exchange(dnsExchange(l7.SideClient, 3, "NXDOMAIN"), frontend, resolver)
 	m.Exchange(dnsExchange(l7.SideClient, 0, "NOERROR"), frontend, resolver)
-	md := m.Emit(t0.Add(time.Minute), SelfCounters{})
+	md := m.Emit(t0.Add(time.Minute), nil)
 
 	rs := onePoint(t, md, MetricRPCServerDuration)
 	assert.Equal(t, "checkout", rs.resource)
@@ -159,10 +164,10 @@ func TestMetricsRPCAndDNS(t *testing.T) {
 	dns := points(t, md, MetricDNSLookupDuration)
 	require.Len(t, dns, 2)
 	assert.Equal(t, "frontend", dns[0].resource)
-	assert.Equal(t, map[string]any{attrDNSQuestionName: "payments.example.com", attrDNSQuestionType: "A",
-		attrDNSResponseCode: "NXDOMAIN", attrErrorType: "NXDOMAIN"}, dns[0].attrs)
-	assert.Equal(t, map[string]any{attrDNSQuestionName: "payments.example.com", attrDNSQuestionType: "A",
-		attrDNSResponseCode: "NOERROR"}, dns[1].attrs)
+	assert.Equal(t, map[string]any{attrDNSQuestionName: "payments.example.com", attrNIDNSQuestionType: "A",
+		attrNIDNSResponseCode: "NXDOMAIN", attrErrorType: "NXDOMAIN"}, dns[0].attrs)
+	assert.Equal(t, map[string]any{attrDNSQuestionName: "payments.example.com", attrNIDNSQuestionType: "A",
+		attrNIDNSResponseCode: "NOERROR"}, dns[1].attrs)
 
 	totals := points(t, md, MetricServiceGraphTotal)
 	require.Len(t, totals, 2)
@@ -174,9 +179,9 @@ func TestMetricsRPCAndDNS(t *testing.T) {
 func TestMetricsAreCumulativeWithAFixedStart(t *testing.T) {
 	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes})
 	m.Exchange(httpExchange(l7.SideServer, "1.1", "GET", "/", 200), frontend, checkout)
-	first := m.Emit(t0.Add(time.Minute), SelfCounters{})
+	first := m.Emit(t0.Add(time.Minute), nil)
 	m.Exchange(httpExchange(l7.SideServer, "1.1", "GET", "/", 200), frontend, checkout)
-	second := m.Emit(t0.Add(2*time.Minute), SelfCounters{})
+	second := m.Emit(t0.Add(2*time.Minute), nil)
 
 	assert.Equal(t, uint64(1), onePoint(t, first, MetricHTTPServerDuration).count)
 	assert.Equal(t, uint64(2), onePoint(t, second, MetricHTTPServerDuration).count)
@@ -196,7 +201,7 @@ func TestMetricsHistogramBuckets(t *testing.T) {
 		x.End = x.Start.Add(d)
 		m.Exchange(x, frontend, checkout)
 	}
-	p := onePoint(t, m.Emit(t0, SelfCounters{}), MetricHTTPServerDuration)
+	p := onePoint(t, m.Emit(t0, nil), MetricHTTPServerDuration)
 	// (−∞,0.01] holds 5ms and 10ms (upper bounds inclusive), (0.01,0.1] 50ms, (1,+∞) 2s
 	assert.Equal(t, []uint64{2, 1, 0, 1}, p.buckets)
 	assert.Equal(t, uint64(4), p.count)
@@ -208,12 +213,12 @@ func TestMetricsCardinalityIsCapped(t *testing.T) {
 		x := httpExchange(l7.SideServer, "1.1", "GET", fmt.Sprintf("/page-%c", 'a'+i), 200)
 		m.Exchange(x, frontend, checkout)
 	}
-	md := m.Emit(t0, SelfCounters{})
+	md := m.Emit(t0, nil)
 	ps := points(t, md, MetricHTTPServerDuration)
 	require.Len(t, ps, 4, "3 series and the overflow series")
 	assert.Equal(t, "/page-a", ps[0].attrs[attrHTTPRoute])
 	over := ps[3]
-	assert.Equal(t, "netintel", over.resource)
+	assert.Equal(t, "checkout", over.resource, "the overflow series keeps its service")
 	assert.Equal(t, map[string]any{attrOverflow: true}, over.attrs)
 	assert.Equal(t, uint64(7), over.count)
 	var total uint64
@@ -222,9 +227,7 @@ func TestMetricsCardinalityIsCapped(t *testing.T) {
 	}
 	assert.Equal(t, uint64(10), total, "no measurement is lost, only its attributes")
 
-	ov := onePoint(t, md, MetricOverflowed)
-	assert.Equal(t, map[string]any{attrMetric: MetricHTTPServerDuration}, ov.attrs)
-	assert.Equal(t, int64(7), ov.value)
+	assert.Equal(t, []NamedCount{{Name: MetricHTTPServerDuration, Value: 7}}, m.Overflowed())
 }
 
 func TestMetricsTCPPerEdge(t *testing.T) {
@@ -256,7 +259,7 @@ func TestMetricsTCPPerEdge(t *testing.T) {
 	for i := range events {
 		m.Conn(&events[i].ev, events[i].client, events[i].server)
 	}
-	md := m.Emit(t0, SelfCounters{})
+	md := m.Emit(t0, nil)
 	local := map[string]any{attrSGClient: "frontend", attrSGServer: "checkout", attrServerPort: int64(8080)}
 	remote := map[string]any{attrSGClient: "frontend", attrSGServer: "payments.example.com", attrServerPort: int64(443)}
 
@@ -287,34 +290,31 @@ func TestMetricsTCPPerEdge(t *testing.T) {
 	assert.Equal(t, "netintel", rtt.resource)
 }
 
-func TestMetricsSelfCounters(t *testing.T) {
+func TestMetricsSelfSums(t *testing.T) {
 	m := NewMetrics(MetricsOptions{Start: t0, Host: hostRes})
-	md := m.Emit(t0, SelfCounters{
-		KernelRingbufFull: 5, KernelMapFull: 1, DecodeErrors: 2, CaptureQueueFull: 3,
-		Dropped:          []NamedCount{{"export_queue_full_spans", 9}},
-		Evicted:          []NamedCount{{"connections", 11}, {"baselines", 4}},
-		ParseFailures:    []NamedCount{{"http", 6}, {"dns", 1}},
-		PayloadTruncated: 100, Unclassified: 7, EventsRead: 12345, RingbufBytes: 987654,
+	md := m.Emit(t0.Add(time.Minute), []SelfSum{
+		{Name: "netintel.receiver.dropped", Unit: "{item}", AttrKey: "reason", Points: []NamedCount{{"ringbuf_full", 5}, {"sequence_gap", 2}}},
+		{Name: "netintel.receiver.events_read", Unit: "{event}", Points: []NamedCount{{Value: 12345}}},
+		{Name: "netintel.receiver.l7.state_bytes", Unit: "By", Gauge: true, Points: []NamedCount{{Value: 4096}}},
 	})
-	byAttr := func(name, key string) map[string]int64 {
-		out := map[string]int64{}
-		for _, p := range points(t, md, name) {
-			assert.Equal(t, "netintel", p.resource)
-			out[fmt.Sprint(p.attrs[key])] = p.value
-		}
-		return out
+	dropped := map[string]int64{}
+	for _, p := range points(t, md, "netintel.receiver.dropped") {
+		assert.Equal(t, "netintel", p.resource)
+		dropped[fmt.Sprint(p.attrs["reason"])] = p.value
 	}
-	assert.Equal(t, map[string]int64{"ringbuf_full": 5, "map_full": 1, "decode_error": 2, "capture_queue_full": 3,
-		"export_queue_full_spans": 9}, byAttr(MetricDropped, attrReason))
-	assert.Equal(t, map[string]int64{"connections": 11, "baselines": 4}, byAttr(MetricEvicted, attrTable))
-	assert.Equal(t, map[string]int64{"http": 6, "dns": 1}, byAttr(MetricParseFailures, attrProtocol))
-	assert.Equal(t, int64(100), onePoint(t, md, MetricPayloadTruncated).value)
-	assert.Equal(t, int64(7), onePoint(t, md, MetricUnclassified).value)
-	assert.Equal(t, int64(12345), onePoint(t, md, MetricEventsRead).value)
-	assert.Equal(t, int64(987654), onePoint(t, md, MetricRingbufBytes).value)
-	assert.Empty(t, points(t, md, MetricOverflowed), "no overflow, no overflow metric")
+	assert.Equal(t, map[string]int64{"ringbuf_full": 5, "sequence_gap": 2}, dropped)
+	assert.Equal(t, int64(12345), onePoint(t, md, "netintel.receiver.events_read").value)
+	gauge := findMetric(t, md, "netintel.receiver.l7.state_bytes")
+	require.Equal(t, pmetric.MetricTypeGauge, gauge.Type())
+	assert.Equal(t, int64(4096), gauge.Gauge().DataPoints().At(0).IntValue())
+	sum := findMetric(t, md, "netintel.receiver.dropped").Sum()
+	assert.True(t, sum.IsMonotonic())
+	assert.Equal(t, pcommon.NewTimestampFromTime(t0), sum.DataPoints().At(0).StartTimestamp())
 	rm := md.ResourceMetrics().At(0)
 	assert.Equal(t, map[string]any{attrServiceName: "netintel", attrHostName: "node-a"}, rm.Resource().Attributes().AsRaw())
+
+	none := m.Emit(t0, nil)
+	assert.Empty(t, points(t, none, "netintel.receiver.dropped"), "no self sums given, none emitted")
 }
 
 func findMetric(t *testing.T, md pmetric.Metrics, name string) pmetric.Metric {
@@ -347,12 +347,12 @@ func TestMetricsConcurrentExchangeAndEmit(t *testing.T) {
 		}(w)
 	}
 	for i := 0; i < 50; i++ {
-		m.Emit(t0.Add(time.Duration(i)*time.Second), SelfCounters{})
+		m.Emit(t0.Add(time.Duration(i)*time.Second), nil)
 	}
 	for w := 0; w < writers; w++ {
 		<-done
 	}
-	md := m.Emit(t0.Add(time.Hour), SelfCounters{})
+	md := m.Emit(t0.Add(time.Hour), nil)
 	var n uint64
 	for _, p := range points(t, md, MetricHTTPServerDuration) {
 		n += p.count
@@ -371,7 +371,7 @@ func TestMetricsServiceGraphCardinalityIsCapped(t *testing.T) {
 			m.Exchange(x, frontend, srv)
 		}
 	}
-	md := m.Emit(t0, SelfCounters{})
+	md := m.Emit(t0, nil)
 	totals := points(t, md, MetricServiceGraphTotal)
 	require.Len(t, totals, 3, "2 edges and the overflow series")
 	assert.Equal(t, map[string]any{attrOverflow: true}, totals[2].attrs)
@@ -382,8 +382,8 @@ func TestMetricsServiceGraphCardinalityIsCapped(t *testing.T) {
 	}
 	assert.Equal(t, int64(10), sum)
 	overflow := map[string]int64{}
-	for _, p := range points(t, md, MetricOverflowed) {
-		overflow[p.attrs[attrMetric].(string)] = p.value
+	for _, o := range m.Overflowed() {
+		overflow[o.Name] = int64(o.Value)
 	}
 	assert.Equal(t, int64(6), overflow[MetricServiceGraphTotal])
 	assert.Equal(t, int64(6), overflow[MetricServiceGraphServer])

@@ -7,7 +7,7 @@ package otlp
 
 import (
 	"go.opentelemetry.io/collector/pdata/pcommon"
-	semconv "go.opentelemetry.io/otel/semconv/v1.37.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 
 	"github.com/netintel/netintelreceiver/internal/identity"
 )
@@ -22,11 +22,11 @@ const unknownService = "unknown_service"
 
 // Resource attribute keys (semantic conventions).
 const (
-	attrServiceName    = "service.name"
-	attrProcessPID     = "process.pid"
-	attrExecutableName = "process.executable.name"
-	attrContainerID    = "container.id"
-	attrHostName       = "host.name"
+	attrServiceName    = string(semconv.ServiceNameKey)
+	attrProcessPID     = string(semconv.ProcessPIDKey)
+	attrExecutableName = string(semconv.ProcessExecutableNameKey)
+	attrContainerID    = string(semconv.ContainerIDKey)
+	attrHostName       = string(semconv.HostNameKey)
 )
 
 // Resource attribute keys of the container and Kubernetes pod a service runs in, and of

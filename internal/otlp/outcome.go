@@ -51,8 +51,9 @@ func judge(x *l7.Exchange, side l7.Side) outcome {
 		return outcome{}
 	}
 	switch x.Failure {
-	case l7.FailureNone, l7.FailureAbandoned:
+	case l7.FailureNone, l7.FailureAbandoned, l7.FailureUnknown:
 		// A client that hung up before the answer cancelled its own call: no side failed.
+		// An outcome capture did not see (lost events) is nobody's failure either.
 		return outcome{}
 	}
 	return outcome{errType: x.Failure.String(), message: failureMessage(x.Failure)}

@@ -1,52 +1,77 @@
 package otlp
 
-// Semantic-convention attribute keys (semconv 1.37+ names; the older RPC keys are kept
-// alongside for backends that still read them, see rpcAttributes).
+import (
+	semconv138 "go.opentelemetry.io/otel/semconv/v1.38.0"
+	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
+)
+
+// Semantic-convention attribute keys, from the newest semconv package the module proxy
+// serves (v1.43.0). The RPC keys the conventions renamed in 1.39 are also written under
+// their old names for backends that still read them (see putRPCAttributes); those come from
+// the last package that had them (v1.38.0).
 const (
-	attrHTTPMethod         = "http.request.method"
-	attrHTTPMethodOriginal = "http.request.method_original"
-	attrHTTPStatus         = "http.response.status_code"
-	attrHTTPRoute          = "http.route"
-	attrURLPath            = "url.path"
-	attrURLScheme          = "url.scheme"
-	attrURLTemplate        = "url.template"
-	attrServerAddress      = "server.address"
-	attrServerPort         = "server.port"
-	attrClientAddress      = "client.address"
-	attrClientPort         = "client.port"
-	attrPeerAddress        = "network.peer.address"
-	attrPeerPort           = "network.peer.port"
-	attrProtocolName       = "network.protocol.name"
-	attrProtocolVersion    = "network.protocol.version"
-	attrTransport          = "network.transport"
-	attrUserAgent          = "user_agent.original"
-	attrErrorType          = "error.type"
+	attrHTTPMethod         = string(semconv.HTTPRequestMethodKey)
+	attrHTTPMethodOriginal = string(semconv.HTTPRequestMethodOriginalKey)
+	attrHTTPStatus         = string(semconv.HTTPResponseStatusCodeKey)
+	attrHTTPRoute          = string(semconv.HTTPRouteKey)
+	attrURLPath            = string(semconv.URLPathKey)
+	attrURLFull            = string(semconv.URLFullKey)
+	attrURLScheme          = string(semconv.URLSchemeKey)
+	attrURLTemplate        = string(semconv.URLTemplateKey)
+	attrServerAddress      = string(semconv.ServerAddressKey)
+	attrServerPort         = string(semconv.ServerPortKey)
+	attrClientAddress      = string(semconv.ClientAddressKey)
+	attrClientPort         = string(semconv.ClientPortKey)
+	attrPeerAddress        = string(semconv.NetworkPeerAddressKey)
+	attrPeerPort           = string(semconv.NetworkPeerPortKey)
+	attrProtocolName       = string(semconv.NetworkProtocolNameKey)
+	attrProtocolVersion    = string(semconv.NetworkProtocolVersionKey)
+	attrTransport          = string(semconv.NetworkTransportKey)
+	attrUserAgent          = string(semconv.UserAgentOriginalKey)
+	attrErrorType          = string(semconv.ErrorTypeKey)
 
-	attrRPCSystemName     = "rpc.system.name"
-	attrRPCMethod         = "rpc.method"
-	attrRPCResponseStatus = "rpc.response.status_code"
-	attrRPCSystemOld      = "rpc.system"
-	attrRPCServiceOld     = "rpc.service"
-	attrRPCGRPCStatusOld  = "rpc.grpc.status_code"
+	attrRPCSystemName     = string(semconv.RPCSystemNameKey)
+	attrRPCMethod         = string(semconv.RPCMethodKey)
+	attrRPCResponseStatus = string(semconv.RPCResponseStatusCodeKey)
+	attrRPCSystemOld      = string(semconv138.RPCSystemKey)
+	attrRPCServiceOld     = string(semconv138.RPCServiceKey)
+	attrRPCGRPCStatusOld  = string(semconv138.RPCGRPCStatusCodeKey)
 
-	attrDNSQuestionName = "dns.question.name"
-	attrDNSQuestionType = "dns.question.type"
-	attrDNSResponseCode = "dns.response_code"
-	attrDNSAnswers      = "dns.answers"
+	attrDNSQuestionName = string(semconv.DNSQuestionNameKey)
+	attrDNSAnswers      = string(semconv.DNSAnswersKey)
 
-	attrTLSServerName      = "tls.client.server_name"
-	attrTLSProtocolVersion = "tls.protocol.version"
-	attrTLSNextProtocol    = "tls.next_protocol"
+	// TLS: the server name the client asked for is server.address (tls.client.server_name
+	// is deprecated for it).
+	attrTLSProtocolVersion = string(semconv.TLSProtocolVersionKey)
+	attrTLSNextProtocol    = string(semconv.TLSNextProtocolKey)
 
-	attrServicePeerName = "service.peer.name"
-	attrPeerServiceOld  = "peer.service"
+	attrServicePeerName = string(semconv.ServicePeerNameKey)
+	attrPeerServiceOld  = string(semconv138.PeerServiceKey)
 
+	// attrOverflow is the attribute of a metric's overflow series, from the OTel metrics
+	// SDK specification's cardinality limits (not a semantic-convention key).
 	attrOverflow = "otel.metric.overflow"
 )
 
 // netintel's own attributes, for what the conventions do not cover.
 const (
 	attrNIPartial = "netintel.http.partial_headers"
+	// The conventions have dns.question.name but no key for the query type or the response
+	// code (dns.lookup.duration only carries error.type): netintel names them.
+	attrNIDNSQuestionType = "netintel.dns.question.type"
+	attrNIDNSResponseCode = "netintel.dns.response_code"
+	// attrNISpanEnd says what a span's end time is: netintel sees bytes, so an answered
+	// exchange ends at the response's FIRST byte (not its last, as an instrumented client
+	// would record), a failed one when the failure was observed, and one whose outcome was
+	// not observed (capture lost events) has no duration at all.
+	attrNISpanEnd = "netintel.span.end"
+)
+
+// Values of netintel.span.end.
+const (
+	spanEndResponseFirstByte = "response_first_byte"
+	spanEndFailure           = "failure_observed"
+	spanEndNotObserved       = "not_observed"
 )
 
 const grpcSystem = "grpc"

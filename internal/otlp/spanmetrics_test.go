@@ -39,7 +39,7 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 	require.NoError(t, err)
 
 	exact := NewMetrics(MetricsOptions{Start: t0, Host: hostRes})
-	nodeA, nodeB := NewTraceBuilder(), NewTraceBuilder() // the client's node, the server's node
+	nodeA, nodeB := NewTraceBuilder(Privacy{}), NewTraceBuilder(Privacy{}) // the client's node, the server's node
 	kept := 0
 	for i := 0; i < requests; i++ {
 		seq := uint32(i * 1000)
@@ -102,7 +102,7 @@ func TestSpanMetricsConnectorCorrectsSampledSpans(t *testing.T) {
 		orders, keptOrders, defaultP, keptOrders*100, orders)
 
 	// Our metrics saw every exchange, sampled or not: exact.
-	md := exact.Emit(t0.Add(time.Minute), SelfCounters{})
+	md := exact.Emit(t0.Add(time.Minute), nil)
 	var server, client uint64
 	for _, p := range points(t, md, MetricHTTPServerDuration) {
 		server += p.count

@@ -1,11 +1,11 @@
 package otlp
 
 import (
-	"math"
 	"net"
 	"strconv"
 	"strings"
 
+	"github.com/open-telemetry/opentelemetry-collector-contrib/pkg/sampling"
 	"go.opentelemetry.io/collector/pdata/pcommon"
 	"go.opentelemetry.io/collector/pdata/ptrace"
 
@@ -21,20 +21,38 @@ const (
 	flagIsRemote    = 0x200 // OTLP: the parent lives in another process (the client)
 )
 
-// maxAdjustedCount is 2^56, the range of OTel sampling thresholds.
-const maxAdjustedCount = 1 << 56
+// PathPolicy is what leaves the node of a request's path (config privacy.url_path).
+type PathPolicy uint8
+
+const (
+	// PathRaw exports url.path as sent (never the query string): what the semantic
+	// conventions require.
+	PathRaw PathPolicy = iota
+	// PathTemplate exports the route template in url.path (and url.full) instead: a
+	// departure from the conventions, for paths that carry ids, emails or tokens.
+	PathTemplate
+	// PathDrop exports no url.path and no url.full at all (http.route / url.template and the
+	// span name still carry the template).
+	PathDrop
+)
+
+// Privacy says what of an exchange may be exported.
+type Privacy struct {
+	URLPath PathPolicy
+}
 
 // TraceBuilder collects the spans of one batch, one ResourceSpans per resource.
 // It is not safe for concurrent use; the receiver keeps one per pipeline goroutine.
 type TraceBuilder struct {
-	td    ptrace.Traces
-	spans map[identity.Resource]ptrace.SpanSlice
-	n     int
+	td      ptrace.Traces
+	spans   map[identity.Resource]ptrace.SpanSlice
+	n       int
+	privacy Privacy
 }
 
-// NewTraceBuilder returns an empty builder.
-func NewTraceBuilder() *TraceBuilder {
-	return &TraceBuilder{td: ptrace.NewTraces(), spans: make(map[identity.Resource]ptrace.SpanSlice)}
+// NewTraceBuilder returns an empty builder that applies p to every span.
+func NewTraceBuilder(p Privacy) *TraceBuilder {
+	return &TraceBuilder{td: ptrace.NewTraces(), spans: make(map[identity.Resource]ptrace.SpanSlice), privacy: p}
 }
 
 // Append adds the span of the observed side of x (see AppendSpans).
@@ -45,7 +63,7 @@ func (b *TraceBuilder) Append(x *l7.Exchange, client, server identity.Service, p
 		ss = newScopeSpans(b.td, res)
 		b.spans[res] = ss
 	}
-	fillSpan(ss.AppendEmpty(), x, client, server, probability)
+	fillSpan(ss.AppendEmpty(), x, client, server, probability, b.privacy)
 	b.n++
 }
 
@@ -69,18 +87,18 @@ func (b *TraceBuilder) Traces() ptrace.Traces {
 // Call it for the exchanges intel decided to export (intel.Decision.Export), with
 // probability = intel.Decision.Probability: below 1 it is recorded as the OTel threshold in
 // tracestate ("ot=th:…", the same value as intel.Decision.TraceState) so span-derived counts
-// (span_metrics) are corrected downstream.
+// (span_metrics) are corrected downstream. Paths are exported raw (Privacy{}).
 func AppendSpans(dst ptrace.Traces, x *l7.Exchange, client, server identity.Service, probability float64) {
 	res := resourceOf(observed(x, client, server))
 	rss := dst.ResourceSpans()
 	for i := 0; i < rss.Len(); i++ {
 		rs := rss.At(i)
 		if resourceMatches(rs.Resource().Attributes(), res) && rs.ScopeSpans().Len() > 0 {
-			fillSpan(rs.ScopeSpans().At(0).Spans().AppendEmpty(), x, client, server, probability)
+			fillSpan(rs.ScopeSpans().At(0).Spans().AppendEmpty(), x, client, server, probability, Privacy{})
 			return
 		}
 	}
-	fillSpan(newScopeSpans(dst, res).AppendEmpty(), x, client, server, probability)
+	fillSpan(newScopeSpans(dst, res).AppendEmpty(), x, client, server, probability, Privacy{})
 }
 
 func observed(x *l7.Exchange, client, server identity.Service) identity.Service {
@@ -138,7 +156,7 @@ func SpanName(x *l7.Exchange) string {
 		if x.HTTP.Path == "" {
 			return m
 		}
-		return m + " " + Route(x.HTTP.Path)
+		return m + " " + routeOf(x.HTTP)
 	case x.DNS != nil:
 		if x.DNS.Type == "" {
 			return "DNS"
@@ -157,7 +175,7 @@ func grpcFullMethod(g *l7.GRPC) string {
 	return g.Service + "/" + g.Method
 }
 
-func fillSpan(sp ptrace.Span, x *l7.Exchange, client, server identity.Service, probability float64) {
+func fillSpan(sp ptrace.Span, x *l7.Exchange, client, server identity.Service, probability float64, privacy Privacy) {
 	sp.SetTraceID(x.TraceID())
 	flags := uint32(flagSampled | flagRandom)
 	if x.Side == l7.SideServer {
@@ -184,8 +202,16 @@ func fillSpan(sp ptrace.Span, x *l7.Exchange, client, server identity.Service, p
 	sp.SetEndTimestamp(end)
 
 	attrs := sp.Attributes()
-	attrs.EnsureCapacity(16)
+	attrs.EnsureCapacity(17)
 	putNetworkAttributes(attrs, x, client, server)
+	switch {
+	case x.Failure == l7.FailureUnknown:
+		attrs.PutStr(attrNISpanEnd, spanEndNotObserved)
+	case x.Failure != l7.FailureNone:
+		attrs.PutStr(attrNISpanEnd, spanEndFailure)
+	default:
+		attrs.PutStr(attrNISpanEnd, spanEndResponseFirstByte)
+	}
 	switch {
 	case x.GRPC != nil:
 		putRPCAttributes(attrs, x.GRPC)
@@ -193,7 +219,7 @@ func fillSpan(sp ptrace.Span, x *l7.Exchange, client, server identity.Service, p
 			attrs.PutStr(attrUserAgent, x.HTTP.UserAgent)
 		}
 	case x.HTTP != nil:
-		putHTTPAttributes(attrs, x)
+		putHTTPAttributes(attrs, x, privacy)
 	case x.DNS != nil:
 		putDNSAttributes(attrs, x.DNS)
 	case x.TLS != nil:
@@ -300,7 +326,7 @@ func hostOnly(host string) string {
 	return host
 }
 
-func putHTTPAttributes(attrs pcommon.Map, x *l7.Exchange) {
+func putHTTPAttributes(attrs pcommon.Map, x *l7.Exchange, privacy Privacy) {
 	h := x.HTTP
 	m := normalizeMethod(h.Method)
 	attrs.PutStr(attrHTTPMethod, m)
@@ -308,13 +334,21 @@ func putHTTPAttributes(attrs pcommon.Map, x *l7.Exchange) {
 		attrs.PutStr(attrHTTPMethodOriginal, h.Method)
 	}
 	if h.Path != "" {
-		// url.path is the raw path (the query string never leaves, DESIGN §7); the route
-		// template goes to http.route on the server and url.template on the client.
-		attrs.PutStr(attrURLPath, h.Path)
+		// url.path is the raw path unless privacy.url_path says otherwise (the query string
+		// never leaves, DESIGN §7); the route template goes to http.route on the server and
+		// url.template on the client.
+		route := routeOf(h)
+		path, ok := exportedPath(h.Path, route, privacy.URLPath)
+		if ok {
+			attrs.PutStr(attrURLPath, path)
+		}
 		if x.Side == l7.SideServer {
-			attrs.PutStr(attrHTTPRoute, Route(h.Path))
+			attrs.PutStr(attrHTTPRoute, route)
 		} else {
-			attrs.PutStr(attrURLTemplate, Route(h.Path))
+			attrs.PutStr(attrURLTemplate, route)
+			if ok {
+				attrs.PutStr(attrURLFull, urlFull(x, path))
+			}
 		}
 	}
 	attrs.PutStr(attrURLScheme, "http")
@@ -341,6 +375,38 @@ func putHTTPAttributes(attrs pcommon.Map, x *l7.Exchange) {
 // read together with rpc.service, the new one the fully-qualified "helloworld.Greeter/SayHello".
 // An attribute has one value, so rpc.method carries the new, fully-qualified form: it still
 // names the method unambiguously for an old reader, and rpc.service gives it the service.
+// exportedPath is what url.path carries under the policy; ok is false when it is dropped.
+func exportedPath(raw, route string, policy PathPolicy) (string, bool) {
+	switch policy {
+	case PathTemplate:
+		return route, true
+	case PathDrop:
+		return "", false
+	}
+	return raw, true
+}
+
+// urlFull is the absolute URL a client requested, without the query string (privacy):
+// scheme, the authority the client addressed (Host header, else the server's address and
+// port) and the exported path.
+func urlFull(x *l7.Exchange, path string) string {
+	host := serverAddress(x)
+	if strings.IndexByte(host, ':') >= 0 {
+		host = "[" + host + "]" // an IPv6 literal
+	}
+	port := serverPort(x)
+	var b strings.Builder
+	b.Grow(len("http://") + len(host) + 6 + len(path))
+	b.WriteString("http://")
+	b.WriteString(host)
+	if port != 0 && port != 80 {
+		b.WriteByte(':')
+		b.WriteString(strconv.Itoa(int(port)))
+	}
+	b.WriteString(path)
+	return b.String()
+}
+
 func putRPCAttributes(attrs pcommon.Map, g *l7.GRPC) {
 	attrs.PutStr(attrRPCSystemName, grpcSystem)
 	attrs.PutStr(attrRPCSystemOld, grpcSystem)
@@ -361,10 +427,10 @@ func putDNSAttributes(attrs pcommon.Map, d *l7.DNS) {
 		attrs.PutStr(attrDNSQuestionName, d.Name)
 	}
 	if d.Type != "" {
-		attrs.PutStr(attrDNSQuestionType, d.Type)
+		attrs.PutStr(attrNIDNSQuestionType, d.Type)
 	}
 	if d.RCode >= 0 {
-		attrs.PutStr(attrDNSResponseCode, rcodeName(d))
+		attrs.PutStr(attrNIDNSResponseCode, rcodeName(d))
 	}
 	if len(d.Answers) > 0 {
 		s := attrs.PutEmptySlice(attrDNSAnswers)
@@ -375,10 +441,9 @@ func putDNSAttributes(attrs pcommon.Map, d *l7.DNS) {
 	}
 }
 
+// putTLSAttributes writes the handshake's metadata; the server name the client asked for (SNI)
+// is already server.address (putNetworkAttributes).
 func putTLSAttributes(attrs pcommon.Map, t *l7.TLS) {
-	if t.SNI != "" {
-		attrs.PutStr(attrTLSServerName, t.SNI)
-	}
 	if t.Version != "" {
 		attrs.PutStr(attrTLSProtocolVersion, t.Version)
 	}
@@ -388,24 +453,16 @@ func putTLSAttributes(attrs pcommon.Map, t *l7.TLS) {
 }
 
 // SamplingThreshold is the OTel probability-sampling threshold for probability p, as the
-// "th" value of the "ot" tracestate entry: (1-p)·2^56 in 14 hex digits with trailing zeros
-// trimmed (https://opentelemetry.io/docs/specs/otel/trace/tracestate-probability-sampling/).
+// "th" value of the "ot" tracestate entry (contrib pkg/sampling: (1-p)·2^56, trailing zeros
+// trimmed; https://opentelemetry.io/docs/specs/otel/trace/tracestate-probability-sampling/).
 // ok is false when p ≥ 1 (nothing to record) or p is not a probability.
 func SamplingThreshold(p float64) (th string, ok bool) {
-	if !(p > 0 && p < 1) || math.IsNaN(p) {
+	if !(p > 0 && p < 1) {
 		return "", false
 	}
-	// 2^56 − round(p·2^56) keeps the precision of small p, where (1−p)·2^56 would lose it.
-	keep := uint64(math.Round(p * maxAdjustedCount))
-	if keep == 0 {
-		keep = 1
+	t, err := sampling.ProbabilityToThreshold(max(p, sampling.MinSamplingProbability))
+	if err != nil {
+		return "", false
 	}
-	t := uint64(maxAdjustedCount) - keep
-	s := strconv.FormatUint(t, 16)
-	s = strings.Repeat("0", 14-len(s)) + s
-	s = strings.TrimRight(s, "0")
-	if s == "" {
-		s = "0"
-	}
-	return s, true
+	return t.TValue(), true
 }

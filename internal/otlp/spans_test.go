@@ -60,6 +60,7 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 			wantResource: "frontend",
 			want: map[string]any{
 				attrHTTPMethod: "GET", attrURLPath: "/api/users/42", attrURLTemplate: "/api/users/{id}",
+				attrURLFull: "http://checkout:8080/api/users/42", attrNISpanEnd: "response_first_byte",
 				attrURLScheme: "http", attrHTTPStatus: int64(200), attrServerAddress: "checkout",
 				attrServerPort: int64(8080), attrPeerAddress: "127.0.0.20", attrPeerPort: int64(8080),
 				attrProtocolName: "http", attrProtocolVersion: "1.1", attrTransport: "tcp",
@@ -145,7 +146,7 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 			name: "DNS NOERROR", x: dnsExchange(l7.SideClient, 0, "NOERROR"), client: frontend, server: resolver,
 			wantName: "DNS A", wantKind: ptrace.SpanKindClient, wantStatus: ptrace.StatusCodeUnset, wantResource: "frontend",
 			want: map[string]any{
-				attrDNSQuestionName: "payments.example.com", attrDNSQuestionType: "A", attrDNSResponseCode: "NOERROR",
+				attrDNSQuestionName: "payments.example.com", attrNIDNSQuestionType: "A", attrNIDNSResponseCode: "NOERROR",
 				attrDNSAnswers: []any{"127.0.0.30"}, attrTransport: "udp", attrProtocolName: "dns",
 				attrServerAddress: "127.0.0.53", attrServerPort: int64(53), attrServicePeerName: "127.0.0.53:53",
 			},
@@ -154,7 +155,7 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 		{
 			name: "DNS NXDOMAIN is an error", x: dnsExchange(l7.SideClient, 3, "NXDOMAIN"), client: frontend, server: resolver,
 			wantName: "DNS A", wantKind: ptrace.SpanKindClient, wantStatus: ptrace.StatusCodeError, wantResource: "frontend",
-			want: map[string]any{attrDNSResponseCode: "NXDOMAIN", attrErrorType: "NXDOMAIN"}, absent: []string{attrDNSAnswers},
+			want: map[string]any{attrNIDNSResponseCode: "NXDOMAIN", attrErrorType: "NXDOMAIN"}, absent: []string{attrDNSAnswers},
 		},
 		{
 			name: "DNS served by a local server", x: dnsExchange(l7.SideServer, 0, "NOERROR"),
@@ -166,7 +167,7 @@ func TestAppendSpansPerExchangeType(t *testing.T) {
 			name: "reset before the response", x: reset, client: frontend, server: checkout,
 			wantName: "POST /api/orders", wantKind: ptrace.SpanKindClient, wantStatus: ptrace.StatusCodeError,
 			wantMessage: "connection reset before the response", wantResource: "frontend",
-			want: map[string]any{attrErrorType: "connection_reset"}, absent: []string{attrHTTPStatus},
+			want: map[string]any{attrErrorType: "connection_reset", attrNISpanEnd: "failure_observed"}, absent: []string{attrHTTPStatus},
 		},
 		{
 			name: "server timeout", x: timeout, client: frontend, server: checkout,
@@ -240,7 +241,7 @@ func TestClientAndServerSpansPairAcrossBuilders(t *testing.T) {
 	serverSide.Start = serverSide.Start.Add(300 * time.Microsecond)
 	serverSide.End = serverSide.End.Add(-200 * time.Microsecond)
 
-	nodeA, nodeB := NewTraceBuilder(), NewTraceBuilder()
+	nodeA, nodeB := NewTraceBuilder(Privacy{}), NewTraceBuilder(Privacy{})
 	nodeA.Append(clientSide, frontend, identity.Service{Name: "checkout"}, 0.25)
 	nodeB.Append(serverSide, identity.Service{Name: "10.0.0.1"}, checkout, 0.25)
 	tdA, tdB := nodeA.Traces(), nodeB.Traces()
@@ -269,7 +270,7 @@ func TestClientAndServerSpansPairAcrossBuilders(t *testing.T) {
 }
 
 func TestBuilderReusesResourceSpans(t *testing.T) {
-	b := NewTraceBuilder()
+	b := NewTraceBuilder(Privacy{})
 	td := ptrace.NewTraces()
 	for i := 0; i < 3; i++ {
 		for _, side := range []l7.Side{l7.SideClient, l7.SideServer} {

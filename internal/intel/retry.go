@@ -1,0 +1,226 @@
+package intel
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
+	"github.com/netintel/netintelreceiver/internal/identity"
+	"github.com/netintel/netintelreceiver/internal/l7"
+)
+
+// The retry_storm detector tells retries from an error rate. One client (service and
+// address) on one route is a storm in a window when all of these hold:
+//   - its failed attempts are at least RetryStormMinAttempts, spread over at least
+//     retryStormMinSpan, at RetryStormRate a second or more;
+//   - most of its attempts fail (retryMinFailureRatio): a 1% error rate is no storm;
+//   - failed calls are repeated: the same call (same path and query, same DNS question, same
+//     destination for a connect) comes again within RetryGap of its failure, so that a logical
+//     call takes retryMinAttemptsPerCall attempts or more on average; a caller that serves
+//     requests must also make that many calls per request it serves, so a proxy passing on
+//     its callers' failures one for one is no storm.
+const (
+	retryStormMinSpan       = time.Second
+	retryMinFailureRatio    = 0.5
+	retryMinAttemptsPerCall = 2.0
+	// maxRetryCalls bounds the distinct calls followed per client and route in a window;
+	// beyond it each failure counts as a call of its own (which can only hide a storm).
+	maxRetryCalls = 1024
+)
+
+// connectRoute is the route of connection attempts in the retry tables.
+const connectRoute = "connect"
+
+type retryDetector struct {
+	e        *Engine
+	groups   map[retryKey]*retryGroup
+	reported *episodes
+}
+
+// retryKey is one client repeating calls on one route.
+type retryKey struct {
+	client              string
+	ip                  netip.Addr
+	dest, method, route string
+}
+
+type retryGroup struct {
+	edge                EdgeKey
+	client              identity.Service
+	first, last         time.Time
+	failures, successes uint64
+	calls, attempts     uint64               // logical calls that failed, and their attempts
+	open                map[uint64]time.Time // a call's last failure while it has not succeeded
+	example             *ExchangeRef
+}
+
+var callSeed = maphash.MakeSeed()
+
+func newRetryDetector(e *Engine) *retryDetector {
+	return &retryDetector{e: e, groups: make(map[retryKey]*retryGroup), reported: newEpisodes(e.opts.ReportAgainAfter, e.opts.MaxRoutes)}
+}
+
+// callOf identifies the logical call of an exchange: what a client repeats when it retries.
+func callOf(x *l7.Exchange) uint64 {
+	switch {
+	case x.GRPC != nil:
+		return maphash.String(callSeed, x.GRPC.Service+"/"+x.GRPC.Method)
+	case x.HTTP != nil:
+		return maphash.String(callSeed, x.HTTP.Method+" "+x.HTTP.Path+"?"+x.HTTP.Query)
+	case x.DNS != nil:
+		return maphash.String(callSeed, x.DNS.Type+" "+strings.ToLower(x.DNS.Name))
+	}
+	return 0
+}
+
+func (r *retryDetector) key(client identity.Service, ip netip.Addr, dest, method, route string) retryKey {
+	return retryKey{client: client.Name, ip: ip, dest: dest, method: method, route: route}
+}
+
+func (r *retryDetector) failure(ob *observation) {
+	k := r.key(ob.client, ob.clientIP, ob.key.Dest, ob.out.method, ob.out.route)
+	r.failed(k, ob.key, ob.client, callOf(ob.x), ob.example(), ob.t)
+}
+
+func (r *retryDetector) success(ob *observation) {
+	if len(r.groups) == 0 {
+		return
+	}
+	g, ok := r.groups[r.key(ob.client, ob.clientIP, ob.key.Dest, ob.out.method, ob.out.route)]
+	if !ok {
+		return
+	}
+	g.successes++
+	call := callOf(ob.x)
+	if last, open := g.open[call]; open {
+		// The attempt that succeeded belongs to the failed call it repeats.
+		if ob.t.Sub(last) <= r.e.opts.RetryGap {
+			g.attempts++
+		}
+		delete(g.open, call)
+	}
+}
+
+// successes counts a kernel batch of healthy exchanges towards the failure ratio of the
+// client's route (the batch cannot say which calls they were).
+func (r *retryDetector) successes(b *batch) {
+	if len(r.groups) == 0 {
+		return
+	}
+	if g, ok := r.groups[r.key(b.client, b.clientIP, b.key.Dest, b.out.method, b.out.route)]; ok {
+		g.successes += b.a.Count
+	}
+}
+
+// connectFailed counts a failed connect as an attempt to the destination.
+func (r *retryDetector) connectFailed(client, server identity.Service, src netip.Addr, dst netip.AddrPort, key EdgeKey, t time.Time) {
+	k := r.key(client, src.Unmap(), key.Dest, "", connectRoute)
+	r.failed(k, key, client, uint64(dst.Port())<<32|uint64(addrHash(dst.Addr())), nil, t)
+}
+
+// connected counts a completed connect of a local client as a success of its connects.
+func (r *retryDetector) connected(ev *capture.ConnEvent, client, server identity.Service) {
+	if len(r.groups) == 0 || ev.Socket.Role != capture.RoleClient {
+		return
+	}
+	k := r.key(client, ev.Socket.Local.Addr().Unmap(), server.Name, "", connectRoute)
+	if g, ok := r.groups[k]; ok {
+		g.successes++
+		dst := ev.Socket.Remote
+		delete(g.open, uint64(dst.Port())<<32|uint64(addrHash(dst.Addr())))
+	}
+}
+
+func addrHash(a netip.Addr) uint32 {
+	b := a.Unmap().As16()
+	var h uint32 = 2166136261
+	for _, c := range b {
+		h = (h ^ uint32(c)) * 16777619
+	}
+	return h
+}
+
+func (r *retryDetector) failed(k retryKey, edge EdgeKey, client identity.Service, call uint64, ex *ExchangeRef, t time.Time) {
+	g, ok := r.groups[k]
+	if !ok {
+		if len(r.groups) >= r.e.opts.MaxRoutes {
+			r.e.c.RetryGroupsDropped++
+			return
+		}
+		g = &retryGroup{edge: edge, client: client, first: t, last: t, example: ex, open: make(map[uint64]time.Time)}
+		r.groups[k] = g
+	}
+	g.failures++
+	g.attempts++
+	if t.Before(g.first) {
+		g.first = t
+	}
+	if t.After(g.last) {
+		g.last = t
+	}
+	if g.example == nil {
+		g.example = ex
+	}
+	if last, open := g.open[call]; open && t.Sub(last) <= r.e.opts.RetryGap && !t.Before(last) {
+		g.open[call] = t // another attempt of the same failing call
+		return
+	}
+	g.calls++
+	if len(g.open) < maxRetryCalls {
+		g.open[call] = t
+	} else {
+		r.e.c.RetryCallsDropped++
+	}
+}
+
+func (r *retryDetector) flush(w window) []Finding {
+	var out []Finding
+	for k, g := range r.groups {
+		if g.failures < uint64(r.e.opts.RetryStormMinAttempts) {
+			continue
+		}
+		span := g.last.Sub(g.first)
+		if span < retryStormMinSpan {
+			// Attempts that all fail at one instant are one event (many connections closed
+			// together), not a client retrying.
+			continue
+		}
+		rate := float64(g.failures) / span.Seconds()
+		ratio := float64(g.failures) / float64(g.failures+g.successes)
+		perCall := float64(g.attempts) / float64(max(g.calls, 1))
+		if rate < r.e.opts.RetryStormRate || ratio < retryMinFailureRatio || perCall < retryMinAttemptsPerCall {
+			continue
+		}
+		if served := r.e.chatty.served(k.client); served > 0 {
+			// A service that serves requests: its attempts per request it served.
+			if float64(g.failures+g.successes)/float64(served) < retryMinAttemptsPerCall {
+				continue
+			}
+		}
+		if !r.reported.fresh(episodeKey(k.client, k.ip.String(), k.dest, k.method, k.route), w.clock) {
+			continue
+		}
+		route := k.route
+		if route == connectRoute {
+			route = ""
+		}
+		out = append(out, Finding{
+			Kind: KindRetryStorm, Time: w.end, Severity: SeverityHigh, Subject: g.client, Example: g.example,
+			RetryStorm: &RetryStorm{
+				Edge: g.edge, Method: k.method, Route: route, Attempts: g.failures, Calls: g.calls,
+				AttemptsPerCall: perCall, FailureRatio: ratio, Window: span, RatePerSec: rate,
+			},
+		})
+	}
+	slices.SortFunc(out, func(a, b Finding) int {
+		if c := compareEdgeKeys(a.RetryStorm.Edge, b.RetryStorm.Edge); c != 0 {
+			return c
+		}
+		return strings.Compare(a.RetryStorm.Route, b.RetryStorm.Route)
+	})
+	clear(r.groups)
+	return out
+}
