@@ -14,17 +14,18 @@ import (
 )
 
 type NetintelAggKey struct {
-	_       structs.HostLayout
-	Tgid    uint32
-	Role    uint8
-	Method  uint8
-	Status  uint16
-	Port    uint16
-	Family  uint16
-	Version uint8
-	Pad     [3]uint8
-	Peer    [16]uint8
-	Route   uint64
+	_        structs.HostLayout
+	Tgid     uint32
+	Role     uint8
+	Method   uint8
+	Status   uint16
+	Port     uint16
+	Family   uint16
+	Version  uint8
+	Pad      uint8
+	PeerPort uint16
+	Peer     [16]uint8
+	Route    uint64
 }
 
 type NetintelAggValue struct {

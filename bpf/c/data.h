@@ -225,7 +225,7 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		}
 		if (status < 200 && status != 101)
 			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
-		http1_response(st, sk, &r, status, version, seq, s);
+		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32));
 		if (status == 101) {
 			/* Switching protocols (WebSocket, h2c): no more HTTP/1 on this connection. */
 			st->cls = CLASS_STOPPED;

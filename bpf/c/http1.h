@@ -407,6 +407,53 @@ static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk,
 
 /* --- judging ------------------------------------------------------------------------------- */
 
+/* is_private_v4 covers the addresses of a cluster or a host: RFC 1918, loopback, CGNAT. */
+static __always_inline bool is_private_v4(const __u8 *a)
+{
+	return a[0] == 10 || a[0] == 127 || (a[0] == 172 && (a[1] & 0xf0) == 16) || (a[0] == 192 && a[1] == 168) ||
+	       (a[0] == 100 && (a[1] & 0xc0) == 64);
+}
+
+/* server_side_peer keys a server's exchanges by who called: a client on this host (loopback, or
+ * the server's own address: the node's IP) by address and port, since processes share it; another private address (a pod, a peer in the cluster) by address; the Internet by
+ * network (/24, /64), so an ingress does not make one key per client. */
+static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk, __u16 family)
+{
+	if (family == AF_INET) {
+		__u8 local[4] = {}, peer[4] = {};
+		bpf_core_read(local, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(peer, 4, &sk->__sk_common.skc_daddr);
+		__builtin_memcpy(k->peer, peer, 4);
+		if (peer[0] == 127 || (local[0] == peer[0] && local[1] == peer[1] && local[2] == peer[2] && local[3] == peer[3]))
+			k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		else if (!is_private_v4(peer))
+			k->peer[3] = 0;
+		return;
+	}
+	__u64 local[2] = {}, peer[2] = {};
+	bpf_core_read(local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+	bpf_core_read(peer, 16, &sk->__sk_common.skc_v6_daddr);
+	__builtin_memcpy(k->peer, peer, 16);
+	/* Network byte order in memory: peer[0] holds bytes 0-7, peer[1] bytes 8-15. */
+	__u64 hi = bpf_be64_to_cpu(peer[0]), lo = bpf_be64_to_cpu(peer[1]);
+	bool same = local[0] == peer[0] && local[1] == peer[1];
+	bool v6loopback = hi == 0 && lo == 1;
+	bool mapped = hi == 0 && (lo >> 32) == 0xffff;
+	if (same || v6loopback || (mapped && ((lo >> 24) & 0xff) == 127)) {
+		k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		return;
+	}
+	if (mapped) {
+		__u8 v4[4] = {(lo >> 24) & 0xff, (lo >> 16) & 0xff, (lo >> 8) & 0xff, lo & 0xff};
+		if (!is_private_v4(v4))
+			k->peer[15] = 0;
+		return;
+	}
+	bool ula = (hi >> 57) == (0xfc >> 1);
+	if (!ula)
+		__builtin_memset(&k->peer[8], 0, 8);
+}
+
 static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st, struct sock *sk, __u16 status)
 {
 	__builtin_memset(k, 0, sizeof(*k));
@@ -419,13 +466,8 @@ static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st,
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	k->family = family;
 	if (st->info.role == ROLE_SERVER) {
-		/* Clients are counted by network: an ingress must not make one key per client. */
 		k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		if (family == AF_INET) {
-			bpf_core_read(k->peer, 3, &sk->__sk_common.skc_daddr);
-		} else {
-			bpf_core_read(k->peer, 8, &sk->__sk_common.skc_v6_daddr);
-		}
+		server_side_peer(k, sk, family);
 	} else {
 		k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (family == AF_INET)
@@ -624,15 +666,22 @@ static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8
 	return http1_status(st->resp_start, have + n, version);
 }
 
-/* http1_response judges the response whose first bytes are at r. */
-static __always_inline void http1_response(struct sock_state *st, struct sock *sk, const struct buf_ref *r,
-					   __u16 status, __u8 version, __u32 seq, const struct settings *s)
+/* http1_judge judges the response whose first bytes are at rsrc (ravail of them): a healthy one
+ * updates its aggregate, any other is sent with its request. status_seq is status | version << 16
+ * | seq << 32. A global function: the verifier checks it once, not once per path that calls it. */
+__noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u64 status_seq)
 {
+	if (!st)
+		return 0;
+	struct settings *s = settings();
+	__u16 status = status_seq & 0xffff;
+	__u32 seq = status_seq >> 32;
+	struct sock *sk = (struct sock *)st->sk;
 	__u64 now = bpf_ktime_get_ns();
 	__u64 latency = now > st->req_ns ? now - st->req_ns : 0;
 	st->h1 = H1_IN_RESPONSE;
 	st->resp_start_len = 0;
-	st->version = version;
+	st->version = (status_seq >> 16) & 1;
 	__u8 reasons = 0;
 	if (!s || !s->aggregate) {
 		reasons = HTTP1_SAMPLED; /* judging is off: every exchange is sent */
@@ -646,14 +695,15 @@ static __always_inline void http1_response(struct sock_state *st, struct sock *s
 		if (st->method == 0 || st->target_cut)
 			reasons |= HTTP1_PARTIAL;
 	}
-	if (!reasons) {
+	if (!reasons && s) {
 		struct agg_key k;
 		agg_key_of(&k, st, sk, status);
 		reasons = aggregate(&k, s, latency);
 		if (!reasons)
-			return;
+			return 0;
 	}
-	emit_exchange(st, sk, r->src, r->avail, status, reasons, seq, now, NULL);
+	emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL);
+	return 0;
 }
 
 /* http1_unanswered sends a request still waiting for its response when its socket is closed:

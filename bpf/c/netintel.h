@@ -193,8 +193,10 @@ enum http1_method {
 	METHOD_TRACE = 9,
 };
 
-/* The key of a kernel HTTP/1 aggregate. On the server side peer is the client's network (/24,
- * /64) and port the local port; on the client side peer is the server's address and port. */
+/* The key of a kernel HTTP/1 aggregate. On the server side port is the local port and peer the
+ * client (see server_side_peer in http1.h: its address, with peer_port when it shares the server's
+ * address, or its network when it is on the Internet); on the client side peer and port are the
+ * server's. */
 struct agg_key {
 	__u32 tgid; /* the observing socket's owner */
 	__u8 role;
@@ -203,7 +205,8 @@ struct agg_key {
 	__u16 port;
 	__u16 family;
 	__u8 version; /* 0: HTTP/1.0, 1: HTTP/1.1 */
-	__u8 pad[3];
+	__u8 pad;
+	__u16 peer_port;
 	__u8 peer[16];
 	__u64 route;
 };

@@ -235,7 +235,8 @@ type HTTP1Aggregate struct {
 	PID      uint32
 	Role     Role
 	Port     uint16     // the server's port (local on the server side, remote on the client side)
-	Peer     netip.Addr // server side: the clients' network (/24, /64); client side: the server
+	Peer     netip.Addr // client side: the server; server side: the client, or its network (/24, /64) on the Internet
+	PeerPort uint16     // server side, for a client sharing the server's address (loopback, the node's): its port
 	Method   string
 	Status   int
 	Version  string // "1.0", "1.1"

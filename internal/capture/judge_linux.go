@@ -183,6 +183,7 @@ func (d *decoder) aggregate(k *bpf.NetintelAggKey, v *bpf.NetintelAggValue) *HTT
 		PID:      k.Tgid,
 		Role:     Role(k.Role),
 		Port:     k.Port,
+		PeerPort: k.PeerPort,
 		Method:   methodName(k.Method),
 		Status:   int(k.Status),
 		Version:  "1.1",

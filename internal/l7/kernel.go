@@ -128,7 +128,7 @@ func (t *Tracker) Aggregate(a *capture.HTTP1Aggregate, start, end time.Time) *Ag
 		}
 		self.Addr = netip.AddrPortFrom(unspecified, a.Port)
 		out.Server = self
-		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, 0)}
+		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, a.PeerPort)}
 	} else {
 		out.Side = SideClient
 		out.Client = self
