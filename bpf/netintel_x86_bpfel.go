@@ -294,6 +294,7 @@ const (
 	NetintelMapFdOwners            = "fd_owners"
 	NetintelMapFds                 = "fds"
 	NetintelMapForks               = "forks"
+	NetintelMapKeyScratch          = "key_scratch"
 	NetintelMapRecvStash           = "recv_stash"
 	NetintelMapRouteLimits         = "route_limits"
 	NetintelMapRouteRules          = "route_rules"
@@ -471,6 +472,7 @@ type NetintelMapSpecs struct {
 	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
+	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
 	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
@@ -544,6 +546,7 @@ type NetintelMaps struct {
 	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
+	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
 	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
@@ -566,6 +569,7 @@ func (m *NetintelMaps) Close() error {
 		m.FdOwners,
 		m.Fds,
 		m.Forks,
+		m.KeyScratch,
 		m.RecvStash,
 		m.RouteLimits,
 		m.RouteRules,

@@ -252,9 +252,16 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 
 /* udp_data handles one datagram of a UDP socket: DNS is sent; other UDP stops before any copy
  * (a socket off the DNS ports whose first datagram is no DNS leaves the fd table). */
-static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
-				    __u64 total, __u64 addr)
+__noinline int udp_datagram(struct fd_entry *fe, __u64 buf, __u64 total, __u64 addr, __u64 fd_dir_kind)
 {
+	/* A global function, so its locals do not add to every program's main stack (6.1 counts the
+	 * main stack plus a called function's against 512 bytes). */
+	if (!fe)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	int fd = (int)(__u32)fd_dir_kind;
+	__u8 dir = (fd_dir_kind >> 32) & 0xff;
+	__u8 kind = (fd_dir_kind >> 40) & 0xff;
 	if (!cfg_dns)
 		return stop(tgid, fd);
 	struct sock *sk = (struct sock *)fe->sk;
@@ -279,6 +286,12 @@ static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u
 	}
 	struct data_meta m = {.sk = sk, .dir = dir, .size = total, .transport = TRANSPORT_UDP};
 	return emit_raw(&m, &r);
+}
+
+static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+				    __u64 total, __u64 addr)
+{
+	return udp_datagram(fe, buf, total, addr, (__u32)fd | ((__u64)dir << 32) | ((__u64)kind << 40));
 }
 
 /* data dispatches one read or write of a tracked socket. */

@@ -407,6 +407,13 @@ static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk,
 
 /* --- judging ------------------------------------------------------------------------------- */
 
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct agg_key);
+} key_scratch SEC(".maps");
+
 /* is_private_v4 covers the addresses of a cluster or a host: RFC 1918, loopback, CGNAT. */
 static __always_inline bool is_private_v4(const __u8 *a)
 {
@@ -696,9 +703,13 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 			reasons |= HTTP1_PARTIAL;
 	}
 	if (!reasons && s) {
-		struct agg_key k;
-		agg_key_of(&k, st, sk, status);
-		reasons = aggregate(&k, s, latency);
+		/* The key lives in a per-CPU map, not on the stack (see h2_walk on stack sizes). */
+		__u32 zero = 0;
+		struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+		if (!k)
+			return 0;
+		agg_key_of(k, st, sk, status);
+		reasons = aggregate(k, s, latency);
 		if (!reasons)
 			return 0;
 	}

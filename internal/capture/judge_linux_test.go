@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/net/http2/hpack"
 )
@@ -36,6 +37,36 @@ func judgingOptions() Options {
 	return o
 }
 
+// sharedJudging is one judging source for the tests that need nothing else (loading costs tens
+// of seconds under QEMU's TCG; see sharedKernel).
+var sharedJ struct {
+	once sync.Once
+	src  *ebpfSource
+	c    *collector
+	err  error
+}
+
+func sharedJudging(t *testing.T) (*ebpfSource, *collector) {
+	t.Helper()
+	requireKernel(t)
+	sharedJ.once.Do(func() {
+		src, err := NewEBPF(judgingOptions(), zap.NewNop())
+		if err == nil {
+			err = src.Start(context.Background())
+		}
+		if err != nil {
+			sharedJ.err = err
+			return
+		}
+		sharedJ.src = src.(*ebpfSource)
+		sharedJ.c = collect(src)
+	})
+	if sharedJ.err != nil {
+		t.Fatal(sharedJ.err)
+	}
+	return sharedJ.src, sharedJ.c
+}
+
 // judgedServer serves /items/<n> (fast), /slow (40 ms), /fail (500) and /download (1 MiB).
 func judgedServer(t *testing.T, addr string) string {
 	t.Helper()
@@ -45,6 +76,7 @@ func judgedServer(t *testing.T, addr string) string {
 	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "item") })
+	mux.HandleFunc("/fast/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "fast") })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
 		time.Sleep(40 * time.Millisecond)
 		_, _ = io.WriteString(w, "slow")
@@ -105,7 +137,7 @@ func sum(b []uint64) uint64 {
 // the drained counts and histograms equal the traffic driven — while a key's first exchange and
 // every error cross whole.
 func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
-	src, c := startKernel(t, judgingOptions())
+	src, c := sharedJudging(t)
 	addr := judgedServer(t, "127.0.0.70:0")
 	client := keepAliveClient()
 	before := src.Counters().Kernel[kcHTTP1Aggregated]
@@ -199,28 +231,29 @@ func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
 // TestKernelRouteLimits: with a limit written for a route, an exchange slower than it crosses
 // and a fast one of the same process does not.
 func TestKernelRouteLimits(t *testing.T) {
-	src, c := startKernel(t, judgingOptions())
+	src, c := sharedJudging(t)
+	t.Cleanup(func() { _ = src.SetRouteLimits(nil) })
 	addr := judgedServer(t, "127.0.0.71:0")
 	client := keepAliveClient()
 	get(t, client, "http://"+addr+"/slow")
-	get(t, client, "http://"+addr+"/items/1")
+	get(t, client, "http://"+addr+"/fast/1")
 	pid := uint32(os.Getpid())
 	if err := src.SetRouteLimits([]RouteLimit{
 		{PID: pid, RouteKey: RouteKey("/slow"), Latency: 20 * time.Millisecond},
-		{PID: pid, RouteKey: RouteKey("/items/{id}"), Latency: 20 * time.Millisecond},
+		{PID: pid, RouteKey: RouteKey("/fast/{id}"), Latency: 20 * time.Millisecond},
 	}); err != nil {
 		t.Fatal(err)
 	}
 	const n = 5
 	for i := 0; i < n; i++ {
 		get(t, client, "http://"+addr+"/slow")
-		get(t, client, fmt.Sprintf("http://%s/items/%d", addr, i+2))
+		get(t, client, fmt.Sprintf("http://%s/fast/%d", addr, i+2))
 	}
 	httpMarker(t, c, "127.0.0.72:0")
 	slow, fast := 0, 0
 	for _, ev := range c.snapshot() {
 		x := ev.HTTP1
-		if x == nil || x.Reasons&HTTP1First != 0 {
+		if x == nil || x.Reasons&HTTP1First != 0 || (x.Socket.Local.String() != addr && x.Socket.Remote.String() != addr) {
 			continue
 		}
 		switch x.RouteKey {
@@ -229,8 +262,10 @@ func TestKernelRouteLimits(t *testing.T) {
 				t.Errorf("slow exchange reasons %b latency %v", x.Reasons, x.ResponseTime.Sub(x.RequestTime))
 			}
 			slow++
-		case RouteKey("/items/{id}"):
-			fast++
+		case RouteKey("/fast/{id}"):
+			if x.Socket.Local.String() == addr || x.Socket.Remote.String() == addr {
+				fast++
+			}
 		}
 	}
 	if slow != 2*n || fast != 0 {
@@ -243,7 +278,7 @@ func TestKernelRouteLimits(t *testing.T) {
 	}
 	aggs := drainOwn(t, src)
 	for _, a := range aggs[RoleServer] {
-		if a.RouteKey == RouteKey("/items/{id}") && a.Count != n {
+		if a.RouteKey == RouteKey("/fast/{id}") && a.Count != n {
 			t.Errorf("fast route counted %d, want %d", a.Count, n)
 		}
 	}
@@ -320,7 +355,7 @@ func TestKernelSamplerAgreesAcrossCollections(t *testing.T) {
 // TestKernelUnansweredRequest: a request whose socket closes before any response crosses from
 // both ends, saying who closed first.
 func TestKernelUnansweredRequest(t *testing.T) {
-	_, c := startKernel(t, judgingOptions())
+	_, c := sharedJudging(t)
 	ln, err := net.Listen("tcp4", "127.0.0.75:0")
 	if err != nil {
 		t.Fatal(err)

@@ -32,6 +32,9 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	closeShared()
+	if sharedJ.src != nil {
+		_ = sharedJ.src.Close()
+	}
 	os.Exit(code)
 }
 

@@ -28,6 +28,12 @@ type Resolver struct {
 	procs     *lru.Cache[uint32, *process]       // pid → what /proc says
 	listeners *lru.Cache[netip.AddrPort, uint32] // address a local server accepted on → pid
 	sockets   *lru.Cache[netip.AddrPort, uint32] // local address of a client socket → pid
+	// hosts maps the address of a local client socket that is no loopback to its process: a
+	// pod's address names its pod where a kernel aggregate keeps only the client's address.
+	hosts *lru.Cache[netip.Addr, uint32]
+	// virtuals maps an address a local client dialled (a ClusterIP, a DNAT) to the local server
+	// that really answered, learned from the two halves of one request (LearnVirtual).
+	virtuals *lru.Cache[netip.AddrPort, virtualServer]
 	dnsNames  *lru.Cache[netip.Addr, string]     // address → name it was resolved from
 	sniNames  *lru.Cache[netip.AddrPort, string] // server address → TLS server name
 
@@ -112,6 +118,8 @@ func New(opts Options) *Resolver {
 		procs:      lru.New[uint32, *process](opts.MaxProcesses),
 		listeners:  lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
 		sockets:    lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		hosts:      lru.New[netip.Addr, uint32](opts.MaxAddresses),
+		virtuals:   lru.New[netip.AddrPort, virtualServer](opts.MaxAddresses),
 		dnsNames:   lru.New[netip.Addr, string](opts.MaxAddresses),
 		sniNames:   lru.New[netip.AddrPort, string](opts.MaxAddresses),
 		cgroups:    lru.New[uint64, *cgroup](opts.MaxCgroups),
@@ -207,6 +215,9 @@ func (r *Resolver) learnSocket(proc capture.Process, s capture.Socket) {
 		}
 	case capture.RoleClient:
 		r.sockets.Put(local, proc.PID)
+		if a := local.Addr(); !a.IsLoopback() && !a.IsUnspecified() {
+			r.hosts.Put(a, proc.PID)
+		}
 		// Read /proc now: a short-lived client may be gone by the time its exchange is named.
 		r.process(proc)
 	}
@@ -437,6 +448,10 @@ func (r *Resolver) Client(x *l7.Exchange) Service {
 	if proc.PID == 0 {
 		proc = capture.Process{}
 		proc.PID, _ = r.sockets.Peek(unmap(ep.Addr))
+		if proc.PID == 0 && ep.Addr.Port() == 0 {
+			// A kernel aggregate keeps a cluster client's address only: its pod, if it is here.
+			proc.PID, _ = r.hosts.Peek(ep.Addr.Addr().Unmap())
+		}
 	}
 	if proc.PID != 0 {
 		return r.local(proc, ep.Addr, false)
@@ -471,6 +486,11 @@ func (r *Resolver) server(addr netip.AddrPort, proc capture.Process) Service {
 	if proc.PID == 0 {
 		proc = capture.Process{}
 		proc.PID, _ = r.listeners.Peek(unmap(addr))
+	}
+	if proc.PID == 0 {
+		if v, ok := r.virtuals.Peek(unmap(addr)); ok {
+			return r.local(capture.Process{PID: v.pid}, v.addr, true)
+		}
 	}
 	if proc.PID != 0 {
 		return r.local(proc, addr, true)
@@ -602,4 +622,38 @@ func (r *Resolver) Sources() Sources {
 		}
 	}
 	return s
+}
+
+// virtualServer is the local server behind a virtual address.
+type virtualServer struct {
+	addr netip.AddrPort
+	pid  uint32
+}
+
+// LearnVirtual records that requests a local client sent to dialled (a Kubernetes ClusterIP, a
+// DNAT) were served by the local server at real: the two halves of one request (same ISNs and
+// request sequence number) named different server addresses. Later exchanges and aggregates to
+// dialled are named by that server, so the service graph has one real edge, not a virtual node
+// beside it.
+func (r *Resolver) LearnVirtual(dialled, real netip.AddrPort, pid uint32) {
+	dialled, real = unmap(dialled), unmap(real)
+	if dialled == real || pid == 0 || !dialled.IsValid() {
+		return
+	}
+	if _, ok := r.listeners.Peek(dialled); ok {
+		return // a real local listener: nothing virtual about it
+	}
+	r.virtuals.Put(dialled, virtualServer{addr: real, pid: pid})
+}
+
+// AggregateEnds names the two ends of exchanges the kernel counted: the observing process by its
+// pid, the peer as an exchange's peer would be (a client sharing a server's address by its port,
+// a pod by its address, the Internet as the clients of the service).
+func (r *Resolver) AggregateEnds(a *l7.Aggregate) (client, server Service) {
+	x := &l7.Exchange{Side: a.Side, Client: a.Client, Server: a.Server}
+	if a.Side == l7.SideServer {
+		server = r.local(a.Server.Process, a.Server.Addr, true)
+		return r.Client(x), server
+	}
+	return r.local(a.Client.Process, a.Client.Addr, false), r.Server(x)
 }

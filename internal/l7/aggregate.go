@@ -20,6 +20,7 @@ type Aggregate struct {
 	KernelRoute uint64 // the kernel's route key (capture.RouteKey)
 	Route       string // the route template user space learned for the kernel's route key ("/items/{id}")
 	Version     string // "1.0", "1.1"
+	Host        string // client side: the Host its requests named (learned from the key's first exchange)
 	StatusCode  int
 
 	Start, End time.Time // the drain interval the counts cover
