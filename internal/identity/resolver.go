@@ -34,8 +34,8 @@ type Resolver struct {
 	// virtuals maps an address a local client dialled (a ClusterIP, a DNAT) to the local server
 	// that really answered, learned from the two halves of one request (LearnVirtual).
 	virtuals *lru.Cache[netip.AddrPort, virtualServer]
-	dnsNames  *lru.Cache[netip.Addr, string]     // address → name it was resolved from
-	sniNames  *lru.Cache[netip.AddrPort, string] // server address → TLS server name
+	dnsNames *lru.Cache[netip.Addr, string]     // address → name it was resolved from
+	sniNames *lru.Cache[netip.AddrPort, string] // server address → TLS server name
 
 	cgroups    *lru.Cache[uint64, *cgroup]    // kernel cgroup id → the cgroup
 	containers *lru.Cache[string, *container] // container id → what its runtime says (or a miss)

@@ -24,9 +24,9 @@ func kernelAggregate(side l7.Side, n uint64) *l7.Aggregate {
 	fine[50] = n
 	return &l7.Aggregate{
 		Protocol: l7.ProtocolHTTP1, Side: side,
-		Client:   l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40000")},
-		Server:   l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.9:8080")},
-		Method:   "GET", Route: "/api/users/{id}", Version: "1.1", StatusCode: 200, Host: "checkout",
+		Client: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.1:40000")},
+		Server: l7.Endpoint{Addr: netip.MustParseAddrPort("127.0.0.9:8080")},
+		Method: "GET", Route: "/api/users/{id}", Version: "1.1", StatusCode: 200, Host: "checkout",
 		Count: n, Latency: l7.Histogram{Bounds: capture.LatencyBucketBounds, Counts: fine, Count: n, Sum: time.Duration(n) * 4 * time.Millisecond},
 		Explicit: l7.Histogram{Bounds: bounds, Counts: explicit, Count: n, Sum: time.Duration(n) * 4 * time.Millisecond},
 	}
