@@ -282,93 +282,128 @@ type NetintelTaskId struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetintelMapAggregates          = "aggregates"
-	NetintelMapBlank               = "blank"
-	NetintelMapClosedSocks         = "closed_socks"
-	NetintelMapConnErrors          = "conn_errors"
-	NetintelMapConnects            = "connects"
-	NetintelMapCounters            = "counters"
-	NetintelMapDataScratch         = "data_scratch"
-	NetintelMapDups                = "dups"
-	NetintelMapEvents              = "events"
-	NetintelMapFdOwners            = "fd_owners"
-	NetintelMapFds                 = "fds"
-	NetintelMapForks               = "forks"
-	NetintelMapKeyScratch          = "key_scratch"
-	NetintelMapRecvStash           = "recv_stash"
-	NetintelMapRouteLimits         = "route_limits"
-	NetintelMapRouteRules          = "route_rules"
-	NetintelMapRouteScratch        = "route_scratch"
-	NetintelMapRuntimeSettings     = "runtime_settings"
-	NetintelMapSocks               = "socks"
-	NetintelProgNiEnterClone       = "ni_enter_clone"
-	NetintelProgNiEnterClone3      = "ni_enter_clone3"
-	NetintelProgNiEnterClose       = "ni_enter_close"
-	NetintelProgNiEnterConnect     = "ni_enter_connect"
-	NetintelProgNiEnterDup         = "ni_enter_dup"
-	NetintelProgNiEnterDup2        = "ni_enter_dup2"
-	NetintelProgNiEnterDup3        = "ni_enter_dup3"
-	NetintelProgNiEnterFcntl       = "ni_enter_fcntl"
-	NetintelProgNiEnterFork        = "ni_enter_fork"
-	NetintelProgNiEnterRead        = "ni_enter_read"
-	NetintelProgNiEnterReadv       = "ni_enter_readv"
-	NetintelProgNiEnterRecvfrom    = "ni_enter_recvfrom"
-	NetintelProgNiEnterRecvmmsg    = "ni_enter_recvmmsg"
-	NetintelProgNiEnterRecvmsg     = "ni_enter_recvmsg"
-	NetintelProgNiEnterSendmmsg    = "ni_enter_sendmmsg"
-	NetintelProgNiEnterSendmsg     = "ni_enter_sendmsg"
-	NetintelProgNiEnterSendto      = "ni_enter_sendto"
-	NetintelProgNiEnterVfork       = "ni_enter_vfork"
-	NetintelProgNiEnterWrite       = "ni_enter_write"
-	NetintelProgNiEnterWritev      = "ni_enter_writev"
-	NetintelProgNiErrorReport      = "ni_error_report"
-	NetintelProgNiExitAccept       = "ni_exit_accept"
-	NetintelProgNiExitAccept4      = "ni_exit_accept4"
-	NetintelProgNiExitClone        = "ni_exit_clone"
-	NetintelProgNiExitClone3       = "ni_exit_clone3"
-	NetintelProgNiExitConnect      = "ni_exit_connect"
-	NetintelProgNiExitDup          = "ni_exit_dup"
-	NetintelProgNiExitFcntl        = "ni_exit_fcntl"
-	NetintelProgNiExitFork         = "ni_exit_fork"
-	NetintelProgNiExitRead         = "ni_exit_read"
-	NetintelProgNiExitReadv        = "ni_exit_readv"
-	NetintelProgNiExitRecvfrom     = "ni_exit_recvfrom"
-	NetintelProgNiExitRecvmmsg     = "ni_exit_recvmmsg"
-	NetintelProgNiExitRecvmsg      = "ni_exit_recvmsg"
-	NetintelProgNiExitSocket       = "ni_exit_socket"
-	NetintelProgNiExitVfork        = "ni_exit_vfork"
-	NetintelProgNiReceiveReset     = "ni_receive_reset"
-	NetintelProgNiRetransmit       = "ni_retransmit"
-	NetintelProgNiRetransmitSynack = "ni_retransmit_synack"
-	NetintelProgNiSendReset        = "ni_send_reset"
-	NetintelProgNiSetState         = "ni_set_state"
-	NetintelVarCfgDns              = "cfg_dns"
-	NetintelVarCfgDnsPorts         = "cfg_dns_ports"
-	NetintelVarCfgExcludeTgid      = "cfg_exclude_tgid"
-	NetintelVarCfgGrpc             = "cfg_grpc"
-	NetintelVarCfgHttp             = "cfg_http"
-	NetintelVarCfgHttpPorts        = "cfg_http_ports"
-	NetintelVarCfgHttps            = "cfg_https"
-	NetintelVarCfgHttpsPorts       = "cfg_https_ports"
-	NetintelVarCfgIpv4             = "cfg_ipv4"
-	NetintelVarCfgIpv6             = "cfg_ipv6"
-	NetintelVarCfgMaxPayload       = "cfg_max_payload"
-	NetintelVarCfgRttIntervalNs    = "cfg_rtt_interval_ns"
-	NetintelVarCfgTcp              = "cfg_tcp"
-	NetintelVarCfgUdp              = "cfg_udp"
-	NetintelVarCfgWakeupBytes      = "cfg_wakeup_bytes"
-	NetintelVarUnusedAggKey        = "unused_agg_key"
-	NetintelVarUnusedAggValue      = "unused_agg_value"
-	NetintelVarUnusedConnEvent     = "unused_conn_event"
-	NetintelVarUnusedDataHeader    = "unused_data_header"
-	NetintelVarUnusedFdEntry       = "unused_fd_entry"
-	NetintelVarUnusedFdKey         = "unused_fd_key"
-	NetintelVarUnusedHttp1Header   = "unused_http1_header"
-	NetintelVarUnusedLimitKey      = "unused_limit_key"
-	NetintelVarUnusedRouteLimit    = "unused_route_limit"
-	NetintelVarUnusedRuleKey       = "unused_rule_key"
-	NetintelVarUnusedSettings      = "unused_settings"
-	NetintelVarUnusedSockState     = "unused_sock_state"
+	NetintelMapAggregates             = "aggregates"
+	NetintelMapBlank                  = "blank"
+	NetintelMapClosedSocks            = "closed_socks"
+	NetintelMapConnErrors             = "conn_errors"
+	NetintelMapConnects               = "connects"
+	NetintelMapCounters               = "counters"
+	NetintelMapDataScratch            = "data_scratch"
+	NetintelMapDups                   = "dups"
+	NetintelMapEvents                 = "events"
+	NetintelMapFdOwners               = "fd_owners"
+	NetintelMapFds                    = "fds"
+	NetintelMapForks                  = "forks"
+	NetintelMapKeyScratch             = "key_scratch"
+	NetintelMapRawEnters              = "raw_enters"
+	NetintelMapRawExits               = "raw_exits"
+	NetintelMapRecvStash              = "recv_stash"
+	NetintelMapRouteLimits            = "route_limits"
+	NetintelMapRouteRules             = "route_rules"
+	NetintelMapRouteScratch           = "route_scratch"
+	NetintelMapRuntimeSettings        = "runtime_settings"
+	NetintelMapSocks                  = "socks"
+	NetintelProgNiEnterClone          = "ni_enter_clone"
+	NetintelProgNiEnterClone3         = "ni_enter_clone3"
+	NetintelProgNiEnterClose          = "ni_enter_close"
+	NetintelProgNiEnterConnect        = "ni_enter_connect"
+	NetintelProgNiEnterDup            = "ni_enter_dup"
+	NetintelProgNiEnterDup3           = "ni_enter_dup3"
+	NetintelProgNiEnterFcntl          = "ni_enter_fcntl"
+	NetintelProgNiEnterRead           = "ni_enter_read"
+	NetintelProgNiEnterReadv          = "ni_enter_readv"
+	NetintelProgNiEnterRecvfrom       = "ni_enter_recvfrom"
+	NetintelProgNiEnterRecvmmsg       = "ni_enter_recvmmsg"
+	NetintelProgNiEnterRecvmsg        = "ni_enter_recvmsg"
+	NetintelProgNiEnterSendmmsg       = "ni_enter_sendmmsg"
+	NetintelProgNiEnterSendmsg        = "ni_enter_sendmsg"
+	NetintelProgNiEnterSendto         = "ni_enter_sendto"
+	NetintelProgNiEnterWrite          = "ni_enter_write"
+	NetintelProgNiEnterWritev         = "ni_enter_writev"
+	NetintelProgNiErrorReport         = "ni_error_report"
+	NetintelProgNiExitAccept          = "ni_exit_accept"
+	NetintelProgNiExitAccept4         = "ni_exit_accept4"
+	NetintelProgNiExitClone           = "ni_exit_clone"
+	NetintelProgNiExitClone3          = "ni_exit_clone3"
+	NetintelProgNiExitConnect         = "ni_exit_connect"
+	NetintelProgNiExitDup             = "ni_exit_dup"
+	NetintelProgNiExitFcntl           = "ni_exit_fcntl"
+	NetintelProgNiExitRead            = "ni_exit_read"
+	NetintelProgNiExitReadv           = "ni_exit_readv"
+	NetintelProgNiExitRecvfrom        = "ni_exit_recvfrom"
+	NetintelProgNiExitRecvmmsg        = "ni_exit_recvmmsg"
+	NetintelProgNiExitRecvmsg         = "ni_exit_recvmsg"
+	NetintelProgNiExitSocket          = "ni_exit_socket"
+	NetintelProgNiRawEnterClone       = "ni_raw_enter_clone"
+	NetintelProgNiRawEnterClone3      = "ni_raw_enter_clone3"
+	NetintelProgNiRawEnterClose       = "ni_raw_enter_close"
+	NetintelProgNiRawEnterConnect     = "ni_raw_enter_connect"
+	NetintelProgNiRawEnterDup         = "ni_raw_enter_dup"
+	NetintelProgNiRawEnterDup3        = "ni_raw_enter_dup3"
+	NetintelProgNiRawEnterFcntl       = "ni_raw_enter_fcntl"
+	NetintelProgNiRawEnterRead        = "ni_raw_enter_read"
+	NetintelProgNiRawEnterReadv       = "ni_raw_enter_readv"
+	NetintelProgNiRawEnterRecvfrom    = "ni_raw_enter_recvfrom"
+	NetintelProgNiRawEnterRecvmmsg    = "ni_raw_enter_recvmmsg"
+	NetintelProgNiRawEnterRecvmsg     = "ni_raw_enter_recvmsg"
+	NetintelProgNiRawEnterSendmmsg    = "ni_raw_enter_sendmmsg"
+	NetintelProgNiRawEnterSendmsg     = "ni_raw_enter_sendmsg"
+	NetintelProgNiRawEnterSendto      = "ni_raw_enter_sendto"
+	NetintelProgNiRawEnterWrite       = "ni_raw_enter_write"
+	NetintelProgNiRawEnterWritev      = "ni_raw_enter_writev"
+	NetintelProgNiRawErrorReport      = "ni_raw_error_report"
+	NetintelProgNiRawExitAccept       = "ni_raw_exit_accept"
+	NetintelProgNiRawExitAccept4      = "ni_raw_exit_accept4"
+	NetintelProgNiRawExitClone        = "ni_raw_exit_clone"
+	NetintelProgNiRawExitClone3       = "ni_raw_exit_clone3"
+	NetintelProgNiRawExitConnect      = "ni_raw_exit_connect"
+	NetintelProgNiRawExitDup          = "ni_raw_exit_dup"
+	NetintelProgNiRawExitFcntl        = "ni_raw_exit_fcntl"
+	NetintelProgNiRawExitRead         = "ni_raw_exit_read"
+	NetintelProgNiRawExitReadv        = "ni_raw_exit_readv"
+	NetintelProgNiRawExitRecvfrom     = "ni_raw_exit_recvfrom"
+	NetintelProgNiRawExitRecvmmsg     = "ni_raw_exit_recvmmsg"
+	NetintelProgNiRawExitRecvmsg      = "ni_raw_exit_recvmsg"
+	NetintelProgNiRawExitSocket       = "ni_raw_exit_socket"
+	NetintelProgNiRawReceiveReset     = "ni_raw_receive_reset"
+	NetintelProgNiRawRetransmit       = "ni_raw_retransmit"
+	NetintelProgNiRawRetransmitSynack = "ni_raw_retransmit_synack"
+	NetintelProgNiRawSendReset        = "ni_raw_send_reset"
+	NetintelProgNiRawSetState         = "ni_raw_set_state"
+	NetintelProgNiRawSysEnter         = "ni_raw_sys_enter"
+	NetintelProgNiRawSysExit          = "ni_raw_sys_exit"
+	NetintelProgNiReceiveReset        = "ni_receive_reset"
+	NetintelProgNiRetransmit          = "ni_retransmit"
+	NetintelProgNiRetransmitSynack    = "ni_retransmit_synack"
+	NetintelProgNiSendReset           = "ni_send_reset"
+	NetintelProgNiSetState            = "ni_set_state"
+	NetintelVarCfgDns                 = "cfg_dns"
+	NetintelVarCfgDnsPorts            = "cfg_dns_ports"
+	NetintelVarCfgExcludeTgid         = "cfg_exclude_tgid"
+	NetintelVarCfgGrpc                = "cfg_grpc"
+	NetintelVarCfgHttp                = "cfg_http"
+	NetintelVarCfgHttpPorts           = "cfg_http_ports"
+	NetintelVarCfgHttps               = "cfg_https"
+	NetintelVarCfgHttpsPorts          = "cfg_https_ports"
+	NetintelVarCfgIpv4                = "cfg_ipv4"
+	NetintelVarCfgIpv6                = "cfg_ipv6"
+	NetintelVarCfgMaxPayload          = "cfg_max_payload"
+	NetintelVarCfgRttIntervalNs       = "cfg_rtt_interval_ns"
+	NetintelVarCfgTcp                 = "cfg_tcp"
+	NetintelVarCfgUdp                 = "cfg_udp"
+	NetintelVarCfgWakeupBytes         = "cfg_wakeup_bytes"
+	NetintelVarUnusedAggKey           = "unused_agg_key"
+	NetintelVarUnusedAggValue         = "unused_agg_value"
+	NetintelVarUnusedConnEvent        = "unused_conn_event"
+	NetintelVarUnusedDataHeader       = "unused_data_header"
+	NetintelVarUnusedFdEntry          = "unused_fd_entry"
+	NetintelVarUnusedFdKey            = "unused_fd_key"
+	NetintelVarUnusedHttp1Header      = "unused_http1_header"
+	NetintelVarUnusedLimitKey         = "unused_limit_key"
+	NetintelVarUnusedRouteLimit       = "unused_route_limit"
+	NetintelVarUnusedRuleKey          = "unused_rule_key"
+	NetintelVarUnusedSettings         = "unused_settings"
+	NetintelVarUnusedSockState        = "unused_sock_state"
 )
 
 // LoadNetintel returns the embedded CollectionSpec for Netintel.
@@ -413,47 +448,80 @@ type NetintelSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelProgramSpecs struct {
-	NiEnterClone       *ebpf.ProgramSpec `ebpf:"ni_enter_clone"`
-	NiEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_enter_clone3"`
-	NiEnterClose       *ebpf.ProgramSpec `ebpf:"ni_enter_close"`
-	NiEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
-	NiEnterDup         *ebpf.ProgramSpec `ebpf:"ni_enter_dup"`
-	NiEnterDup2        *ebpf.ProgramSpec `ebpf:"ni_enter_dup2"`
-	NiEnterDup3        *ebpf.ProgramSpec `ebpf:"ni_enter_dup3"`
-	NiEnterFcntl       *ebpf.ProgramSpec `ebpf:"ni_enter_fcntl"`
-	NiEnterFork        *ebpf.ProgramSpec `ebpf:"ni_enter_fork"`
-	NiEnterRead        *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
-	NiEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
-	NiEnterVfork       *ebpf.ProgramSpec `ebpf:"ni_enter_vfork"`
-	NiEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
-	NiEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
-	NiErrorReport      *ebpf.ProgramSpec `ebpf:"ni_error_report"`
-	NiExitAccept       *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
-	NiExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
-	NiExitClone        *ebpf.ProgramSpec `ebpf:"ni_exit_clone"`
-	NiExitClone3       *ebpf.ProgramSpec `ebpf:"ni_exit_clone3"`
-	NiExitConnect      *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
-	NiExitDup          *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
-	NiExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
-	NiExitFork         *ebpf.ProgramSpec `ebpf:"ni_exit_fork"`
-	NiExitRead         *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
-	NiExitReadv        *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
-	NiExitSocket       *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
-	NiExitVfork        *ebpf.ProgramSpec `ebpf:"ni_exit_vfork"`
-	NiReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
-	NiRetransmit       *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
-	NiRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
-	NiSendReset        *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
-	NiSetState         *ebpf.ProgramSpec `ebpf:"ni_set_state"`
+	NiEnterClone          *ebpf.ProgramSpec `ebpf:"ni_enter_clone"`
+	NiEnterClone3         *ebpf.ProgramSpec `ebpf:"ni_enter_clone3"`
+	NiEnterClose          *ebpf.ProgramSpec `ebpf:"ni_enter_close"`
+	NiEnterConnect        *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
+	NiEnterDup            *ebpf.ProgramSpec `ebpf:"ni_enter_dup"`
+	NiEnterDup3           *ebpf.ProgramSpec `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl          *ebpf.ProgramSpec `ebpf:"ni_enter_fcntl"`
+	NiEnterRead           *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
+	NiEnterReadv          *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom       *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto         *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
+	NiEnterWrite          *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
+	NiEnterWritev         *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
+	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
+	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
+	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
+	NiExitClone           *ebpf.ProgramSpec `ebpf:"ni_exit_clone"`
+	NiExitClone3          *ebpf.ProgramSpec `ebpf:"ni_exit_clone3"`
+	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
+	NiExitDup             *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
+	NiExitFcntl           *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
+	NiExitRead            *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
+	NiExitReadv           *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom        *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg        *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg         *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
+	NiExitSocket          *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
+	NiRawEnterClone       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone"`
+	NiRawEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone3"`
+	NiRawEnterClose       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_close"`
+	NiRawEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_connect"`
+	NiRawEnterDup         *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup"`
+	NiRawEnterDup3        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup3"`
+	NiRawEnterFcntl       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_fcntl"`
+	NiRawEnterRead        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_read"`
+	NiRawEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_readv"`
+	NiRawEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvfrom"`
+	NiRawEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmmsg"`
+	NiRawEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmsg"`
+	NiRawEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmmsg"`
+	NiRawEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmsg"`
+	NiRawEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendto"`
+	NiRawEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_write"`
+	NiRawEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_writev"`
+	NiRawErrorReport      *ebpf.ProgramSpec `ebpf:"ni_raw_error_report"`
+	NiRawExitAccept       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept"`
+	NiRawExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept4"`
+	NiRawExitClone        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone"`
+	NiRawExitClone3       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone3"`
+	NiRawExitConnect      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_connect"`
+	NiRawExitDup          *ebpf.ProgramSpec `ebpf:"ni_raw_exit_dup"`
+	NiRawExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_fcntl"`
+	NiRawExitRead         *ebpf.ProgramSpec `ebpf:"ni_raw_exit_read"`
+	NiRawExitReadv        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_readv"`
+	NiRawExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvfrom"`
+	NiRawExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmmsg"`
+	NiRawExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmsg"`
+	NiRawExitSocket       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_socket"`
+	NiRawReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_raw_receive_reset"`
+	NiRawRetransmit       *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit"`
+	NiRawRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit_synack"`
+	NiRawSendReset        *ebpf.ProgramSpec `ebpf:"ni_raw_send_reset"`
+	NiRawSetState         *ebpf.ProgramSpec `ebpf:"ni_raw_set_state"`
+	NiRawSysEnter         *ebpf.ProgramSpec `ebpf:"ni_raw_sys_enter"`
+	NiRawSysExit          *ebpf.ProgramSpec `ebpf:"ni_raw_sys_exit"`
+	NiReceiveReset        *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
+	NiRetransmit          *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
+	NiRetransmitSynack    *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
+	NiSendReset           *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
+	NiSetState            *ebpf.ProgramSpec `ebpf:"ni_set_state"`
 }
 
 // NetintelMapSpecs contains maps before they are loaded into the kernel.
@@ -473,6 +541,8 @@ type NetintelMapSpecs struct {
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
+	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
+	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
 	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
@@ -547,6 +617,8 @@ type NetintelMaps struct {
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
 	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
+	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
+	RawExits        *ebpf.Map `ebpf:"raw_exits"`
 	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
@@ -570,6 +642,8 @@ func (m *NetintelMaps) Close() error {
 		m.Fds,
 		m.Forks,
 		m.KeyScratch,
+		m.RawEnters,
+		m.RawExits,
 		m.RecvStash,
 		m.RouteLimits,
 		m.RouteRules,
@@ -616,47 +690,80 @@ type NetintelVariables struct {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelPrograms struct {
-	NiEnterClone       *ebpf.Program `ebpf:"ni_enter_clone"`
-	NiEnterClone3      *ebpf.Program `ebpf:"ni_enter_clone3"`
-	NiEnterClose       *ebpf.Program `ebpf:"ni_enter_close"`
-	NiEnterConnect     *ebpf.Program `ebpf:"ni_enter_connect"`
-	NiEnterDup         *ebpf.Program `ebpf:"ni_enter_dup"`
-	NiEnterDup2        *ebpf.Program `ebpf:"ni_enter_dup2"`
-	NiEnterDup3        *ebpf.Program `ebpf:"ni_enter_dup3"`
-	NiEnterFcntl       *ebpf.Program `ebpf:"ni_enter_fcntl"`
-	NiEnterFork        *ebpf.Program `ebpf:"ni_enter_fork"`
-	NiEnterRead        *ebpf.Program `ebpf:"ni_enter_read"`
-	NiEnterReadv       *ebpf.Program `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom    *ebpf.Program `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg    *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg     *ebpf.Program `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg    *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg     *ebpf.Program `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto      *ebpf.Program `ebpf:"ni_enter_sendto"`
-	NiEnterVfork       *ebpf.Program `ebpf:"ni_enter_vfork"`
-	NiEnterWrite       *ebpf.Program `ebpf:"ni_enter_write"`
-	NiEnterWritev      *ebpf.Program `ebpf:"ni_enter_writev"`
-	NiErrorReport      *ebpf.Program `ebpf:"ni_error_report"`
-	NiExitAccept       *ebpf.Program `ebpf:"ni_exit_accept"`
-	NiExitAccept4      *ebpf.Program `ebpf:"ni_exit_accept4"`
-	NiExitClone        *ebpf.Program `ebpf:"ni_exit_clone"`
-	NiExitClone3       *ebpf.Program `ebpf:"ni_exit_clone3"`
-	NiExitConnect      *ebpf.Program `ebpf:"ni_exit_connect"`
-	NiExitDup          *ebpf.Program `ebpf:"ni_exit_dup"`
-	NiExitFcntl        *ebpf.Program `ebpf:"ni_exit_fcntl"`
-	NiExitFork         *ebpf.Program `ebpf:"ni_exit_fork"`
-	NiExitRead         *ebpf.Program `ebpf:"ni_exit_read"`
-	NiExitReadv        *ebpf.Program `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom     *ebpf.Program `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg     *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg      *ebpf.Program `ebpf:"ni_exit_recvmsg"`
-	NiExitSocket       *ebpf.Program `ebpf:"ni_exit_socket"`
-	NiExitVfork        *ebpf.Program `ebpf:"ni_exit_vfork"`
-	NiReceiveReset     *ebpf.Program `ebpf:"ni_receive_reset"`
-	NiRetransmit       *ebpf.Program `ebpf:"ni_retransmit"`
-	NiRetransmitSynack *ebpf.Program `ebpf:"ni_retransmit_synack"`
-	NiSendReset        *ebpf.Program `ebpf:"ni_send_reset"`
-	NiSetState         *ebpf.Program `ebpf:"ni_set_state"`
+	NiEnterClone          *ebpf.Program `ebpf:"ni_enter_clone"`
+	NiEnterClone3         *ebpf.Program `ebpf:"ni_enter_clone3"`
+	NiEnterClose          *ebpf.Program `ebpf:"ni_enter_close"`
+	NiEnterConnect        *ebpf.Program `ebpf:"ni_enter_connect"`
+	NiEnterDup            *ebpf.Program `ebpf:"ni_enter_dup"`
+	NiEnterDup3           *ebpf.Program `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl          *ebpf.Program `ebpf:"ni_enter_fcntl"`
+	NiEnterRead           *ebpf.Program `ebpf:"ni_enter_read"`
+	NiEnterReadv          *ebpf.Program `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom       *ebpf.Program `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg       *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg        *ebpf.Program `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg       *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg        *ebpf.Program `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto         *ebpf.Program `ebpf:"ni_enter_sendto"`
+	NiEnterWrite          *ebpf.Program `ebpf:"ni_enter_write"`
+	NiEnterWritev         *ebpf.Program `ebpf:"ni_enter_writev"`
+	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
+	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
+	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
+	NiExitClone           *ebpf.Program `ebpf:"ni_exit_clone"`
+	NiExitClone3          *ebpf.Program `ebpf:"ni_exit_clone3"`
+	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
+	NiExitDup             *ebpf.Program `ebpf:"ni_exit_dup"`
+	NiExitFcntl           *ebpf.Program `ebpf:"ni_exit_fcntl"`
+	NiExitRead            *ebpf.Program `ebpf:"ni_exit_read"`
+	NiExitReadv           *ebpf.Program `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom        *ebpf.Program `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg        *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg         *ebpf.Program `ebpf:"ni_exit_recvmsg"`
+	NiExitSocket          *ebpf.Program `ebpf:"ni_exit_socket"`
+	NiRawEnterClone       *ebpf.Program `ebpf:"ni_raw_enter_clone"`
+	NiRawEnterClone3      *ebpf.Program `ebpf:"ni_raw_enter_clone3"`
+	NiRawEnterClose       *ebpf.Program `ebpf:"ni_raw_enter_close"`
+	NiRawEnterConnect     *ebpf.Program `ebpf:"ni_raw_enter_connect"`
+	NiRawEnterDup         *ebpf.Program `ebpf:"ni_raw_enter_dup"`
+	NiRawEnterDup3        *ebpf.Program `ebpf:"ni_raw_enter_dup3"`
+	NiRawEnterFcntl       *ebpf.Program `ebpf:"ni_raw_enter_fcntl"`
+	NiRawEnterRead        *ebpf.Program `ebpf:"ni_raw_enter_read"`
+	NiRawEnterReadv       *ebpf.Program `ebpf:"ni_raw_enter_readv"`
+	NiRawEnterRecvfrom    *ebpf.Program `ebpf:"ni_raw_enter_recvfrom"`
+	NiRawEnterRecvmmsg    *ebpf.Program `ebpf:"ni_raw_enter_recvmmsg"`
+	NiRawEnterRecvmsg     *ebpf.Program `ebpf:"ni_raw_enter_recvmsg"`
+	NiRawEnterSendmmsg    *ebpf.Program `ebpf:"ni_raw_enter_sendmmsg"`
+	NiRawEnterSendmsg     *ebpf.Program `ebpf:"ni_raw_enter_sendmsg"`
+	NiRawEnterSendto      *ebpf.Program `ebpf:"ni_raw_enter_sendto"`
+	NiRawEnterWrite       *ebpf.Program `ebpf:"ni_raw_enter_write"`
+	NiRawEnterWritev      *ebpf.Program `ebpf:"ni_raw_enter_writev"`
+	NiRawErrorReport      *ebpf.Program `ebpf:"ni_raw_error_report"`
+	NiRawExitAccept       *ebpf.Program `ebpf:"ni_raw_exit_accept"`
+	NiRawExitAccept4      *ebpf.Program `ebpf:"ni_raw_exit_accept4"`
+	NiRawExitClone        *ebpf.Program `ebpf:"ni_raw_exit_clone"`
+	NiRawExitClone3       *ebpf.Program `ebpf:"ni_raw_exit_clone3"`
+	NiRawExitConnect      *ebpf.Program `ebpf:"ni_raw_exit_connect"`
+	NiRawExitDup          *ebpf.Program `ebpf:"ni_raw_exit_dup"`
+	NiRawExitFcntl        *ebpf.Program `ebpf:"ni_raw_exit_fcntl"`
+	NiRawExitRead         *ebpf.Program `ebpf:"ni_raw_exit_read"`
+	NiRawExitReadv        *ebpf.Program `ebpf:"ni_raw_exit_readv"`
+	NiRawExitRecvfrom     *ebpf.Program `ebpf:"ni_raw_exit_recvfrom"`
+	NiRawExitRecvmmsg     *ebpf.Program `ebpf:"ni_raw_exit_recvmmsg"`
+	NiRawExitRecvmsg      *ebpf.Program `ebpf:"ni_raw_exit_recvmsg"`
+	NiRawExitSocket       *ebpf.Program `ebpf:"ni_raw_exit_socket"`
+	NiRawReceiveReset     *ebpf.Program `ebpf:"ni_raw_receive_reset"`
+	NiRawRetransmit       *ebpf.Program `ebpf:"ni_raw_retransmit"`
+	NiRawRetransmitSynack *ebpf.Program `ebpf:"ni_raw_retransmit_synack"`
+	NiRawSendReset        *ebpf.Program `ebpf:"ni_raw_send_reset"`
+	NiRawSetState         *ebpf.Program `ebpf:"ni_raw_set_state"`
+	NiRawSysEnter         *ebpf.Program `ebpf:"ni_raw_sys_enter"`
+	NiRawSysExit          *ebpf.Program `ebpf:"ni_raw_sys_exit"`
+	NiReceiveReset        *ebpf.Program `ebpf:"ni_receive_reset"`
+	NiRetransmit          *ebpf.Program `ebpf:"ni_retransmit"`
+	NiRetransmitSynack    *ebpf.Program `ebpf:"ni_retransmit_synack"`
+	NiSendReset           *ebpf.Program `ebpf:"ni_send_reset"`
+	NiSetState            *ebpf.Program `ebpf:"ni_set_state"`
 }
 
 func (p *NetintelPrograms) Close() error {
@@ -666,10 +773,8 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterClose,
 		p.NiEnterConnect,
 		p.NiEnterDup,
-		p.NiEnterDup2,
 		p.NiEnterDup3,
 		p.NiEnterFcntl,
-		p.NiEnterFork,
 		p.NiEnterRead,
 		p.NiEnterReadv,
 		p.NiEnterRecvfrom,
@@ -678,7 +783,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterSendmmsg,
 		p.NiEnterSendmsg,
 		p.NiEnterSendto,
-		p.NiEnterVfork,
 		p.NiEnterWrite,
 		p.NiEnterWritev,
 		p.NiErrorReport,
@@ -689,14 +793,50 @@ func (p *NetintelPrograms) Close() error {
 		p.NiExitConnect,
 		p.NiExitDup,
 		p.NiExitFcntl,
-		p.NiExitFork,
 		p.NiExitRead,
 		p.NiExitReadv,
 		p.NiExitRecvfrom,
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
 		p.NiExitSocket,
-		p.NiExitVfork,
+		p.NiRawEnterClone,
+		p.NiRawEnterClone3,
+		p.NiRawEnterClose,
+		p.NiRawEnterConnect,
+		p.NiRawEnterDup,
+		p.NiRawEnterDup3,
+		p.NiRawEnterFcntl,
+		p.NiRawEnterRead,
+		p.NiRawEnterReadv,
+		p.NiRawEnterRecvfrom,
+		p.NiRawEnterRecvmmsg,
+		p.NiRawEnterRecvmsg,
+		p.NiRawEnterSendmmsg,
+		p.NiRawEnterSendmsg,
+		p.NiRawEnterSendto,
+		p.NiRawEnterWrite,
+		p.NiRawEnterWritev,
+		p.NiRawErrorReport,
+		p.NiRawExitAccept,
+		p.NiRawExitAccept4,
+		p.NiRawExitClone,
+		p.NiRawExitClone3,
+		p.NiRawExitConnect,
+		p.NiRawExitDup,
+		p.NiRawExitFcntl,
+		p.NiRawExitRead,
+		p.NiRawExitReadv,
+		p.NiRawExitRecvfrom,
+		p.NiRawExitRecvmmsg,
+		p.NiRawExitRecvmsg,
+		p.NiRawExitSocket,
+		p.NiRawReceiveReset,
+		p.NiRawRetransmit,
+		p.NiRawRetransmitSynack,
+		p.NiRawSendReset,
+		p.NiRawSetState,
+		p.NiRawSysEnter,
+		p.NiRawSysExit,
 		p.NiReceiveReset,
 		p.NiRetransmit,
 		p.NiRetransmitSynack,

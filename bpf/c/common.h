@@ -443,6 +443,17 @@ static __always_inline void fill_tuple(struct sock *sk, struct sock_tuple *t)
 	}
 }
 
+/* tuple_of is the socket's tuple with its local port as the socket itself keeps it (inet_sport
+ * outlives the port's release at close, as the sock tracepoints' own tuples do). */
+static __always_inline void tuple_of(struct sock *sk, struct sock_tuple *t)
+{
+	fill_tuple(sk, t);
+	struct inet_sock *inet = (struct inet_sock *)sk;
+	__u16 sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	if (sport)
+		t->sport = sport;
+}
+
 /* remote_from_user takes the peer from a user sockaddr (unconnected UDP, failed connects). */
 static __always_inline void remote_from_user(struct sock_tuple *t, __u64 uaddr)
 {

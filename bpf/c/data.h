@@ -373,13 +373,12 @@ static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
 /* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are counted. */
 #define MAX_MMSG 4
 
-static __always_inline int exit_recv(struct trace_event_raw_sys_exit *ctx, __u8 kind)
+static __always_inline int exit_recv(long ret, __u8 kind)
 {
 	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0, 0);
 	if (!a || !a->active)
 		return 0;
 	a->active = 0;
-	long ret = ctx->ret;
 	/* A different kind is a leftover of a syscall whose exit we missed. */
 	if (ret <= 0 || a->kind != kind)
 		return 0;
@@ -472,64 +471,56 @@ static __always_inline __u64 msghdr_total(__u64 msgp)
 	return iovec_total((__u64)msg.msg_iov, msg.msg_iovlen);
 }
 
-SEC("tracepoint/syscalls/sys_enter_close")
-int ni_enter_close(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_close(const __u64 *args)
 {
 	/* The socket's state lives on while another fd (a fork, a dup) holds it; a request still
 	 * waiting is sent as unanswered when the connection closes (ni_set_state). */
-	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)ctx->args[0]};
+	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)args[0]};
 	fd_forget(&key);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_write")
-int ni_enter_write(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_write(const __u64 *args)
 {
-	return enter_send((int)ctx->args[0], ctx->args[1], ctx->args[2], 0, BUF_PLAIN);
+	return enter_send((int)args[0], args[1], args[2], 0, BUF_PLAIN);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendto")
-int ni_enter_sendto(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_sendto(const __u64 *args)
 {
-	return enter_send((int)ctx->args[0], ctx->args[1], ctx->args[2], ctx->args[4], BUF_PLAIN);
+	return enter_send((int)args[0], args[1], args[2], args[4], BUF_PLAIN);
 }
 
-SEC("tracepoint/syscalls/sys_enter_writev")
-int ni_enter_writev(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_writev(const __u64 *args)
 {
-	__u64 total = iovec_total(ctx->args[1], ctx->args[2]);
-	return enter_send((int)ctx->args[0], ctx->args[1], total, 0, BUF_IOV);
+	__u64 total = iovec_total(args[1], args[2]);
+	return enter_send((int)args[0], args[1], total, 0, BUF_IOV);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmsg")
-int ni_enter_sendmsg(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_sendmsg(const __u64 *args)
 {
-	__u64 total = msghdr_total(ctx->args[1]);
-	return enter_send((int)ctx->args[0], ctx->args[1], total, 0, BUF_MSG);
+	__u64 total = msghdr_total(args[1]);
+	return enter_send((int)args[0], args[1], total, 0, BUF_MSG);
 }
 
-SEC("tracepoint/syscalls/sys_enter_sendmmsg")
-int ni_enter_sendmmsg(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_sendmmsg(const __u64 *args)
 {
-	return enter_sendmmsg((int)ctx->args[0], ctx->args[1], ctx->args[2]);
+	return enter_sendmmsg((int)args[0], args[1], args[2]);
 }
 
-#define RECV_PROGS(name, bufarg, addrarg, kind)                                                \
-	SEC("tracepoint/syscalls/sys_enter_" #name)                                             \
-	int ni_enter_##name(struct trace_event_raw_sys_enter *ctx)                              \
+#define RECV_HANDLERS(name, bufarg, addrarg, kind)                                             \
+	static __always_inline int on_enter_##name(const __u64 *args)                           \
 	{                                                                                       \
-		return enter_recv((int)ctx->args[0], ctx->args[bufarg], addrarg, kind);         \
+		return enter_recv((int)args[0], args[bufarg], addrarg, kind);                   \
 	}                                                                                       \
-	SEC("tracepoint/syscalls/sys_exit_" #name)                                              \
-	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                                \
+	static __always_inline int on_exit_##name(long ret)                                     \
 	{                                                                                       \
-		return exit_recv(ctx, kind);                                                    \
+		return exit_recv(ret, kind);                                                    \
 	}
 
-RECV_PROGS(read, 1, 0, BUF_PLAIN)
-RECV_PROGS(readv, 1, 0, BUF_IOV)
-RECV_PROGS(recvfrom, 1, ctx->args[4], BUF_PLAIN)
-RECV_PROGS(recvmsg, 1, 0, BUF_MSG)
-RECV_PROGS(recvmmsg, 1, 0, BUF_MMSG)
+RECV_HANDLERS(read, 1, 0, BUF_PLAIN)
+RECV_HANDLERS(readv, 1, 0, BUF_IOV)
+RECV_HANDLERS(recvfrom, 1, args[4], BUF_PLAIN)
+RECV_HANDLERS(recvmsg, 1, 0, BUF_MSG)
+RECV_HANDLERS(recvmmsg, 1, 0, BUF_MMSG)
 
 #endif

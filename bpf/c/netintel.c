@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * netintel kernel side, one object of tracepoint programs (no kprobes, no fentry):
+ *   syscalls.h the syscalls followed, attached as classic or raw tracepoints (chosen per kernel)
  *   sockets.h  which fds are sockets, TCP connection lifecycle events
  *   data.h     the bytes of reads and writes, classified once per socket
  *   http1.h    HTTP/1 judged here: healthy exchanges become aggregates, not records
@@ -13,6 +14,7 @@
 #include "common.h"
 #include "sockets.h"
 #include "data.h"
+#include "syscalls.h"
 #include "tcp.h"
 
 char LICENSE[] SEC("license") = "GPL";

@@ -137,20 +137,18 @@ static __always_inline struct sock_info *known_info(struct sock *sk)
 	return bpf_map_lookup_elem(&closed_socks, &key);
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+/* err_key_of is the key an asynchronous connect error is kept under: the connection's tuple. */
+static __always_inline void err_key_of(struct err_key *ek, const struct sock_tuple *t)
 {
-	if (ctx->protocol != IPPROTO_TCP || !cfg_tcp)
-		return 0;
-	if (!family_wanted(ctx->family))
-		return 0;
-	struct sock *sk = (struct sock *)ctx->skaddr;
-	int oldstate = ctx->oldstate, newstate = ctx->newstate;
-	/* The tracepoint's own tuple: at CLOSE the socket's local port may already be released. */
-	struct sock_tuple t = {};
-	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
-		      ctx->daddr_v6);
+	ek->family = t->family;
+	ek->sport = t->sport;
+	ek->dport = t->dport;
+	__builtin_memcpy(ek->daddr, t->daddr, 16);
+}
 
+/* on_set_state follows a TCP socket's state changes: opens, the first FIN, the close. */
+static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate, struct sock_tuple *t)
+{
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		struct sock_info *info = sock_info_get(sk, true);
 		if (!info)
@@ -161,7 +159,7 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 			/* The server side reports its open at accept(), where the owner is known. */
 			if (!info->opened_sent) {
 				info->opened_sent = 1;
-				emit_conn(CONN_OPENED, sk, info, &t, 0);
+				emit_conn(CONN_OPENED, sk, info, t, 0);
 			}
 		} else {
 			info->role = ROLE_SERVER;
@@ -184,18 +182,12 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	struct sock_info *info = st ? &st->info : NULL;
 	if (st)
 		/* No response can come any more: a request still waiting is sent as unanswered. */
-		http1_unanswered(st, &t);
+		http1_unanswered(st, t);
 	if (oldstate == TCP_SYN_SENT) {
 		__s32 err = BPF_CORE_READ(sk, sk_err);
 		if (err == 0) {
 			struct err_key ek = {};
-			ek.family = ctx->family;
-			ek.sport = ctx->sport;
-			ek.dport = ctx->dport;
-			if (ctx->family == AF_INET)
-				bpf_probe_read_kernel(ek.daddr, 4, ctx->daddr);
-			else
-				bpf_probe_read_kernel(ek.daddr, 16, ctx->daddr_v6);
+			err_key_of(&ek, t);
 			__s32 *found = bpf_map_lookup_elem(&conn_errors, &ek);
 			if (found) {
 				err = *found;
@@ -204,9 +196,9 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 		}
 		if (info)
 			info->role = ROLE_CLIENT;
-		emit_conn(CONN_FAILED, sk, info, &t, err);
+		emit_conn(CONN_FAILED, sk, info, t, err);
 	} else if (oldstate != TCP_LISTEN && oldstate != TCP_SYN_RECV && oldstate != TCP_NEW_SYN_RECV) {
-		emit_conn(CONN_CLOSED, sk, info, &t, 0);
+		emit_conn(CONN_CLOSED, sk, info, t, 0);
 	}
 	if (info) {
 		/* SO_LINGER 0 sets CLOSE before sending its RST: keep the owner a little longer, and
@@ -217,25 +209,61 @@ int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
 	return 0;
 }
 
+/* on_error_report remembers a connect's errno by tuple for the SYN_SENT -> CLOSE transition that
+ * follows, in case the socket's error was consumed by then. */
+static __always_inline int on_error_report(struct sock_tuple *t, __s32 err)
+{
+	struct err_key ek = {};
+	err_key_of(&ek, t);
+	if (bpf_map_update_elem(&conn_errors, &ek, &err, BPF_ANY) != 0)
+		count(COUNTER_CONN_ERRORS_FULL);
+	return 0;
+}
+
+SEC("tracepoint/sock/inet_sock_set_state")
+int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
+{
+	if (ctx->protocol != IPPROTO_TCP || !cfg_tcp || !family_wanted(ctx->family))
+		return 0;
+	/* The tracepoint's own tuple: at CLOSE the socket's local port may already be released. */
+	struct sock_tuple t = {};
+	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
+		      ctx->daddr_v6);
+	return on_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, &t);
+}
+
 SEC("tracepoint/sock/inet_sk_error_report")
 int ni_error_report(struct trace_event_raw_inet_sk_error_report *ctx)
 {
 	if (ctx->protocol != IPPROTO_TCP)
 		return 0;
-	/* No socket pointer here: remember the errno by tuple for the SYN_SENT -> CLOSE transition
-	 * that follows, in case sk_err was already consumed. */
-	struct err_key ek = {};
-	ek.family = ctx->family;
-	ek.sport = ctx->sport;
-	ek.dport = ctx->dport;
-	if (ctx->family == AF_INET)
-		bpf_probe_read_kernel(ek.daddr, 4, ctx->daddr);
-	else
-		bpf_probe_read_kernel(ek.daddr, 16, ctx->daddr_v6);
-	__s32 err = ctx->error;
-	if (bpf_map_update_elem(&conn_errors, &ek, &err, BPF_ANY) != 0)
-		count(COUNTER_CONN_ERRORS_FULL);
-	return 0;
+	struct sock_tuple t = {};
+	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
+		      ctx->daddr_v6);
+	return on_error_report(&t, ctx->error);
+}
+
+SEC("raw_tp/inet_sock_set_state")
+int ni_raw_set_state(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || !cfg_tcp ||
+	    !family_wanted(BPF_CORE_READ(sk, __sk_common.skc_family)))
+		return 0;
+	struct sock_tuple t = {};
+	tuple_of(sk, &t);
+	return on_set_state(sk, (int)ctx->args[1], (int)ctx->args[2], &t);
+}
+
+SEC("raw_tp/inet_sk_error_report")
+int ni_raw_error_report(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct sock *sk = (struct sock *)ctx->args[0];
+	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP)
+		return 0;
+	struct sock_tuple t = {};
+	tuple_of(sk, &t);
+	return on_error_report(&t, BPF_CORE_READ(sk, sk_err));
 }
 
 /* --- the fd table -------------------------------------------------------------------------- */
@@ -298,19 +326,18 @@ static __always_inline bool resolve(struct fd_entry *fe, __u32 tgid, int fd)
 }
 
 /* socket(): an inet stream or datagram socket enters the fd table at birth. */
-SEC("tracepoint/syscalls/sys_exit_socket")
-int ni_exit_socket(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_socket(long ret)
 {
-	if (ctx->ret < 0 || excluded())
+	if (ret < 0 || excluded())
 		return 0;
 	/* The family and type are the socket's own; read them from it (one walk per socket). */
-	struct sock *sk = sock_from_fd((int)ctx->ret);
+	struct sock *sk = sock_from_fd((int)ret);
 	if (!sk)
 		return 0;
 	__u8 transport = sock_transport(sk);
 	if (!transport)
 		return 0;
-	track_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->ret, sk, transport);
+	track_fd(bpf_get_current_pid_tgid() >> 32, (int)ret, sk, transport);
 	return 0;
 }
 
@@ -382,9 +409,8 @@ static __always_inline void copy_fds(__u32 parent, __u32 child)
 /* Both sides copy: the parent as its fork returns (before it can close its copy of a socket) and
  * the child as its own returns (before it can use, dup or close one); whichever runs first makes
  * the entries, the other finds them. */
-static __always_inline int exit_fork(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int exit_fork(long ret)
 {
-	long ret = ctx->ret;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	if (ret > 0) {
@@ -404,55 +430,47 @@ static __always_inline int exit_fork(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_clone")
-int ni_enter_clone(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_clone(const __u64 *args)
 {
-	return enter_fork(ctx->args[0]);
+	return enter_fork(args[0]);
 }
 
-SEC("tracepoint/syscalls/sys_enter_clone3")
-int ni_enter_clone3(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_clone3(const __u64 *args)
 {
 	__u64 flags = 0;
-	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)ctx->args[0]) != 0)
+	if (bpf_probe_read_user(&flags, sizeof(flags), (void *)args[0]) != 0)
 		return 0;
 	return enter_fork(flags);
 }
 
-SEC("tracepoint/syscalls/sys_enter_fork")
-int ni_enter_fork(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_fork(const __u64 *args)
 {
 	return enter_fork(0);
 }
 
-SEC("tracepoint/syscalls/sys_enter_vfork")
-int ni_enter_vfork(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_vfork(const __u64 *args)
 {
 	return enter_fork(0);
 }
 
-SEC("tracepoint/syscalls/sys_exit_clone")
-int ni_exit_clone(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_clone(long ret)
 {
-	return exit_fork(ctx);
+	return exit_fork(ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_clone3")
-int ni_exit_clone3(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_clone3(long ret)
 {
-	return exit_fork(ctx);
+	return exit_fork(ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_fork")
-int ni_exit_fork(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_fork(long ret)
 {
-	return exit_fork(ctx);
+	return exit_fork(ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_vfork")
-int ni_exit_vfork(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_vfork(long ret)
 {
-	return exit_fork(ctx);
+	return exit_fork(ret);
 }
 
 /* --- dup: another fd of the same socket ---------------------------------------------------- */
@@ -508,48 +526,42 @@ static __always_inline int exit_dup(long ret)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_dup2")
-int ni_enter_dup2(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_dup2(const __u64 *args)
 {
-	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->args[0], (int)ctx->args[1]);
+	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)args[0], (int)args[1]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_dup3")
-int ni_enter_dup3(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_dup3(const __u64 *args)
 {
-	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)ctx->args[0], (int)ctx->args[1]);
+	dup_fd(bpf_get_current_pid_tgid() >> 32, (int)args[0], (int)args[1]);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_enter_dup")
-int ni_enter_dup(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_dup(const __u64 *args)
 {
-	return enter_dup((int)ctx->args[0]);
+	return enter_dup((int)args[0]);
 }
 
-SEC("tracepoint/syscalls/sys_exit_dup")
-int ni_exit_dup(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_dup(long ret)
 {
-	return exit_dup(ctx->ret);
+	return exit_dup(ret);
 }
 
 #define F_DUPFD 0
 #define F_DUPFD_CLOEXEC 1030
 
-SEC("tracepoint/syscalls/sys_enter_fcntl")
-int ni_enter_fcntl(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_fcntl(const __u64 *args)
 {
-	long cmd = ctx->args[1];
+	long cmd = args[1];
 	if (cmd != F_DUPFD && cmd != F_DUPFD_CLOEXEC)
 		return 0;
-	return enter_dup((int)ctx->args[0]);
+	return enter_dup((int)args[0]);
 }
 
-SEC("tracepoint/syscalls/sys_exit_fcntl")
-int ni_exit_fcntl(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_fcntl(long ret)
 {
-	return exit_dup(ctx->ret);
+	return exit_dup(ret);
 }
 
 /* --- connect / accept ---------------------------------------------------------------------- */
@@ -567,14 +579,13 @@ struct {
 	__type(value, struct connect_args);
 } connects SEC(".maps");
 
-SEC("tracepoint/syscalls/sys_enter_connect")
-int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
+static __always_inline int on_enter_connect(const __u64 *args)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	if (excluded_tgid(tgid))
 		return 0;
-	int fd = (int)ctx->args[0];
+	int fd = (int)args[0];
 	struct fd_key fk = {.tgid = tgid, .fd = fd};
 	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &fk);
 	struct sock *sk;
@@ -601,13 +612,12 @@ int ni_enter_connect(struct trace_event_raw_sys_enter *ctx)
 		return 0;
 	info->role = ROLE_CLIENT;
 	current_task_id(&info->owner);
-	struct connect_args a = {.sk = (__u64)sk, .addr = ctx->args[1]};
+	struct connect_args a = {.sk = (__u64)sk, .addr = args[1]};
 	bpf_map_update_elem(&connects, &id, &a, BPF_ANY);
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_connect")
-int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_connect(long ret)
 {
 	__u64 id = bpf_get_current_pid_tgid();
 	struct connect_args *a = bpf_map_lookup_elem(&connects, &id);
@@ -616,7 +626,6 @@ int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	struct sock *sk = (struct sock *)a->sk;
 	__u64 uaddr = a->addr;
 	bpf_map_delete_elem(&connects, &id);
-	long ret = ctx->ret;
 	if (ret == 0 || ret == -EINPROGRESS || !sk)
 		return 0;
 	/* Failures the TCP state machine never sees (no SYN sent: unreachable network, no local
@@ -640,11 +649,11 @@ int ni_exit_connect(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int exit_accept(long ret)
 {
-	if (ctx->ret < 0 || excluded())
+	if (ret < 0 || excluded())
 		return 0;
-	int fd = (int)ctx->ret;
+	int fd = (int)ret;
 	struct sock *sk = sock_from_fd(fd);
 	if (!sk || sock_transport(sk) != TRANSPORT_TCP)
 		return 0;
@@ -661,16 +670,14 @@ static __always_inline int exit_accept(struct trace_event_raw_sys_exit *ctx)
 	return 0;
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept")
-int ni_exit_accept(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_accept(long ret)
 {
-	return exit_accept(ctx);
+	return exit_accept(ret);
 }
 
-SEC("tracepoint/syscalls/sys_exit_accept4")
-int ni_exit_accept4(struct trace_event_raw_sys_exit *ctx)
+static __always_inline int on_exit_accept4(long ret)
 {
-	return exit_accept(ctx);
+	return exit_accept(ret);
 }
 
 /* tcp_state returns the state of the TCP socket behind an fd entry, making one for a socket first

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -38,6 +39,7 @@ type ebpfSource struct {
 	programIDs   []ebpf.ProgramID
 	capabilities []CapabilityState
 	judging      Judging
+	attach       AttachMode
 	minLimit     time.Duration // smallest route limit in the kernel (0: none)
 	rules        int           // route rules in the kernel
 	final        Counters      // kernel counters at Close, once the maps are gone
@@ -99,7 +101,20 @@ func (s *ebpfSource) load() error {
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
 	spec.Maps[bpf.NetintelMapFds].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
-	k, err := loadPrograms(spec, loadOptions{attach: true})
+	mode := s.opts.Attach
+	if mode == AttachAuto {
+		mode = AttachTracepoint
+	}
+	k, err := loadPrograms(spec, loadOptions{attach: true, mode: mode})
+	var refused *attachRefused
+	if err != nil && s.opts.Attach == AttachAuto && errors.As(err, &refused) {
+		// Classic tracepoints attach with perf_event_open(), which perf_event_paranoid above 2
+		// refuses without CAP_SYS_ADMIN (Debian's and Ubuntu's default); raw tracepoints need
+		// only CAP_BPF and CAP_PERFMON.
+		s.logger.Info("net_intel: classic tracepoints refused, attaching raw tracepoints instead",
+			zap.String("program", refused.program), zap.String("perf_event_paranoid", perfEventParanoid()), zap.Error(err))
+		k, err = loadPrograms(spec, loadOptions{attach: true, mode: AttachRaw})
+	}
 	if err != nil {
 		var req *requiredProgramError
 		var ve *ebpf.VerifierError
@@ -110,6 +125,7 @@ func (s *ebpfSource) load() error {
 	}
 	s.k = k
 	s.capabilities = k.capabilities
+	s.attach = k.mode
 	s.judging = s.opts.Judging
 	if err := s.writeSettingsLocked(); err != nil {
 		return err
@@ -141,7 +157,7 @@ func (s *ebpfSource) load() error {
 	if len(Degraded(k.capabilities)) > 0 {
 		level = s.logger.Warn
 	}
-	level("net_intel kernel capabilities", zap.String("kernel", kernelRelease()), zap.String("capabilities", DescribeCapabilities(k.capabilities)))
+	level("net_intel kernel capabilities", zap.String("kernel", kernelRelease()), zap.String("attach", k.mode.String()), zap.String("capabilities", DescribeCapabilities(k.capabilities)))
 	return nil
 }
 
@@ -311,6 +327,13 @@ func (s *ebpfSource) release() error {
 	return errors.Join(errs...)
 }
 
+// Attach says how the programs were attached (after Start).
+func (s *ebpfSource) Attach() AttachMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attach
+}
+
 // Capabilities reports which capabilities this kernel gave the capture (after Start).
 func (s *ebpfSource) Capabilities() []CapabilityState {
 	s.mu.Lock()
@@ -323,4 +346,12 @@ func (s *ebpfSource) loadedProgramIDs() []ebpf.ProgramID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]ebpf.ProgramID(nil), s.programIDs...)
+}
+
+func perfEventParanoid() string {
+	b, err := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }

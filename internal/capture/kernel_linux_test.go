@@ -351,7 +351,12 @@ func httpExchange(t *testing.T, c *collector, network, listen string) {
 
 func TestKernelRefusedConnect(t *testing.T) {
 	_, c := sharedKernel(t)
-	ln, err := net.Listen("tcp4", "127.0.0.32:0")
+	refusedConnect(t, c, "127.0.0.32")
+}
+
+func refusedConnect(t *testing.T, c *collector, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -378,7 +383,12 @@ func TestKernelRefusedConnect(t *testing.T) {
 
 func TestKernelReset(t *testing.T) {
 	_, c := sharedKernel(t)
-	ln, err := net.Listen("tcp4", "127.0.0.33:0")
+	resetExchange(t, c, "127.0.0.33")
+}
+
+func resetExchange(t *testing.T, c *collector, addr string) {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr+":0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -421,7 +431,12 @@ func TestKernelReset(t *testing.T) {
 
 func TestKernelDNSOverUDP(t *testing.T) {
 	_, c := sharedKernel(t)
-	server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 34)})
+	dnsOverUDP(t, c, "127.0.0.34")
+}
+
+func dnsOverUDP(t *testing.T, c *collector, addr string) {
+	t.Helper()
+	server, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.ParseIP(addr)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -854,4 +869,25 @@ func TestKernelExcludesOwnPID(t *testing.T) {
 			t.Errorf("conn event of the excluded pid: %+v", ev.Conn)
 		}
 	}
+}
+
+// TestKernelRawTracepoints runs the capture attached through raw tracepoints (what kernels with
+// perf_event_paranoid above 2 get with CAP_BPF and CAP_PERFMON only): the same events as the
+// classic tracepoints give, for HTTP, a refused connect, resets and DNS.
+func TestKernelRawTracepoints(t *testing.T) {
+	opts := DefaultOptions()
+	opts.Attach = AttachRaw
+	src, c := startKernel(t, opts)
+	if src.Attach() != AttachRaw {
+		t.Fatalf("attached %v", src.Attach())
+	}
+	for _, s := range src.Capabilities() {
+		if !s.On {
+			t.Errorf("capability %s off in raw mode: %s", s.Name, s.Reason)
+		}
+	}
+	httpExchange(t, c, "tcp4", "127.0.0.91:0")
+	refusedConnect(t, c, "127.0.0.92")
+	resetExchange(t, c, "127.0.0.93")
+	dnsOverUDP(t, c, "127.0.0.94")
 }

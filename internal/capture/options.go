@@ -39,6 +39,8 @@ type Options struct {
 	ProcRoot string
 	// Judging is how the kernel judges HTTP/1 at start (Judge.SetJudging changes it later).
 	Judging Judging
+	// Attach chooses classic or raw tracepoints (AttachAuto: classic when the kernel allows).
+	Attach AttachMode
 }
 
 // DefaultOptions captures everything: both families, both transports, every protocol.
