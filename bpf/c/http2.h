@@ -10,6 +10,8 @@
 #include "records.h"
 
 #define H2_FRAME_HEADER 9
+/* Set by the walk on a frame it cut (its length then says what was copied); l7 reads it. */
+#define H2_FLAG_CUT 0x80
 #define H2_PREFACE_LEN 24 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
 #define H2_DATA 0
 #define H2_MAX_TYPE 9
@@ -130,8 +132,12 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 	__u64 off = e->off;
 	if (left > 0 && off < avail) {
 		__u64 take = left < avail - off ? left : avail - off;
-		if (st->h2_copy[d])
+		if (st->h2_copy[d]) {
+			__u64 before = e->out;
 			out_append_user(e, &e->out, src + off, take);
+			if (e->out - before < take)
+				count(COUNTER_H2_FRAMES_CUT); /* the parser reads past this frame's end */
+		}
 		e->off = off + take;
 		st->h2_left[d] = left - take;
 	}
@@ -162,20 +168,35 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 			break;
 		}
 		__u64 o = e->out;
+		bool header_out = false;
 		if (o + H2_FRAME_HEADER <= MAX_PAYLOAD) {
 			o &= MAX_PAYLOAD - 1;
 			__builtin_memcpy(&e->payload[o], fh, H2_FRAME_HEADER);
 			e->out = o + H2_FRAME_HEADER;
+			header_out = true;
 		}
 		off += H2_FRAME_HEADER;
 		rem = avail - off;
 		__u64 here = rem < len ? rem : len;
-		if (fh[3] != H2_DATA)
+		bool cut = false;
+		if (fh[3] != H2_DATA) {
+			__u64 before = e->out;
 			out_append_user(e, &e->out, src + off, here);
+			__u64 copied = e->out - before;
+			if (copied < here && header_out) {
+				/* Cut by what one record holds: the header says what was copied, and the
+				 * frame's rest is skipped, here and in the next call. */
+				cut = true;
+				e->payload[o & (MAX_PAYLOAD - 1)] = copied >> 16;
+				e->payload[(o + 1) & (MAX_PAYLOAD - 1)] = copied >> 8;
+				e->payload[(o + 2) & (MAX_PAYLOAD - 1)] = copied;
+				e->payload[(o + 4) & (MAX_PAYLOAD - 1)] = fh[4] | H2_FLAG_CUT;
+			}
+		}
 		e->off = off + here;
 		if (here < len) {
 			st->h2_left[d] = len - here;
-			st->h2_copy[d] = fh[3] != H2_DATA;
+			st->h2_copy[d] = fh[3] != H2_DATA && !cut;
 		}
 	}
 	if (e->off < avail)
