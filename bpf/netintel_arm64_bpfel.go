@@ -323,8 +323,6 @@ const (
 	NetintelProgNiErrorReport         = "ni_error_report"
 	NetintelProgNiExitAccept          = "ni_exit_accept"
 	NetintelProgNiExitAccept4         = "ni_exit_accept4"
-	NetintelProgNiExitClone           = "ni_exit_clone"
-	NetintelProgNiExitClone3          = "ni_exit_clone3"
 	NetintelProgNiExitConnect         = "ni_exit_connect"
 	NetintelProgNiExitDup             = "ni_exit_dup"
 	NetintelProgNiExitFcntl           = "ni_exit_fcntl"
@@ -334,6 +332,7 @@ const (
 	NetintelProgNiExitRecvmmsg        = "ni_exit_recvmmsg"
 	NetintelProgNiExitRecvmsg         = "ni_exit_recvmsg"
 	NetintelProgNiExitSocket          = "ni_exit_socket"
+	NetintelProgNiFork                = "ni_fork"
 	NetintelProgNiRawEnterClone       = "ni_raw_enter_clone"
 	NetintelProgNiRawEnterClone3      = "ni_raw_enter_clone3"
 	NetintelProgNiRawEnterClose       = "ni_raw_enter_close"
@@ -354,8 +353,6 @@ const (
 	NetintelProgNiRawErrorReport      = "ni_raw_error_report"
 	NetintelProgNiRawExitAccept       = "ni_raw_exit_accept"
 	NetintelProgNiRawExitAccept4      = "ni_raw_exit_accept4"
-	NetintelProgNiRawExitClone        = "ni_raw_exit_clone"
-	NetintelProgNiRawExitClone3       = "ni_raw_exit_clone3"
 	NetintelProgNiRawExitConnect      = "ni_raw_exit_connect"
 	NetintelProgNiRawExitDup          = "ni_raw_exit_dup"
 	NetintelProgNiRawExitFcntl        = "ni_raw_exit_fcntl"
@@ -365,6 +362,7 @@ const (
 	NetintelProgNiRawExitRecvmmsg     = "ni_raw_exit_recvmmsg"
 	NetintelProgNiRawExitRecvmsg      = "ni_raw_exit_recvmsg"
 	NetintelProgNiRawExitSocket       = "ni_raw_exit_socket"
+	NetintelProgNiRawFork             = "ni_raw_fork"
 	NetintelProgNiRawReceiveReset     = "ni_raw_receive_reset"
 	NetintelProgNiRawRetransmit       = "ni_raw_retransmit"
 	NetintelProgNiRawRetransmitSynack = "ni_raw_retransmit_synack"
@@ -468,8 +466,6 @@ type NetintelProgramSpecs struct {
 	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
-	NiExitClone           *ebpf.ProgramSpec `ebpf:"ni_exit_clone"`
-	NiExitClone3          *ebpf.ProgramSpec `ebpf:"ni_exit_clone3"`
 	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
 	NiExitDup             *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
 	NiExitFcntl           *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
@@ -479,6 +475,7 @@ type NetintelProgramSpecs struct {
 	NiExitRecvmmsg        *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg         *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket          *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
+	NiFork                *ebpf.ProgramSpec `ebpf:"ni_fork"`
 	NiRawEnterClone       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone"`
 	NiRawEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone3"`
 	NiRawEnterClose       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_close"`
@@ -499,8 +496,6 @@ type NetintelProgramSpecs struct {
 	NiRawErrorReport      *ebpf.ProgramSpec `ebpf:"ni_raw_error_report"`
 	NiRawExitAccept       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept"`
 	NiRawExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept4"`
-	NiRawExitClone        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone"`
-	NiRawExitClone3       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone3"`
 	NiRawExitConnect      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_connect"`
 	NiRawExitDup          *ebpf.ProgramSpec `ebpf:"ni_raw_exit_dup"`
 	NiRawExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_fcntl"`
@@ -510,6 +505,7 @@ type NetintelProgramSpecs struct {
 	NiRawExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmmsg"`
 	NiRawExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmsg"`
 	NiRawExitSocket       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_socket"`
+	NiRawFork             *ebpf.ProgramSpec `ebpf:"ni_raw_fork"`
 	NiRawReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_raw_receive_reset"`
 	NiRawRetransmit       *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit"`
 	NiRawRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit_synack"`
@@ -710,8 +706,6 @@ type NetintelPrograms struct {
 	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
-	NiExitClone           *ebpf.Program `ebpf:"ni_exit_clone"`
-	NiExitClone3          *ebpf.Program `ebpf:"ni_exit_clone3"`
 	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
 	NiExitDup             *ebpf.Program `ebpf:"ni_exit_dup"`
 	NiExitFcntl           *ebpf.Program `ebpf:"ni_exit_fcntl"`
@@ -721,6 +715,7 @@ type NetintelPrograms struct {
 	NiExitRecvmmsg        *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg         *ebpf.Program `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket          *ebpf.Program `ebpf:"ni_exit_socket"`
+	NiFork                *ebpf.Program `ebpf:"ni_fork"`
 	NiRawEnterClone       *ebpf.Program `ebpf:"ni_raw_enter_clone"`
 	NiRawEnterClone3      *ebpf.Program `ebpf:"ni_raw_enter_clone3"`
 	NiRawEnterClose       *ebpf.Program `ebpf:"ni_raw_enter_close"`
@@ -741,8 +736,6 @@ type NetintelPrograms struct {
 	NiRawErrorReport      *ebpf.Program `ebpf:"ni_raw_error_report"`
 	NiRawExitAccept       *ebpf.Program `ebpf:"ni_raw_exit_accept"`
 	NiRawExitAccept4      *ebpf.Program `ebpf:"ni_raw_exit_accept4"`
-	NiRawExitClone        *ebpf.Program `ebpf:"ni_raw_exit_clone"`
-	NiRawExitClone3       *ebpf.Program `ebpf:"ni_raw_exit_clone3"`
 	NiRawExitConnect      *ebpf.Program `ebpf:"ni_raw_exit_connect"`
 	NiRawExitDup          *ebpf.Program `ebpf:"ni_raw_exit_dup"`
 	NiRawExitFcntl        *ebpf.Program `ebpf:"ni_raw_exit_fcntl"`
@@ -752,6 +745,7 @@ type NetintelPrograms struct {
 	NiRawExitRecvmmsg     *ebpf.Program `ebpf:"ni_raw_exit_recvmmsg"`
 	NiRawExitRecvmsg      *ebpf.Program `ebpf:"ni_raw_exit_recvmsg"`
 	NiRawExitSocket       *ebpf.Program `ebpf:"ni_raw_exit_socket"`
+	NiRawFork             *ebpf.Program `ebpf:"ni_raw_fork"`
 	NiRawReceiveReset     *ebpf.Program `ebpf:"ni_raw_receive_reset"`
 	NiRawRetransmit       *ebpf.Program `ebpf:"ni_raw_retransmit"`
 	NiRawRetransmitSynack *ebpf.Program `ebpf:"ni_raw_retransmit_synack"`
@@ -788,8 +782,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
-		p.NiExitClone,
-		p.NiExitClone3,
 		p.NiExitConnect,
 		p.NiExitDup,
 		p.NiExitFcntl,
@@ -799,6 +791,7 @@ func (p *NetintelPrograms) Close() error {
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
 		p.NiExitSocket,
+		p.NiFork,
 		p.NiRawEnterClone,
 		p.NiRawEnterClone3,
 		p.NiRawEnterClose,
@@ -819,8 +812,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawErrorReport,
 		p.NiRawExitAccept,
 		p.NiRawExitAccept4,
-		p.NiRawExitClone,
-		p.NiRawExitClone3,
 		p.NiRawExitConnect,
 		p.NiRawExitDup,
 		p.NiRawExitFcntl,
@@ -830,6 +821,7 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawExitRecvmmsg,
 		p.NiRawExitRecvmsg,
 		p.NiRawExitSocket,
+		p.NiRawFork,
 		p.NiRawReceiveReset,
 		p.NiRawRetransmit,
 		p.NiRawRetransmitSynack,

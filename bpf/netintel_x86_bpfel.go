@@ -326,19 +326,16 @@ const (
 	NetintelProgNiErrorReport         = "ni_error_report"
 	NetintelProgNiExitAccept          = "ni_exit_accept"
 	NetintelProgNiExitAccept4         = "ni_exit_accept4"
-	NetintelProgNiExitClone           = "ni_exit_clone"
-	NetintelProgNiExitClone3          = "ni_exit_clone3"
 	NetintelProgNiExitConnect         = "ni_exit_connect"
 	NetintelProgNiExitDup             = "ni_exit_dup"
 	NetintelProgNiExitFcntl           = "ni_exit_fcntl"
-	NetintelProgNiExitFork            = "ni_exit_fork"
 	NetintelProgNiExitRead            = "ni_exit_read"
 	NetintelProgNiExitReadv           = "ni_exit_readv"
 	NetintelProgNiExitRecvfrom        = "ni_exit_recvfrom"
 	NetintelProgNiExitRecvmmsg        = "ni_exit_recvmmsg"
 	NetintelProgNiExitRecvmsg         = "ni_exit_recvmsg"
 	NetintelProgNiExitSocket          = "ni_exit_socket"
-	NetintelProgNiExitVfork           = "ni_exit_vfork"
+	NetintelProgNiFork                = "ni_fork"
 	NetintelProgNiRawEnterClone       = "ni_raw_enter_clone"
 	NetintelProgNiRawEnterClone3      = "ni_raw_enter_clone3"
 	NetintelProgNiRawEnterClose       = "ni_raw_enter_close"
@@ -362,19 +359,16 @@ const (
 	NetintelProgNiRawErrorReport      = "ni_raw_error_report"
 	NetintelProgNiRawExitAccept       = "ni_raw_exit_accept"
 	NetintelProgNiRawExitAccept4      = "ni_raw_exit_accept4"
-	NetintelProgNiRawExitClone        = "ni_raw_exit_clone"
-	NetintelProgNiRawExitClone3       = "ni_raw_exit_clone3"
 	NetintelProgNiRawExitConnect      = "ni_raw_exit_connect"
 	NetintelProgNiRawExitDup          = "ni_raw_exit_dup"
 	NetintelProgNiRawExitFcntl        = "ni_raw_exit_fcntl"
-	NetintelProgNiRawExitFork         = "ni_raw_exit_fork"
 	NetintelProgNiRawExitRead         = "ni_raw_exit_read"
 	NetintelProgNiRawExitReadv        = "ni_raw_exit_readv"
 	NetintelProgNiRawExitRecvfrom     = "ni_raw_exit_recvfrom"
 	NetintelProgNiRawExitRecvmmsg     = "ni_raw_exit_recvmmsg"
 	NetintelProgNiRawExitRecvmsg      = "ni_raw_exit_recvmsg"
 	NetintelProgNiRawExitSocket       = "ni_raw_exit_socket"
-	NetintelProgNiRawExitVfork        = "ni_raw_exit_vfork"
+	NetintelProgNiRawFork             = "ni_raw_fork"
 	NetintelProgNiRawReceiveReset     = "ni_raw_receive_reset"
 	NetintelProgNiRawRetransmit       = "ni_raw_retransmit"
 	NetintelProgNiRawRetransmitSynack = "ni_raw_retransmit_synack"
@@ -481,19 +475,16 @@ type NetintelProgramSpecs struct {
 	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
-	NiExitClone           *ebpf.ProgramSpec `ebpf:"ni_exit_clone"`
-	NiExitClone3          *ebpf.ProgramSpec `ebpf:"ni_exit_clone3"`
 	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
 	NiExitDup             *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
 	NiExitFcntl           *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
-	NiExitFork            *ebpf.ProgramSpec `ebpf:"ni_exit_fork"`
 	NiExitRead            *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
 	NiExitReadv           *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom        *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg        *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg         *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket          *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
-	NiExitVfork           *ebpf.ProgramSpec `ebpf:"ni_exit_vfork"`
+	NiFork                *ebpf.ProgramSpec `ebpf:"ni_fork"`
 	NiRawEnterClone       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone"`
 	NiRawEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone3"`
 	NiRawEnterClose       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_close"`
@@ -517,19 +508,16 @@ type NetintelProgramSpecs struct {
 	NiRawErrorReport      *ebpf.ProgramSpec `ebpf:"ni_raw_error_report"`
 	NiRawExitAccept       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept"`
 	NiRawExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept4"`
-	NiRawExitClone        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone"`
-	NiRawExitClone3       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_clone3"`
 	NiRawExitConnect      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_connect"`
 	NiRawExitDup          *ebpf.ProgramSpec `ebpf:"ni_raw_exit_dup"`
 	NiRawExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_fcntl"`
-	NiRawExitFork         *ebpf.ProgramSpec `ebpf:"ni_raw_exit_fork"`
 	NiRawExitRead         *ebpf.ProgramSpec `ebpf:"ni_raw_exit_read"`
 	NiRawExitReadv        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_readv"`
 	NiRawExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvfrom"`
 	NiRawExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmmsg"`
 	NiRawExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmsg"`
 	NiRawExitSocket       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_socket"`
-	NiRawExitVfork        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_vfork"`
+	NiRawFork             *ebpf.ProgramSpec `ebpf:"ni_raw_fork"`
 	NiRawReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_raw_receive_reset"`
 	NiRawRetransmit       *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit"`
 	NiRawRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit_synack"`
@@ -733,19 +721,16 @@ type NetintelPrograms struct {
 	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
-	NiExitClone           *ebpf.Program `ebpf:"ni_exit_clone"`
-	NiExitClone3          *ebpf.Program `ebpf:"ni_exit_clone3"`
 	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
 	NiExitDup             *ebpf.Program `ebpf:"ni_exit_dup"`
 	NiExitFcntl           *ebpf.Program `ebpf:"ni_exit_fcntl"`
-	NiExitFork            *ebpf.Program `ebpf:"ni_exit_fork"`
 	NiExitRead            *ebpf.Program `ebpf:"ni_exit_read"`
 	NiExitReadv           *ebpf.Program `ebpf:"ni_exit_readv"`
 	NiExitRecvfrom        *ebpf.Program `ebpf:"ni_exit_recvfrom"`
 	NiExitRecvmmsg        *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
 	NiExitRecvmsg         *ebpf.Program `ebpf:"ni_exit_recvmsg"`
 	NiExitSocket          *ebpf.Program `ebpf:"ni_exit_socket"`
-	NiExitVfork           *ebpf.Program `ebpf:"ni_exit_vfork"`
+	NiFork                *ebpf.Program `ebpf:"ni_fork"`
 	NiRawEnterClone       *ebpf.Program `ebpf:"ni_raw_enter_clone"`
 	NiRawEnterClone3      *ebpf.Program `ebpf:"ni_raw_enter_clone3"`
 	NiRawEnterClose       *ebpf.Program `ebpf:"ni_raw_enter_close"`
@@ -769,19 +754,16 @@ type NetintelPrograms struct {
 	NiRawErrorReport      *ebpf.Program `ebpf:"ni_raw_error_report"`
 	NiRawExitAccept       *ebpf.Program `ebpf:"ni_raw_exit_accept"`
 	NiRawExitAccept4      *ebpf.Program `ebpf:"ni_raw_exit_accept4"`
-	NiRawExitClone        *ebpf.Program `ebpf:"ni_raw_exit_clone"`
-	NiRawExitClone3       *ebpf.Program `ebpf:"ni_raw_exit_clone3"`
 	NiRawExitConnect      *ebpf.Program `ebpf:"ni_raw_exit_connect"`
 	NiRawExitDup          *ebpf.Program `ebpf:"ni_raw_exit_dup"`
 	NiRawExitFcntl        *ebpf.Program `ebpf:"ni_raw_exit_fcntl"`
-	NiRawExitFork         *ebpf.Program `ebpf:"ni_raw_exit_fork"`
 	NiRawExitRead         *ebpf.Program `ebpf:"ni_raw_exit_read"`
 	NiRawExitReadv        *ebpf.Program `ebpf:"ni_raw_exit_readv"`
 	NiRawExitRecvfrom     *ebpf.Program `ebpf:"ni_raw_exit_recvfrom"`
 	NiRawExitRecvmmsg     *ebpf.Program `ebpf:"ni_raw_exit_recvmmsg"`
 	NiRawExitRecvmsg      *ebpf.Program `ebpf:"ni_raw_exit_recvmsg"`
 	NiRawExitSocket       *ebpf.Program `ebpf:"ni_raw_exit_socket"`
-	NiRawExitVfork        *ebpf.Program `ebpf:"ni_raw_exit_vfork"`
+	NiRawFork             *ebpf.Program `ebpf:"ni_raw_fork"`
 	NiRawReceiveReset     *ebpf.Program `ebpf:"ni_raw_receive_reset"`
 	NiRawRetransmit       *ebpf.Program `ebpf:"ni_raw_retransmit"`
 	NiRawRetransmitSynack *ebpf.Program `ebpf:"ni_raw_retransmit_synack"`
@@ -821,19 +803,16 @@ func (p *NetintelPrograms) Close() error {
 		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
-		p.NiExitClone,
-		p.NiExitClone3,
 		p.NiExitConnect,
 		p.NiExitDup,
 		p.NiExitFcntl,
-		p.NiExitFork,
 		p.NiExitRead,
 		p.NiExitReadv,
 		p.NiExitRecvfrom,
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
 		p.NiExitSocket,
-		p.NiExitVfork,
+		p.NiFork,
 		p.NiRawEnterClone,
 		p.NiRawEnterClone3,
 		p.NiRawEnterClose,
@@ -857,19 +836,16 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawErrorReport,
 		p.NiRawExitAccept,
 		p.NiRawExitAccept4,
-		p.NiRawExitClone,
-		p.NiRawExitClone3,
 		p.NiRawExitConnect,
 		p.NiRawExitDup,
 		p.NiRawExitFcntl,
-		p.NiRawExitFork,
 		p.NiRawExitRead,
 		p.NiRawExitReadv,
 		p.NiRawExitRecvfrom,
 		p.NiRawExitRecvmmsg,
 		p.NiRawExitRecvmsg,
 		p.NiRawExitSocket,
-		p.NiRawExitVfork,
+		p.NiRawFork,
 		p.NiRawReceiveReset,
 		p.NiRawRetransmit,
 		p.NiRawRetransmitSynack,

@@ -370,10 +370,10 @@ static long fork_copy_step(__u32 fd, void *ctx)
 	return 0;
 }
 
-/* Process forks in flight, for the parent's sys_exit: the clone was no thread and its parent has
- * tracked fds. */
+/* Forks in flight: the clone's caller, and whether it makes a process (1) or a thread (0). Its
+ * sched_process_fork, in the same task, reads and removes it. */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 1024);
 	__type(key, __u64); /* pid_tgid */
 	__type(value, __u8);
@@ -383,14 +383,12 @@ struct {
 
 static __always_inline int enter_fork(__u64 flags)
 {
-	if (flags & CLONE_THREAD)
-		return 0;
 	__u64 id = bpf_get_current_pid_tgid();
 	__u32 tgid = id >> 32;
 	if (!bpf_map_lookup_elem(&fd_owners, &tgid))
 		return 0;
-	__u8 one = 1;
-	bpf_map_update_elem(&forks, &id, &one, BPF_ANY);
+	__u8 process = !(flags & CLONE_THREAD);
+	bpf_map_update_elem(&forks, &id, &process, BPF_ANY);
 	return 0;
 }
 
@@ -406,28 +404,34 @@ static __always_inline void copy_fds(__u32 parent, __u32 child)
 		count_n(COUNTER_FORK_FDS_BEYOND, want - fc.copied);
 }
 
-/* Both sides copy: the parent as its fork returns (before it can close its copy of a socket) and
- * the child as its own returns (before it can use, dup or close one); whichever runs first makes
- * the entries, the other finds them. */
-static __always_inline int exit_fork(long ret)
+/* sched_process_fork runs in the parent once the child exists and before it first runs: the copy
+ * is made before either can use, dup or close a socket. The child's pid is the kernel's own (the
+ * clone's return value is the pid in the parent's namespace, another number in a container). */
+static __always_inline int on_fork(__u32 child)
 {
 	__u64 id = bpf_get_current_pid_tgid();
-	__u32 tgid = id >> 32;
-	if (ret > 0) {
-		if (!bpf_map_lookup_elem(&forks, &id))
-			return 0;
-		bpf_map_delete_elem(&forks, &id);
-		copy_fds(tgid, (__u32)ret);
+	__u8 *process = bpf_map_lookup_elem(&forks, &id);
+	if (!process)
 		return 0;
-	}
-	if (ret != 0)
-		return 0;
-	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
-	__u32 parent = BPF_CORE_READ(task, real_parent, tgid);
-	if (parent == tgid || excluded_tgid(tgid))
-		return 0; /* a thread, or ours */
-	copy_fds(parent, tgid);
+	__u8 is_process = *process;
+	bpf_map_delete_elem(&forks, &id);
+	if (is_process)
+		copy_fds(id >> 32, child);
 	return 0;
+}
+
+SEC("tracepoint/sched/sched_process_fork")
+int ni_fork(struct trace_event_raw_sched_process_fork *ctx)
+{
+	/* child_pid moves between kernels (6.1 inlines the comms): its offset is relocated. */
+	return on_fork((__u32)BPF_CORE_READ(ctx, child_pid));
+}
+
+SEC("raw_tp/sched_process_fork")
+int ni_raw_fork(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct task_struct *child = (struct task_struct *)ctx->args[1];
+	return on_fork((__u32)BPF_CORE_READ(child, tgid));
 }
 
 static __always_inline int on_enter_clone(const __u64 *args)
@@ -451,26 +455,6 @@ static __always_inline int on_enter_fork(const __u64 *args)
 static __always_inline int on_enter_vfork(const __u64 *args)
 {
 	return enter_fork(0);
-}
-
-static __always_inline int on_exit_clone(long ret)
-{
-	return exit_fork(ret);
-}
-
-static __always_inline int on_exit_clone3(long ret)
-{
-	return exit_fork(ret);
-}
-
-static __always_inline int on_exit_fork(long ret)
-{
-	return exit_fork(ret);
-}
-
-static __always_inline int on_exit_vfork(long ret)
-{
-	return exit_fork(ret);
 }
 
 /* --- dup: another fd of the same socket ---------------------------------------------------- */

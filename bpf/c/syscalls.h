@@ -146,11 +146,9 @@ EXIT(connect)
 EXIT(accept)
 EXIT(accept4)
 
-/* Forks and dups share a socket's fd entries. */
+/* Forks (with sched_process_fork) and dups share a socket's fd entries. */
 ENTER(clone, 1)
 ENTER(clone3, 1)
-EXIT(clone)
-EXIT(clone3)
 ENTER(dup, 1)
 EXIT(dup)
 ENTER(dup3, 2)
@@ -160,8 +158,6 @@ EXIT(fcntl)
 /* Not syscalls on arm64. */
 ENTER(fork, 1)
 ENTER(vfork, 1)
-EXIT(fork)
-EXIT(vfork)
 ENTER(dup2, 2)
 #endif
 

@@ -28,8 +28,8 @@ const (
 	// (sock:inet_sk_error_report), so refused and timed-out connects are told apart.
 	CapConnectErrors Capability = "connect_error_reports"
 	// CapForkInheritance: a forked child serves the sockets its parent accepted (busybox httpd,
-	// inetd, PostgreSQL backends), also through dup2 onto stdin/stdout: the fork, clone, dup and
-	// fcntl(F_DUPFD) programs copy fd entries.
+	// inetd, PostgreSQL backends), also through dup2 onto stdin/stdout: sched:sched_process_fork
+	// with the clone/fork entries, and the dup and fcntl(F_DUPFD) programs, copy fd entries.
 	CapForkInheritance Capability = "fork_inheritance"
 )
 
@@ -96,4 +96,3 @@ func (m AttachMode) String() string {
 	}
 	return "auto"
 }
-

@@ -17,12 +17,14 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
 )
 
 // judgingOptions turns in-kernel judging on, as the receiver does.
@@ -516,6 +518,9 @@ func TestKernelH2FramesWithoutData(t *testing.T) {
 // TestKernelForkedChildServes: busybox httpd accepts in its parent and serves each connection in
 // a forked child; the child inherits the socket's entry, so its exchanges are seen from both
 // ends.
+// TestKernelForkedChildServes: busybox httpd accepts in the parent and serves in a forked child
+// (dup2 onto stdin/stdout), on the host and in its own PID namespace, as in a container, where
+// the fork's return value is not the child's pid in the kernel.
 func TestKernelForkedChildServes(t *testing.T) {
 	busybox, err := exec.LookPath("busybox")
 	if err != nil {
@@ -526,29 +531,55 @@ func TestKernelForkedChildServes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("forked"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const addr = "127.0.0.80:8080"
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	httpd := exec.CommandContext(ctx, busybox, "httpd", "-f", "-p", addr, "-h", dir)
-	if err := httpd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { cancel(); _ = httpd.Wait() }()
-	var code int
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
-		resp, err := http.Get("http://" + addr + "/index.html")
-		if err == nil {
-			_, _ = io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			code = resp.StatusCode
-			break
-		}
-	}
-	if code != 200 {
-		t.Fatalf("busybox httpd answered %d", code)
-	}
-	sx := c.waitHTTP1(t, "busybox child", func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr && e.Socket.Role == RoleServer })
-	if sx.Process.PID == uint32(httpd.Process.Pid) || sx.Status != 200 || !strings.HasPrefix(string(sx.Request), "GET /index.html ") {
-		t.Errorf("server exchange by pid %d (httpd parent %d) status %d request %q", sx.Process.PID, httpd.Process.Pid, sx.Status, sx.Request)
+	for _, tc := range []struct {
+		name  string
+		addr  string
+		flags uintptr
+	}{
+		{"host", "127.0.0.80:8080", 0},
+		{"pid namespace", "127.0.0.81:8080", unix.CLONE_NEWPID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			httpd := exec.CommandContext(ctx, busybox, "httpd", "-f", "-p", tc.addr, "-h", dir)
+			httpd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: tc.flags}
+			if err := httpd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); _ = httpd.Wait() }()
+			get := func(path string) (int, error) {
+				resp, err := http.Get("http://" + tc.addr + path)
+				if err != nil {
+					return 0, err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, nil
+			}
+			var code int
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && code == 0; time.Sleep(50 * time.Millisecond) {
+				code, _ = get("/index.html")
+			}
+			if code != 200 {
+				t.Fatalf("busybox httpd answered %d", code)
+			}
+			// Every connection is served by its own child: each must be seen.
+			const n = 12
+			for i := range n {
+				if code, err := get(fmt.Sprintf("/index.html?n=%d", i)); err != nil || code != 200 {
+					t.Fatalf("request %d: %d %v", i, code, err)
+				}
+			}
+			for i := range n {
+				want := fmt.Sprintf("GET /index.html?n=%d ", i)
+				sx := c.waitHTTP1(t, "busybox child "+want, func(e *HTTP1Event) bool {
+					return e.Socket.Local.String() == tc.addr && e.Socket.Role == RoleServer && strings.HasPrefix(string(e.Request), want)
+				})
+				if sx.Process.PID == uint32(httpd.Process.Pid) || sx.Status != 200 {
+					t.Errorf("server exchange %d by pid %d (httpd parent %d) status %d", i, sx.Process.PID, httpd.Process.Pid, sx.Status)
+				}
+			}
+		})
 	}
 }

@@ -50,10 +50,10 @@ var syscallPlans = []struct {
 	{"connect", true, true, CapTCPConnections, true},
 	{"accept", false, true, CapTCPConnections, true},
 	{"accept4", false, true, CapTCPConnections, true},
-	{"clone", true, true, CapForkInheritance, false},
-	{"clone3", true, true, CapForkInheritance, false},
-	{"fork", true, true, CapForkInheritance, false},
-	{"vfork", true, true, CapForkInheritance, false},
+	{"clone", true, false, CapForkInheritance, false},
+	{"clone3", true, false, CapForkInheritance, false},
+	{"fork", true, false, CapForkInheritance, false},
+	{"vfork", true, false, CapForkInheritance, false},
 	{"dup", true, true, CapForkInheritance, false},
 	{"dup2", true, false, CapForkInheritance, false},
 	{"dup3", true, false, CapForkInheritance, false},
@@ -77,6 +77,8 @@ var programPlans = func() map[string]programPlan {
 		"ni_retransmit":            {CapRetransmits, false, AttachTracepoint, "", false},
 		"ni_raw_retransmit":        {CapRetransmits, false, AttachRaw, "", false},
 		"ni_retransmit_synack":     {CapSynAckRetransmits, false, AttachTracepoint, "", false},
+		"ni_fork":                  {CapForkInheritance, false, AttachTracepoint, "", false},
+		"ni_raw_fork":              {CapForkInheritance, false, AttachRaw, "", false},
 		"ni_raw_retransmit_synack": {CapSynAckRetransmits, false, AttachRaw, "", false},
 	}
 	for _, sc := range syscallPlans {
@@ -315,6 +317,8 @@ func rawTracepointExists(name string) bool {
 		return tracepointExists("raw_syscalls", name)
 	case "inet_sock_set_state", "inet_sk_error_report":
 		return tracepointExists("sock", name)
+	case "sched_process_fork":
+		return tracepointExists("sched", name)
 	}
 	return tracepointExists("tcp", name)
 }
