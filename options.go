@@ -62,6 +62,8 @@ func captureOptions(cfg *Config) capture.Options {
 		Slow:              in.SlowRequestThreshold,
 		SampleProbability: in.SpanSampling,
 		Bounds:            durationBounds(),
+		// A retried call's success is sent with its failures: retry_storm counts attempts.
+		Recovery: intel.DefaultOptions().RetryGap,
 	}
 	// Never capture the collector's own sockets: exporting would feed capture.
 	o.ExcludePID = uint32(os.Getpid())

@@ -25,6 +25,7 @@ type NetintelAggKey struct {
 	Pad      uint8
 	PeerPort uint16
 	Peer     [16]uint8
+	Local    [16]uint8
 	Route    uint64
 }
 
@@ -207,6 +208,7 @@ type NetintelSettings struct {
 	MinLimitNs      uint64
 	SampleThreshold uint64
 	BoundsNs        [16]uint64
+	RecoveryNs      uint64
 	ErrorStatus     uint16
 	HaveLimits      uint8
 	HaveRules       uint8
@@ -295,8 +297,10 @@ const (
 	NetintelMapFds                    = "fds"
 	NetintelMapForks                  = "forks"
 	NetintelMapKeyScratch             = "key_scratch"
+	NetintelMapLastError              = "last_error"
 	NetintelMapRawEnters              = "raw_enters"
 	NetintelMapRawExits               = "raw_exits"
+	NetintelMapRecentErrors           = "recent_errors"
 	NetintelMapRecvStash              = "recv_stash"
 	NetintelMapRouteLimits            = "route_limits"
 	NetintelMapRouteRules             = "route_rules"
@@ -549,8 +553,10 @@ type NetintelMapSpecs struct {
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
+	LastError       *ebpf.MapSpec `ebpf:"last_error"`
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
 	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
+	RecentErrors    *ebpf.MapSpec `ebpf:"recent_errors"`
 	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
@@ -625,8 +631,10 @@ type NetintelMaps struct {
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
 	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
+	LastError       *ebpf.Map `ebpf:"last_error"`
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
 	RawExits        *ebpf.Map `ebpf:"raw_exits"`
+	RecentErrors    *ebpf.Map `ebpf:"recent_errors"`
 	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
@@ -650,8 +658,10 @@ func (m *NetintelMaps) Close() error {
 		m.Fds,
 		m.Forks,
 		m.KeyScratch,
+		m.LastError,
 		m.RawEnters,
 		m.RawExits,
+		m.RecentErrors,
 		m.RecvStash,
 		m.RouteLimits,
 		m.RouteRules,

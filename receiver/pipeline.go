@@ -149,10 +149,16 @@ func learnRoute(x *l7.Exchange) bool {
 	return x.Failure == l7.FailureNone && st > 0 && (st < 400 || st >= 500)
 }
 
-// flush hands off what is due: findings and spans every tick, metrics every FlushInterval
-// (and everything at the end).
+// flush hands off what is due: findings and spans every tick; metrics, and the kernel's
+// aggregates, every FlushInterval (and everything at the end). The aggregates are drained
+// before the intel window closes, so that the window holds what the kernel counted in it as
+// it holds the exchanges sent meanwhile; the metrics follow the window.
 func (p *pipeline) flush(now time.Time, final bool) {
 	p.tracker.Tick(now)
+	due := final || !now.Before(p.nextMetrics) || p.intel.WindowDue(now)
+	if due {
+		p.drainKernel(now)
+	}
 	if findings := p.intel.Findings(now); len(findings) > 0 {
 		p.out.enqueueLogs(otlp.LogsWith(findings, otlp.Privacy{URLPath: p.settings.URLPath}))
 	}
@@ -160,9 +166,8 @@ func (p *pipeline) flush(now time.Time, final bool) {
 		p.out.enqueueTraces(p.spans.Traces())
 	}
 	p.self.publish(p.snapshot())
-	if final || !now.Before(p.nextMetrics) {
+	if due {
 		p.nextMetrics = now.Add(p.settings.FlushInterval)
-		p.drainKernel(now)
 		if p.out.wantsMetrics() {
 			var self []otlp.SelfSum
 			if p.settings.PipelineSelfMetrics {
@@ -184,6 +189,9 @@ func (p *pipeline) drainKernel(now time.Time) {
 	if err != nil {
 		p.logger.Warn("net_intel: kernel aggregates not drained", zap.Error(err))
 	}
+	// Sockets that closed and processes that exited named the aggregates just drained: now
+	// they can go.
+	p.names.Settle()
 	if err := p.steer.push(p.intel.LatencyThresholds(), p.routes.Rules()); err != nil {
 		p.logger.Warn("net_intel: route limits or rules not written to the kernel", zap.Error(err))
 	}

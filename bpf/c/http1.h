@@ -414,6 +414,25 @@ struct {
 	__type(value, struct agg_key);
 } key_scratch SEC(".maps");
 
+/* Errors of the last recovery_ns, by owner, peer and route (an aggregate key without status and
+ * version): the healthy exchanges that follow them are sent, so that a retried call's success
+ * reaches user space with its failures. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct agg_key);
+	__type(value, __u64); /* the last error */
+} recent_errors SEC(".maps");
+
+/* When the node's last error was judged: healthy exchanges skip the recent_errors lookup when
+ * none is recent. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} last_error SEC(".maps");
+
 /* is_private_v4 covers the addresses of a cluster or a host: RFC 1918, loopback, CGNAT. */
 static __always_inline bool is_private_v4(const __u8 *a)
 {
@@ -421,9 +440,10 @@ static __always_inline bool is_private_v4(const __u8 *a)
 	       (a[0] == 100 && (a[1] & 0xc0) == 64);
 }
 
-/* server_side_peer keys a server's exchanges by who called: a client on this host (loopback, or
- * the server's own address: the node's IP) by address and port, since processes share it; another private address (a pod, a peer in the cluster) by address; the Internet by
- * network (/24, /64), so an ingress does not make one key per client. */
+/* server_side_peer keys a server's exchanges by the address it was reached at and by who called:
+ * a client on this host (loopback, or the server's own address: the node's IP) by address and
+ * port, since processes share it; another private address (a pod, a peer in the cluster) by
+ * address; the Internet by network (/24, /64), so an ingress does not make one key per client. */
 static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk, __u16 family)
 {
 	if (family == AF_INET) {
@@ -431,6 +451,7 @@ static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk,
 		bpf_core_read(local, 4, &sk->__sk_common.skc_rcv_saddr);
 		bpf_core_read(peer, 4, &sk->__sk_common.skc_daddr);
 		__builtin_memcpy(k->peer, peer, 4);
+		__builtin_memcpy(k->local, local, 4);
 		if (peer[0] == 127 || (local[0] == peer[0] && local[1] == peer[1] && local[2] == peer[2] && local[3] == peer[3]))
 			k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		else if (!is_private_v4(peer))
@@ -441,6 +462,7 @@ static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk,
 	bpf_core_read(local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	bpf_core_read(peer, 16, &sk->__sk_common.skc_v6_daddr);
 	__builtin_memcpy(k->peer, peer, 16);
+	__builtin_memcpy(k->local, local, 16);
 	/* Network byte order in memory: peer[0] holds bytes 0-7, peer[1] bytes 8-15. */
 	__u64 hi = bpf_be64_to_cpu(peer[0]), lo = bpf_be64_to_cpu(peer[1]);
 	bool same = local[0] == peer[0] && local[1] == peer[1];
@@ -673,6 +695,35 @@ static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8
 	return http1_status(st->resp_start, have + n, version);
 }
 
+/* error_seen notes an error of the socket's owner, peer and route. */
+static __always_inline void error_seen(struct sock_state *st, struct sock *sk, __u64 now)
+{
+	__u32 zero = 0;
+	struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
+	if (!k || !last)
+		return;
+	agg_key_of(k, st, sk, 0);
+	k->version = 0;
+	bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
+	*last = now;
+}
+
+/* recovering says whether a healthy exchange follows an error of its owner, peer and route
+ * (k, built with status 0) within recovery_ns. */
+static __always_inline bool recovering(struct agg_key *k, const struct settings *s, __u64 now)
+{
+	__u32 zero = 0;
+	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
+	if (!s->recovery_ns || !last || now - *last > s->recovery_ns)
+		return false;
+	__u8 version = k->version;
+	k->version = 0;
+	__u64 *at = bpf_map_lookup_elem(&recent_errors, k);
+	k->version = version;
+	return at && now - *at <= s->recovery_ns;
+}
+
 /* http1_judge judges the response whose first bytes are at rsrc (ravail of them): a healthy one
  * updates its aggregate, any other is sent with its request. status_seq is status | version << 16
  * | seq << 32. A global function: the verifier checks it once, not once per path that calls it. */
@@ -702,14 +753,21 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 		if (st->method == 0 || st->target_cut)
 			reasons |= HTTP1_PARTIAL;
 	}
+	if (s && s->aggregate && s->recovery_ns && (reasons & HTTP1_ERROR))
+		error_seen(st, sk, now);
 	if (!reasons && s) {
 		/* The key lives in a per-CPU map, not on the stack (see h2_walk on stack sizes). */
 		__u32 zero = 0;
 		struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
 		if (!k)
 			return 0;
-		agg_key_of(k, st, sk, status);
-		reasons = aggregate(k, s, latency);
+		agg_key_of(k, st, sk, 0);
+		if (recovering(k, s, now))
+			reasons = HTTP1_RECOVERY;
+		else {
+			k->status = status;
+			reasons = aggregate(k, s, latency);
+		}
 		if (!reasons)
 			return 0;
 	}

@@ -151,6 +151,7 @@ enum http1_reason {
 	HTTP1_NO_AGGREGATE = 16, /* its aggregate could not be created (table full) */
 	HTTP1_PARTIAL = 32, /* the request was longer than the stash: its head is cut */
 	HTTP1_UNANSWERED = 64, /* the socket was closed with the request unanswered (no response bytes) */
+	HTTP1_RECOVERY = 128, /* healthy, but its owner, peer and route failed within recovery_ns */
 };
 
 /* One HTTP/1 exchange judged interesting by the kernel: request and response heads with their
@@ -208,6 +209,7 @@ struct agg_key {
 	__u8 pad;
 	__u16 peer_port;
 	__u8 peer[16];
+	__u8 local[16]; /* server side: the address the server was reached at */
 	__u64 route;
 };
 
@@ -245,6 +247,7 @@ struct settings {
 	__u64 min_limit_ns; /* the smallest route_limit written: faster exchanges skip the lookup */
 	__u64 sample_threshold; /* keep when the request's randomness (56 bits) >= this; 2^56: none */
 	__u64 bounds_ns[MAX_BOUNDS]; /* explicit histogram bounds, ascending; 0 ends the list */
+	__u64 recovery_ns; /* after an error, healthy exchanges of its owner, peer and route are sent this long (0: never) */
 	__u16 error_status; /* error_status_threshold */
 	__u8 have_limits; /* route_limits has entries */
 	__u8 have_rules; /* route_rules has entries */

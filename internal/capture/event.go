@@ -200,6 +200,7 @@ const (
 	HTTP1NoAggregate                          // its aggregate could not be made (table full)
 	HTTP1Partial                              // the request head was longer than the kernel keeps
 	HTTP1Unanswered                           // the socket closed with the request unanswered
+	HTTP1Recovery                             // healthy, after an error of its owner, peer and route (Judging.Recovery)
 )
 
 // HTTP1Event is one HTTP/1 exchange the kernel judged worth sending: the first bytes of its
@@ -237,6 +238,7 @@ type HTTP1Aggregate struct {
 	Port     uint16     // the server's port (local on the server side, remote on the client side)
 	Peer     netip.Addr // client side: the server; server side: the client, or its network (/24, /64) on the Internet
 	PeerPort uint16     // server side, for a client sharing the server's address (loopback, the node's): its port
+	Local    netip.Addr // server side: the address the server was reached at
 	Method   string
 	Status   int
 	Version  string // "1.0", "1.1"

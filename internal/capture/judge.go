@@ -22,6 +22,10 @@ type Judging struct {
 	// Bounds are the explicit histogram bounds of HTTP1Aggregate.Explicit (ascending, at most
 	// MaxBounds).
 	Bounds []time.Duration
+	// Recovery is how long after an error the healthy exchanges of the same owner, peer and
+	// route are sent (HTTP1Recovery): a retried call's success then reaches user space with its
+	// failures. 0: never.
+	Recovery time.Duration
 }
 
 // RandomnessBits is the width of the OTel consistent-sampling randomness: the low 56 bits of

@@ -45,6 +45,7 @@ func (s *ebpfSource) writeSettingsLocked() error {
 	for i, b := range j.Bounds {
 		v.BoundsNs[i] = uint64(b)
 	}
+	v.RecoveryNs = uint64(max(j.Recovery, 0))
 	if s.minLimit > 0 {
 		v.HaveLimits = 1
 		v.MinLimitNs = uint64(s.minLimit)
@@ -198,8 +199,13 @@ func (d *decoder) aggregate(k *bpf.NetintelAggKey, v *bpf.NetintelAggValue) *HTT
 	switch k.Family {
 	case afInet:
 		a.Peer = netip.AddrFrom4([4]byte(k.Peer[:4]))
+		a.Local = netip.AddrFrom4([4]byte(k.Local[:4]))
 	case afInet6:
 		a.Peer = netip.AddrFrom16(k.Peer).Unmap()
+		a.Local = netip.AddrFrom16(k.Local).Unmap()
+	}
+	if a.Role != RoleServer {
+		a.Local = netip.Addr{}
 	}
 	for i, c := range v.Latency {
 		a.Latency[i] = uint64(c)

@@ -213,9 +213,10 @@ func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
 			t.Errorf("%v: latency sum %v", role, got.Sum)
 		}
 		// Peers: the server counts a client on its own address by address and port (loopback
-		// is shared by every local process), the client its server exactly.
-		if role == RoleServer && (got.Peer.String() != "127.0.0.1" || got.PeerPort == 0 || got.Port != netip.MustParseAddrPort(addr).Port()) {
-			t.Errorf("server aggregate peer %v:%d port %d", got.Peer, got.PeerPort, got.Port)
+		// is shared by every local process) and keeps the address it was reached at; the
+		// client counts its server exactly.
+		if role == RoleServer && (got.Peer.String() != "127.0.0.1" || got.PeerPort == 0 || netip.AddrPortFrom(got.Local, got.Port).String() != addr) {
+			t.Errorf("server aggregate peer %v:%d, reached at %v:%d, want %s", got.Peer, got.PeerPort, got.Local, got.Port, addr)
 		}
 		if role == RoleClient && (got.Peer != netip.MustParseAddrPort(addr).Addr() || got.Port != netip.MustParseAddrPort(addr).Port()) {
 			t.Errorf("client aggregate peer %v port %d, want %s", got.Peer, got.Port, addr)
@@ -581,5 +582,91 @@ func TestKernelForkedChildServes(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestKernelRecoveryAfterError: after an error, the healthy exchanges of the same owner, peer
+// and route are sent for Judging.Recovery (a retried call's success reaches user space with its
+// failures); another route meanwhile, and the same route once the window has passed, are
+// counted in the kernel (the healthy twins).
+func TestKernelRecoveryAfterError(t *testing.T) {
+	src, c := sharedJudging(t)
+	j := judgingOptions().Judging
+	j.Recovery = 300 * time.Millisecond
+	if err := src.SetJudging(j); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.SetJudging(judgingOptions().Judging) })
+
+	ln, err := net.Listen("tcp4", "127.0.0.82:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/flaky/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts[r.URL.Path]++
+		n := attempts[r.URL.Path]
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/flaky/1") && n <= 3 { // calls 1x fail three times
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "item") })
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	client := keepAliveClient()
+
+	// Warm the keys: each route's first exchange is sent as its key's first.
+	get(t, client, "http://"+addr+"/flaky/200")
+	get(t, client, "http://"+addr+"/items/1")
+	for call := 10; call < 13; call++ {
+		for attempt := 0; attempt < 4; attempt++ {
+			get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, call))
+		}
+		get(t, client, fmt.Sprintf("http://%s/items/%d", addr, call)) // another route: counted
+	}
+	time.Sleep(400 * time.Millisecond) // the window passes
+	for i := 0; i < 4; i++ {
+		get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, 300+i))
+	}
+	httpMarker(t, c, "127.0.0.83:0")
+
+	var recovered, errors, others int
+	for _, ev := range c.snapshot() {
+		x := ev.HTTP1
+		if x == nil || x.Socket.Role != RoleClient || x.Socket.Remote.String() != addr || x.Reasons&HTTP1First != 0 {
+			continue
+		}
+		switch {
+		case x.Reasons&HTTP1Error != 0:
+			errors++
+		case x.Reasons&HTTP1Recovery != 0 && x.RouteKey == RouteKey("/flaky/{id}") && x.Status == 200:
+			recovered++
+		default:
+			others++
+			t.Errorf("sent: %q reasons %b", x.Request[:min(len(x.Request), 20)], x.Reasons)
+		}
+	}
+	if errors != 9 || recovered != 3 || others != 0 {
+		t.Errorf("client side: %d errors (want 9), %d recoveries (want 3: each call's success), %d others (want 0)", errors, recovered, others)
+	}
+	var flaky, items uint64
+	for _, a := range drainOwn(t, src)[RoleClient] {
+		switch a.RouteKey {
+		case RouteKey("/flaky/{id}"):
+			flaky += a.Count
+		case RouteKey("/items/{id}"):
+			items += a.Count
+		}
+	}
+	if flaky != 4 || items != 3 {
+		t.Errorf("counted in the kernel: /flaky/{id} %d (want 4: after the window), /items/{id} %d (want 3)", flaky, items)
 	}
 }

@@ -20,7 +20,7 @@ func TestAggregateEnds(t *testing.T) {
 	r.Conn(opened(20, "web", capture.RoleClient, "127.0.0.1:40000", "127.0.0.9:8080"))
 	r.Conn(opened(30, "cart", capture.RoleClient, "10.1.2.3:51000", "10.9.9.9:8080"))
 
-	server := l7.Endpoint{Addr: ap("0.0.0.0:8080"), Process: capture.Process{PID: 10}}
+	server := l7.Endpoint{Addr: ap("127.0.0.9:8080"), Process: capture.Process{PID: 10}}
 	cases := []struct {
 		client     string
 		wantClient string

@@ -121,12 +121,7 @@ func (t *Tracker) Aggregate(a *capture.HTTP1Aggregate, start, end time.Time) *Ag
 	self := Endpoint{Process: capture.Process{PID: a.PID}}
 	if a.Role == capture.RoleServer {
 		out.Side = SideServer
-		// The kernel keys by owner and port; the local address is not kept.
-		unspecified := netip.IPv4Unspecified()
-		if a.Peer.Is6() {
-			unspecified = netip.IPv6Unspecified()
-		}
-		self.Addr = netip.AddrPortFrom(unspecified, a.Port)
+		self.Addr = netip.AddrPortFrom(a.Local, a.Port)
 		out.Server = self
 		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, a.PeerPort)}
 	} else {
