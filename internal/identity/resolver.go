@@ -25,8 +25,8 @@ type Resolver struct {
 	tree     cgroupTree
 	now      func() time.Time
 
-	procs     *lru.Cache[uint32, *process]       // pid → what /proc says
-	listeners *lru.Cache[netip.AddrPort, uint32] // address a local server accepted on → pid
+	procs     *lru.Cache[uint32, *process]            // pid → what /proc says
+	listeners *lru.Cache[netip.AddrPort, uint32]      // address a local server accepted on → pid
 	sockets   *lru.Cache[netip.AddrPort, socketOwner] // local address of a client socket → its owner
 	// hosts maps the address of a local client socket that is no loopback to its process: a
 	// pod's address names its pod where a kernel aggregate keeps only the client's address.
