@@ -248,6 +248,7 @@ func (p *pipeline) snapshot() *selfSnapshot {
 		intel:    p.intel.Counters(),
 		identity: p.names.Counters(),
 		routes:   p.routes.Counters(),
+		steering: p.steer.counters,
 		output: outputCounters{
 			logs:    p.out.droppedFindings.Load(),
 			spans:   p.out.droppedSpans.Load(),

@@ -28,6 +28,14 @@ type steering struct {
 	lastDrain time.Time
 	limits    []capture.RouteLimit
 	rules     []capture.RouteRule
+
+	counters steeringCounters
+}
+
+// steeringCounters: what the kernel counted that user space could not fully name.
+type steeringCounters struct {
+	full    uint64 // entries refused by a full table (routes, hosts, services, pids)
+	unknown uint64 // exchanges of aggregates whose route key no exchange named: counted as /{unknown}
 }
 
 // serviceAtNode is where a local server service runs: its processes and ports.
@@ -37,7 +45,8 @@ type serviceAtNode struct {
 	routes map[string][]uint64 // route template → the kernel keys that name it
 }
 
-// Bounds of steering's tables: beyond them, new entries wait for the next flush's reset.
+// Bounds of steering's tables: beyond them, new entries are refused and counted (an aggregate
+// of a key never named is counted under /{unknown}, one of a server never named without Host).
 const (
 	maxSteeringRoutes   = 16384
 	maxSteeringServices = 1024
@@ -55,11 +64,16 @@ func (s *steering) learn(x *l7.Exchange, server identity.Service) {
 		return
 	}
 	if _, ok := s.routes[x.KernelRoute]; !ok && len(s.routes) >= maxSteeringRoutes {
+		s.counters.full++
 		return
 	}
 	s.routes[x.KernelRoute] = x.HTTP.Route
-	if x.Side == l7.SideClient && x.HTTP.Host != "" && len(s.hosts) < maxSteeringRoutes {
-		s.hosts[x.Server.Addr] = x.HTTP.Host
+	if x.Side == l7.SideClient && x.HTTP.Host != "" {
+		if _, ok := s.hosts[x.Server.Addr]; ok || len(s.hosts) < maxSteeringRoutes {
+			s.hosts[x.Server.Addr] = x.HTTP.Host
+		} else {
+			s.counters.full++
+		}
 	}
 	if x.Side != l7.SideServer || !server.Local {
 		return
@@ -67,13 +81,18 @@ func (s *steering) learn(x *l7.Exchange, server identity.Service) {
 	at := s.services[server.Name]
 	if at == nil {
 		if len(s.services) >= maxSteeringServices {
+			s.counters.full++
 			return
 		}
 		at = &serviceAtNode{pids: map[uint32]bool{}, ports: map[uint16]bool{}, routes: map[string][]uint64{}}
 		s.services[server.Name] = at
 	}
-	if pid := x.Server.Process.PID; pid != 0 && len(at.pids) < maxServicePIDs {
-		at.pids[pid] = true
+	if pid := x.Server.Process.PID; pid != 0 && !at.pids[pid] {
+		if len(at.pids) < maxServicePIDs {
+			at.pids[pid] = true
+		} else {
+			s.counters.full++
+		}
 	}
 	at.ports[x.Server.Addr.Port()] = true
 	keys := at.routes[x.HTTP.Route]
@@ -103,6 +122,7 @@ func (s *steering) drain(t *l7.Tracker, now time.Time, fn func(*l7.Aggregate)) e
 		a.Route = s.route(ka.RouteKey)
 		if a.Route == "" {
 			a.Route = unknownRoute
+			s.counters.unknown += a.Count
 		}
 		if a.Side == l7.SideClient {
 			a.Host = s.hosts[a.Server.Addr]

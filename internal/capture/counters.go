@@ -24,7 +24,7 @@ var KernelCounters = [...]KernelCounter{
 	{"connect_errors_full", "dropped", "an asynchronous connect error was not kept: that failure is reported as 'other'"},
 	{"aggregates_full", "fallback", "an HTTP/1 aggregate could not be created: the exchange was sent instead"},
 	{"http1_aggregated", "work", "HTTP/1 exchanges judged healthy and counted in the kernel"},
-	{"http1_sent", "work", "HTTP/1 exchanges sent to user space (first of a key, error, slow, sampled)"},
+	{"http1_sent", "work", "HTTP/1 exchanges sent to user space (first of a key, error, slow, sampled, recovery after an error)"},
 	{"http1_unmatched", "dropped", "HTTP/1 responses with no request pending (pipelining, a connection joined mid-exchange)"},
 	{"http1_raw", "fallback", "HTTP/1 connections the kernel could not follow, handed to user space as raw bytes"},
 	{"h2_frames_cut", "truncated", "HTTP/2 frames beyond the per-call walk limit or off a frame boundary: the stream resyncs"},

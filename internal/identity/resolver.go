@@ -69,6 +69,7 @@ type Counters struct {
 	// Evictions by the size cap, per table.
 	ProcessesEvicted, ListenersEvicted, SocketsEvicted, DNSNamesEvicted, SNINamesEvicted uint64
 	CgroupsEvicted, ContainersEvicted                                                    uint64
+	HostsEvicted, VirtualsEvicted                                                        uint64 // pod addresses, dialled virtual addresses
 	ProcessesExited                                                                      uint64 // entries dropped because the process exited or its pid was reused
 	// CgroupsGone and ContainersGone count entries dropped because the cgroup was removed,
 	// or the runtime's state of the container was.
@@ -162,6 +163,7 @@ func (r *Resolver) Counters() Counters {
 		ProcessesEvicted: r.procs.Evicted(), ListenersEvicted: r.listeners.Evicted(),
 		SocketsEvicted: r.sockets.Evicted(), DNSNamesEvicted: r.dnsNames.Evicted(), SNINamesEvicted: r.sniNames.Evicted(),
 		CgroupsEvicted: r.cgroups.Evicted(), ContainersEvicted: r.containers.Evicted(),
+		HostsEvicted: r.hosts.Evicted(), VirtualsEvicted: r.virtuals.Evicted(),
 		ProcessesExited: r.exits,
 		CgroupsGone:     r.cgroupsGone, ContainersGone: r.containersGone,
 		ProcessesGone: r.procsGone, CgroupMisses: r.cgroupMisses, ContainerMisses: r.containerMisses,
