@@ -26,6 +26,8 @@ type NetintelAggKey struct {
 	PeerPort uint16
 	Peer     [16]uint8
 	Local    [16]uint8
+	PeerTgid uint32
+	Pad2     uint32
 	Route    uint64
 }
 
@@ -145,6 +147,14 @@ type NetintelLimitKey struct {
 	Route uint64
 }
 
+type NetintelLocalClientKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Family uint16
+	Pad    uint32
+}
+
 type NetintelRecvArgs struct {
 	_      structs.HostLayout
 	Buf    uint64
@@ -237,7 +247,8 @@ type NetintelSockState struct {
 	Cls          uint8
 	DirsSeen     uint8
 	IsnKnown     uint8
-	Pad0         [3]uint8
+	PeerResolved uint8
+	Pad0         [2]uint8
 	H2Copy       [2]uint8
 	H2Left       [2]uint32
 	H2HdrLen     [2]uint8
@@ -258,7 +269,8 @@ type NetintelSockState struct {
 	Stash        [272]uint8
 	RespStart    [32]uint8
 	RespStartLen uint8
-	Pad3         [7]uint8
+	Pad3         [3]uint8
+	PeerTgid     uint32
 }
 
 type NetintelSockTuple struct {
@@ -298,6 +310,7 @@ const (
 	NetintelMapForks                  = "forks"
 	NetintelMapKeyScratch             = "key_scratch"
 	NetintelMapLastError              = "last_error"
+	NetintelMapLocalClients           = "local_clients"
 	NetintelMapRawEnters              = "raw_enters"
 	NetintelMapRawExits               = "raw_exits"
 	NetintelMapRecentErrors           = "recent_errors"
@@ -542,6 +555,7 @@ type NetintelMapSpecs struct {
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
 	LastError       *ebpf.MapSpec `ebpf:"last_error"`
+	LocalClients    *ebpf.MapSpec `ebpf:"local_clients"`
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
 	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
 	RecentErrors    *ebpf.MapSpec `ebpf:"recent_errors"`
@@ -620,6 +634,7 @@ type NetintelMaps struct {
 	Forks           *ebpf.Map `ebpf:"forks"`
 	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
 	LastError       *ebpf.Map `ebpf:"last_error"`
+	LocalClients    *ebpf.Map `ebpf:"local_clients"`
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
 	RawExits        *ebpf.Map `ebpf:"raw_exits"`
 	RecentErrors    *ebpf.Map `ebpf:"recent_errors"`
@@ -647,6 +662,7 @@ func (m *NetintelMaps) Close() error {
 		m.Forks,
 		m.KeyScratch,
 		m.LastError,
+		m.LocalClients,
 		m.RawEnters,
 		m.RawExits,
 		m.RecentErrors,

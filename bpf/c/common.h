@@ -110,7 +110,8 @@ struct sock_state {
 	__u8 cls; /* enum sock_class */
 	__u8 dirs_seen; /* CLASS_FIRST_EXCHANGE: bit 1 send, bit 2 recv */
 	__u8 isn_known;
-	__u8 pad0[3];
+	__u8 peer_resolved; /* server side: peer_tgid was looked up in local_clients */
+	__u8 pad0[2];
 	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
 	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
 	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
@@ -131,7 +132,8 @@ struct sock_state {
 	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
 	__u8 resp_start[2 * PEEK];
 	__u8 resp_start_len;
-	__u8 pad3[7];
+	__u8 pad3[3];
+	__u32 peer_tgid; /* server side, a client on this host: its process (local_clients), or 0 */
 };
 
 /* Which side sent the first FIN of a connection. */
@@ -232,6 +234,57 @@ struct {
 	__type(key, struct err_key);
 	__type(value, __s32);
 } conn_errors SEC(".maps");
+
+/* Client sockets of this host connected to this host (loopback, or its own address), by their
+ * local address and port: the server side of such a connection keys its aggregates by the
+ * client's process, not by the connection's ephemeral port. Filled when the connect completes
+ * (and by user space for connections older than the capture), emptied at close. */
+struct local_client_key {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes (a v4-mapped address is stored as IPv4) */
+	__u16 port;
+	__u16 family;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct local_client_key);
+	__type(value, __u32); /* tgid */
+} local_clients SEC(".maps");
+
+/* local_client_key_of keys a client socket of this host by its local address and port (a
+ * v4-mapped address as IPv4); it says false when its peer is not on this host. */
+static __always_inline bool local_client_key_of(struct local_client_key *k, const __u8 *local, const __u8 *peer,
+						__u16 port, __u16 family)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->port = port;
+	if (family == AF_INET) {
+		if (peer[0] != 127 && !(peer[0] == local[0] && peer[1] == local[1] && peer[2] == local[2] && peer[3] == local[3]))
+			return false;
+		__builtin_memcpy(k->addr, local, 4);
+		k->family = AF_INET;
+		return true;
+	}
+	__u64 l[2], p[2];
+	__builtin_memcpy(l, local, 16);
+	__builtin_memcpy(p, peer, 16);
+	__u64 phi = bpf_be64_to_cpu(p[0]), plo = bpf_be64_to_cpu(p[1]);
+	bool mapped = phi == 0 && (plo >> 32) == 0xffff;
+	bool local_peer = (l[0] == p[0] && l[1] == p[1]) || (phi == 0 && plo == 1) || (mapped && ((plo >> 24) & 0xff) == 127);
+	if (!local_peer)
+		return false;
+	if (mapped) {
+		__builtin_memcpy(k->addr, local + 12, 4);
+		k->family = AF_INET;
+	} else {
+		__builtin_memcpy(k->addr, local, 16);
+		k->family = AF_INET6;
+	}
+	return true;
+}
+
 
 /* Healthy HTTP/1 exchanges counted in the kernel, drained by user space every flush. */
 struct {

@@ -335,7 +335,7 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		} *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);                               \
 		if (!e) {                                                                         \
 			count(COUNTER_RINGBUF_FULL);                                              \
-			return 0;                                                                 \
+			return -1;                                                                \
 		}                                                                                 \
 		__u64 qlen = st->stash_len;                                                       \
 		asm volatile("%[q] &= 0x1ff" : [q] "+r"(qlen));                                   \
@@ -441,10 +441,32 @@ static __always_inline bool is_private_v4(const __u8 *a)
 }
 
 /* server_side_peer keys a server's exchanges by the address it was reached at and by who called:
- * a client on this host (loopback, or the server's own address: the node's IP) by address and
- * port, since processes share it; another private address (a pod, a peer in the cluster) by
- * address; the Internet by network (/24, /64), so an ingress does not make one key per client. */
-static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk, __u16 family)
+ * a client on this host (loopback, or the server's own address: the node's IP) by its process
+ * (local_clients, looked up once per socket) — by address and port when its process is unknown
+ * (a connection older than the capture user space did not seed); another private address (a
+ * pod, a peer in the cluster) by address; the Internet by network (/24, /64), so an ingress
+ * does not make one key per client. */
+static __always_inline void local_peer(struct agg_key *k, struct sock_state *st, struct sock *sk, const __u8 *local,
+				       const __u8 *peer, __u16 family)
+{
+	__u16 port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (!st->peer_resolved) {
+		st->peer_resolved = 1;
+		struct local_client_key lk;
+		/* The client's key: its local address is our peer, its peer our local address. */
+		if (local_client_key_of(&lk, peer, local, port, family)) {
+			__u32 *tgid = bpf_map_lookup_elem(&local_clients, &lk);
+			if (tgid)
+				st->peer_tgid = *tgid;
+		}
+	}
+	if (st->peer_tgid)
+		k->peer_tgid = st->peer_tgid;
+	else
+		k->peer_port = port;
+}
+
+static __always_inline void server_side_peer(struct agg_key *k, struct sock_state *st, struct sock *sk, __u16 family)
 {
 	if (family == AF_INET) {
 		__u8 local[4] = {}, peer[4] = {};
@@ -453,23 +475,26 @@ static __always_inline void server_side_peer(struct agg_key *k, struct sock *sk,
 		__builtin_memcpy(k->peer, peer, 4);
 		__builtin_memcpy(k->local, local, 4);
 		if (peer[0] == 127 || (local[0] == peer[0] && local[1] == peer[1] && local[2] == peer[2] && local[3] == peer[3]))
-			k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			local_peer(k, st, sk, local, peer, family);
 		else if (!is_private_v4(peer))
 			k->peer[3] = 0;
 		return;
 	}
-	__u64 local[2] = {}, peer[2] = {};
+	__u8 local[16] = {}, peer[16] = {};
 	bpf_core_read(local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 	bpf_core_read(peer, 16, &sk->__sk_common.skc_v6_daddr);
 	__builtin_memcpy(k->peer, peer, 16);
 	__builtin_memcpy(k->local, local, 16);
-	/* Network byte order in memory: peer[0] holds bytes 0-7, peer[1] bytes 8-15. */
-	__u64 hi = bpf_be64_to_cpu(peer[0]), lo = bpf_be64_to_cpu(peer[1]);
-	bool same = local[0] == peer[0] && local[1] == peer[1];
+	__u64 l[2], p[2];
+	__builtin_memcpy(l, local, 16);
+	__builtin_memcpy(p, peer, 16);
+	/* Network byte order in memory: p[0] holds bytes 0-7, p[1] bytes 8-15. */
+	__u64 hi = bpf_be64_to_cpu(p[0]), lo = bpf_be64_to_cpu(p[1]);
+	bool same = l[0] == p[0] && l[1] == p[1];
 	bool v6loopback = hi == 0 && lo == 1;
 	bool mapped = hi == 0 && (lo >> 32) == 0xffff;
 	if (same || v6loopback || (mapped && ((lo >> 24) & 0xff) == 127)) {
-		k->peer_port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+		local_peer(k, st, sk, local, peer, family);
 		return;
 	}
 	if (mapped) {
@@ -496,7 +521,7 @@ static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st,
 	k->family = family;
 	if (st->info.role == ROLE_SERVER) {
 		k->port = BPF_CORE_READ(sk, __sk_common.skc_num);
-		server_side_peer(k, sk, family);
+		server_side_peer(k, st, sk, family);
 	} else {
 		k->port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
 		if (family == AF_INET)
@@ -507,24 +532,25 @@ static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st,
 }
 
 /* aggregate counts one healthy exchange; it returns the reasons to send it instead (a new key,
- * or a table that is full). */
-static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *s, __u64 latency)
+ * or a table that is full). lost: the exchange's record was lost (the ring buffer was full), so
+ * it is counted even in a key it creates. */
+static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *s, __u64 latency, bool lost)
 {
 	struct agg_value *v = bpf_map_lookup_elem(&aggregates, k);
 	if (!v) {
 		struct blanks *b = blanks();
 		if (!b)
 			return HTTP1_NO_AGGREGATE;
-		if (bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0) {
-			v = bpf_map_lookup_elem(&aggregates, k);
-			if (v)
-				v->first_ns = bpf_ktime_get_ns();
-			return HTTP1_FIRST;
-		}
+		bool created = bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0;
 		v = bpf_map_lookup_elem(&aggregates, k);
 		if (!v) {
 			count(COUNTER_AGGS_FULL);
 			return HTTP1_NO_AGGREGATE;
+		}
+		if (created) {
+			v->first_ns = bpf_ktime_get_ns();
+			if (!lost)
+				return HTTP1_FIRST;
 		}
 	}
 	__sync_fetch_and_add(&v->count, 1);
@@ -535,7 +561,7 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
 	__u32 x = explicit_bucket(s, latency);
 	if (x < EXPLICIT_BUCKETS)
 		__sync_fetch_and_add(&v->explicit[x], 1);
-	count(COUNTER_HTTP1_AGGREGATED);
+	count(lost ? COUNTER_HTTP1_LOST_COUNTED : COUNTER_HTTP1_AGGREGATED);
 	return 0;
 }
 
@@ -766,12 +792,21 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 			reasons = HTTP1_RECOVERY;
 		else {
 			k->status = status;
-			reasons = aggregate(k, s, latency);
+			reasons = aggregate(k, s, latency, false);
 		}
 		if (!reasons)
 			return 0;
 	}
-	emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL);
+	if (emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL) < 0 && s && s->aggregate &&
+	    !(reasons & HTTP1_NO_AGGREGATE)) {
+		/* Its record was lost to a full ring buffer: its span goes, its count stays. */
+		__u32 zero = 0;
+		struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+		if (k) {
+			agg_key_of(k, st, sk, status);
+			aggregate(k, s, latency, true);
+		}
+	}
 	return 0;
 }
 

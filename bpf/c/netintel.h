@@ -76,7 +76,8 @@ enum counter_index {
 	COUNTER_H2_FRAMES_CUT = 15, /* HTTP/2 frames beyond the per-call walk limit: the stream resyncs */
 	COUNTER_FD_WALKS = 16, /* fd -> socket walks (first data on an untracked socket-only syscall, seeded fds) */
 	COUNTER_FORK_FDS_BEYOND = 17, /* a forked child's socket fds above the copied range: not followed */
-	COUNTER_MAX = 18,
+	COUNTER_HTTP1_LOST_COUNTED = 18, /* HTTP/1 exchanges whose record the full ring lost, counted in their aggregate */
+	COUNTER_MAX = 19,
 };
 
 struct task_id {
@@ -210,6 +211,8 @@ struct agg_key {
 	__u16 peer_port;
 	__u8 peer[16];
 	__u8 local[16]; /* server side: the address the server was reached at */
+	__u32 peer_tgid; /* server side, a client on this host: its process (peer_port is then 0) */
+	__u32 pad2;
 	__u64 route;
 };
 

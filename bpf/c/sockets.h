@@ -156,6 +156,9 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		info->open_ns = bpf_ktime_get_ns();
 		if (oldstate == TCP_SYN_SENT) {
 			info->role = ROLE_CLIENT;
+			struct local_client_key lk;
+			if (info->owner.tgid && local_client_key_of(&lk, t->saddr, t->daddr, t->sport, t->family))
+				bpf_map_update_elem(&local_clients, &lk, &info->owner.tgid, BPF_ANY);
 			/* The server side reports its open at accept(), where the owner is known. */
 			if (!info->opened_sent) {
 				info->opened_sent = 1;
@@ -183,6 +186,11 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	if (st)
 		/* No response can come any more: a request still waiting is sent as unanswered. */
 		http1_unanswered(st, t);
+	if (info && info->role == ROLE_CLIENT) {
+		struct local_client_key lk;
+		if (local_client_key_of(&lk, t->saddr, t->daddr, t->sport, t->family))
+			bpf_map_delete_elem(&local_clients, &lk);
+	}
 	if (oldstate == TCP_SYN_SENT) {
 		__s32 err = BPF_CORE_READ(sk, sk_err);
 		if (err == 0) {

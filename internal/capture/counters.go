@@ -30,6 +30,7 @@ var KernelCounters = [...]KernelCounter{
 	{"h2_frames_cut", "truncated", "HTTP/2 frames beyond the per-call walk limit or off a frame boundary: the stream resyncs"},
 	{"fd_walks", "work", "fd -> socket walks (socket creation, accepted and seeded sockets)"},
 	{"fork_fds_beyond", "dropped", "socket fds of a forked child above the first 256: not followed in the child"},
+	{"http1_counted_after_loss", "fallback", "HTTP/1 exchanges whose record the full ring buffer lost, counted in their aggregate instead (the span is lost, the count is kept)"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -52,6 +53,7 @@ const (
 	kcH2FramesCut
 	kcFDWalks
 	kcForkFDsBeyond
+	kcHTTP1CountedAfterLoss
 	numKernelCounters
 )
 

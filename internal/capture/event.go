@@ -237,7 +237,8 @@ type HTTP1Aggregate struct {
 	Role     Role
 	Port     uint16     // the server's port (local on the server side, remote on the client side)
 	Peer     netip.Addr // client side: the server; server side: the client, or its network (/24, /64) on the Internet
-	PeerPort uint16     // server side, for a client sharing the server's address (loopback, the node's): its port
+	PeerPID  uint32     // server side, a client on this host (loopback, the node's address): its process
+	PeerPort uint16     // server side, such a client whose process is unknown (older than the capture): its port
 	Local    netip.Addr // server side: the address the server was reached at
 	Method   string
 	Status   int

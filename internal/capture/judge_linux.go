@@ -185,6 +185,7 @@ func (d *decoder) aggregate(k *bpf.NetintelAggKey, v *bpf.NetintelAggValue) *HTT
 		Role:     Role(k.Role),
 		Port:     k.Port,
 		PeerPort: k.PeerPort,
+		PeerPID:  k.PeerTgid,
 		Method:   methodName(k.Method),
 		Status:   int(k.Status),
 		Version:  "1.1",

@@ -112,7 +112,6 @@ type h2Dir struct {
 	block          []byte
 	blockStream    uint32
 	blockEndStream bool
-	blockSeq       uint32
 	blockAt        time.Time
 	blockCut       bool
 	inBlock        bool
@@ -328,7 +327,7 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 			frag = frag[5:]
 		}
 		d.block = append(d.block[:0], frag...)
-		d.blockStream, d.blockSeq, d.blockAt, d.blockCut = h.stream, seq, at, cut
+		d.blockStream, d.blockAt, d.blockCut = h.stream, at, cut
 		d.blockEndStream = h.flags&h2FlagEndStream != 0
 		d.inBlock = true
 		if h.typ == h2PushPromise {
@@ -423,7 +422,10 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 		c.learnRequestDir(ev.Direction)
 		p.flushBlind(c)
 		x := c.exchange(ProtocolHTTP2, ev.Direction, d.blockAt, ev.Socket)
-		x.RequestSeq = d.blockSeq
+		// Identity (DESIGN §4): on HTTP/2 the stream id names the request within the connection;
+		// the HEADERS frame's position does not enter it. The kernel walks frames per call and
+		// drops DATA payloads, and the two ends batch frames into calls differently, so a
+		// position one end computed from its call need not be the other end's.
 		x.StreamID = sid
 		path, query, _ := strings.Cut(f.path, "?")
 		x.HTTP = &HTTP{

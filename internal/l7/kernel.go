@@ -123,7 +123,7 @@ func (t *Tracker) Aggregate(a *capture.HTTP1Aggregate, start, end time.Time) *Ag
 		out.Side = SideServer
 		self.Addr = netip.AddrPortFrom(a.Local, a.Port)
 		out.Server = self
-		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, a.PeerPort)}
+		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, a.PeerPort), Process: capture.Process{PID: a.PeerPID}}
 	} else {
 		out.Side = SideClient
 		out.Client = self
