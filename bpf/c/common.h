@@ -35,6 +35,11 @@
 /* Bytes of each read/write looked at to classify it and to judge HTTP/1 start lines. */
 #define PEEK 16
 
+/* clamp_len bounds a copy's length to cap in one piece of assembly, so the bound is on the very
+ * register the helper gets: when clang spills the length before a C comparison and reloads it
+ * for the call, 6.1's verifier does not carry the comparison's bound to the reloaded copy. */
+#define clamp_len(v, cap) asm volatile("if %[x] <= %[c] goto +1; %[x] = %[c]" : [x] "+r"(v) : [c] "i"(cap))
+
 /* Configuration, rewritten by the loader before the programs are loaded. */
 const volatile __u32 cfg_exclude_tgid = 0;
 const volatile __u32 cfg_max_payload = 512;

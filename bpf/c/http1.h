@@ -337,16 +337,13 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 			count(COUNTER_RINGBUF_FULL);                                              \
 			return -1;                                                                \
 		}                                                                                 \
+		/* Clamped, then read even when 0 (the helpers take a zero size). */               \
 		__u64 qlen = st->stash_len;                                                       \
-		asm volatile("%[q] &= 0x1ff" : [q] "+r"(qlen));                                   \
-		if (qlen > CAP)                                                                   \
+		clamp_len(qlen, CAP);                                                             \
+		if (bpf_probe_read_kernel(e->req, qlen, st->stash) != 0)                          \
 			qlen = 0;                                                                 \
-		if (qlen > 0 && bpf_probe_read_kernel(e->req, qlen, st->stash) != 0)              \
-			qlen = 0;                                                                 \
-		asm volatile("%[r] &= 0x1ff" : [r] "+r"(rlen));                                   \
-		if (rlen > CAP)                                                                   \
-			rlen = 0;                                                                 \
-		if (rlen > 0 && bpf_probe_read_user(e->resp, rlen, (void *)rsrc) != 0) {          \
+		clamp_len(rlen, CAP);                                                             \
+		if (bpf_probe_read_user(e->resp, rlen, (void *)rsrc) != 0) {                      \
 			count(COUNTER_READ_FAILED);                                               \
 			rlen = 0;                                                                 \
 		}                                                                                 \
@@ -597,10 +594,8 @@ static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port,
 static __always_inline void http1_request(struct sock_state *st, const struct buf_ref *r, __u32 size, __u32 seq,
 					  __u16 port, const struct settings *s)
 {
-	__u64 n = r->avail < HTTP1_STASH ? r->avail : HTTP1_STASH;
-	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
-	if (n > HTTP1_STASH)
-		return;
+	__u64 n = r->avail;
+	clamp_len(n, HTTP1_STASH);
 	if (bpf_probe_read_user(st->stash, n, (void *)r->src) != 0) {
 		count(COUNTER_READ_FAILED);
 		st->h1 = H1_IDLE;

@@ -112,11 +112,7 @@ static __always_inline void fill_data_header(struct data_header *h, const struct
 			count(COUNTER_RINGBUF_FULL);                                               \
 			return 0;                                                                  \
 		}                                                                                  \
-		asm volatile("%[n] &= 0x1fff" : [n] "+r"(n));                                      \
-		if (n > CAP) {                                                                     \
-			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);                                  \
-			return 0;                                                                  \
-		}                                                                                  \
+		clamp_len(n, CAP); /* callers chose the class for n: it holds it */                 \
 		if (bpf_probe_read_user(e->payload, n, (void *)r->src) != 0) {                     \
 			count(COUNTER_READ_FAILED);                                                \
 			bpf_ringbuf_discard(e, BPF_RB_NO_WAKEUP);                                  \
@@ -147,8 +143,8 @@ static __always_inline int emit_stash(const struct data_meta *m)
 		return 0;
 	}
 	__u64 n = m->st->stash_len;
-	asm volatile("%[n] &= 0x1ff" : [n] "+r"(n));
-	if (n > HTTP1_STASH || bpf_probe_read_kernel(e->payload, n, m->st->stash) != 0)
+	clamp_len(n, HTTP1_STASH);
+	if (bpf_probe_read_kernel(e->payload, n, m->st->stash) != 0)
 		n = 0;
 	struct data_meta sm = *m;
 	sm.size = m->st->req_size;

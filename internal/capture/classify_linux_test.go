@@ -64,36 +64,42 @@ func TestKernelClassification(t *testing.T) {
 	http1 := []byte("POST /api HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n")
 	junk := []byte("\x00\x01binary-protocol")
 	second := []byte("second-exchange-bytes")
+	// Loading takes seconds (a quarter of a minute under QEMU's TCG): cases share one source per
+	// set of options. The port hint is a fixed port, so its source can be loaded before it.
+	const hintPort = 18091
+	httpOff := func(o *Options) { o.HTTP, o.HTTPS = false, false }
+	hinted := func(o *Options) { o.HTTPPorts = []uint16{hintPort} }
 	cases := []struct {
 		name     string
 		first    []byte
 		second   []byte
-		opts     func(o *Options, port uint16)
+		variant  string // "" default options, or a key of variants
+		port     int
 		wantKept bool
 	}{
-		{"http2 preface", h2Preface, h2Ping, nil, true},
-		{"http2 preface with only grpc on", h2Preface, h2Ping, func(o *Options, _ uint16) { o.HTTP = false }, true},
-		{"tls client hello: nothing after the hellos", tlsClientHello, second, nil, false},
-		{"unknown bytes", junk, second, nil, false},
-		{"http switched off", http1, second, func(o *Options, _ uint16) { o.HTTP = false }, false},
-		{"https switched off", tlsClientHello, second, func(o *Options, _ uint16) { o.HTTPS = false }, false},
-		{"unknown bytes on an http port hint", junk, second, func(o *Options, port uint16) { o.HTTPPorts = []uint16{port} }, true},
+		{"http2 preface", h2Preface, h2Ping, "", 0, true},
+		{"http2 preface with only grpc on", h2Preface, h2Ping, "http_off", 0, true},
+		{"tls client hello: nothing after the hellos", tlsClientHello, second, "", 0, false},
+		{"unknown bytes", junk, second, "", 0, false},
+		{"http switched off", http1, second, "http_off", 0, false},
+		{"https switched off", tlsClientHello, second, "http_off", 0, false},
+		{"unknown bytes on an http port hint", junk, second, "hinted", hintPort, true},
 	}
-	// Loading takes seconds: the cases on default options share one source.
 	_, shared := sharedKernel(t)
+	sources := map[string]*collector{"": shared}
+	for name, set := range map[string]func(o *Options){"http_off": httpOff, "hinted": hinted} {
+		opts := DefaultOptions()
+		set(&opts)
+		_, sources[name] = startKernel(t, opts)
+	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp4", netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}).String()+":0")
+			ln, err := net.Listen("tcp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}), uint16(tc.port)).String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			c := shared
-			if tc.opts != nil {
-				opts := DefaultOptions()
-				tc.opts(&opts, addrPort(ln.Addr()).Port())
-				_, c = startKernel(t, opts)
-			}
+			c := sources[tc.variant]
 			echoExchanges(t, ln, tc.first, tc.second)
 			dnsMarker(t, c, [4]byte{127, 0, 1, byte(60 + i)})
 			server := addrPort(ln.Addr())
