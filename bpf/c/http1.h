@@ -730,8 +730,10 @@ static __always_inline void error_seen(struct sock_state *st, struct sock *sk, _
 	*last = now;
 }
 
-/* recovering says whether a healthy exchange follows an error of its owner, peer and route
- * (k, built with status 0) within recovery_ns. */
+/* recovering says whether a healthy exchange is the first to follow an error of its owner, peer
+ * and route (k, built with status 0) within recovery_ns; the error is then forgotten, so each
+ * error sends at most one success: a retried call's, or a busy route's next (1% random errors
+ * cost 1% more records, not every exchange of the gap). */
 static __always_inline bool recovering(struct agg_key *k, const struct settings *s, __u64 now)
 {
 	__u32 zero = 0;
@@ -741,8 +743,11 @@ static __always_inline bool recovering(struct agg_key *k, const struct settings 
 	__u8 version = k->version;
 	k->version = 0;
 	__u64 *at = bpf_map_lookup_elem(&recent_errors, k);
+	bool recent = at && now - *at <= s->recovery_ns;
+	if (at)
+		bpf_map_delete_elem(&recent_errors, k);
 	k->version = version;
-	return at && now - *at <= s->recovery_ns;
+	return recent;
 }
 
 /* http1_judge judges the response whose first bytes are at rsrc (ravail of them): a healthy one
