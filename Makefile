@@ -10,7 +10,7 @@ BUILDER  := $(GOBIN)/builder
 DIST     := dist/otelcol-netintel
 FUZZTIME ?= 10s
 
-.PHONY: run dist test unit fuzz validate generate e2e bench image clean
+.PHONY: run dist test unit fuzz validate test-kernels generate e2e bench image clean
 
 ## run: build the distribution and run it on config.yaml (needs root or the capabilities in the README)
 run: dist
@@ -24,8 +24,9 @@ dist: $(BUILDER)
 $(BUILDER):
 	$(GO) install go.opentelemetry.io/collector/cmd/builder@$(BUILDER_VERSION)
 
-## test: vet, unit + kernel tests, bounded fuzzing, and the distribution validating config.yaml
-test: dist unit fuzz validate
+## test: vet, unit + kernel tests, bounded fuzzing, the distribution validating config.yaml,
+## and the kernel matrix
+test: dist unit fuzz validate test-kernels
 
 unit:
 	$(GO) mod tidy -diff
@@ -45,6 +46,12 @@ validate: dist
 		echo "validate: $$f rejected, naming $$key"; \
 	done
 	@echo "validate: config.yaml accepted"
+
+## test-kernels: the kernel matrix: capture kernel tests and the distribution on loopback
+## traffic on the host kernel and, under QEMU, Debian 12's newest 6.1 and 6.12 (root; needs
+## qemu-system-x86, busybox-static, cpio); one report per kernel
+test-kernels: dist
+	GO=$(GO) DIST=$(DIST) scripts/test-kernels.sh
 
 ## generate: regenerate vmlinux.h and the bpf2go bindings (needs clang, llvm, bpftool)
 generate:

@@ -65,6 +65,11 @@ type CaptureConfig struct {
 	MaxPayloadBytes int `mapstructure:"max_payload_bytes"`
 	// RingBufferSize is the kernel ring buffer size in bytes (a power of two, multiple of the page size).
 	RingBufferSize int `mapstructure:"ring_buffer_size"`
+	// JudgeInKernel judges HTTP/1 in the kernel: healthy exchanges are counted there (exact
+	// metrics and graph from aggregates) and never cross; off, every exchange is sent.
+	JudgeInKernel bool `mapstructure:"judge_in_kernel"`
+	// MaxSockets bounds the kernel's socket and fd tables.
+	MaxSockets int `mapstructure:"max_sockets"`
 }
 
 // L7Config bounds the protocol parsers' state.
@@ -172,6 +177,8 @@ const (
 	minPayloadBytes = 16
 	maxPayloadBytes = 4096
 	minRingBuffer   = 1 << 16
+	minSockets      = 1024
+	maxSockets      = 1 << 20
 	maxRingBuffer   = 1 << 30
 	minStateBytes   = 1 << 20
 )
@@ -207,6 +214,9 @@ func (cfg *Config) Validate() error {
 	}
 	if c.RingBufferSize < minRingBuffer || c.RingBufferSize > maxRingBuffer || c.RingBufferSize&(c.RingBufferSize-1) != 0 {
 		add("capture.ring_buffer_size: %d must be a power of two between %d and %d bytes", c.RingBufferSize, minRingBuffer, maxRingBuffer)
+	}
+	if c.MaxSockets < minSockets || c.MaxSockets > maxSockets {
+		add("capture.max_sockets: %d is outside %d-%d", c.MaxSockets, minSockets, maxSockets)
 	}
 
 	if cfg.L7.MaxStateBytes < minStateBytes {

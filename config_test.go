@@ -39,7 +39,7 @@ func TestLoadConfig(t *testing.T) {
 	want := createDefaultConfig().(*Config)
 	want.IPv6 = false
 	want.DNS.Ports = []int{53, 5353}
-	want.Capture = CaptureConfig{MaxPayloadBytes: 1024, RingBufferSize: 16 << 20}
+	want.Capture = CaptureConfig{MaxPayloadBytes: 1024, RingBufferSize: 16 << 20, JudgeInKernel: false, MaxSockets: 32768}
 	want.L7 = L7Config{MaxStateBytes: 32 << 20}
 	want.Privacy = PrivacyConfig{URLPath: URLPathTemplate}
 	want.Telemetry = TelemetryConfig{MetricsInPipeline: true}
@@ -99,6 +99,7 @@ func TestInvalidConfig(t *testing.T) {
 		{"invalid_unknown_key.yaml", []string{"latency_deviaton_factor"}},
 		{"invalid_max_payload_bytes.yaml", []string{"capture.max_payload_bytes", "0"}},
 		{"invalid_ring_buffer_size.yaml", []string{"capture.ring_buffer_size", "1000000"}},
+		{"invalid_max_sockets.yaml", []string{"capture.max_sockets", "12"}},
 		{"invalid_chatty_calls_per_request.yaml", []string{"intelligence.chatty_calls_per_request", "0.5"}},
 		{"invalid_exfiltration_bytes.yaml", []string{"intelligence.exfiltration_bytes", "-1"}},
 		{"invalid_new_connections_per_second.yaml", []string{"intelligence.new_connections_per_second", "0"}},

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/collector/component"
 	"go.opentelemetry.io/collector/receiver"
 
+	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
@@ -39,6 +40,8 @@ func createDefaultConfig() component.Config {
 		Capture: CaptureConfig{
 			MaxPayloadBytes: 512,
 			RingBufferSize:  8 << 20,
+			JudgeInKernel:   true,
+			MaxSockets:      capture.DefaultMaxSockets,
 		},
 		L7:      L7Config{MaxStateBytes: l7.DefaultMaxStateBytes},
 		Privacy: PrivacyConfig{URLPath: URLPathRaw},

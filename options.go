@@ -3,7 +3,9 @@ package netintelreceiver
 import (
 	"net/netip"
 	"os"
+	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/netintel/netintelreceiver/internal/capture"
 	"github.com/netintel/netintelreceiver/internal/identity"
@@ -48,13 +50,39 @@ func captureOptions(cfg *Config) capture.Options {
 	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
 	o.MaxPayloadBytes = cfg.Capture.MaxPayloadBytes
 	o.RingBufferSize = cfg.Capture.RingBufferSize
+	o.MaxSockets = cfg.Capture.MaxSockets
+	if cfg.Naming.HostRoot != "" {
+		o.ProcRoot = filepath.Join(cfg.Naming.HostRoot, "proc")
+	}
+	// The kernel judges HTTP/1 with intel's thresholds, and counts on the metric bounds.
+	in := cfg.Intelligence
+	o.Judging = capture.Judging{
+		Aggregate:         cfg.Capture.JudgeInKernel,
+		ErrorStatus:       in.ErrorStatusThreshold,
+		Slow:              in.SlowRequestThreshold,
+		SampleProbability: in.SpanSampling,
+		Bounds:            durationBounds(),
+		// A retried call's success is sent with its failures: retry_storm counts attempts.
+		Recovery: intel.DefaultOptions().RetryGap,
+	}
 	// Never capture the collector's own sockets: exporting would feed capture.
 	o.ExcludePID = uint32(os.Getpid())
 	return o
 }
 
+// durationBounds are the metric histogram bounds (otlp.DefaultDurationBounds) as the kernel
+// counts them.
+func durationBounds() []time.Duration {
+	out := make([]time.Duration, 0, len(otlp.DefaultDurationBounds))
+	for _, b := range otlp.DefaultDurationBounds {
+		out = append(out, time.Duration(b*float64(time.Second)))
+	}
+	return out
+}
+
 func l7Options(cfg *Config) l7.Options {
 	o := l7.DefaultOptions()
+	o.DurationBounds = durationBounds()
 	o.HTTP, o.HTTPS, o.GRPC, o.DNS = cfg.HTTP.Enabled, cfg.HTTPS.Enabled, cfg.GRPC.Enabled, cfg.DNS.Enabled
 	o.HTTPPorts, o.HTTPSPorts, o.DNSPorts = ports(cfg.HTTP.Ports), ports(cfg.HTTPS.Ports), ports(cfg.DNS.Ports)
 	o.MaxStateBytes = cfg.L7.MaxStateBytes

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# The overhead benchmark (`make bench`): nginx on 127.0.0.80 under wrk (saturation) and a
-# fixed-rate load, with and without the collector, alternating, several rounds; then a run
-# with 1% injected 5xx to measure recall. Writes bench/results.md and bench/results.png.
+# The overhead benchmark (`make bench`): nginx on 127.0.0.80 (`return 200`, 1% random 503)
+# under wrk at saturation, with and without the collector, alternating, several rounds; each
+# collector session also measures its eBPF programs' kernel time (bpf_stats, on only then)
+# under a fixed-rate load and checks its counts against the clients'; then a pair of sessions
+# on /items/<random id> (high-cardinality paths). Writes bench/results.md and bench/results.png.
 # Needs root (the collector loads eBPF), nginx, wrk, gnuplot (gnuplot-nox) and dist/otelcol-netintel.
+# Run it under the lock the kernel tests take: flock /tmp/netintel-e2e.lock make bench
 # Extra flags go to the driver: bench/run.sh -rounds 3 -duration 10s -rate 2000
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -20,8 +20,10 @@ fi
 
 GOPACKAGE=bpf go run github.com/cilium/ebpf/cmd/bpf2go@v0.22.0 \
 	-go-package bpf -output-dir "$OUT" -target amd64,arm64 \
-	-type conn_event -type data_header -type task_id -type sock_tuple \
+	-type conn_event -type data_header -type task_id -type sock_tuple -type http1_header \
+	-type agg_key -type agg_value -type limit_key -type route_limit -type rule_key -type settings \
+	-type fd_key -type sock_state \
 	Netintel c/netintel.c -- -Ic -O2 -g -Wall -Werror
 
 # The hash of every input, so a C edit without regeneration fails the tests.
-sha256sum c/netintel.c c/netintel.h c/vmlinux.h > "$OUT/sources.sha256"
+sha256sum $(ls c/* | sort) > "$OUT/sources.sha256"

@@ -13,6 +13,41 @@ import (
 	"github.com/cilium/ebpf"
 )
 
+type NetintelAggKey struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Role     uint8
+	Method   uint8
+	Status   uint16
+	Port     uint16
+	Family   uint16
+	Version  uint8
+	Pad      uint8
+	PeerPort uint16
+	Peer     [16]uint8
+	Local    [16]uint8
+	PeerTgid uint32
+	Pad2     uint32
+	Route    uint64
+}
+
+type NetintelAggValue struct {
+	_        structs.HostLayout
+	Count    uint64
+	SumNs    uint64
+	FirstNs  uint64
+	Latency  [112]uint32
+	Explicit [17]uint32
+	_        [4]byte
+}
+
+type NetintelBlanks struct {
+	_     structs.HostLayout
+	State NetintelSockState
+	Fd    NetintelFdEntry
+	Agg   NetintelAggValue
+}
+
 type NetintelConnEvent struct {
 	_                structs.HostLayout
 	Type             uint8
@@ -31,29 +66,17 @@ type NetintelConnEvent struct {
 	SrttUs           uint32
 }
 
-type NetintelDataArgs struct {
-	_         structs.HostLayout
-	Sk        uint64
-	Buf       uint64
-	Addr      uint64
-	Seq       uint32
-	Kind      uint8
-	Dir       uint8
-	Transport uint8
-	Pad       uint8
-}
-
-type NetintelDataEvent struct {
-	_       structs.HostLayout
-	H       NetintelDataHeader
-	Payload [4096]uint8
+type NetintelConnectArgs struct {
+	_    structs.HostLayout
+	Sk   uint64
+	Addr uint64
 }
 
 type NetintelDataHeader struct {
 	_          structs.HostLayout
 	Type       uint8
 	Dir        uint8
-	Truncated  uint8
+	Flags      uint8
 	Pad        uint8
 	Size       uint32
 	TsNs       uint64
@@ -75,20 +98,179 @@ type NetintelErrKey struct {
 	Pad    uint16
 }
 
+type NetintelFdEntry struct {
+	_         structs.HostLayout
+	Sk        uint64
+	Transport uint8
+	Role      uint8
+	Cls       uint8
+	Seeded    uint8
+	Pad       [4]uint8
+}
+
+type NetintelFdKey struct {
+	_    structs.HostLayout
+	Tgid uint32
+	Fd   int32
+}
+
+type NetintelHttp1Header struct {
+	_         structs.HostLayout
+	Type      uint8
+	Reasons   uint8
+	Method    uint8
+	Pad       uint8
+	Status    uint16
+	ReqLen    uint16
+	RespLen   uint16
+	Slot      uint16
+	ReqSize   uint32
+	ReqNs     uint64
+	RespNs    uint64
+	Cookie    uint64
+	Route     uint64
+	Task      NetintelTaskId
+	Tuple     NetintelSockTuple
+	ReqSeq    uint32
+	RespSeq   uint32
+	ClientIsn uint32
+	ServerIsn uint32
+	SkErr     int32
+	TcpState  uint8
+	Pad3      [3]uint8
+}
+
+type NetintelLimitKey struct {
+	_     structs.HostLayout
+	Tgid  uint32
+	Pad   uint32
+	Route uint64
+}
+
+type NetintelLocalClientKey struct {
+	_      structs.HostLayout
+	Addr   [16]uint8
+	Port   uint16
+	Family uint16
+	Pad    uint32
+}
+
+type NetintelRecvArgs struct {
+	_      structs.HostLayout
+	Buf    uint64
+	Addr   uint64
+	Fd     int32
+	Seq    uint32
+	Kind   uint8
+	Active uint8
+	Pad    [6]uint8
+}
+
+type NetintelRouteLimit struct {
+	_         structs.HostLayout
+	LatencyNs uint64
+}
+
+type NetintelRouteWalk struct {
+	_      structs.HostLayout
+	H      uint64
+	Before uint64
+	Seg    struct {
+		_       structs.HostLayout
+		Len     uint32
+		Digits  uint32
+		Hex     uint32
+		Letters uint32
+		Other   uint32
+		Invalid uint8
+		Uuid    uint8
+		_       [2]byte
+	}
+	I       uint64
+	N       uint64
+	Lookups uint32
+	Port    uint16
+	Rules   uint8
+	InPath  uint8
+	Cut     uint8
+	Pad     [7]uint8
+}
+
+type NetintelRuleKey struct {
+	_      structs.HostLayout
+	Port   uint16
+	Pad    uint16
+	Pad2   uint32
+	Prefix uint64
+}
+
+type NetintelScratchEvent struct {
+	_       structs.HostLayout
+	Off     uint64
+	Out     uint64
+	H       NetintelDataHeader
+	Payload [8192]uint8
+}
+
+type NetintelSettings struct {
+	_               structs.HostLayout
+	SlowNs          uint64
+	MinLimitNs      uint64
+	SampleThreshold uint64
+	BoundsNs        [16]uint64
+	RecoveryNs      uint64
+	ErrorStatus     uint16
+	HaveLimits      uint8
+	HaveRules       uint8
+	Aggregate       uint8
+	Pad             [3]uint8
+}
+
 type NetintelSockInfo struct {
 	_          structs.HostLayout
 	Cookie     uint64
 	OpenNs     uint64
-	LastRttNs  uint64
 	Owner      NetintelTaskId
 	Role       uint8
-	Cls        uint8
-	DirsSeen   uint8
 	OpenedSent uint8
-	Closed     uint8
 	FirstFin   uint8
-	Pad        [6]uint8
-	_          [4]byte
+	Pad        [5]uint8
+}
+
+type NetintelSockState struct {
+	_            structs.HostLayout
+	Info         NetintelSockInfo
+	Sk           uint64
+	LastRttNs    uint64
+	ClientIsn    uint32
+	ServerIsn    uint32
+	Cls          uint8
+	DirsSeen     uint8
+	IsnKnown     uint8
+	PeerResolved uint8
+	Pad0         [2]uint8
+	H2Copy       [2]uint8
+	H2Left       [2]uint32
+	H2HdrLen     [2]uint8
+	H2Hdr        [2][16]uint8
+	H1           uint8
+	Method       uint8
+	Version      uint8
+	ReqPartial   uint8
+	TargetCut    uint8
+	Pad          uint8
+	StashLen     uint16
+	_            [2]byte
+	ReqSeq       uint32
+	ReqSize      uint32
+	_            [4]byte
+	ReqNs        uint64
+	Route        uint64
+	Stash        [272]uint8
+	RespStart    [32]uint8
+	RespStartLen uint8
+	Pad3         [3]uint8
+	PeerTgid     uint32
 }
 
 type NetintelSockTuple struct {
@@ -114,59 +296,135 @@ type NetintelTaskId struct {
 //
 // Used for safe lookups in a Collection or CollectionSpec.
 const (
-	NetintelMapActive              = "active"
-	NetintelMapConnErrors          = "conn_errors"
-	NetintelMapCounters            = "counters"
-	NetintelMapDataScratch         = "data_scratch"
-	NetintelMapEvents              = "events"
-	NetintelMapSocks               = "socks"
-	NetintelProgNiEnterConnect     = "ni_enter_connect"
-	NetintelProgNiEnterRead        = "ni_enter_read"
-	NetintelProgNiEnterReadv       = "ni_enter_readv"
-	NetintelProgNiEnterRecvfrom    = "ni_enter_recvfrom"
-	NetintelProgNiEnterRecvmmsg    = "ni_enter_recvmmsg"
-	NetintelProgNiEnterRecvmsg     = "ni_enter_recvmsg"
-	NetintelProgNiEnterSendmmsg    = "ni_enter_sendmmsg"
-	NetintelProgNiEnterSendmsg     = "ni_enter_sendmsg"
-	NetintelProgNiEnterSendto      = "ni_enter_sendto"
-	NetintelProgNiEnterWrite       = "ni_enter_write"
-	NetintelProgNiEnterWritev      = "ni_enter_writev"
-	NetintelProgNiErrorReport      = "ni_error_report"
-	NetintelProgNiExitAccept       = "ni_exit_accept"
-	NetintelProgNiExitAccept4      = "ni_exit_accept4"
-	NetintelProgNiExitConnect      = "ni_exit_connect"
-	NetintelProgNiExitRead         = "ni_exit_read"
-	NetintelProgNiExitReadv        = "ni_exit_readv"
-	NetintelProgNiExitRecvfrom     = "ni_exit_recvfrom"
-	NetintelProgNiExitRecvmmsg     = "ni_exit_recvmmsg"
-	NetintelProgNiExitRecvmsg      = "ni_exit_recvmsg"
-	NetintelProgNiExitSendmmsg     = "ni_exit_sendmmsg"
-	NetintelProgNiExitSendmsg      = "ni_exit_sendmsg"
-	NetintelProgNiExitSendto       = "ni_exit_sendto"
-	NetintelProgNiExitWrite        = "ni_exit_write"
-	NetintelProgNiExitWritev       = "ni_exit_writev"
-	NetintelProgNiReceiveReset     = "ni_receive_reset"
-	NetintelProgNiRetransmit       = "ni_retransmit"
-	NetintelProgNiRetransmitSynack = "ni_retransmit_synack"
-	NetintelProgNiSendReset        = "ni_send_reset"
-	NetintelProgNiSetState         = "ni_set_state"
-	NetintelVarCfgDns              = "cfg_dns"
-	NetintelVarCfgDnsPorts         = "cfg_dns_ports"
-	NetintelVarCfgExcludeTgid      = "cfg_exclude_tgid"
-	NetintelVarCfgGrpc             = "cfg_grpc"
-	NetintelVarCfgHttp             = "cfg_http"
-	NetintelVarCfgHttpPorts        = "cfg_http_ports"
-	NetintelVarCfgHttps            = "cfg_https"
-	NetintelVarCfgHttpsPorts       = "cfg_https_ports"
-	NetintelVarCfgIpv4             = "cfg_ipv4"
-	NetintelVarCfgIpv6             = "cfg_ipv6"
-	NetintelVarCfgMaxPayload       = "cfg_max_payload"
-	NetintelVarCfgRttIntervalNs    = "cfg_rtt_interval_ns"
-	NetintelVarCfgTcp              = "cfg_tcp"
-	NetintelVarCfgUdp              = "cfg_udp"
-	NetintelVarCfgWakeupBytes      = "cfg_wakeup_bytes"
-	NetintelVarUnusedConnEvent     = "unused_conn_event"
-	NetintelVarUnusedDataHeader    = "unused_data_header"
+	NetintelMapAggregates             = "aggregates"
+	NetintelMapBlank                  = "blank"
+	NetintelMapClosedSocks            = "closed_socks"
+	NetintelMapConnErrors             = "conn_errors"
+	NetintelMapConnects               = "connects"
+	NetintelMapCounters               = "counters"
+	NetintelMapDataScratch            = "data_scratch"
+	NetintelMapDups                   = "dups"
+	NetintelMapEvents                 = "events"
+	NetintelMapFdOwners               = "fd_owners"
+	NetintelMapFds                    = "fds"
+	NetintelMapForks                  = "forks"
+	NetintelMapKeyScratch             = "key_scratch"
+	NetintelMapLastError              = "last_error"
+	NetintelMapLocalClients           = "local_clients"
+	NetintelMapRawEnters              = "raw_enters"
+	NetintelMapRawExits               = "raw_exits"
+	NetintelMapRecentErrors           = "recent_errors"
+	NetintelMapRecvStash              = "recv_stash"
+	NetintelMapRouteLimits            = "route_limits"
+	NetintelMapRouteRules             = "route_rules"
+	NetintelMapRouteScratch           = "route_scratch"
+	NetintelMapRuntimeSettings        = "runtime_settings"
+	NetintelMapSocks                  = "socks"
+	NetintelProgNiEnterClone          = "ni_enter_clone"
+	NetintelProgNiEnterClone3         = "ni_enter_clone3"
+	NetintelProgNiEnterClose          = "ni_enter_close"
+	NetintelProgNiEnterConnect        = "ni_enter_connect"
+	NetintelProgNiEnterDup            = "ni_enter_dup"
+	NetintelProgNiEnterDup2           = "ni_enter_dup2"
+	NetintelProgNiEnterDup3           = "ni_enter_dup3"
+	NetintelProgNiEnterFcntl          = "ni_enter_fcntl"
+	NetintelProgNiEnterFork           = "ni_enter_fork"
+	NetintelProgNiEnterRead           = "ni_enter_read"
+	NetintelProgNiEnterReadv          = "ni_enter_readv"
+	NetintelProgNiEnterRecvfrom       = "ni_enter_recvfrom"
+	NetintelProgNiEnterRecvmmsg       = "ni_enter_recvmmsg"
+	NetintelProgNiEnterRecvmsg        = "ni_enter_recvmsg"
+	NetintelProgNiEnterSendmmsg       = "ni_enter_sendmmsg"
+	NetintelProgNiEnterSendmsg        = "ni_enter_sendmsg"
+	NetintelProgNiEnterSendto         = "ni_enter_sendto"
+	NetintelProgNiEnterVfork          = "ni_enter_vfork"
+	NetintelProgNiEnterWrite          = "ni_enter_write"
+	NetintelProgNiEnterWritev         = "ni_enter_writev"
+	NetintelProgNiErrorReport         = "ni_error_report"
+	NetintelProgNiExitAccept          = "ni_exit_accept"
+	NetintelProgNiExitAccept4         = "ni_exit_accept4"
+	NetintelProgNiExitConnect         = "ni_exit_connect"
+	NetintelProgNiExitDup             = "ni_exit_dup"
+	NetintelProgNiExitFcntl           = "ni_exit_fcntl"
+	NetintelProgNiExitRead            = "ni_exit_read"
+	NetintelProgNiExitReadv           = "ni_exit_readv"
+	NetintelProgNiExitRecvfrom        = "ni_exit_recvfrom"
+	NetintelProgNiExitRecvmmsg        = "ni_exit_recvmmsg"
+	NetintelProgNiExitRecvmsg         = "ni_exit_recvmsg"
+	NetintelProgNiExitSocket          = "ni_exit_socket"
+	NetintelProgNiFork                = "ni_fork"
+	NetintelProgNiRawEnterClone       = "ni_raw_enter_clone"
+	NetintelProgNiRawEnterClone3      = "ni_raw_enter_clone3"
+	NetintelProgNiRawEnterClose       = "ni_raw_enter_close"
+	NetintelProgNiRawEnterConnect     = "ni_raw_enter_connect"
+	NetintelProgNiRawEnterDup         = "ni_raw_enter_dup"
+	NetintelProgNiRawEnterDup2        = "ni_raw_enter_dup2"
+	NetintelProgNiRawEnterDup3        = "ni_raw_enter_dup3"
+	NetintelProgNiRawEnterFcntl       = "ni_raw_enter_fcntl"
+	NetintelProgNiRawEnterFork        = "ni_raw_enter_fork"
+	NetintelProgNiRawEnterRead        = "ni_raw_enter_read"
+	NetintelProgNiRawEnterReadv       = "ni_raw_enter_readv"
+	NetintelProgNiRawEnterRecvfrom    = "ni_raw_enter_recvfrom"
+	NetintelProgNiRawEnterRecvmmsg    = "ni_raw_enter_recvmmsg"
+	NetintelProgNiRawEnterRecvmsg     = "ni_raw_enter_recvmsg"
+	NetintelProgNiRawEnterSendmmsg    = "ni_raw_enter_sendmmsg"
+	NetintelProgNiRawEnterSendmsg     = "ni_raw_enter_sendmsg"
+	NetintelProgNiRawEnterSendto      = "ni_raw_enter_sendto"
+	NetintelProgNiRawEnterVfork       = "ni_raw_enter_vfork"
+	NetintelProgNiRawEnterWrite       = "ni_raw_enter_write"
+	NetintelProgNiRawEnterWritev      = "ni_raw_enter_writev"
+	NetintelProgNiRawErrorReport      = "ni_raw_error_report"
+	NetintelProgNiRawExitAccept       = "ni_raw_exit_accept"
+	NetintelProgNiRawExitAccept4      = "ni_raw_exit_accept4"
+	NetintelProgNiRawExitConnect      = "ni_raw_exit_connect"
+	NetintelProgNiRawExitDup          = "ni_raw_exit_dup"
+	NetintelProgNiRawExitFcntl        = "ni_raw_exit_fcntl"
+	NetintelProgNiRawExitRead         = "ni_raw_exit_read"
+	NetintelProgNiRawExitReadv        = "ni_raw_exit_readv"
+	NetintelProgNiRawExitRecvfrom     = "ni_raw_exit_recvfrom"
+	NetintelProgNiRawExitRecvmmsg     = "ni_raw_exit_recvmmsg"
+	NetintelProgNiRawExitRecvmsg      = "ni_raw_exit_recvmsg"
+	NetintelProgNiRawExitSocket       = "ni_raw_exit_socket"
+	NetintelProgNiRawFork             = "ni_raw_fork"
+	NetintelProgNiRawReceiveReset     = "ni_raw_receive_reset"
+	NetintelProgNiRawRetransmit       = "ni_raw_retransmit"
+	NetintelProgNiRawRetransmitSynack = "ni_raw_retransmit_synack"
+	NetintelProgNiRawSendReset        = "ni_raw_send_reset"
+	NetintelProgNiRawSetState         = "ni_raw_set_state"
+	NetintelProgNiRawSysEnter         = "ni_raw_sys_enter"
+	NetintelProgNiRawSysExit          = "ni_raw_sys_exit"
+	NetintelProgNiReceiveReset        = "ni_receive_reset"
+	NetintelProgNiRetransmit          = "ni_retransmit"
+	NetintelProgNiRetransmitSynack    = "ni_retransmit_synack"
+	NetintelProgNiSendReset           = "ni_send_reset"
+	NetintelProgNiSetState            = "ni_set_state"
+	NetintelVarCfgDns                 = "cfg_dns"
+	NetintelVarCfgDnsPorts            = "cfg_dns_ports"
+	NetintelVarCfgExcludeTgid         = "cfg_exclude_tgid"
+	NetintelVarCfgGrpc                = "cfg_grpc"
+	NetintelVarCfgHttp                = "cfg_http"
+	NetintelVarCfgHttpPorts           = "cfg_http_ports"
+	NetintelVarCfgHttps               = "cfg_https"
+	NetintelVarCfgHttpsPorts          = "cfg_https_ports"
+	NetintelVarCfgIpv4                = "cfg_ipv4"
+	NetintelVarCfgIpv6                = "cfg_ipv6"
+	NetintelVarCfgMaxPayload          = "cfg_max_payload"
+	NetintelVarCfgRttIntervalNs       = "cfg_rtt_interval_ns"
+	NetintelVarCfgTcp                 = "cfg_tcp"
+	NetintelVarCfgUdp                 = "cfg_udp"
+	NetintelVarCfgWakeupBytes         = "cfg_wakeup_bytes"
+	NetintelVarUnusedAggKey           = "unused_agg_key"
+	NetintelVarUnusedAggValue         = "unused_agg_value"
+	NetintelVarUnusedConnEvent        = "unused_conn_event"
+	NetintelVarUnusedDataHeader       = "unused_data_header"
+	NetintelVarUnusedFdEntry          = "unused_fd_entry"
+	NetintelVarUnusedFdKey            = "unused_fd_key"
+	NetintelVarUnusedHttp1Header      = "unused_http1_header"
+	NetintelVarUnusedLimitKey         = "unused_limit_key"
+	NetintelVarUnusedRouteLimit       = "unused_route_limit"
+	NetintelVarUnusedRuleKey          = "unused_rule_key"
+	NetintelVarUnusedSettings         = "unused_settings"
+	NetintelVarUnusedSockState        = "unused_sock_state"
 )
 
 // LoadNetintel returns the embedded CollectionSpec for Netintel.
@@ -211,71 +469,147 @@ type NetintelSpecs struct {
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelProgramSpecs struct {
-	NiEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
-	NiEnterRead        *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
-	NiEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
-	NiEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
-	NiEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
-	NiErrorReport      *ebpf.ProgramSpec `ebpf:"ni_error_report"`
-	NiExitAccept       *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
-	NiExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
-	NiExitConnect      *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
-	NiExitRead         *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
-	NiExitReadv        *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg     *ebpf.ProgramSpec `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg      *ebpf.ProgramSpec `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto       *ebpf.ProgramSpec `ebpf:"ni_exit_sendto"`
-	NiExitWrite        *ebpf.ProgramSpec `ebpf:"ni_exit_write"`
-	NiExitWritev       *ebpf.ProgramSpec `ebpf:"ni_exit_writev"`
-	NiReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
-	NiRetransmit       *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
-	NiRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
-	NiSendReset        *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
-	NiSetState         *ebpf.ProgramSpec `ebpf:"ni_set_state"`
+	NiEnterClone          *ebpf.ProgramSpec `ebpf:"ni_enter_clone"`
+	NiEnterClone3         *ebpf.ProgramSpec `ebpf:"ni_enter_clone3"`
+	NiEnterClose          *ebpf.ProgramSpec `ebpf:"ni_enter_close"`
+	NiEnterConnect        *ebpf.ProgramSpec `ebpf:"ni_enter_connect"`
+	NiEnterDup            *ebpf.ProgramSpec `ebpf:"ni_enter_dup"`
+	NiEnterDup2           *ebpf.ProgramSpec `ebpf:"ni_enter_dup2"`
+	NiEnterDup3           *ebpf.ProgramSpec `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl          *ebpf.ProgramSpec `ebpf:"ni_enter_fcntl"`
+	NiEnterFork           *ebpf.ProgramSpec `ebpf:"ni_enter_fork"`
+	NiEnterRead           *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
+	NiEnterReadv          *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom       *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto         *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
+	NiEnterVfork          *ebpf.ProgramSpec `ebpf:"ni_enter_vfork"`
+	NiEnterWrite          *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
+	NiEnterWritev         *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
+	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
+	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
+	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
+	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
+	NiExitDup             *ebpf.ProgramSpec `ebpf:"ni_exit_dup"`
+	NiExitFcntl           *ebpf.ProgramSpec `ebpf:"ni_exit_fcntl"`
+	NiExitRead            *ebpf.ProgramSpec `ebpf:"ni_exit_read"`
+	NiExitReadv           *ebpf.ProgramSpec `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom        *ebpf.ProgramSpec `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg        *ebpf.ProgramSpec `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg         *ebpf.ProgramSpec `ebpf:"ni_exit_recvmsg"`
+	NiExitSocket          *ebpf.ProgramSpec `ebpf:"ni_exit_socket"`
+	NiFork                *ebpf.ProgramSpec `ebpf:"ni_fork"`
+	NiRawEnterClone       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone"`
+	NiRawEnterClone3      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_clone3"`
+	NiRawEnterClose       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_close"`
+	NiRawEnterConnect     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_connect"`
+	NiRawEnterDup         *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup"`
+	NiRawEnterDup2        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup2"`
+	NiRawEnterDup3        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup3"`
+	NiRawEnterFcntl       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_fcntl"`
+	NiRawEnterFork        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_fork"`
+	NiRawEnterRead        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_read"`
+	NiRawEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_readv"`
+	NiRawEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvfrom"`
+	NiRawEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmmsg"`
+	NiRawEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmsg"`
+	NiRawEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmmsg"`
+	NiRawEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmsg"`
+	NiRawEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendto"`
+	NiRawEnterVfork       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_vfork"`
+	NiRawEnterWrite       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_write"`
+	NiRawEnterWritev      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_writev"`
+	NiRawErrorReport      *ebpf.ProgramSpec `ebpf:"ni_raw_error_report"`
+	NiRawExitAccept       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept"`
+	NiRawExitAccept4      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_accept4"`
+	NiRawExitConnect      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_connect"`
+	NiRawExitDup          *ebpf.ProgramSpec `ebpf:"ni_raw_exit_dup"`
+	NiRawExitFcntl        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_fcntl"`
+	NiRawExitRead         *ebpf.ProgramSpec `ebpf:"ni_raw_exit_read"`
+	NiRawExitReadv        *ebpf.ProgramSpec `ebpf:"ni_raw_exit_readv"`
+	NiRawExitRecvfrom     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvfrom"`
+	NiRawExitRecvmmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmmsg"`
+	NiRawExitRecvmsg      *ebpf.ProgramSpec `ebpf:"ni_raw_exit_recvmsg"`
+	NiRawExitSocket       *ebpf.ProgramSpec `ebpf:"ni_raw_exit_socket"`
+	NiRawFork             *ebpf.ProgramSpec `ebpf:"ni_raw_fork"`
+	NiRawReceiveReset     *ebpf.ProgramSpec `ebpf:"ni_raw_receive_reset"`
+	NiRawRetransmit       *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit"`
+	NiRawRetransmitSynack *ebpf.ProgramSpec `ebpf:"ni_raw_retransmit_synack"`
+	NiRawSendReset        *ebpf.ProgramSpec `ebpf:"ni_raw_send_reset"`
+	NiRawSetState         *ebpf.ProgramSpec `ebpf:"ni_raw_set_state"`
+	NiRawSysEnter         *ebpf.ProgramSpec `ebpf:"ni_raw_sys_enter"`
+	NiRawSysExit          *ebpf.ProgramSpec `ebpf:"ni_raw_sys_exit"`
+	NiReceiveReset        *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
+	NiRetransmit          *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
+	NiRetransmitSynack    *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
+	NiSendReset           *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
+	NiSetState            *ebpf.ProgramSpec `ebpf:"ni_set_state"`
 }
 
 // NetintelMapSpecs contains maps before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelMapSpecs struct {
-	Active      *ebpf.MapSpec `ebpf:"active"`
-	ConnErrors  *ebpf.MapSpec `ebpf:"conn_errors"`
-	Counters    *ebpf.MapSpec `ebpf:"counters"`
-	DataScratch *ebpf.MapSpec `ebpf:"data_scratch"`
-	Events      *ebpf.MapSpec `ebpf:"events"`
-	Socks       *ebpf.MapSpec `ebpf:"socks"`
+	Aggregates      *ebpf.MapSpec `ebpf:"aggregates"`
+	Blank           *ebpf.MapSpec `ebpf:"blank"`
+	ClosedSocks     *ebpf.MapSpec `ebpf:"closed_socks"`
+	ConnErrors      *ebpf.MapSpec `ebpf:"conn_errors"`
+	Connects        *ebpf.MapSpec `ebpf:"connects"`
+	Counters        *ebpf.MapSpec `ebpf:"counters"`
+	DataScratch     *ebpf.MapSpec `ebpf:"data_scratch"`
+	Dups            *ebpf.MapSpec `ebpf:"dups"`
+	Events          *ebpf.MapSpec `ebpf:"events"`
+	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
+	Fds             *ebpf.MapSpec `ebpf:"fds"`
+	Forks           *ebpf.MapSpec `ebpf:"forks"`
+	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
+	LastError       *ebpf.MapSpec `ebpf:"last_error"`
+	LocalClients    *ebpf.MapSpec `ebpf:"local_clients"`
+	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
+	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
+	RecentErrors    *ebpf.MapSpec `ebpf:"recent_errors"`
+	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
+	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
+	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
+	RouteScratch    *ebpf.MapSpec `ebpf:"route_scratch"`
+	RuntimeSettings *ebpf.MapSpec `ebpf:"runtime_settings"`
+	Socks           *ebpf.MapSpec `ebpf:"socks"`
 }
 
 // NetintelVariableSpecs contains global variables before they are loaded into the kernel.
 //
 // It can be passed ebpf.CollectionSpec.Assign.
 type NetintelVariableSpecs struct {
-	CfgDns           *ebpf.VariableSpec `ebpf:"cfg_dns"`
-	CfgDnsPorts      *ebpf.VariableSpec `ebpf:"cfg_dns_ports"`
-	CfgExcludeTgid   *ebpf.VariableSpec `ebpf:"cfg_exclude_tgid"`
-	CfgGrpc          *ebpf.VariableSpec `ebpf:"cfg_grpc"`
-	CfgHttp          *ebpf.VariableSpec `ebpf:"cfg_http"`
-	CfgHttpPorts     *ebpf.VariableSpec `ebpf:"cfg_http_ports"`
-	CfgHttps         *ebpf.VariableSpec `ebpf:"cfg_https"`
-	CfgHttpsPorts    *ebpf.VariableSpec `ebpf:"cfg_https_ports"`
-	CfgIpv4          *ebpf.VariableSpec `ebpf:"cfg_ipv4"`
-	CfgIpv6          *ebpf.VariableSpec `ebpf:"cfg_ipv6"`
-	CfgMaxPayload    *ebpf.VariableSpec `ebpf:"cfg_max_payload"`
-	CfgRttIntervalNs *ebpf.VariableSpec `ebpf:"cfg_rtt_interval_ns"`
-	CfgTcp           *ebpf.VariableSpec `ebpf:"cfg_tcp"`
-	CfgUdp           *ebpf.VariableSpec `ebpf:"cfg_udp"`
-	CfgWakeupBytes   *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
-	UnusedConnEvent  *ebpf.VariableSpec `ebpf:"unused_conn_event"`
-	UnusedDataHeader *ebpf.VariableSpec `ebpf:"unused_data_header"`
+	CfgDns            *ebpf.VariableSpec `ebpf:"cfg_dns"`
+	CfgDnsPorts       *ebpf.VariableSpec `ebpf:"cfg_dns_ports"`
+	CfgExcludeTgid    *ebpf.VariableSpec `ebpf:"cfg_exclude_tgid"`
+	CfgGrpc           *ebpf.VariableSpec `ebpf:"cfg_grpc"`
+	CfgHttp           *ebpf.VariableSpec `ebpf:"cfg_http"`
+	CfgHttpPorts      *ebpf.VariableSpec `ebpf:"cfg_http_ports"`
+	CfgHttps          *ebpf.VariableSpec `ebpf:"cfg_https"`
+	CfgHttpsPorts     *ebpf.VariableSpec `ebpf:"cfg_https_ports"`
+	CfgIpv4           *ebpf.VariableSpec `ebpf:"cfg_ipv4"`
+	CfgIpv6           *ebpf.VariableSpec `ebpf:"cfg_ipv6"`
+	CfgMaxPayload     *ebpf.VariableSpec `ebpf:"cfg_max_payload"`
+	CfgRttIntervalNs  *ebpf.VariableSpec `ebpf:"cfg_rtt_interval_ns"`
+	CfgTcp            *ebpf.VariableSpec `ebpf:"cfg_tcp"`
+	CfgUdp            *ebpf.VariableSpec `ebpf:"cfg_udp"`
+	CfgWakeupBytes    *ebpf.VariableSpec `ebpf:"cfg_wakeup_bytes"`
+	UnusedAggKey      *ebpf.VariableSpec `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.VariableSpec `ebpf:"unused_agg_value"`
+	UnusedConnEvent   *ebpf.VariableSpec `ebpf:"unused_conn_event"`
+	UnusedDataHeader  *ebpf.VariableSpec `ebpf:"unused_data_header"`
+	UnusedFdEntry     *ebpf.VariableSpec `ebpf:"unused_fd_entry"`
+	UnusedFdKey       *ebpf.VariableSpec `ebpf:"unused_fd_key"`
+	UnusedHttp1Header *ebpf.VariableSpec `ebpf:"unused_http1_header"`
+	UnusedLimitKey    *ebpf.VariableSpec `ebpf:"unused_limit_key"`
+	UnusedRouteLimit  *ebpf.VariableSpec `ebpf:"unused_route_limit"`
+	UnusedRuleKey     *ebpf.VariableSpec `ebpf:"unused_rule_key"`
+	UnusedSettings    *ebpf.VariableSpec `ebpf:"unused_settings"`
+	UnusedSockState   *ebpf.VariableSpec `ebpf:"unused_sock_state"`
 }
 
 // NetintelObjects contains all objects after they have been loaded into the kernel.
@@ -298,21 +632,57 @@ func (o *NetintelObjects) Close() error {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelMaps struct {
-	Active      *ebpf.Map `ebpf:"active"`
-	ConnErrors  *ebpf.Map `ebpf:"conn_errors"`
-	Counters    *ebpf.Map `ebpf:"counters"`
-	DataScratch *ebpf.Map `ebpf:"data_scratch"`
-	Events      *ebpf.Map `ebpf:"events"`
-	Socks       *ebpf.Map `ebpf:"socks"`
+	Aggregates      *ebpf.Map `ebpf:"aggregates"`
+	Blank           *ebpf.Map `ebpf:"blank"`
+	ClosedSocks     *ebpf.Map `ebpf:"closed_socks"`
+	ConnErrors      *ebpf.Map `ebpf:"conn_errors"`
+	Connects        *ebpf.Map `ebpf:"connects"`
+	Counters        *ebpf.Map `ebpf:"counters"`
+	DataScratch     *ebpf.Map `ebpf:"data_scratch"`
+	Dups            *ebpf.Map `ebpf:"dups"`
+	Events          *ebpf.Map `ebpf:"events"`
+	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
+	Fds             *ebpf.Map `ebpf:"fds"`
+	Forks           *ebpf.Map `ebpf:"forks"`
+	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
+	LastError       *ebpf.Map `ebpf:"last_error"`
+	LocalClients    *ebpf.Map `ebpf:"local_clients"`
+	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
+	RawExits        *ebpf.Map `ebpf:"raw_exits"`
+	RecentErrors    *ebpf.Map `ebpf:"recent_errors"`
+	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
+	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
+	RouteRules      *ebpf.Map `ebpf:"route_rules"`
+	RouteScratch    *ebpf.Map `ebpf:"route_scratch"`
+	RuntimeSettings *ebpf.Map `ebpf:"runtime_settings"`
+	Socks           *ebpf.Map `ebpf:"socks"`
 }
 
 func (m *NetintelMaps) Close() error {
 	return _NetintelClose(
-		m.Active,
+		m.Aggregates,
+		m.Blank,
+		m.ClosedSocks,
 		m.ConnErrors,
+		m.Connects,
 		m.Counters,
 		m.DataScratch,
+		m.Dups,
 		m.Events,
+		m.FdOwners,
+		m.Fds,
+		m.Forks,
+		m.KeyScratch,
+		m.LastError,
+		m.LocalClients,
+		m.RawEnters,
+		m.RawExits,
+		m.RecentErrors,
+		m.RecvStash,
+		m.RouteLimits,
+		m.RouteRules,
+		m.RouteScratch,
+		m.RuntimeSettings,
 		m.Socks,
 	)
 }
@@ -321,64 +691,130 @@ func (m *NetintelMaps) Close() error {
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelVariables struct {
-	CfgDns           *ebpf.Variable `ebpf:"cfg_dns"`
-	CfgDnsPorts      *ebpf.Variable `ebpf:"cfg_dns_ports"`
-	CfgExcludeTgid   *ebpf.Variable `ebpf:"cfg_exclude_tgid"`
-	CfgGrpc          *ebpf.Variable `ebpf:"cfg_grpc"`
-	CfgHttp          *ebpf.Variable `ebpf:"cfg_http"`
-	CfgHttpPorts     *ebpf.Variable `ebpf:"cfg_http_ports"`
-	CfgHttps         *ebpf.Variable `ebpf:"cfg_https"`
-	CfgHttpsPorts    *ebpf.Variable `ebpf:"cfg_https_ports"`
-	CfgIpv4          *ebpf.Variable `ebpf:"cfg_ipv4"`
-	CfgIpv6          *ebpf.Variable `ebpf:"cfg_ipv6"`
-	CfgMaxPayload    *ebpf.Variable `ebpf:"cfg_max_payload"`
-	CfgRttIntervalNs *ebpf.Variable `ebpf:"cfg_rtt_interval_ns"`
-	CfgTcp           *ebpf.Variable `ebpf:"cfg_tcp"`
-	CfgUdp           *ebpf.Variable `ebpf:"cfg_udp"`
-	CfgWakeupBytes   *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
-	UnusedConnEvent  *ebpf.Variable `ebpf:"unused_conn_event"`
-	UnusedDataHeader *ebpf.Variable `ebpf:"unused_data_header"`
+	CfgDns            *ebpf.Variable `ebpf:"cfg_dns"`
+	CfgDnsPorts       *ebpf.Variable `ebpf:"cfg_dns_ports"`
+	CfgExcludeTgid    *ebpf.Variable `ebpf:"cfg_exclude_tgid"`
+	CfgGrpc           *ebpf.Variable `ebpf:"cfg_grpc"`
+	CfgHttp           *ebpf.Variable `ebpf:"cfg_http"`
+	CfgHttpPorts      *ebpf.Variable `ebpf:"cfg_http_ports"`
+	CfgHttps          *ebpf.Variable `ebpf:"cfg_https"`
+	CfgHttpsPorts     *ebpf.Variable `ebpf:"cfg_https_ports"`
+	CfgIpv4           *ebpf.Variable `ebpf:"cfg_ipv4"`
+	CfgIpv6           *ebpf.Variable `ebpf:"cfg_ipv6"`
+	CfgMaxPayload     *ebpf.Variable `ebpf:"cfg_max_payload"`
+	CfgRttIntervalNs  *ebpf.Variable `ebpf:"cfg_rtt_interval_ns"`
+	CfgTcp            *ebpf.Variable `ebpf:"cfg_tcp"`
+	CfgUdp            *ebpf.Variable `ebpf:"cfg_udp"`
+	CfgWakeupBytes    *ebpf.Variable `ebpf:"cfg_wakeup_bytes"`
+	UnusedAggKey      *ebpf.Variable `ebpf:"unused_agg_key"`
+	UnusedAggValue    *ebpf.Variable `ebpf:"unused_agg_value"`
+	UnusedConnEvent   *ebpf.Variable `ebpf:"unused_conn_event"`
+	UnusedDataHeader  *ebpf.Variable `ebpf:"unused_data_header"`
+	UnusedFdEntry     *ebpf.Variable `ebpf:"unused_fd_entry"`
+	UnusedFdKey       *ebpf.Variable `ebpf:"unused_fd_key"`
+	UnusedHttp1Header *ebpf.Variable `ebpf:"unused_http1_header"`
+	UnusedLimitKey    *ebpf.Variable `ebpf:"unused_limit_key"`
+	UnusedRouteLimit  *ebpf.Variable `ebpf:"unused_route_limit"`
+	UnusedRuleKey     *ebpf.Variable `ebpf:"unused_rule_key"`
+	UnusedSettings    *ebpf.Variable `ebpf:"unused_settings"`
+	UnusedSockState   *ebpf.Variable `ebpf:"unused_sock_state"`
 }
 
 // NetintelPrograms contains all programs after they have been loaded into the kernel.
 //
 // It can be passed to LoadNetintelObjects or ebpf.CollectionSpec.LoadAndAssign.
 type NetintelPrograms struct {
-	NiEnterConnect     *ebpf.Program `ebpf:"ni_enter_connect"`
-	NiEnterRead        *ebpf.Program `ebpf:"ni_enter_read"`
-	NiEnterReadv       *ebpf.Program `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom    *ebpf.Program `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg    *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg     *ebpf.Program `ebpf:"ni_enter_recvmsg"`
-	NiEnterSendmmsg    *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
-	NiEnterSendmsg     *ebpf.Program `ebpf:"ni_enter_sendmsg"`
-	NiEnterSendto      *ebpf.Program `ebpf:"ni_enter_sendto"`
-	NiEnterWrite       *ebpf.Program `ebpf:"ni_enter_write"`
-	NiEnterWritev      *ebpf.Program `ebpf:"ni_enter_writev"`
-	NiErrorReport      *ebpf.Program `ebpf:"ni_error_report"`
-	NiExitAccept       *ebpf.Program `ebpf:"ni_exit_accept"`
-	NiExitAccept4      *ebpf.Program `ebpf:"ni_exit_accept4"`
-	NiExitConnect      *ebpf.Program `ebpf:"ni_exit_connect"`
-	NiExitRead         *ebpf.Program `ebpf:"ni_exit_read"`
-	NiExitReadv        *ebpf.Program `ebpf:"ni_exit_readv"`
-	NiExitRecvfrom     *ebpf.Program `ebpf:"ni_exit_recvfrom"`
-	NiExitRecvmmsg     *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
-	NiExitRecvmsg      *ebpf.Program `ebpf:"ni_exit_recvmsg"`
-	NiExitSendmmsg     *ebpf.Program `ebpf:"ni_exit_sendmmsg"`
-	NiExitSendmsg      *ebpf.Program `ebpf:"ni_exit_sendmsg"`
-	NiExitSendto       *ebpf.Program `ebpf:"ni_exit_sendto"`
-	NiExitWrite        *ebpf.Program `ebpf:"ni_exit_write"`
-	NiExitWritev       *ebpf.Program `ebpf:"ni_exit_writev"`
-	NiReceiveReset     *ebpf.Program `ebpf:"ni_receive_reset"`
-	NiRetransmit       *ebpf.Program `ebpf:"ni_retransmit"`
-	NiRetransmitSynack *ebpf.Program `ebpf:"ni_retransmit_synack"`
-	NiSendReset        *ebpf.Program `ebpf:"ni_send_reset"`
-	NiSetState         *ebpf.Program `ebpf:"ni_set_state"`
+	NiEnterClone          *ebpf.Program `ebpf:"ni_enter_clone"`
+	NiEnterClone3         *ebpf.Program `ebpf:"ni_enter_clone3"`
+	NiEnterClose          *ebpf.Program `ebpf:"ni_enter_close"`
+	NiEnterConnect        *ebpf.Program `ebpf:"ni_enter_connect"`
+	NiEnterDup            *ebpf.Program `ebpf:"ni_enter_dup"`
+	NiEnterDup2           *ebpf.Program `ebpf:"ni_enter_dup2"`
+	NiEnterDup3           *ebpf.Program `ebpf:"ni_enter_dup3"`
+	NiEnterFcntl          *ebpf.Program `ebpf:"ni_enter_fcntl"`
+	NiEnterFork           *ebpf.Program `ebpf:"ni_enter_fork"`
+	NiEnterRead           *ebpf.Program `ebpf:"ni_enter_read"`
+	NiEnterReadv          *ebpf.Program `ebpf:"ni_enter_readv"`
+	NiEnterRecvfrom       *ebpf.Program `ebpf:"ni_enter_recvfrom"`
+	NiEnterRecvmmsg       *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
+	NiEnterRecvmsg        *ebpf.Program `ebpf:"ni_enter_recvmsg"`
+	NiEnterSendmmsg       *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
+	NiEnterSendmsg        *ebpf.Program `ebpf:"ni_enter_sendmsg"`
+	NiEnterSendto         *ebpf.Program `ebpf:"ni_enter_sendto"`
+	NiEnterVfork          *ebpf.Program `ebpf:"ni_enter_vfork"`
+	NiEnterWrite          *ebpf.Program `ebpf:"ni_enter_write"`
+	NiEnterWritev         *ebpf.Program `ebpf:"ni_enter_writev"`
+	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
+	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
+	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
+	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
+	NiExitDup             *ebpf.Program `ebpf:"ni_exit_dup"`
+	NiExitFcntl           *ebpf.Program `ebpf:"ni_exit_fcntl"`
+	NiExitRead            *ebpf.Program `ebpf:"ni_exit_read"`
+	NiExitReadv           *ebpf.Program `ebpf:"ni_exit_readv"`
+	NiExitRecvfrom        *ebpf.Program `ebpf:"ni_exit_recvfrom"`
+	NiExitRecvmmsg        *ebpf.Program `ebpf:"ni_exit_recvmmsg"`
+	NiExitRecvmsg         *ebpf.Program `ebpf:"ni_exit_recvmsg"`
+	NiExitSocket          *ebpf.Program `ebpf:"ni_exit_socket"`
+	NiFork                *ebpf.Program `ebpf:"ni_fork"`
+	NiRawEnterClone       *ebpf.Program `ebpf:"ni_raw_enter_clone"`
+	NiRawEnterClone3      *ebpf.Program `ebpf:"ni_raw_enter_clone3"`
+	NiRawEnterClose       *ebpf.Program `ebpf:"ni_raw_enter_close"`
+	NiRawEnterConnect     *ebpf.Program `ebpf:"ni_raw_enter_connect"`
+	NiRawEnterDup         *ebpf.Program `ebpf:"ni_raw_enter_dup"`
+	NiRawEnterDup2        *ebpf.Program `ebpf:"ni_raw_enter_dup2"`
+	NiRawEnterDup3        *ebpf.Program `ebpf:"ni_raw_enter_dup3"`
+	NiRawEnterFcntl       *ebpf.Program `ebpf:"ni_raw_enter_fcntl"`
+	NiRawEnterFork        *ebpf.Program `ebpf:"ni_raw_enter_fork"`
+	NiRawEnterRead        *ebpf.Program `ebpf:"ni_raw_enter_read"`
+	NiRawEnterReadv       *ebpf.Program `ebpf:"ni_raw_enter_readv"`
+	NiRawEnterRecvfrom    *ebpf.Program `ebpf:"ni_raw_enter_recvfrom"`
+	NiRawEnterRecvmmsg    *ebpf.Program `ebpf:"ni_raw_enter_recvmmsg"`
+	NiRawEnterRecvmsg     *ebpf.Program `ebpf:"ni_raw_enter_recvmsg"`
+	NiRawEnterSendmmsg    *ebpf.Program `ebpf:"ni_raw_enter_sendmmsg"`
+	NiRawEnterSendmsg     *ebpf.Program `ebpf:"ni_raw_enter_sendmsg"`
+	NiRawEnterSendto      *ebpf.Program `ebpf:"ni_raw_enter_sendto"`
+	NiRawEnterVfork       *ebpf.Program `ebpf:"ni_raw_enter_vfork"`
+	NiRawEnterWrite       *ebpf.Program `ebpf:"ni_raw_enter_write"`
+	NiRawEnterWritev      *ebpf.Program `ebpf:"ni_raw_enter_writev"`
+	NiRawErrorReport      *ebpf.Program `ebpf:"ni_raw_error_report"`
+	NiRawExitAccept       *ebpf.Program `ebpf:"ni_raw_exit_accept"`
+	NiRawExitAccept4      *ebpf.Program `ebpf:"ni_raw_exit_accept4"`
+	NiRawExitConnect      *ebpf.Program `ebpf:"ni_raw_exit_connect"`
+	NiRawExitDup          *ebpf.Program `ebpf:"ni_raw_exit_dup"`
+	NiRawExitFcntl        *ebpf.Program `ebpf:"ni_raw_exit_fcntl"`
+	NiRawExitRead         *ebpf.Program `ebpf:"ni_raw_exit_read"`
+	NiRawExitReadv        *ebpf.Program `ebpf:"ni_raw_exit_readv"`
+	NiRawExitRecvfrom     *ebpf.Program `ebpf:"ni_raw_exit_recvfrom"`
+	NiRawExitRecvmmsg     *ebpf.Program `ebpf:"ni_raw_exit_recvmmsg"`
+	NiRawExitRecvmsg      *ebpf.Program `ebpf:"ni_raw_exit_recvmsg"`
+	NiRawExitSocket       *ebpf.Program `ebpf:"ni_raw_exit_socket"`
+	NiRawFork             *ebpf.Program `ebpf:"ni_raw_fork"`
+	NiRawReceiveReset     *ebpf.Program `ebpf:"ni_raw_receive_reset"`
+	NiRawRetransmit       *ebpf.Program `ebpf:"ni_raw_retransmit"`
+	NiRawRetransmitSynack *ebpf.Program `ebpf:"ni_raw_retransmit_synack"`
+	NiRawSendReset        *ebpf.Program `ebpf:"ni_raw_send_reset"`
+	NiRawSetState         *ebpf.Program `ebpf:"ni_raw_set_state"`
+	NiRawSysEnter         *ebpf.Program `ebpf:"ni_raw_sys_enter"`
+	NiRawSysExit          *ebpf.Program `ebpf:"ni_raw_sys_exit"`
+	NiReceiveReset        *ebpf.Program `ebpf:"ni_receive_reset"`
+	NiRetransmit          *ebpf.Program `ebpf:"ni_retransmit"`
+	NiRetransmitSynack    *ebpf.Program `ebpf:"ni_retransmit_synack"`
+	NiSendReset           *ebpf.Program `ebpf:"ni_send_reset"`
+	NiSetState            *ebpf.Program `ebpf:"ni_set_state"`
 }
 
 func (p *NetintelPrograms) Close() error {
 	return _NetintelClose(
+		p.NiEnterClone,
+		p.NiEnterClone3,
+		p.NiEnterClose,
 		p.NiEnterConnect,
+		p.NiEnterDup,
+		p.NiEnterDup2,
+		p.NiEnterDup3,
+		p.NiEnterFcntl,
+		p.NiEnterFork,
 		p.NiEnterRead,
 		p.NiEnterReadv,
 		p.NiEnterRecvfrom,
@@ -387,22 +823,62 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterSendmmsg,
 		p.NiEnterSendmsg,
 		p.NiEnterSendto,
+		p.NiEnterVfork,
 		p.NiEnterWrite,
 		p.NiEnterWritev,
 		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
 		p.NiExitConnect,
+		p.NiExitDup,
+		p.NiExitFcntl,
 		p.NiExitRead,
 		p.NiExitReadv,
 		p.NiExitRecvfrom,
 		p.NiExitRecvmmsg,
 		p.NiExitRecvmsg,
-		p.NiExitSendmmsg,
-		p.NiExitSendmsg,
-		p.NiExitSendto,
-		p.NiExitWrite,
-		p.NiExitWritev,
+		p.NiExitSocket,
+		p.NiFork,
+		p.NiRawEnterClone,
+		p.NiRawEnterClone3,
+		p.NiRawEnterClose,
+		p.NiRawEnterConnect,
+		p.NiRawEnterDup,
+		p.NiRawEnterDup2,
+		p.NiRawEnterDup3,
+		p.NiRawEnterFcntl,
+		p.NiRawEnterFork,
+		p.NiRawEnterRead,
+		p.NiRawEnterReadv,
+		p.NiRawEnterRecvfrom,
+		p.NiRawEnterRecvmmsg,
+		p.NiRawEnterRecvmsg,
+		p.NiRawEnterSendmmsg,
+		p.NiRawEnterSendmsg,
+		p.NiRawEnterSendto,
+		p.NiRawEnterVfork,
+		p.NiRawEnterWrite,
+		p.NiRawEnterWritev,
+		p.NiRawErrorReport,
+		p.NiRawExitAccept,
+		p.NiRawExitAccept4,
+		p.NiRawExitConnect,
+		p.NiRawExitDup,
+		p.NiRawExitFcntl,
+		p.NiRawExitRead,
+		p.NiRawExitReadv,
+		p.NiRawExitRecvfrom,
+		p.NiRawExitRecvmmsg,
+		p.NiRawExitRecvmsg,
+		p.NiRawExitSocket,
+		p.NiRawFork,
+		p.NiRawReceiveReset,
+		p.NiRawRetransmit,
+		p.NiRawRetransmitSynack,
+		p.NiRawSendReset,
+		p.NiRawSetState,
+		p.NiRawSysEnter,
+		p.NiRawSysExit,
 		p.NiReceiveReset,
 		p.NiRetransmit,
 		p.NiRetransmitSynack,

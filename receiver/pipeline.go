@@ -2,6 +2,7 @@ package receiver
 
 import (
 	"context"
+	"net/netip"
 	"time"
 
 	"go.uber.org/zap"
@@ -10,6 +11,7 @@ import (
 	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
+	"github.com/netintel/netintelreceiver/internal/lru"
 	"github.com/netintel/netintelreceiver/internal/otlp"
 	"github.com/netintel/netintelreceiver/internal/route"
 )
@@ -37,6 +39,10 @@ type pipeline struct {
 	metrics *otlp.Metrics
 	spans   *otlp.TraceBuilder
 	self    *telemetry
+	steer   *steering
+	// halves remembers, bounded, the first half seen of recent requests (by identity), so the
+	// other half tells where a dialled virtual address really went (identity.LearnVirtual).
+	halves *lru.Cache[requestID, halfSeen]
 
 	nextMetrics time.Time
 }
@@ -55,6 +61,8 @@ func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out 
 		spans:    otlp.NewTraceBuilder(otlp.Privacy{URLPath: settings.URLPath}),
 	}
 	p.tracker = l7.NewTracker(settings.L7, p.exchange)
+	p.steer = newSteering(src)
+	p.halves = lru.New[requestID, halfSeen](maxHalves)
 	if src := p.names.Sources(); src.Proc == "" {
 		logger.Warn("net_intel: no processes readable under the proc root: local services are named by their kernel comm only (check naming.host_root and the /proc mount)")
 	} else {
@@ -106,6 +114,10 @@ func (p *pipeline) event(ev capture.Event) {
 	case ev.Data != nil:
 		p.names.Data(ev.Data)
 		p.tracker.Data(ev.Data)
+	case ev.HTTP1 != nil:
+		// The owner of a socket first seen here (one that predates the capture).
+		p.names.Data(&capture.DataEvent{Process: ev.HTTP1.Process, Socket: ev.HTTP1.Socket})
+		p.tracker.HTTP1(ev.HTTP1)
 	}
 }
 
@@ -117,6 +129,8 @@ func (p *pipeline) exchange(x *l7.Exchange) {
 	if h := x.HTTP; h != nil && h.Route == "" && x.GRPC == nil {
 		h.Route = p.routes.Route(server.Name, h.Path, learnRoute(x))
 	}
+	p.steer.learn(x, server)
+	p.pairHalves(x, server)
 	d := p.intel.Exchange(x, client, server)
 	p.metrics.Exchange(x, client, server)
 	if d.Export && p.out.wantsTraces() {
@@ -135,10 +149,16 @@ func learnRoute(x *l7.Exchange) bool {
 	return x.Failure == l7.FailureNone && st > 0 && (st < 400 || st >= 500)
 }
 
-// flush hands off what is due: findings and spans every tick, metrics every FlushInterval
-// (and everything at the end).
+// flush hands off what is due: findings and spans every tick; metrics, and the kernel's
+// aggregates, every FlushInterval (and everything at the end). The aggregates are drained
+// before the intel window closes, so that the window holds what the kernel counted in it as
+// it holds the exchanges sent meanwhile; the metrics follow the window.
 func (p *pipeline) flush(now time.Time, final bool) {
 	p.tracker.Tick(now)
+	due := final || !now.Before(p.nextMetrics) || p.intel.WindowDue(now)
+	if due {
+		p.drainKernel(now)
+	}
 	if findings := p.intel.Findings(now); len(findings) > 0 {
 		p.out.enqueueLogs(otlp.LogsWith(findings, otlp.Privacy{URLPath: p.settings.URLPath}))
 	}
@@ -146,7 +166,7 @@ func (p *pipeline) flush(now time.Time, final bool) {
 		p.out.enqueueTraces(p.spans.Traces())
 	}
 	p.self.publish(p.snapshot())
-	if final || !now.Before(p.nextMetrics) {
+	if due {
 		p.nextMetrics = now.Add(p.settings.FlushInterval)
 		if p.out.wantsMetrics() {
 			var self []otlp.SelfSum
@@ -158,6 +178,68 @@ func (p *pipeline) flush(now time.Time, final bool) {
 	}
 }
 
+// drainKernel takes what the kernel counted since the last drain into the stages that count,
+// and pushes down what they learned: route limits and identifier rules.
+func (p *pipeline) drainKernel(now time.Time) {
+	err := p.steer.drain(p.tracker, now, func(a *l7.Aggregate) {
+		client, server := p.names.AggregateEnds(a)
+		p.intel.Aggregate(a, client, server)
+		p.metrics.Aggregate(a, client, server)
+	})
+	if err != nil {
+		p.logger.Warn("net_intel: kernel aggregates not drained", zap.Error(err))
+	}
+	// Sockets that closed and processes that exited named the aggregates just drained: now
+	// they can go.
+	p.names.Settle()
+	if err := p.steer.push(p.intel.LatencyThresholds(), p.routes.Rules()); err != nil {
+		p.logger.Warn("net_intel: route limits or rules not written to the kernel", zap.Error(err))
+	}
+}
+
+// requestID is a TCP request's identity (DESIGN §4).
+type requestID struct{ clientISN, serverISN, seq, stream uint32 }
+
+// halfSeen is one half of a request: the server address it named, and the server's process
+// when it is the SERVER half.
+type halfSeen struct {
+	side   l7.Side
+	server netip.AddrPort
+	pid    uint32
+}
+
+const maxHalves = 4096
+
+// pairHalves teaches identity where a virtual address a local client dialled really went: the
+// CLIENT half of a request names the dialled address (a ClusterIP), its SERVER half the local
+// server that answered.
+func (p *pipeline) pairHalves(x *l7.Exchange, server identity.Service) {
+	if x.ClientISN == 0 && x.ServerISN == 0 {
+		return
+	}
+	id := requestID{x.ClientISN, x.ServerISN, x.RequestSeq, x.StreamID}
+	this := halfSeen{side: x.Side, server: x.Server.Addr}
+	if x.Side == l7.SideServer {
+		if !server.Local {
+			return
+		}
+		this.pid = x.Server.Process.PID
+	} else if server.Local {
+		return // a client half whose server is known needs nothing
+	}
+	other, ok := p.halves.Peek(id)
+	if !ok || other.side == this.side {
+		p.halves.Put(id, this)
+		return
+	}
+	p.halves.Remove(id)
+	client, srv := this, other
+	if this.side == l7.SideServer {
+		client, srv = other, this
+	}
+	p.names.LearnVirtual(client.server, srv.server, srv.pid)
+}
+
 // snapshot gathers every stage's running totals: drops, evictions, truncations.
 func (p *pipeline) snapshot() *selfSnapshot {
 	return &selfSnapshot{
@@ -166,6 +248,7 @@ func (p *pipeline) snapshot() *selfSnapshot {
 		intel:    p.intel.Counters(),
 		identity: p.names.Counters(),
 		routes:   p.routes.Counters(),
+		steering: p.steer.counters,
 		output: outputCounters{
 			logs:    p.out.droppedFindings.Load(),
 			spans:   p.out.droppedSpans.Load(),

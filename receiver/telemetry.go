@@ -13,8 +13,8 @@ import (
 	"github.com/netintel/netintelreceiver/internal/identity"
 	"github.com/netintel/netintelreceiver/internal/intel"
 	"github.com/netintel/netintelreceiver/internal/l7"
-	"github.com/netintel/netintelreceiver/internal/route"
 	"github.com/netintel/netintelreceiver/internal/otlp"
+	"github.com/netintel/netintelreceiver/internal/route"
 )
 
 // The receiver's own telemetry: every drop, eviction and truncation of every stage, kernel
@@ -39,6 +39,7 @@ const (
 	MetricOverflow    = "netintel.receiver.metric_overflow"
 	MetricStateBytes  = "netintel.receiver.l7.state_bytes"
 	MetricConnections = "netintel.receiver.l7.connections"
+	MetricKernel      = "netintel.receiver.kernel"
 	// The capability gauge (netintel.receiver.capability{name,state}) is registered beside
 	// these, from the source's capability report (capabilities.go).
 )
@@ -64,6 +65,7 @@ var selfInstruments = map[string]selfInstrument{
 	MetricOverflow:    {unit: "{measurement}", desc: "Measurements folded into a metric's overflow series (otel.metric.overflow=true), by metric.", attr: "metric"},
 	MetricStateBytes:  {unit: "By", desc: "Estimated memory held by protocol parser state (bounded by l7.max_state_bytes).", gauge: true},
 	MetricConnections: {unit: "{connection}", desc: "Sockets with protocol parser state.", gauge: true},
+	MetricKernel:      {unit: "{item}", desc: "What the kernel did with traffic: exchanges counted in place or sent, work handed to user space, by reason.", attr: attrReason},
 }
 
 // selfSnapshot is every stage's running totals at one moment, published by the pipeline.
@@ -73,6 +75,7 @@ type selfSnapshot struct {
 	intel    intel.Counters
 	identity identity.Counters
 	routes   route.Counters
+	steering steeringCounters
 	output   outputCounters
 	overflow []otlp.NamedCount // per metric name
 }
@@ -91,16 +94,12 @@ func parseFailures(p l7.Protocol) func(*selfSnapshot) uint64 {
 }
 
 // selfCounts: one line per (instrument, reason). documentation.md lists them.
-var selfCounts = []selfCount{
-	// Kernel, and the ring-buffer reader (capture.Counters).
-	{MetricDropped, "ringbuf_full", func(s *selfSnapshot) uint64 { return s.capture.RingbufReserveFailed }},
-	{MetricDropped, "kernel_map_full", func(s *selfSnapshot) uint64 { return s.capture.MapFull }},
+var selfCounts = append([]selfCount{
+	// The ring-buffer reader (capture.Counters); the kernel's own counters follow the table
+	// (kernelCounts).
 	{MetricDropped, "decode_error", func(s *selfSnapshot) uint64 { return s.capture.ReadErrors }},
 	{MetricDropped, "capture_queue_full", func(s *selfSnapshot) uint64 { return s.capture.QueueDropped }},
-	{MetricTruncated, "payload_truncated", func(s *selfSnapshot) uint64 { return s.capture.PayloadTruncated }},
-	{MetricIgnored, "kernel_unclassified", func(s *selfSnapshot) uint64 { return s.capture.Unclassified }},
 	{MetricEventsRead, "", func(s *selfSnapshot) uint64 { return s.capture.EventsRead }},
-	{MetricRingbuf, "", func(s *selfSnapshot) uint64 { return s.capture.RingbufBytes }},
 
 	// Protocol parsing and pairing (l7.Counters).
 	{MetricDropped, "sequence_gap", func(s *selfSnapshot) uint64 { return s.l7.SequenceGaps }},
@@ -143,6 +142,10 @@ var selfCounts = []selfCount{
 	{MetricDropped, "pool_groups_full", func(s *selfSnapshot) uint64 { return s.intel.PoolGroupsDropped }},
 	{MetricEvicted, "routes", func(s *selfSnapshot) uint64 { return s.routes.Evicted }},
 
+	// The kernel's aggregates named in user space (receiver/steering.go).
+	{MetricTruncated, "kernel_route_unknown", func(s *selfSnapshot) uint64 { return s.steering.unknown }},
+	{MetricDropped, "steering_table_full", func(s *selfSnapshot) uint64 { return s.steering.full }},
+
 	// Names (identity.Counters).
 	{MetricEvicted, "processes", func(s *selfSnapshot) uint64 { return s.identity.ProcessesEvicted }},
 	{MetricEvicted, "listeners", func(s *selfSnapshot) uint64 { return s.identity.ListenersEvicted }},
@@ -151,6 +154,9 @@ var selfCounts = []selfCount{
 	{MetricEvicted, "sni_names", func(s *selfSnapshot) uint64 { return s.identity.SNINamesEvicted }},
 	{MetricEvicted, "cgroups", func(s *selfSnapshot) uint64 { return s.identity.CgroupsEvicted }},
 	{MetricEvicted, "containers", func(s *selfSnapshot) uint64 { return s.identity.ContainersEvicted }},
+	{MetricEvicted, "hosts", func(s *selfSnapshot) uint64 { return s.identity.HostsEvicted }},
+	{MetricEvicted, "virtual_addresses", func(s *selfSnapshot) uint64 { return s.identity.VirtualsEvicted }},
+	{MetricEvicted, "closed_sockets_before_drain", func(s *selfSnapshot) uint64 { return s.identity.SettledEarly }},
 	// Names that could not be found: the process is named by less (its comm, unit or executable).
 	{MetricTruncated, "naming_process_gone", func(s *selfSnapshot) uint64 { return s.identity.ProcessesGone }},
 	{MetricTruncated, "naming_cgroup_miss", func(s *selfSnapshot) uint64 { return s.identity.CgroupMisses }},
@@ -161,6 +167,28 @@ var selfCounts = []selfCount{
 	{MetricDropped, "export_queue_traces", func(s *selfSnapshot) uint64 { return s.output.spans }},
 	{MetricDropped, "export_queue_metrics", func(s *selfSnapshot) uint64 { return s.output.metrics }},
 	{MetricDropped, "consumer_refused", func(s *selfSnapshot) uint64 { return s.output.refused }},
+}, kernelCounts()...)
+
+// kernelCounts: every kernel counter (capture.KernelCounters), under the instrument of its kind:
+// dropped, truncated, or what the kernel did (counted, sent, handed to user space). The ring
+// buffer's bytes have their own instrument, and unclassified connections are ignored traffic.
+func kernelCounts() []selfCount {
+	var out []selfCount
+	for i, kc := range capture.KernelCounters {
+		metric, reason := MetricKernel, kc.Name
+		switch {
+		case kc.Name == "ringbuf_bytes":
+			metric, reason = MetricRingbuf, ""
+		case kc.Name == "unclassified":
+			metric, reason = MetricIgnored, "kernel_unclassified"
+		case kc.Kind == "dropped":
+			metric = MetricDropped
+		case kc.Kind == "truncated":
+			metric = MetricTruncated
+		}
+		out = append(out, selfCount{metric, reason, func(s *selfSnapshot) uint64 { return s.capture.Kernel[i] }})
+	}
+	return out
 }
 
 // selfGauge is a current value, not a total (not carried across runs). A gauge with several

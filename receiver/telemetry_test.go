@@ -2,6 +2,8 @@ package receiver
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -28,9 +30,9 @@ type lossySource struct {
 
 func (s *lossySource) Counters() capture.Counters {
 	c := s.Source.Counters()
+	c.Kernel = s.kernel.Kernel
 	c.RingbufReserveFailed = s.kernel.RingbufReserveFailed
 	c.PayloadTruncated = s.kernel.PayloadTruncated
-	c.MapFull = s.kernel.MapFull
 	return c
 }
 
@@ -43,7 +45,7 @@ func lossySettings(t *testing.T, pipelineCopy bool) Settings {
 		if err != nil {
 			return nil, err
 		}
-		return &lossySource{Source: src, kernel: capture.Counters{RingbufReserveFailed: 4242, PayloadTruncated: 17, MapFull: 3}}, nil
+		return &lossySource{Source: src, kernel: kernelCounters(map[string]uint64{"ringbuf_full": 4242, "payload_truncated": 17, "fd_table_full": 3, "http1_aggregated": 99})}, nil
 	}
 	return s
 }
@@ -103,8 +105,21 @@ func TestInternalTelemetryWithoutMetricsPipeline(t *testing.T) {
 	require.NoError(t, r.Shutdown(context.Background()))
 
 	assert.Equal(t, int64(4242), running[MetricDropped]["ringbuf_full"], "kernel ring-buffer drops")
-	assert.Equal(t, int64(3), running[MetricDropped]["kernel_map_full"])
+	assert.Equal(t, int64(3), running[MetricDropped]["fd_table_full"])
 	assert.Equal(t, int64(17), running[MetricTruncated]["payload_truncated"])
+	assert.Equal(t, int64(99), running[MetricKernel]["http1_aggregated"], "what the kernel counted in place")
+	for _, kc := range capture.KernelCounters {
+		found := false
+		for _, points := range running {
+			if _, ok := points[kc.Name]; ok {
+				found = true
+			}
+		}
+		if kc.Name == "ringbuf_bytes" || kc.Name == "unclassified" {
+			found = true // their own instrument, ignored{kernel_unclassified}
+		}
+		assert.True(t, found, "kernel counter %s is in the collector's telemetry", kc.Name)
+	}
 	for _, reason := range []string{"sequence_gap", "unmatched_response", "resync", "findings_overflow", "export_queue_logs", "parse_failure_http1"} {
 		_, ok := running[MetricDropped][reason]
 		assert.True(t, ok, "dropped{reason=%s} is reported (zero or not)", reason)
@@ -187,5 +202,39 @@ func TestSelfCountsTable(t *testing.T) {
 	}
 	for _, g := range selfGauges {
 		assert.True(t, selfInstruments[g.metric].gauge, g.metric)
+	}
+}
+
+// kernelCounters makes capture.Counters with the named kernel counters set.
+func kernelCounters(byName map[string]uint64) capture.Counters {
+	var c capture.Counters
+	for i, kc := range capture.KernelCounters {
+		c.Kernel[i] = byName[kc.Name]
+	}
+	c.RingbufReserveFailed = byName["ringbuf_full"]
+	c.PayloadTruncated = byName["payload_truncated"]
+	return c
+}
+
+// TestEveryTelemetryReasonIsDocumented: documentation.md lists every reason of every instrument
+// the receiver reports.
+func TestEveryTelemetryReasonIsDocumented(t *testing.T) {
+	b, err := os.ReadFile("../documentation.md")
+	require.NoError(t, err)
+	doc := string(b)
+	for _, c := range selfCounts {
+		if c.reason == "" {
+			if !strings.Contains(doc, "`"+c.metric+"`") {
+				t.Errorf("instrument %s is not in documentation.md", c.metric)
+			}
+			continue
+		}
+		want := "`" + c.reason + "`"
+		if p, suffix, ok := strings.Cut(c.reason, "parse_failure_"); ok && p == "" && suffix != "http1" {
+			want = "`_" + suffix + "`" // listed as `parse_failure_http1`, `_http2`, …
+		}
+		if !strings.Contains(doc, want) {
+			t.Errorf("%s{reason=%s} is not in documentation.md", c.metric, c.reason)
+		}
 	}
 }

@@ -91,3 +91,25 @@ func childrenOf(ppid int) []int {
 	}
 	return out
 }
+
+// hostBusySeconds is the CPU time the host's processes used so far: /proc/stat's user, nice,
+// system, irq and softirq (loopback's softirq work is charged to the process that ran it in
+// /proc/<pid>/stat). It is tick-sampled: good for telling how busy the rest of the host was
+// over a phase, not for one process.
+func hostBusySeconds() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle iowait irq softirq ...
+	if len(f) < 8 || f[0] != "cpu" {
+		return 0
+	}
+	var busy float64
+	for _, i := range []int{1, 2, 3, 6, 7} {
+		n, _ := strconv.ParseFloat(f[i], 64)
+		busy += n
+	}
+	return busy / clockTicks
+}

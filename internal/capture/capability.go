@@ -27,6 +27,10 @@ const (
 	// CapConnectErrors: the errno of connects that fail asynchronously
 	// (sock:inet_sk_error_report), so refused and timed-out connects are told apart.
 	CapConnectErrors Capability = "connect_error_reports"
+	// CapForkInheritance: a forked child serves the sockets its parent accepted (busybox httpd,
+	// inetd, PostgreSQL backends), also through dup2 onto stdin/stdout: sched:sched_process_fork
+	// with the clone/fork entries, and the dup and fcntl(F_DUPFD) programs, copy fd entries.
+	CapForkInheritance Capability = "fork_inheritance"
 )
 
 // CapabilityState says whether a capability is on for this kernel and, when off, why.
@@ -67,4 +71,28 @@ func Degraded(states []CapabilityState) []CapabilityState {
 		}
 	}
 	return out
+}
+
+// AttachMode is how the syscall and sock/tcp programs are attached (see bpf/c/syscalls.h).
+type AttachMode uint8
+
+const (
+	// AttachAuto tries classic tracepoints, and falls back to raw ones when the kernel refuses
+	// perf_event_open() (perf_event_paranoid above 2 without CAP_SYS_ADMIN, Debian's default).
+	AttachAuto AttachMode = iota
+	// AttachTracepoint: classic tracepoints, one program per syscall (the cheaper).
+	AttachTracepoint
+	// AttachRaw: raw tracepoints on sys_enter/sys_exit with a tail call per syscall, and on the
+	// sock/tcp tracepoints; needs only CAP_BPF and CAP_PERFMON.
+	AttachRaw
+)
+
+func (m AttachMode) String() string {
+	switch m {
+	case AttachTracepoint:
+		return "tracepoint"
+	case AttachRaw:
+		return "raw_tracepoint"
+	}
+	return "auto"
 }

@@ -17,6 +17,12 @@ import (
 // echoExchanges opens a connection to an echo server and runs one exchange per payload.
 func echoExchanges(t *testing.T, ln net.Listener, payloads ...[]byte) {
 	t.Helper()
+	exchanges(t, ln, payloads, payloads)
+}
+
+// exchanges opens a connection to a server that answers the i-th request with replies[i].
+func exchanges(t *testing.T, ln net.Listener, requests, replies [][]byte) {
+	t.Helper()
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -24,12 +30,11 @@ func echoExchanges(t *testing.T, ln net.Listener, payloads ...[]byte) {
 		}
 		defer conn.Close()
 		buf := make([]byte, 4096)
-		for range payloads {
-			n, err := conn.Read(buf)
-			if err != nil {
+		for i := range requests {
+			if _, err := io.ReadFull(conn, buf[:len(requests[i])]); err != nil {
 				return
 			}
-			_, _ = conn.Write(buf[:n])
+			_, _ = conn.Write(replies[i])
 		}
 	}()
 	conn, err := net.Dial("tcp4", ln.Addr().String())
@@ -38,56 +43,65 @@ func echoExchanges(t *testing.T, ln net.Listener, payloads ...[]byte) {
 	}
 	defer conn.Close()
 	buf := make([]byte, 4096)
-	for _, p := range payloads {
+	for i, p := range requests {
 		if _, err := conn.Write(p); err != nil {
 			t.Fatal(err)
 		}
-		if _, err := io.ReadFull(conn, buf[:len(p)]); err != nil {
+		if _, err := io.ReadFull(conn, buf[:len(replies[i])]); err != nil {
 			t.Fatal(err)
 		}
 	}
 }
 
 // TestKernelClassification drives connections whose first bytes are (or are not) a protocol
-// the config asks for, and checks whether data still crosses after the first exchange.
+// the config asks for, and checks what crosses after the first exchange: HTTP/1 is judged in
+// the kernel (its exchanges come whole), HTTP/2 frames cross, TLS stops after its hellos, and
+// bytes of no protocol stop after their first exchange.
 func TestKernelClassification(t *testing.T) {
 	tlsClientHello := []byte{0x16, 0x03, 0x01, 0x00, 0x31, 0x01, 0x00, 0x00, 0x2d, 0x03, 0x03}
 	h2Preface := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	h2Ping := []byte("\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong")
 	http1 := []byte("POST /api HTTP/1.1\r\nHost: c\r\nContent-Length: 0\r\n\r\n")
 	junk := []byte("\x00\x01binary-protocol")
+	second := []byte("second-exchange-bytes")
+	// Loading takes seconds (a quarter of a minute under QEMU's TCG): cases share one source per
+	// set of options. The port hint is a fixed port, so its source can be loaded before it.
+	const hintPort = 18091
+	httpOff := func(o *Options) { o.HTTP, o.HTTPS = false, false }
+	hinted := func(o *Options) { o.HTTPPorts = []uint16{hintPort} }
 	cases := []struct {
 		name     string
 		first    []byte
-		opts     func(o *Options, port uint16)
+		second   []byte
+		variant  string // "" default options, or a key of variants
+		port     int
 		wantKept bool
 	}{
-		{"http1", http1, nil, true},
-		{"http2 preface", h2Preface, nil, true},
-		{"http2 preface with only grpc on", h2Preface, func(o *Options, _ uint16) { o.HTTP = false }, true},
-		{"tls client hello", tlsClientHello, nil, true},
-		{"unknown bytes", junk, nil, false},
-		{"http switched off", http1, func(o *Options, _ uint16) { o.HTTP = false }, false},
-		{"https switched off", tlsClientHello, func(o *Options, _ uint16) { o.HTTPS = false }, false},
-		{"unknown bytes on an http port hint", junk, func(o *Options, port uint16) { o.HTTPPorts = []uint16{port} }, true},
+		{"http2 preface", h2Preface, h2Ping, "", 0, true},
+		{"http2 preface with only grpc on", h2Preface, h2Ping, "http_off", 0, true},
+		{"tls client hello: nothing after the hellos", tlsClientHello, second, "", 0, false},
+		{"unknown bytes", junk, second, "", 0, false},
+		{"http switched off", http1, second, "http_off", 0, false},
+		{"https switched off", tlsClientHello, second, "http_off", 0, false},
+		{"unknown bytes on an http port hint", junk, second, "hinted", hintPort, true},
 	}
-	// Loading takes seconds: the cases on default options share one source.
-	_, shared := startKernel(t, DefaultOptions())
+	_, shared := sharedKernel(t)
+	sources := map[string]*collector{"": shared}
+	for name, set := range map[string]func(o *Options){"http_off": httpOff, "hinted": hinted} {
+		opts := DefaultOptions()
+		set(&opts)
+		_, sources[name] = startKernel(t, opts)
+	}
 	for i, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ln, err := net.Listen("tcp4", netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}).String()+":0")
+			ln, err := net.Listen("tcp4", netip.AddrPortFrom(netip.AddrFrom4([4]byte{127, 0, 1, byte(10 + i)}), uint16(tc.port)).String())
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			c := shared
-			if tc.opts != nil {
-				opts := DefaultOptions()
-				tc.opts(&opts, addrPort(ln.Addr()).Port())
-				_, c = startKernel(t, opts)
-			}
-			second := []byte("second-exchange-bytes")
-			echoExchanges(t, ln, tc.first, second)
-			httpMarker(t, c, "127.0.1.99:0")
+			c := sources[tc.variant]
+			echoExchanges(t, ln, tc.first, tc.second)
+			dnsMarker(t, c, [4]byte{127, 0, 1, byte(60 + i)})
 			server := addrPort(ln.Addr())
 			firstSeen, secondSeen := 0, 0
 			for _, ev := range c.snapshot() {
@@ -97,7 +111,7 @@ func TestKernelClassification(t *testing.T) {
 				switch {
 				case bytes.Equal(ev.Data.Payload, tc.first):
 					firstSeen++
-				case bytes.Equal(ev.Data.Payload, second):
+				case bytes.Equal(ev.Data.Payload, tc.second):
 					secondSeen++
 				}
 			}
@@ -108,24 +122,51 @@ func TestKernelClassification(t *testing.T) {
 				t.Errorf("second exchange: %d events, want 4 (connection classified)", secondSeen)
 			}
 			if !tc.wantKept && secondSeen != 0 {
-				t.Errorf("second exchange: %d events, want 0 (connection not classified)", secondSeen)
+				t.Errorf("second exchange: %d events, want 0 (connection not followed)", secondSeen)
 			}
 		})
 	}
+	t.Run("http1 judged in the kernel", func(t *testing.T) {
+		ln, err := net.Listen("tcp4", "127.0.1.30:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		reply := []byte("HTTP/1.1 204 No Content\r\n\r\n")
+		exchanges(t, ln, [][]byte{http1, http1}, [][]byte{reply, reply})
+		httpMarker(t, shared, "127.0.1.99:0")
+		server := addrPort(ln.Addr())
+		exchangesSeen := 0
+		for _, ev := range shared.snapshot() {
+			if ev.Data != nil && (ev.Data.Socket.Local == server || ev.Data.Socket.Remote == server) {
+				t.Errorf("raw data event on a judged HTTP/1 connection: %q", ev.Data.Payload)
+			}
+			if x := ev.HTTP1; x != nil && (x.Socket.Local == server || x.Socket.Remote == server) {
+				if x.Status != 204 || !bytes.Equal(x.Request, http1) {
+					t.Errorf("exchange status %d request %q", x.Status, x.Request)
+				}
+				exchangesSeen++
+			}
+		}
+		// Judging is off in DefaultOptions: both exchanges, from both ends.
+		if exchangesSeen != 4 {
+			t.Errorf("%d HTTP/1 exchanges, want 4", exchangesSeen)
+		}
+	})
 }
 
 func TestKernelPayloadTruncated(t *testing.T) {
 	opts := DefaultOptions()
 	opts.MaxPayloadBytes = 64
-	src, c := startKernel(t, opts)
-	before := src.Counters().PayloadTruncated
 	ln, err := net.Listen("tcp4", "127.0.0.42:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	req := append([]byte("GET /big HTTP/1.1\r\nHost: b\r\nX-Pad: "), bytes.Repeat([]byte("p"), 900)...)
-	req = append(req, "\r\n\r\n"...)
+	opts.HTTPPorts = []uint16{addrPort(ln.Addr()).Port()} // a hinted port: its bytes cross raw
+	src, c := startKernel(t, opts)
+	before := src.Counters().PayloadTruncated
+	req := append([]byte("\x00\x01raw-protocol "), bytes.Repeat([]byte("p"), 900)...)
 	echoExchanges(t, ln, req)
 	local := addrPort(ln.Addr())
 	e := c.waitData(t, "truncated request", func(e *DataEvent) bool { return e.Socket.Remote == local && e.Direction == DirectionSend })
@@ -139,12 +180,13 @@ func TestKernelPayloadTruncated(t *testing.T) {
 
 // TestKernelVectoredAndMsgSyscalls covers writev/readv on TCP and sendmsg/recvmsg on UDP.
 func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.43:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	status, headers := []byte("HTTP/1.1 204 No Content\r\n"), []byte("Server: vec\r\n\r\n")
 	serverDone := make(chan []byte, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -161,6 +203,8 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 			n, rerr = unix.Readv(int(fd), [][]byte{buf})
 			return rerr != unix.EAGAIN
 		})
+		bufs := net.Buffers{status, headers}
+		_, _ = bufs.WriteTo(conn) // writev
 		serverDone <- buf[:max(n, 0)]
 	}()
 	conn, err := net.Dial("tcp4", ln.Addr().String())
@@ -177,15 +221,21 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 	if !bytes.HasPrefix(got, head) {
 		t.Fatalf("server read %q", got)
 	}
+	raw, _ := conn.(*net.TCPConn).SyscallConn()
+	reply := make([]byte, 256)
+	_ = raw.Read(func(fd uintptr) bool {
+		_, rerr := unix.Readv(int(fd), [][]byte{reply})
+		return rerr != unix.EAGAIN
+	})
 	client := addrPort(conn.LocalAddr())
-	w := c.waitData(t, "writev", func(e *DataEvent) bool { return e.Socket.Local == client && e.Direction == DirectionSend })
-	// Only the first iovec is copied.
-	if !bytes.Equal(w.Payload, head) || w.Size != len(head)+len(tail) || !w.Truncated {
-		t.Errorf("writev event payload %q size %d truncated %v", w.Payload, w.Size, w.Truncated)
+	cx := c.waitHTTP1(t, "client exchange", func(e *HTTP1Event) bool { return e.Socket.Local == client })
+	// Of a vectored write, the first iovec is what the kernel reads; the size is the whole call.
+	if !bytes.Equal(cx.Request, head) || cx.RequestSize != len(head)+len(tail) || cx.Status != 204 {
+		t.Errorf("client exchange: request %q size %d status %d", cx.Request, cx.RequestSize, cx.Status)
 	}
-	r := c.waitData(t, "readv", func(e *DataEvent) bool { return e.Socket.Remote == client && e.Direction == DirectionRecv })
-	if !bytes.HasPrefix(r.Payload, head) || r.Seq != w.Seq {
-		t.Errorf("readv event payload %q seq %d, writev seq %d", r.Payload, r.Seq, w.Seq)
+	sx := c.waitHTTP1(t, "server exchange", func(e *HTTP1Event) bool { return e.Socket.Remote == client })
+	if !bytes.Equal(sx.Request, append(append([]byte(nil), head...), tail...)) || !bytes.Equal(sx.Response, status) || sx.RequestSeq != cx.RequestSeq {
+		t.Errorf("server exchange: request %q response %q seq %d (client %d)", sx.Request, sx.Response, sx.RequestSeq, cx.RequestSeq)
 	}
 
 	// UDP: sendmsg from an unconnected socket, recvmsg on the other; the remote address comes

@@ -65,7 +65,7 @@ func closeAfterEOF(t *testing.T, first, second *net.TCPConn) {
 // the one whose state went ESTABLISHED -> FIN_WAIT1, never the one that went to CLOSE_WAIT,
 // and neither when the connection was reset.
 func TestKernelLocalClosedFirst(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 
 	client, server := closePair(t, c, "127.0.0.57:0", func(cc, sc *net.TCPConn) { closeAfterEOF(t, cc, sc) })
 	if !client.LocalClosedFirst || server.LocalClosedFirst {

@@ -12,10 +12,17 @@ import (
 	"github.com/netintel/netintelreceiver/bpf"
 )
 
-// Kernel event type tags (enum event_type in bpf/netintel.h).
+// Kernel event type tags (enum event_type in bpf/c/netintel.h).
 const (
-	kernelEventConn = 1
-	kernelEventData = 2
+	kernelEventConn  = 1
+	kernelEventData  = 2
+	kernelEventHTTP1 = 3
+)
+
+// Data event flags (enum data_flags).
+const (
+	dataTruncated = 1
+	dataH2Compact = 2
 )
 
 // Address families as the kernel reports them.
@@ -25,8 +32,9 @@ const (
 )
 
 var (
-	connEventSize  = int(unsafe.Sizeof(bpf.NetintelConnEvent{}))
-	dataHeaderSize = int(unsafe.Sizeof(bpf.NetintelDataHeader{}))
+	connEventSize   = int(unsafe.Sizeof(bpf.NetintelConnEvent{}))
+	dataHeaderSize  = int(unsafe.Sizeof(bpf.NetintelDataHeader{}))
+	http1HeaderSize = int(unsafe.Sizeof(bpf.NetintelHttp1Header{}))
 )
 
 var errShortRecord = errors.New("ring buffer record shorter than its event")
@@ -58,6 +66,18 @@ func (d *decoder) decode(raw []byte) (Event, error) {
 			return Event{}, errShortRecord
 		}
 		return Event{Data: d.data(h, raw[dataHeaderSize:dataHeaderSize+int(h.PayloadLen)])}, nil
+	case kernelEventHTTP1:
+		if len(raw) < http1HeaderSize {
+			return Event{}, errShortRecord
+		}
+		h := (*bpf.NetintelHttp1Header)(unsafe.Pointer(&raw[0]))
+		// The record holds two slots of h.Slot bytes each: the request's, then the response's.
+		slot := int(h.Slot)
+		if int(h.ReqLen) > slot || int(h.RespLen) > slot || len(raw) < http1HeaderSize+2*slot {
+			return Event{}, errShortRecord
+		}
+		body := raw[http1HeaderSize:]
+		return Event{HTTP1: d.http1(h, body[:h.ReqLen], body[slot:slot+int(h.RespLen)])}, nil
 	}
 	return Event{}, fmt.Errorf("unknown kernel event type %d", raw[0])
 }
@@ -86,6 +106,30 @@ func (d *decoder) conn(k *bpf.NetintelConnEvent) *ConnEvent {
 	return e
 }
 
+func (d *decoder) http1(h *bpf.NetintelHttp1Header, req, resp []byte) *HTTP1Event {
+	return &HTTP1Event{
+		Process:      process(&h.Task),
+		Socket:       socket(&h.Tuple, h.Cookie),
+		RequestTime:  d.time(h.ReqNs),
+		ResponseTime: d.time(h.RespNs),
+		Request:      append([]byte(nil), req...),
+		RequestSize:  int(h.ReqSize),
+		Response:     append([]byte(nil), resp...),
+		Status:       int(h.Status),
+		RouteKey:     h.Route,
+		Reasons:      HTTP1Reasons(h.Reasons),
+		RequestSeq:   h.ReqSeq,
+		ResponseSeq:  h.RespSeq,
+		ClientISN:    h.ClientIsn,
+		ServerISN:    h.ServerIsn,
+		SocketError:  h.SkErr,
+		PeerClosed:   h.TcpState == tcpCloseWait,
+	}
+}
+
+// tcpCloseWait is TCP_CLOSE_WAIT: the peer sent its FIN first.
+const tcpCloseWait = 8
+
 func (d *decoder) data(h *bpf.NetintelDataHeader, payload []byte) *DataEvent {
 	return &DataEvent{
 		Time:      d.time(h.TsNs),
@@ -94,7 +138,8 @@ func (d *decoder) data(h *bpf.NetintelDataHeader, payload []byte) *DataEvent {
 		Direction: Direction(h.Dir),
 		Size:      int(h.Size),
 		Payload:   append([]byte(nil), payload...),
-		Truncated: h.Truncated != 0,
+		Truncated: h.Flags&dataTruncated != 0,
+		H2Compact: h.Flags&dataH2Compact != 0,
 		Seq:       h.Seq,
 		ClientISN: h.ClientIsn,
 		ServerISN: h.ServerIsn,

@@ -40,7 +40,7 @@ func dataRecord(payload []byte, size uint32) []byte {
 		Seq: 1001, ClientIsn: 1000, ServerIsn: 5000, PayloadLen: uint32(len(payload)),
 	}
 	if int(size) > len(payload) {
-		h.Truncated = 1
+		h.Flags = dataTruncated
 	}
 	return append(rawOf(&h), payload...)
 }

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -18,16 +19,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/netintel/netintelreceiver/bpf"
-)
-
-// Per-CPU kernel counter slots (enum counter_index in bpf/c/netintel.h).
-const (
-	counterRingbufReserveFailed = iota
-	counterMapFull
-	counterPayloadTruncated
-	counterUnclassified
-	counterRingbufBytes
-	numCounters
 )
 
 // ebpfSource is the live kernel capture.
@@ -47,7 +38,11 @@ type ebpfSource struct {
 
 	programIDs   []ebpf.ProgramID
 	capabilities []CapabilityState
-	final        Counters // kernel counters at Close, once the maps are gone
+	judging      Judging
+	attach       AttachMode
+	minLimit     time.Duration // smallest route limit in the kernel (0: none)
+	rules        int           // route rules in the kernel
+	final        Counters      // kernel counters at Close, once the maps are gone
 
 	eventsRead   atomic.Uint64
 	readErrors   atomic.Uint64
@@ -104,7 +99,22 @@ func (s *ebpfSource) load() error {
 		s.logger.Debug("RLIMIT_MEMLOCK not raised; kernels before 5.11 may refuse the eBPF maps (ulimit -l unlimited, or CAP_SYS_RESOURCE)", zap.Error(err))
 	}
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
-	k, err := loadPrograms(spec, loadOptions{attach: true})
+	spec.Maps[bpf.NetintelMapFds].MaxEntries = uint32(s.opts.MaxSockets)
+	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
+	mode := s.opts.Attach
+	if mode == AttachAuto {
+		mode = AttachTracepoint
+	}
+	k, err := loadPrograms(spec, loadOptions{attach: true, mode: mode})
+	var refused *attachRefused
+	if err != nil && s.opts.Attach == AttachAuto && errors.As(err, &refused) {
+		// Classic tracepoints attach with perf_event_open(), which perf_event_paranoid above 2
+		// refuses without CAP_SYS_ADMIN (Debian's and Ubuntu's default); raw tracepoints need
+		// only CAP_BPF and CAP_PERFMON.
+		s.logger.Info("net_intel: classic tracepoints refused, attaching raw tracepoints instead",
+			zap.String("program", refused.program), zap.String("perf_event_paranoid", perfEventParanoid()), zap.Error(err))
+		k, err = loadPrograms(spec, loadOptions{attach: true, mode: AttachRaw})
+	}
 	if err != nil {
 		var req *requiredProgramError
 		var ve *ebpf.VerifierError
@@ -115,6 +125,11 @@ func (s *ebpfSource) load() error {
 	}
 	s.k = k
 	s.capabilities = k.capabilities
+	s.attach = k.mode
+	s.judging = s.opts.Judging
+	if err := s.writeSettingsLocked(); err != nil {
+		return err
+	}
 	for _, prog := range k.programs {
 		if info, err := prog.Info(); err == nil {
 			if id, ok := info.ID(); ok {
@@ -131,12 +146,18 @@ func (s *ebpfSource) load() error {
 		return fmt.Errorf("net_intel: read monotonic clock: %w", err)
 	}
 	s.dec.bootWall = time.Now().Add(-time.Duration(mono.Nano()))
+	// After the programs attached, so a socket opened meanwhile is the kernel's entry, not lost.
+	seeded, err := seedFromProc(s.opts.ProcRoot, k.maps.Maps[bpf.NetintelMapFds], k.maps.Maps[bpf.NetintelMapFdOwners], s.opts.ExcludePID)
+	if err != nil {
+		return err
+	}
+	s.logger.Info("sockets opened before the capture", zap.Int("found", seeded.Sockets), zap.Int("seeded", seeded.Seeded), zap.Int("already_tracked", seeded.Existing))
 	s.logger.Info("kernel capture attached", zap.Int("programs", len(k.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
 	level := s.logger.Info
 	if len(Degraded(k.capabilities)) > 0 {
 		level = s.logger.Warn
 	}
-	level("net_intel kernel capabilities", zap.String("kernel", kernelRelease()), zap.String("capabilities", DescribeCapabilities(k.capabilities)))
+	level("net_intel kernel capabilities", zap.String("kernel", kernelRelease()), zap.String("attach", k.mode.String()), zap.String("capabilities", DescribeCapabilities(k.capabilities)))
 	return nil
 }
 
@@ -236,6 +257,7 @@ func (s *ebpfSource) Counters() Counters {
 		c = s.kernelCounters()
 	}
 	s.mu.Unlock()
+	c.fillSummary()
 	c.ReadErrors = s.readErrors.Load()
 	c.QueueDropped = s.queueDropped.Load()
 	c.EventsRead = s.eventsRead.Load()
@@ -245,23 +267,18 @@ func (s *ebpfSource) Counters() Counters {
 // kernelCounters sums the per-CPU counters; s.mu is held.
 func (s *ebpfSource) kernelCounters() Counters {
 	m := s.k.maps.Maps[bpf.NetintelMapCounters]
-	var sums [numCounters]uint64
-	for i := range sums {
+	var c Counters
+	for i := range c.Kernel {
 		var perCPU []uint64
 		if err := m.Lookup(uint32(i), &perCPU); err != nil {
 			continue
 		}
 		for _, v := range perCPU {
-			sums[i] += v
+			c.Kernel[i] += v
 		}
 	}
-	return Counters{
-		RingbufReserveFailed: sums[counterRingbufReserveFailed],
-		MapFull:              sums[counterMapFull],
-		PayloadTruncated:     sums[counterPayloadTruncated],
-		Unclassified:         sums[counterUnclassified],
-		RingbufBytes:         sums[counterRingbufBytes],
-	}
+	c.fillSummary()
+	return c
 }
 
 // Close detaches every link, stops the reader, closes maps and programs and then Events().
@@ -310,6 +327,13 @@ func (s *ebpfSource) release() error {
 	return errors.Join(errs...)
 }
 
+// Attach says how the programs were attached (after Start).
+func (s *ebpfSource) Attach() AttachMode {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.attach
+}
+
 // Capabilities reports which capabilities this kernel gave the capture (after Start).
 func (s *ebpfSource) Capabilities() []CapabilityState {
 	s.mu.Lock()
@@ -322,4 +346,12 @@ func (s *ebpfSource) loadedProgramIDs() []ebpf.ProgramID {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]ebpf.ProgramID(nil), s.programIDs...)
+}
+
+func perfEventParanoid() string {
+	b, err := os.ReadFile("/proc/sys/kernel/perf_event_paranoid")
+	if err != nil {
+		return "unknown"
+	}
+	return strings.TrimSpace(string(b))
 }

@@ -4,6 +4,7 @@ package capture
 
 import (
 	"context"
+	"math"
 	"net/netip"
 	"time"
 )
@@ -169,6 +170,9 @@ type DataEvent struct {
 	Size      int    // bytes the syscall transferred
 	Payload   []byte // the first min(Size, max_payload_bytes) of them
 	Truncated bool   // Size > len(Payload)
+	// H2Compact: Payload is the call's HTTP/2 frames with DATA payloads left out — every frame
+	// header is there, and every other frame's payload (HEADERS, SETTINGS, RST_STREAM, ...).
+	H2Compact bool
 
 	// TCP only (zero for UDP): the absolute sequence number of Payload[0] and the two
 	// initial sequence numbers of the connection (DESIGN §4). They are identical on the
@@ -178,11 +182,94 @@ type DataEvent struct {
 	ServerISN uint32
 }
 
-// Event is one decoded kernel report: exactly one of Conn and Data is set.
+// Event is one decoded kernel report: exactly one of Conn, Data and HTTP1 is set.
 type Event struct {
-	Conn *ConnEvent
-	Data *DataEvent
+	Conn  *ConnEvent
+	Data  *DataEvent
+	HTTP1 *HTTP1Event
 }
+
+// HTTP1Reasons say why the kernel sent an HTTP/1 exchange instead of counting it (DESIGN §2).
+type HTTP1Reasons uint8
+
+const (
+	HTTP1First       HTTP1Reasons = 1 << iota // its aggregate key was new: routes, user agents and peers reach user space
+	HTTP1Error                                // status at or above the error threshold
+	HTTP1Slow                                 // slower than its route's limit (or slow_request_threshold)
+	HTTP1Sampled                              // kept by the consistent sampler
+	HTTP1NoAggregate                          // its aggregate could not be made (table full)
+	HTTP1Partial                              // the request head was longer than the kernel keeps
+	HTTP1Unanswered                           // the socket closed with the request unanswered
+	HTTP1Recovery                             // healthy, after an error of its owner, peer and route (Judging.Recovery)
+)
+
+// HTTP1Event is one HTTP/1 exchange the kernel judged worth sending: the first bytes of its
+// request and of its response, with their times and sequence numbers, as seen on one socket.
+type HTTP1Event struct {
+	Process Process // the observing socket's owner
+	Socket  Socket
+
+	RequestTime  time.Time
+	ResponseTime time.Time
+	Request      []byte // the request's first bytes (at most the kernel's stash)
+	RequestSize  int    // bytes of the request's first read/write
+	Response     []byte // the response's first bytes
+
+	Status   int    // as the kernel parsed it
+	RouteKey uint64 // the kernel's route key (RouteKey of the templated target)
+	Reasons  HTTP1Reasons
+
+	RequestSeq  uint32
+	ResponseSeq uint32
+	ClientISN   uint32
+	ServerISN   uint32
+
+	// HTTP1Unanswered: how the socket stood when its process closed it — its pending error
+	// (ECONNRESET: reset) and whether the peer had closed first (TCP CLOSE_WAIT).
+	SocketError int32
+	PeerClosed  bool
+}
+
+// HTTP1Aggregate is the kernel's count of healthy HTTP/1 exchanges with one key since the last
+// drain: one observing process, one side, one peer, one operation and status.
+type HTTP1Aggregate struct {
+	PID      uint32
+	Role     Role
+	Port     uint16     // the server's port (local on the server side, remote on the client side)
+	Peer     netip.Addr // client side: the server; server side: the client, or its network (/24, /64) on the Internet
+	PeerPID  uint32     // server side, a client on this host (loopback, the node's address): its process
+	PeerPort uint16     // server side, such a client whose process is unknown (older than the capture): its port
+	Local    netip.Addr // server side: the address the server was reached at
+	Method   string
+	Status   int
+	Version  string // "1.0", "1.1"
+	RouteKey uint64
+
+	Count    uint64
+	Sum      time.Duration
+	Latency  [LatencyBuckets]uint64  // see LatencyBucketBounds
+	Explicit [ExplicitBuckets]uint64 // on the bounds written with SetBounds
+	First    time.Time               // when the key's first exchange was sent
+}
+
+// Buckets of a kernel aggregate's latency histogram: bucket 0 is below 1 µs, bucket i >= 1
+// covers [2^((i-1)/4), 2^(i/4)) µs, the last everything above.
+const (
+	LatencyBuckets  = 112
+	MaxBounds       = 16
+	ExplicitBuckets = MaxBounds + 1
+)
+
+// LatencyBucketBounds are the upper bounds of the kernel's latency buckets, shared by every
+// HTTP1Aggregate: LatencyBucketBounds[i] is the upper bound of bucket i (the last bucket has
+// none, so there is one bound fewer than buckets).
+var LatencyBucketBounds = func() []time.Duration {
+	b := make([]time.Duration, LatencyBuckets-1)
+	for i := range b {
+		b[i] = time.Duration(math.Round(math.Pow(2, float64(i)/4) * float64(time.Microsecond)))
+	}
+	return b
+}()
 
 // Counters are the running totals of everything dropped or cut on the way from the kernel.
 // All values are cumulative since the source started.
@@ -195,6 +282,10 @@ type Counters struct {
 	ReadErrors           uint64 // user space: ring buffer records that failed to decode
 	QueueDropped         uint64 // user space: events dropped because the pipeline was slow
 	EventsRead           uint64 // user space: events decoded from the ring buffer
+
+	// Kernel holds every kernel counter, indexed like KernelCounters (the fields above sum
+	// some of them).
+	Kernel [len(KernelCounters)]uint64
 }
 
 // Source produces capture events. The eBPF source reads the kernel; the replay source

@@ -7,6 +7,7 @@ const (
 	DefaultMaxPayloadBytes = 512
 	DefaultRingBufferSize  = 8 << 20
 	DefaultQueueSize       = 8192
+	DefaultMaxSockets      = 16384
 	// MaxPayloadBytesLimit is the kernel's hard cap on a data event's payload.
 	MaxPayloadBytesLimit = 4096
 	// MaxPortsPerProtocol is how many ports each of HTTPPorts, HTTPSPorts and DNSPorts may list.
@@ -32,6 +33,14 @@ type Options struct {
 	// ExcludePID is the collector's own pid: its sockets are never captured, or exporting
 	// would feed capture.
 	ExcludePID uint32
+	// MaxSockets bounds the kernel's fd table (socket fds of every process) and socket table.
+	MaxSockets int
+	// ProcRoot is where sockets opened before the capture are found ("/proc").
+	ProcRoot string
+	// Judging is how the kernel judges HTTP/1 at start (Judge.SetJudging changes it later).
+	Judging Judging
+	// Attach chooses classic or raw tracepoints (AttachAuto: classic when the kernel allows).
+	Attach AttachMode
 }
 
 // DefaultOptions captures everything: both families, both transports, every protocol.
@@ -56,6 +65,12 @@ func (o Options) withDefaults() Options {
 	if o.QueueSize == 0 {
 		o.QueueSize = DefaultQueueSize
 	}
+	if o.MaxSockets == 0 {
+		o.MaxSockets = DefaultMaxSockets
+	}
+	if o.ProcRoot == "" {
+		o.ProcRoot = "/proc"
+	}
 	return o
 }
 
@@ -69,6 +84,12 @@ func (o Options) Validate() error {
 	}
 	if o.QueueSize < 0 {
 		return fmt.Errorf("net_intel: queue_size %d must not be negative", o.QueueSize)
+	}
+	if o.MaxSockets < 0 || o.MaxSockets > 1<<20 {
+		return fmt.Errorf("net_intel: max_sockets %d out of range; use 0..%d", o.MaxSockets, 1<<20)
+	}
+	if len(o.Judging.Bounds) > MaxBounds {
+		return fmt.Errorf("net_intel: %d histogram bounds; the kernel keeps at most %d", len(o.Judging.Bounds), MaxBounds)
 	}
 	for name, ports := range map[string][]uint16{"http_ports": o.HTTPPorts, "https_ports": o.HTTPSPorts, "dns_ports": o.DNSPorts} {
 		if len(ports) > MaxPortsPerProtocol {

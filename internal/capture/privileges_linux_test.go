@@ -30,7 +30,12 @@ func TestMain(m *testing.M) {
 	if os.Getenv(privilegeChildEnv) != "" {
 		os.Exit(privilegeChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	closeShared()
+	if sharedJ.src != nil {
+		_ = sharedJ.src.Close()
+	}
+	os.Exit(code)
 }
 
 // privilegeChild starts and stops the capture with whatever privileges it was given.

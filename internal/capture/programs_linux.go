@@ -12,47 +12,95 @@ import (
 	"github.com/cilium/ebpf"
 	"github.com/cilium/ebpf/btf"
 	"github.com/cilium/ebpf/link"
+	"github.com/netintel/netintelreceiver/bpf"
 	"golang.org/x/sys/unix"
 )
 
-// programPlan says what one kernel program is for and whether the receiver can run without it.
+// programPlan says what one kernel program is for, whether the receiver can run without it, and
+// in which attach mode it runs. Raw syscall handlers are not attached: they sit in the raw_enters
+// / raw_exits program arrays under their syscall's number.
 type programPlan struct {
 	capability Capability
 	required   bool
+	mode       AttachMode
+	// raw syscall handlers: the syscall, and whether at its exit
+	syscall string
+	exit    bool
+}
+
+// syscallPlans lists the syscalls the data path follows, with what each needs.
+var syscallPlans = []struct {
+	name        string
+	enter, exit bool
+	capability  Capability
+	required    bool
+}{
+	{"write", true, false, CapSocketData, true},
+	{"writev", true, false, CapSocketData, true},
+	{"sendto", true, false, CapSocketData, true},
+	{"sendmsg", true, false, CapSocketData, true},
+	{"sendmmsg", true, false, CapSocketData, true},
+	{"read", true, true, CapSocketData, true},
+	{"readv", true, true, CapSocketData, true},
+	{"recvfrom", true, true, CapSocketData, true},
+	{"recvmsg", true, true, CapSocketData, true},
+	{"recvmmsg", true, true, CapSocketData, true},
+	{"socket", false, true, CapTCPConnections, true},
+	{"close", true, false, CapTCPConnections, true},
+	{"connect", true, true, CapTCPConnections, true},
+	{"accept", false, true, CapTCPConnections, true},
+	{"accept4", false, true, CapTCPConnections, true},
+	{"clone", true, false, CapForkInheritance, false},
+	{"clone3", true, false, CapForkInheritance, false},
+	{"fork", true, false, CapForkInheritance, false},
+	{"vfork", true, false, CapForkInheritance, false},
+	{"dup", true, true, CapForkInheritance, false},
+	{"dup2", true, false, CapForkInheritance, false},
+	{"dup3", true, false, CapForkInheritance, false},
+	{"fcntl", true, true, CapForkInheritance, false},
 }
 
 // programPlans lists every program of the object. A program missing here fails
 // TestEveryProgramHasAPlan: each new program must say whether it is required.
-var programPlans = map[string]programPlan{
-	// The data path: connection lifecycle and the bytes of reads and writes.
-	"ni_set_state":     {CapTCPConnections, true},
-	"ni_enter_connect": {CapTCPConnections, true},
-	"ni_exit_connect":  {CapTCPConnections, true},
-	"ni_exit_accept":   {CapTCPConnections, true},
-	"ni_exit_accept4":  {CapTCPConnections, true},
-
-	"ni_enter_read": {CapSocketData, true}, "ni_exit_read": {CapSocketData, true},
-	"ni_enter_write": {CapSocketData, true}, "ni_exit_write": {CapSocketData, true},
-	"ni_enter_readv": {CapSocketData, true}, "ni_exit_readv": {CapSocketData, true},
-	"ni_enter_writev": {CapSocketData, true}, "ni_exit_writev": {CapSocketData, true},
-	"ni_enter_sendto": {CapSocketData, true}, "ni_exit_sendto": {CapSocketData, true},
-	"ni_enter_recvfrom": {CapSocketData, true}, "ni_exit_recvfrom": {CapSocketData, true},
-	"ni_enter_sendmsg": {CapSocketData, true}, "ni_exit_sendmsg": {CapSocketData, true},
-	"ni_enter_recvmsg": {CapSocketData, true}, "ni_exit_recvmsg": {CapSocketData, true},
-	"ni_enter_sendmmsg": {CapSocketData, true}, "ni_exit_sendmmsg": {CapSocketData, true},
-	"ni_enter_recvmmsg": {CapSocketData, true}, "ni_exit_recvmmsg": {CapSocketData, true},
-
-	// Optional: each one feeds some findings and counters, which go quiet without it.
-	"ni_send_reset":        {CapResetsSent, false},
-	"ni_receive_reset":     {CapResetsReceived, false},
-	"ni_retransmit":        {CapRetransmits, false},
-	"ni_retransmit_synack": {CapSynAckRetransmits, false},
-	"ni_error_report":      {CapConnectErrors, false},
-}
+var programPlans = func() map[string]programPlan {
+	p := map[string]programPlan{
+		"ni_set_state":             {CapTCPConnections, true, AttachTracepoint, "", false},
+		"ni_raw_set_state":         {CapTCPConnections, true, AttachRaw, "", false},
+		"ni_raw_sys_enter":         {CapSocketData, true, AttachRaw, "", false},
+		"ni_raw_sys_exit":          {CapSocketData, true, AttachRaw, "", false},
+		"ni_error_report":          {CapConnectErrors, false, AttachTracepoint, "", false},
+		"ni_raw_error_report":      {CapConnectErrors, false, AttachRaw, "", false},
+		"ni_send_reset":            {CapResetsSent, false, AttachTracepoint, "", false},
+		"ni_raw_send_reset":        {CapResetsSent, false, AttachRaw, "", false},
+		"ni_receive_reset":         {CapResetsReceived, false, AttachTracepoint, "", false},
+		"ni_raw_receive_reset":     {CapResetsReceived, false, AttachRaw, "", false},
+		"ni_retransmit":            {CapRetransmits, false, AttachTracepoint, "", false},
+		"ni_raw_retransmit":        {CapRetransmits, false, AttachRaw, "", false},
+		"ni_retransmit_synack":     {CapSynAckRetransmits, false, AttachTracepoint, "", false},
+		"ni_fork":                  {CapForkInheritance, false, AttachTracepoint, "", false},
+		"ni_raw_fork":              {CapForkInheritance, false, AttachRaw, "", false},
+		"ni_raw_retransmit_synack": {CapSynAckRetransmits, false, AttachRaw, "", false},
+	}
+	for _, sc := range syscallPlans {
+		if _, ok := syscallNumbers[sc.name]; !ok {
+			continue // not a syscall on this architecture (fork, vfork, dup2 on arm64)
+		}
+		if sc.enter {
+			p["ni_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false}
+			p["ni_raw_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, false}
+		}
+		if sc.exit {
+			p["ni_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false}
+			p["ni_raw_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, true}
+		}
+	}
+	return p
+}()
 
 // loadOptions are the loader's knobs that tests turn: the kernel types to relocate against
 // (another kernel's BTF), and whether a tracepoint exists.
 type loadOptions struct {
+	mode            AttachMode // AttachTracepoint or AttachRaw (the caller resolves AttachAuto)
 	kernelTypes     *btf.Spec
 	tracepointFound func(group, name string) bool
 	// attach is false when only loading is checked (relocation tests against another kernel's
@@ -63,6 +111,7 @@ type loadOptions struct {
 // loaded is what loadPrograms made: the maps, the programs and links that came up, and the
 // capability report.
 type loaded struct {
+	mode         AttachMode
 	maps         *ebpf.Collection
 	programs     map[string]*ebpf.Program
 	links        []link.Link
@@ -129,21 +178,31 @@ func loadPrograms(spec *ebpf.CollectionSpec, o loadOptions) (*loaded, error) {
 	sort.Strings(names)
 	failed := map[Capability]string{}
 	members := map[Capability][]string{}
+	if o.mode == AttachAuto {
+		o.mode = AttachTracepoint
+	}
+	l.mode = o.mode
 	for _, name := range names {
 		plan, ok := programPlans[name]
 		if !ok {
 			_ = l.close()
 			return nil, fmt.Errorf("net_intel: program %s has no plan (required or optional); add it to programPlans", name)
 		}
+		if plan.mode != o.mode {
+			continue
+		}
 		members[plan.capability] = append(members[plan.capability], name)
-		err := loadOne(l, spec, name, copts, o)
+		err := loadOne(l, spec, name, plan, copts, o)
 		if err == nil {
 			continue
 		}
-		if errors.Is(err, unix.EPERM) {
+		var ve *ebpf.VerifierError
+		var ae *attachError
+		if (errors.As(err, &ae) && (errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES))) ||
+			(errors.Is(err, unix.EPERM) && !errors.As(err, &ve)) {
 			// Not this kernel lacking something: this process lacks a privilege.
 			_ = l.close()
-			return nil, privilegeError("load or attach program "+name, err)
+			return nil, &attachRefused{program: name, err: privilegeError("load or attach program "+name, err)}
 		}
 		if plan.required {
 			_ = l.close()
@@ -165,15 +224,27 @@ func loadPrograms(spec *ebpf.CollectionSpec, o loadOptions) (*loaded, error) {
 	return l, nil
 }
 
-// loadOne loads and (when asked) attaches one program.
-func loadOne(l *loaded, spec *ebpf.CollectionSpec, name string, copts ebpf.CollectionOptions, o loadOptions) error {
+// loadOne loads and (when asked) attaches one program: a classic tracepoint, a raw tracepoint, or
+// a raw syscall handler put in its program array.
+func loadOne(l *loaded, spec *ebpf.CollectionSpec, name string, plan programPlan, copts ebpf.CollectionOptions, o loadOptions) error {
 	ps := spec.Programs[name]
-	group, tp, ok := tracepointOf(ps.SectionName)
-	if !ok {
-		return fmt.Errorf("section %q is not a tracepoint", ps.SectionName)
-	}
-	if o.attach && !o.tracepointFound(group, tp) {
-		return fmt.Errorf("tracepoint %s:%s not in this kernel (%s/events/%s/%s)", group, tp, tracefsPath, group, tp)
+	var group, tp string
+	switch {
+	case plan.syscall != "":
+	case plan.mode == AttachRaw:
+		tp = strings.TrimPrefix(ps.SectionName, "raw_tp/")
+		if o.attach && !rawTracepointExists(tp) {
+			return fmt.Errorf("tracepoint %s not in this kernel", tp)
+		}
+	default:
+		var ok bool
+		group, tp, ok = tracepointOf(ps.SectionName)
+		if !ok {
+			return fmt.Errorf("section %q is not a tracepoint", ps.SectionName)
+		}
+		if o.attach && !o.tracepointFound(group, tp) {
+			return fmt.Errorf("tracepoint %s:%s not in this kernel (%s/events/%s/%s)", group, tp, tracefsPath, group, tp)
+		}
 	}
 	one := spec.Copy()
 	one.Programs = map[string]*ebpf.ProgramSpec{name: ps}
@@ -191,14 +262,65 @@ func loadOne(l *loaded, spec *ebpf.CollectionSpec, name string, copts ebpf.Colle
 		l.programs[name] = prog
 		return nil
 	}
-	lk, err := link.Tracepoint(group, tp, prog, nil)
-	if err != nil {
-		_ = prog.Close()
-		return fmt.Errorf("attach to tracepoint %s:%s: %w", group, tp, err)
+	var lk link.Link
+	switch {
+	case plan.syscall != "":
+		array := bpf.NetintelMapRawEnters
+		if plan.exit {
+			array = bpf.NetintelMapRawExits
+		}
+		if err := l.maps.Maps[array].Put(uint32(syscallNumbers[plan.syscall]), prog); err != nil {
+			_ = prog.Close()
+			return &attachError{fmt.Errorf("enter in %s: %w", array, err)}
+		}
+	case plan.mode == AttachRaw:
+		lk, err = link.AttachRawTracepoint(link.RawTracepointOptions{Name: tp, Program: prog})
+		if err != nil {
+			_ = prog.Close()
+			return &attachError{fmt.Errorf("attach to raw tracepoint %s: %w", tp, err)}
+		}
+	default:
+		lk, err = link.Tracepoint(group, tp, prog, nil)
+		if err != nil {
+			_ = prog.Close()
+			return &attachError{fmt.Errorf("attach to tracepoint %s:%s: %w", group, tp, err)}
+		}
 	}
 	l.programs[name] = prog
-	l.links = append(l.links, lk)
+	if lk != nil {
+		l.links = append(l.links, lk)
+	}
 	return nil
+}
+
+// attachError is a program that loaded but could not be attached.
+type attachError struct{ err error }
+
+func (e *attachError) Error() string { return e.err.Error() }
+func (e *attachError) Unwrap() error { return e.err }
+
+// attachRefused is a privilege the kernel refused while loading or attaching a program: in
+// AttachAuto, classic tracepoints refused (perf_event_open) send the loader to raw ones.
+type attachRefused struct {
+	program string
+	err     error
+}
+
+func (e *attachRefused) Error() string { return e.err.Error() }
+func (e *attachRefused) Unwrap() error { return e.err }
+
+// rawTracepointExists says whether the kernel has a raw tracepoint of that name: every classic
+// tracepoint is one, and sys_enter/sys_exit live under raw_syscalls.
+func rawTracepointExists(name string) bool {
+	switch name {
+	case "sys_enter", "sys_exit":
+		return tracepointExists("raw_syscalls", name)
+	case "inet_sock_set_state", "inet_sk_error_report":
+		return tracepointExists("sock", name)
+	case "sched_process_fork":
+		return tracepointExists("sched", name)
+	}
+	return tracepointExists("tcp", name)
 }
 
 func tracepointExists(group, name string) bool {

@@ -11,13 +11,14 @@ import (
 	"sync/atomic"
 )
 
-// Recordings are JSON lines: one event per line, {"conn":{...}} or {"data":{...}}, with the
-// ConnEvent/DataEvent field names, times in RFC 3339, durations in nanoseconds, addresses as
+// Recordings are JSON lines: one event per line, {"conn":{...}}, {"data":{...}} or
+// {"http1":{...}}, with the ConnEvent/DataEvent/HTTP1Event field names, times in RFC 3339, durations in nanoseconds, addresses as
 // "ip:port" and payloads in base64. Files live in testdata/*.events.
 
 type recordedEvent struct {
-	Conn *ConnEvent `json:"conn,omitempty"`
-	Data *DataEvent `json:"data,omitempty"`
+	Conn  *ConnEvent  `json:"conn,omitempty"`
+	Data  *DataEvent  `json:"data,omitempty"`
+	HTTP1 *HTTP1Event `json:"http1,omitempty"`
 }
 
 // Recorder writes events to a recording. It is safe for concurrent use.
@@ -51,8 +52,14 @@ func ReadRecording(rd io.Reader) ([]Event, error) {
 		if err := json.Unmarshal(sc.Bytes(), &re); err != nil {
 			return out, fmt.Errorf("recording line %d: %w", line, err)
 		}
-		if (re.Conn == nil) == (re.Data == nil) {
-			return out, fmt.Errorf("recording line %d: exactly one of conn and data must be set", line)
+		set := 0
+		for _, p := range []bool{re.Conn != nil, re.Data != nil, re.HTTP1 != nil} {
+			if p {
+				set++
+			}
+		}
+		if set != 1 {
+			return out, fmt.Errorf("recording line %d: exactly one of conn, data and http1 must be set", line)
 		}
 		out = append(out, Event(re))
 	}

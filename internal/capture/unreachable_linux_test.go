@@ -14,7 +14,7 @@ import (
 // A connect that the kernel cannot route is reported as unreachable. The connect runs on one
 // thread moved into a fresh network namespace whose loopback is down: no packet leaves.
 func TestKernelUnreachableConnect(t *testing.T) {
-	_, c := startKernel(t, DefaultOptions())
+	_, c := sharedKernel(t)
 	target := netip.MustParseAddrPort("127.0.0.36:9")
 	errc := make(chan error, 1)
 	go func() {

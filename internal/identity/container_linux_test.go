@@ -352,7 +352,8 @@ func TestSweepForgetsRemovedCgroups(t *testing.T) {
 	h.removeCgroup("/docker/" + drop)
 	must(t, os.RemoveAll(h.path("var/lib/docker/containers/"+drop)))
 	clock = clock.Add(10 * time.Second)
-	closed(61) // forgets the process; not yet time to sweep
+	closed(61) // forgets the process at the Settle; not yet time to sweep
+	r.Settle()
 	if c := r.Counters(); c.ProcessesExited != 1 || c.Containers != 2 {
 		t.Fatalf("before the sweep: %+v", c)
 	}

@@ -1,6 +1,7 @@
 package identity
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -222,12 +223,26 @@ func TestProxyIsOneService(t *testing.T) {
 		}
 	}
 
-	// Once the client socket closes, its address no longer names haproxy.
+	// Once the client socket closes, its address names haproxy until the next Settle (the
+	// kernel's aggregates of its last exchanges are named in between), then no longer.
 	closed := opened(10, "haproxy", capture.RoleClient, "127.0.0.1:50001", "127.0.0.41:9000")
 	closed.Kind = capture.ConnClosed
 	r.Conn(closed)
+	if c := r.Client(serverHalf); c.Name != "frontend" {
+		t.Errorf("after close, before Settle: client = %+v, want frontend", c)
+	}
+	r.Settle()
 	if c := r.Client(serverHalf); c.Local || c.Name != "clients of backend" {
-		t.Errorf("after close: client = %+v, want remote clients of backend", c)
+		t.Errorf("after close and Settle: client = %+v, want remote clients of backend", c)
+	}
+
+	// The same address opened again before the Settle (a reused port) stays named.
+	r.Conn(opened(10, "haproxy", capture.RoleClient, "127.0.0.1:50001", "127.0.0.41:9000"))
+	r.Conn(closed)
+	r.Conn(opened(10, "haproxy", capture.RoleClient, "127.0.0.1:50001", "127.0.0.41:9000"))
+	r.Settle()
+	if c := r.Client(serverHalf); c.Name != "frontend" {
+		t.Errorf("reopened before Settle: client = %+v, want frontend", c)
 	}
 }
 
@@ -281,9 +296,14 @@ func TestProcessExitEviction(t *testing.T) {
 	if c := r.Counters(); c.Processes != 1 || c.ProcessesExited != 0 {
 		t.Fatalf("after close of a live process: %+v", c)
 	}
-	// Exited: the next close forgets it and its listening address.
+	// Exited: the next close and Settle forget it and its listening address; until the
+	// Settle it still names what the kernel counted for it.
 	must(t, os.RemoveAll(filepath.Join(root, "42")))
 	r.Conn(closed)
+	if s := r.Server(x); s.Name != "old" {
+		t.Fatalf("server after exit, before Settle = %+v, want old", s)
+	}
+	r.Settle()
 	if c := r.Counters(); c.Processes != 0 || c.Listeners != 0 || c.ProcessesExited != 1 {
 		t.Fatalf("after exit: %+v", c)
 	}
@@ -425,5 +445,33 @@ func TestMappedAddressesAreOneAddress(t *testing.T) {
 	y := &l7.Exchange{Server: l7.Endpoint{Addr: ap("[::ffff:10.0.0.1]:443")}}
 	if s := r.Server(y); s.Name != "10.0.0.1:443" {
 		t.Fatalf("remote mapped server = %q", s.Name)
+	}
+}
+
+// TestClosedSocketsWaitBounded: closed sockets wait for the Settle up to MaxAddresses of them;
+// beyond, the oldest are forgotten at once and counted.
+func TestClosedSocketsWaitBounded(t *testing.T) {
+	root := t.TempDir()
+	fakeProc(t, root, 10, []string{"OTEL_SERVICE_NAME=frontend"}, "", "/bin/frontend")
+	r := New(Options{ProcRoot: root, MaxAddresses: 8})
+	for port := 50000; port < 50020; port++ {
+		local := fmt.Sprintf("127.0.0.1:%d", port)
+		r.Conn(opened(10, "frontend", capture.RoleClient, local, "127.0.0.41:9000"))
+		closed := opened(10, "frontend", capture.RoleClient, local, "127.0.0.41:9000")
+		closed.Kind = capture.ConnClosed
+		r.Conn(closed)
+	}
+	c := r.Counters()
+	if c.SettledEarly == 0 || c.Sockets > 8 {
+		t.Fatalf("20 closes with room for 8: %+v", c)
+	}
+	// The latest close still names its client until the Settle.
+	x := &l7.Exchange{Side: l7.SideServer, Client: l7.Endpoint{Addr: ap("127.0.0.1:50019")}, Server: l7.Endpoint{Addr: ap("127.0.0.41:9000")}}
+	if got := r.Client(x); got.Name != "frontend" {
+		t.Errorf("latest closed socket before Settle: %+v", got)
+	}
+	r.Settle()
+	if c := r.Counters(); c.Sockets != 0 {
+		t.Errorf("after Settle: %d sockets", c.Sockets)
 	}
 }

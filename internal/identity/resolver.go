@@ -25,11 +25,17 @@ type Resolver struct {
 	tree     cgroupTree
 	now      func() time.Time
 
-	procs     *lru.Cache[uint32, *process]       // pid → what /proc says
-	listeners *lru.Cache[netip.AddrPort, uint32] // address a local server accepted on → pid
-	sockets   *lru.Cache[netip.AddrPort, uint32] // local address of a client socket → pid
-	dnsNames  *lru.Cache[netip.Addr, string]     // address → name it was resolved from
-	sniNames  *lru.Cache[netip.AddrPort, string] // server address → TLS server name
+	procs     *lru.Cache[uint32, *process]            // pid → what /proc says
+	listeners *lru.Cache[netip.AddrPort, uint32]      // address a local server accepted on → pid
+	sockets   *lru.Cache[netip.AddrPort, socketOwner] // local address of a client socket → its owner
+	// hosts maps the address of a local client socket that is no loopback to its process: a
+	// pod's address names its pod where a kernel aggregate keeps only the client's address.
+	hosts *lru.Cache[netip.Addr, uint32]
+	// virtuals maps an address a local client dialled (a ClusterIP, a DNAT) to the local server
+	// that really answered, learned from the two halves of one request (LearnVirtual).
+	virtuals *lru.Cache[netip.AddrPort, virtualServer]
+	dnsNames *lru.Cache[netip.Addr, string]     // address → name it was resolved from
+	sniNames *lru.Cache[netip.AddrPort, string] // server address → TLS server name
 
 	cgroups    *lru.Cache[uint64, *cgroup]    // kernel cgroup id → the cgroup
 	containers *lru.Cache[string, *container] // container id → what its runtime says (or a miss)
@@ -39,7 +45,15 @@ type Resolver struct {
 	lastWalk   time.Time
 	nextSweep  time.Time
 
+	// Closed client sockets and exited processes wait for Settle: the kernel's aggregates of
+	// their last exchanges are drained (and named) after they are gone.
+	closed     []closedSocket
+	exited     []uint32
+	opens      uint64 // numbers each learned socket: a port reused before Settle is kept
+	maxPending int
+
 	exits           uint64 // processes evicted because they exited (or their pid was reused)
+	settledEarly    uint64
 	procsGone       uint64
 	cgroupMisses    uint64
 	cgroupsGone     uint64
@@ -55,6 +69,7 @@ type Counters struct {
 	// Evictions by the size cap, per table.
 	ProcessesEvicted, ListenersEvicted, SocketsEvicted, DNSNamesEvicted, SNINamesEvicted uint64
 	CgroupsEvicted, ContainersEvicted                                                    uint64
+	HostsEvicted, VirtualsEvicted                                                        uint64 // pod addresses, dialled virtual addresses
 	ProcessesExited                                                                      uint64 // entries dropped because the process exited or its pid was reused
 	// CgroupsGone and ContainersGone count entries dropped because the cgroup was removed,
 	// or the runtime's state of the container was.
@@ -71,6 +86,22 @@ type Counters struct {
 	// CgroupWalks counts walks of the cgroup hierarchy: on a miss (at most every 250 ms)
 	// and at each sweep for removed cgroups.
 	CgroupWalks uint64
+	// SettledEarly counts closed sockets and exited processes forgotten before the next
+	// Settle because too many waited (more than MaxAddresses): an aggregate of their last
+	// exchanges drained after that names its client by address.
+	SettledEarly uint64
+}
+
+// socketOwner is the process a client socket's address belongs to; open tells a socket from a
+// later one on the same address and process.
+type socketOwner struct {
+	pid  uint32
+	open uint64
+}
+
+type closedSocket struct {
+	addr  netip.AddrPort
+	owner socketOwner
 }
 
 // Intervals of the resolver's background work, done on the calls that trigger it.
@@ -111,7 +142,10 @@ func New(opts Options) *Resolver {
 		now:        time.Now,
 		procs:      lru.New[uint32, *process](opts.MaxProcesses),
 		listeners:  lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
-		sockets:    lru.New[netip.AddrPort, uint32](opts.MaxAddresses),
+		sockets:    lru.New[netip.AddrPort, socketOwner](opts.MaxAddresses),
+		maxPending: opts.MaxAddresses,
+		hosts:      lru.New[netip.Addr, uint32](opts.MaxAddresses),
+		virtuals:   lru.New[netip.AddrPort, virtualServer](opts.MaxAddresses),
 		dnsNames:   lru.New[netip.Addr, string](opts.MaxAddresses),
 		sniNames:   lru.New[netip.AddrPort, string](opts.MaxAddresses),
 		cgroups:    lru.New[uint64, *cgroup](opts.MaxCgroups),
@@ -129,17 +163,18 @@ func (r *Resolver) Counters() Counters {
 		ProcessesEvicted: r.procs.Evicted(), ListenersEvicted: r.listeners.Evicted(),
 		SocketsEvicted: r.sockets.Evicted(), DNSNamesEvicted: r.dnsNames.Evicted(), SNINamesEvicted: r.sniNames.Evicted(),
 		CgroupsEvicted: r.cgroups.Evicted(), ContainersEvicted: r.containers.Evicted(),
+		HostsEvicted: r.hosts.Evicted(), VirtualsEvicted: r.virtuals.Evicted(),
 		ProcessesExited: r.exits,
 		CgroupsGone:     r.cgroupsGone, ContainersGone: r.containersGone,
 		ProcessesGone: r.procsGone, CgroupMisses: r.cgroupMisses, ContainerMisses: r.containerMisses,
-		CgroupWalks: r.walks,
+		CgroupWalks: r.walks, SettledEarly: r.settledEarly,
 	}
 }
 
 // Conn learns from a connection event: the address a local server accepted on belongs to its
-// process, a local client socket's address belongs to its process until it closes, and a
-// close is when a process that has exited is forgotten (and, every sweepInterval, removed
-// cgroups and containers).
+// process, a local client socket's address belongs to its process until it closes (and the
+// next Settle), a close is when a process that has exited is found out, and every
+// sweepInterval removed cgroups and containers are forgotten.
 func (r *Resolver) Conn(ev *capture.ConnEvent) {
 	pid := ev.Process.PID
 	switch ev.Kind {
@@ -150,13 +185,14 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 		r.learnSocket(ev.Process, ev.Socket)
 	case capture.ConnClosed:
 		if ev.Socket.Role == capture.RoleClient {
-			if owner, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && (pid == 0 || owner == pid) {
-				r.sockets.Remove(unmap(ev.Socket.Local))
+			addr := unmap(ev.Socket.Local)
+			if owner, ok := r.sockets.Peek(addr); ok && (pid == 0 || owner.pid == pid) {
+				r.pend(func() { r.closed = append(r.closed, closedSocket{addr, owner}) })
 			}
 		}
 		if pid != 0 {
 			if _, ok := r.procs.Peek(pid); ok && !r.alive(pid) {
-				r.forget(pid)
+				r.pend(func() { r.exited = append(r.exited, pid) })
 			}
 		}
 		if now := r.now(); !now.Before(r.nextSweep) {
@@ -164,6 +200,37 @@ func (r *Resolver) Conn(ev *capture.ConnEvent) {
 			r.sweep(now)
 		}
 	}
+}
+
+// pend queues a socket or a process to forget at the next Settle; when too many wait, the
+// oldest half is forgotten now.
+func (r *Resolver) pend(add func()) {
+	if len(r.closed)+len(r.exited) >= r.maxPending {
+		n := len(r.closed) + len(r.exited)
+		r.settle(len(r.closed)/2, len(r.exited)/2)
+		r.settledEarly += uint64(n - len(r.closed) - len(r.exited))
+	}
+	add()
+}
+
+// Settle forgets the client sockets that closed and the processes that exited since the last
+// Settle. The pipeline calls it after naming the kernel's aggregates, which count exchanges of
+// sockets and processes that may be gone by the time they are drained.
+func (r *Resolver) Settle() { r.settle(len(r.closed), len(r.exited)) }
+
+func (r *Resolver) settle(sockets, procs int) {
+	for _, c := range r.closed[:sockets] {
+		if owner, ok := r.sockets.Peek(c.addr); ok && owner == c.owner {
+			r.sockets.Remove(c.addr)
+		}
+	}
+	r.closed = append(r.closed[:0], r.closed[sockets:]...)
+	for _, pid := range r.exited[:procs] {
+		if !r.alive(pid) {
+			r.forget(pid)
+		}
+	}
+	r.exited = append(r.exited[:0], r.exited[procs:]...)
 }
 
 func (r *Resolver) alive(pid uint32) bool {
@@ -182,7 +249,7 @@ func (r *Resolver) Data(ev *capture.DataEvent) {
 			return
 		}
 	case capture.RoleClient:
-		if pid, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && pid == ev.Process.PID {
+		if owner, ok := r.sockets.Peek(unmap(ev.Socket.Local)); ok && owner.pid == ev.Process.PID {
 			return
 		}
 	default:
@@ -206,7 +273,11 @@ func (r *Resolver) learnSocket(proc capture.Process, s capture.Socket) {
 			}
 		}
 	case capture.RoleClient:
-		r.sockets.Put(local, proc.PID)
+		r.opens++
+		r.sockets.Put(local, socketOwner{proc.PID, r.opens})
+		if a := local.Addr(); !a.IsLoopback() && !a.IsUnspecified() {
+			r.hosts.Put(a, proc.PID)
+		}
 		// Read /proc now: a short-lived client may be gone by the time its exchange is named.
 		r.process(proc)
 	}
@@ -407,7 +478,7 @@ func (r *Resolver) Learn(x *l7.Exchange) {
 			r.learnSocket(x.Server.Process, capture.Socket{Role: capture.RoleServer, Local: x.Server.Addr})
 		}
 	case x.Side == l7.SideClient && x.Client.Process.PID != 0:
-		if pid, ok := r.sockets.Peek(unmap(x.Client.Addr)); !ok || pid != x.Client.Process.PID {
+		if owner, ok := r.sockets.Peek(unmap(x.Client.Addr)); !ok || owner.pid != x.Client.Process.PID {
 			r.learnSocket(x.Client.Process, capture.Socket{Role: capture.RoleClient, Local: x.Client.Addr})
 		}
 	}
@@ -436,7 +507,12 @@ func (r *Resolver) Client(x *l7.Exchange) Service {
 	proc := ep.Process
 	if proc.PID == 0 {
 		proc = capture.Process{}
-		proc.PID, _ = r.sockets.Peek(unmap(ep.Addr))
+		owner, _ := r.sockets.Peek(unmap(ep.Addr))
+		proc.PID = owner.pid
+		if proc.PID == 0 && ep.Addr.Port() == 0 {
+			// A kernel aggregate keeps a cluster client's address only: its pod, if it is here.
+			proc.PID, _ = r.hosts.Peek(ep.Addr.Addr().Unmap())
+		}
 	}
 	if proc.PID != 0 {
 		return r.local(proc, ep.Addr, false)
@@ -471,6 +547,11 @@ func (r *Resolver) server(addr netip.AddrPort, proc capture.Process) Service {
 	if proc.PID == 0 {
 		proc = capture.Process{}
 		proc.PID, _ = r.listeners.Peek(unmap(addr))
+	}
+	if proc.PID == 0 {
+		if v, ok := r.virtuals.Peek(unmap(addr)); ok {
+			return r.local(capture.Process{PID: v.pid}, v.addr, true)
+		}
 	}
 	if proc.PID != 0 {
 		return r.local(proc, addr, true)
@@ -602,4 +683,38 @@ func (r *Resolver) Sources() Sources {
 		}
 	}
 	return s
+}
+
+// virtualServer is the local server behind a virtual address.
+type virtualServer struct {
+	addr netip.AddrPort
+	pid  uint32
+}
+
+// LearnVirtual records that requests a local client sent to dialled (a Kubernetes ClusterIP, a
+// DNAT) were served by the local server at real: the two halves of one request (same ISNs and
+// request sequence number) named different server addresses. Later exchanges and aggregates to
+// dialled are named by that server, so the service graph has one real edge, not a virtual node
+// beside it.
+func (r *Resolver) LearnVirtual(dialled, real netip.AddrPort, pid uint32) {
+	dialled, real = unmap(dialled), unmap(real)
+	if dialled == real || pid == 0 || !dialled.IsValid() {
+		return
+	}
+	if _, ok := r.listeners.Peek(dialled); ok {
+		return // a real local listener: nothing virtual about it
+	}
+	r.virtuals.Put(dialled, virtualServer{addr: real, pid: pid})
+}
+
+// AggregateEnds names the two ends of exchanges the kernel counted: the observing process by its
+// pid, the peer as an exchange's peer would be (a client sharing a server's address by its port,
+// a pod by its address, the Internet as the clients of the service).
+func (r *Resolver) AggregateEnds(a *l7.Aggregate) (client, server Service) {
+	x := &l7.Exchange{Side: a.Side, Client: a.Client, Server: a.Server}
+	if a.Side == l7.SideServer {
+		server = r.local(a.Server.Process, a.Server.Addr, true)
+		return r.Client(x), server
+	}
+	return r.local(a.Client.Process, a.Client.Addr, false), r.Server(x)
 }

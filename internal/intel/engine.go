@@ -453,6 +453,12 @@ func (e *Engine) clock(now time.Time) time.Time {
 	return e.latest
 }
 
+// WindowDue says whether the next Findings call closes the window: what the kernel counted
+// (aggregates) must be fed before it, so that the window holds it.
+func (e *Engine) WindowDue(now time.Time) bool {
+	return !e.winStart.IsZero() && now.Sub(e.winStart) >= e.opts.FlushInterval
+}
+
 // Findings returns the findings made since the last call: immediate ones (dependencies,
 // security concerns, slow requests, exfiltration) and, when the flush window has closed, the
 // windowed ones (error patterns and cascades, latency shifts, connection failures, retry

@@ -16,14 +16,19 @@ type Aggregate struct {
 	Client   Endpoint // for Side == SideServer: the client's address with port 0 (clients are counted per address)
 	Server   Endpoint
 
-	Method     string // as in HTTP.Method
-	Route      string // the route template user space learned for the kernel's route key ("/items/{id}")
-	Version    string // "1.0", "1.1"
-	StatusCode int
+	Method      string // as in HTTP.Method
+	KernelRoute uint64 // the kernel's route key (capture.RouteKey)
+	Route       string // the route template user space learned for the kernel's route key ("/items/{id}")
+	Version     string // "1.0", "1.1"
+	Host        string // client side: the Host its requests named (learned from the key's first exchange)
+	StatusCode  int
 
 	Start, End time.Time // the drain interval the counts cover
 	Count      uint64    // exchanges (== Latency.Count)
-	Latency    Histogram // request first byte → response first byte
+	Latency    Histogram // request first byte → response first byte, in the kernel's fine buckets
+	// Explicit is the same latency on the metric bounds (Options.DurationBounds), counted
+	// exactly per bucket by the kernel; empty without bounds.
+	Explicit Histogram
 }
 
 // Histogram is a latency distribution in fixed buckets: Counts[i] counts samples in

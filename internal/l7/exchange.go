@@ -167,6 +167,11 @@ type Exchange struct {
 	TLS  *TLS
 
 	Failure Failure
+
+	// HTTP/1 judged in the kernel: its route key, and why it was sent (first of its key,
+	// error, slow, sampled). Zero for exchanges parsed from raw bytes.
+	KernelRoute uint64
+	Sent        capture.HTTP1Reasons
 }
 
 // Duration is the time from the request's first byte to the response's first byte.

@@ -94,7 +94,11 @@ func checkIdentity(t *testing.T, conns []*fixtureConn, xs []*Exchange, isRequest
 		if x.Side == SideClient && x.Client.Process.PID != clientProc.PID || x.Side == SideServer && x.Server.Process.PID != serverProc.PID {
 			t.Errorf("%v side: process not carried: %+v / %+v", x.Side, x.Client.Process, x.Server.Process)
 		}
-		if at := fc.streamAt(true, x.RequestSeq); !isRequest(x, at) {
+		if isRequest == nil {
+			if x.RequestSeq != 0 {
+				t.Errorf("request sequence %d in an identity that the stream id makes", x.RequestSeq)
+			}
+		} else if at := fc.streamAt(true, x.RequestSeq); !isRequest(x, at) {
 			t.Errorf("bytes at RequestSeq %d are %q", x.RequestSeq, at[:min(len(at), 40)])
 		}
 		if x.End.Before(x.Start) {

@@ -112,7 +112,6 @@ type h2Dir struct {
 	block          []byte
 	blockStream    uint32
 	blockEndStream bool
-	blockSeq       uint32
 	blockAt        time.Time
 	blockCut       bool
 	inBlock        bool
@@ -121,6 +120,14 @@ type h2Dir struct {
 	// gaps counts the reads/writes of this direction that were not fully seen (cut by the
 	// payload limit, or missing before one): frames such as trailers may have been in them.
 	gaps uint64
+
+	// Compact events (the kernel's frame walk): a non-DATA frame whose payload runs into the
+	// next read/write, with the bytes of it seen so far.
+	cHeader  h2FrameHeader
+	cPayload []byte
+	cLeft    int
+	cSeq     uint32
+	cAt      time.Time
 }
 
 type http2Parser struct {
@@ -143,6 +150,10 @@ func newHTTP2() *http2Parser {
 
 func (p *http2Parser) data(c *conn, ev *capture.DataEvent) {
 	d := &p.dirs[dirIndex(ev.Direction)]
+	if ev.H2Compact {
+		p.parseCompact(c, ev, d)
+		return
+	}
 	if hasSeq(ev) && d.next != unknownSeq && seqAfter(ev.Seq, uint32(d.next)) {
 		d.gaps++ // a read/write before this one was lost
 	}
@@ -213,6 +224,65 @@ func (p *http2Parser) parse(c *conn, ev *capture.DataEvent, d *h2Dir) {
 	d.keep(t, ch, off)
 }
 
+// h2FlagCut marks a frame whose payload the kernel cut to what it copies (its length then says
+// what was copied); no HTTP/2 frame type defines the bit for the frames it keeps.
+const h2FlagCut = 0x80
+
+// parseCompact parses the kernel's frame walk of one read/write: every frame header, DATA without
+// its payload, the other frames whole (or marked cut). The kernel follows frames across calls, so
+// a call starts at a frame boundary or with the rest of the frame the previous one began.
+func (p *http2Parser) parseCompact(c *conn, ev *capture.DataEvent, d *h2Dir) {
+	b := ev.Payload
+	off := 0
+	if d.cLeft > 0 {
+		n := min(d.cLeft, len(b))
+		if len(d.cPayload)+n <= maxCarryBytes {
+			d.cPayload = append(d.cPayload, b[:n]...)
+		}
+		d.cLeft -= n
+		off = n
+		if d.cLeft > 0 {
+			return
+		}
+		p.frame(c, ev, d, d.cHeader, d.cPayload, len(d.cPayload) < d.cHeader.length, d.cSeq, d.cAt)
+		d.cPayload = d.cPayload[:0]
+	}
+	if off == 0 && bytes.HasPrefix(b, []byte(h2Preface)) {
+		c.learnRequestDir(ev.Direction)
+		off = len(h2Preface)
+		if !d.framed {
+			for i := range p.dirs {
+				p.dirs[i].hp.fresh()
+			}
+		}
+	}
+	d.framed = true
+	for off+h2FrameHeaderLen <= len(b) {
+		h := readH2FrameHeader(b[off:])
+		cut := h.flags&h2FlagCut != 0
+		h.flags &^= h2FlagCut
+		if !h.valid() {
+			t := c.t
+			t.parseFailure(ProtocolHTTP2)
+			return
+		}
+		start := off + h2FrameHeaderLen
+		if h.typ == h2Data {
+			p.frame(c, ev, d, h, nil, false, ev.Seq, ev.Time)
+			off = start
+			continue
+		}
+		if start+h.length > len(b) {
+			// The frame goes on in the next read/write: keep what is here.
+			d.cHeader, d.cLeft, d.cSeq, d.cAt = h, start+h.length-len(b), ev.Seq, ev.Time
+			d.cPayload = append(d.cPayload[:0], b[start:]...)
+			return
+		}
+		p.frame(c, ev, d, h, b[start:start+h.length], cut, ev.Seq, ev.Time)
+		off = start + h.length
+	}
+}
+
 // frame handles one frame; cut means its payload was not fully captured.
 func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameHeader, payload []byte, cut bool, seq uint32, at time.Time) {
 	switch h.typ {
@@ -257,7 +327,7 @@ func (p *http2Parser) frame(c *conn, ev *capture.DataEvent, d *h2Dir, h h2FrameH
 			frag = frag[5:]
 		}
 		d.block = append(d.block[:0], frag...)
-		d.blockStream, d.blockSeq, d.blockAt, d.blockCut = h.stream, seq, at, cut
+		d.blockStream, d.blockAt, d.blockCut = h.stream, at, cut
 		d.blockEndStream = h.flags&h2FlagEndStream != 0
 		d.inBlock = true
 		if h.typ == h2PushPromise {
@@ -352,7 +422,10 @@ func (p *http2Parser) headers(c *conn, ev *capture.DataEvent, d *h2Dir) {
 		c.learnRequestDir(ev.Direction)
 		p.flushBlind(c)
 		x := c.exchange(ProtocolHTTP2, ev.Direction, d.blockAt, ev.Socket)
-		x.RequestSeq = d.blockSeq
+		// Identity (DESIGN §4): on HTTP/2 the stream id names the request within the connection;
+		// the HEADERS frame's position does not enter it. The kernel walks frames per call and
+		// drops DATA payloads, and the two ends batch frames into calls differently, so a
+		// position one end computed from its call need not be the other end's.
 		x.StreamID = sid
 		path, query, _ := strings.Cut(f.path, "?")
 		x.HTTP = &HTTP{

@@ -39,15 +39,6 @@ func sortByStream(xs []*Exchange) {
 	})
 }
 
-// isH2Headers: the bytes at RequestSeq are the HEADERS frame that opened the stream.
-func isH2Headers(x *Exchange, at []byte) bool {
-	if len(at) < h2FrameHeaderLen {
-		return false
-	}
-	h := readH2FrameHeader(at)
-	return h.typ == h2Headers && h.stream == x.StreamID
-}
-
 func TestHTTP2Fixture(t *testing.T) {
 	conns := loadFixture(t, "http2.tsv")
 	want := http2Want(conns)
@@ -73,7 +64,7 @@ func TestHTTP2Fixture(t *testing.T) {
 					}
 				}
 			}
-			checkIdentity(t, conns, xs, isH2Headers)
+			checkIdentity(t, conns, xs, nil)
 			if c := tr.Counters(); c.HPACKUnknownIndex != 0 || c.UnmatchedResponses != 0 || c.ParseFailure(ProtocolHTTP2) != 0 {
 				t.Errorf("counters: %+v", c)
 			}
@@ -219,5 +210,73 @@ func TestHTTP2Continuation(t *testing.T) {
 	}
 	if got[0].Start.After(got[0].End) || got[0].End.Sub(got[0].Start) != 2*time.Millisecond {
 		t.Errorf("timing: start %v end %v", got[0].Start, got[0].End)
+	}
+}
+
+// compactOf is what the kernel's frame walk sends of bytes that begin at a frame boundary (or
+// with the preface): every frame header, DATA without its payload, other payloads whole.
+func compactOf(b []byte) []byte {
+	var out []byte
+	if bytes.HasPrefix(b, []byte(h2Preface)) {
+		out, b = append(out, h2Preface...), b[len(h2Preface):]
+	}
+	for len(b) >= h2FrameHeaderLen {
+		h := readH2FrameHeader(b)
+		out = append(out, b[:h2FrameHeaderLen]...)
+		if h.typ != h2Data {
+			out = append(out, b[h2FrameHeaderLen:h2FrameHeaderLen+h.length]...)
+		}
+		b = b[h2FrameHeaderLen+h.length:]
+	}
+	return out
+}
+
+// TestHTTP2CompactBatchedDifferently: the kernel's compact records of a gRPC-like exchange where
+// the client writes preface, SETTINGS, HEADERS and DATA in one call and the server reads them in
+// three, and answers HEADERS, DATA and trailers in one write that the client reads in two: both
+// ends make the same exchange with the same identity (ISNs and stream id), status and trailers.
+func TestHTTP2CompactBatchedDifferently(t *testing.T) {
+	xs, emit := collect()
+	tr := NewTracker(DefaultOptions(), emit)
+	c := newH2Conn(tr)
+	settings := h2Frame(h2Settings, 0, 0, nil)
+	hdrs := c.headers(true, 1, false, ":method", "POST", ":path", "/pkg.Svc/Call", ":authority", "svc", "content-type", "application/grpc")
+	body := h2Frame(h2Data, h2FlagEndStream, 1, bytes.Repeat([]byte("b"), 300))
+	respHeaders := c.headers(false, 1, false, ":status", "200", "content-type", "application/grpc")
+	respData := h2Frame(h2Data, 0, 1, bytes.Repeat([]byte("r"), 500))
+	resp := append(append(respHeaders, respData...), c.headers(false, 1, true, "grpc-status", "5")...)
+
+	ev := func(s capture.Socket, d capture.Direction, seq uint32, real []byte, payload []byte) *capture.DataEvent {
+		c.now = c.now.Add(time.Millisecond)
+		return &capture.DataEvent{Time: c.now, Socket: s, Direction: d, Size: len(real), Payload: payload, Seq: seq,
+			ClientISN: 1000, ServerISN: 5000, H2Compact: true}
+	}
+	req := append(append([]byte(h2Preface), settings...), append(hdrs, body...)...)
+	tr.Data(ev(c.cs, capture.DirectionSend, 1001, req, compactOf(req)))
+	// The server's three reads: preface and SETTINGS, HEADERS, DATA.
+	cuts := []int{len(h2Preface) + len(settings), len(h2Preface) + len(settings) + len(hdrs), len(req)}
+	from := 0
+	for _, to := range cuts {
+		part := req[from:to]
+		tr.Data(ev(c.ss, capture.DirectionRecv, 1001+uint32(from), part, compactOf(part)))
+		from = to
+	}
+	tr.Data(ev(c.ss, capture.DirectionSend, 5001, resp, compactOf(resp)))
+	// The client's two reads: HEADERS and DATA, then the trailers.
+	split := len(respHeaders) + len(respData)
+	tr.Data(ev(c.cs, capture.DirectionRecv, 5001, resp[:split], compactOf(resp[:split])))
+	tr.Data(ev(c.cs, capture.DirectionRecv, 5001+uint32(split), resp[split:], compactOf(resp[split:])))
+
+	if len(*xs) != 2 {
+		t.Fatalf("%d exchanges, want one per end", len(*xs))
+	}
+	a, b := (*xs)[0], (*xs)[1]
+	if a.Side == b.Side || a.ClientISN != b.ClientISN || a.ServerISN != b.ServerISN || a.RequestSeq != b.RequestSeq || a.StreamID != b.StreamID || a.StreamID != 1 {
+		t.Errorf("identities differ: %v %d/%d/%d/%d, %v %d/%d/%d/%d", a.Side, a.ClientISN, a.ServerISN, a.RequestSeq, a.StreamID, b.Side, b.ClientISN, b.ServerISN, b.RequestSeq, b.StreamID)
+	}
+	for _, x := range *xs {
+		if x.GRPC == nil || x.GRPC.Status != 5 || x.HTTP.Path != "/pkg.Svc/Call" || x.HTTP.Status != 200 {
+			t.Errorf("%v: grpc %+v path %q status %d", x.Side, x.GRPC, x.HTTP.Path, x.HTTP.Status)
+		}
 	}
 }

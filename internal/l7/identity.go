@@ -3,6 +3,8 @@ package l7
 import (
 	"crypto/sha256"
 	"encoding/binary"
+
+	"github.com/netintel/netintelreceiver/internal/capture"
 )
 
 // TraceID, ClientSpanID and ServerSpanID derive an exchange's trace and span ids from what
@@ -38,26 +40,46 @@ func (e *Exchange) identity(tag byte) [32]byte {
 	return sha256.Sum256(b[:n])
 }
 
-// TraceID is the exchange's trace id.
+// hasTCPIdentity says whether the exchange has sequence numbers to derive its ids from.
+func (e *Exchange) hasTCPIdentity() bool { return e.ClientISN != 0 || e.ServerISN != 0 }
+
+// TraceID is the exchange's trace id. For TCP it is capture.RequestIdentity's, the hash the
+// kernel's consistent sampler computes too, so both keep the same requests.
 func (e *Exchange) TraceID() [16]byte {
-	h := e.identity('t')
 	var id [16]byte
+	if e.hasTCPIdentity() {
+		hi, lo, _, _ := capture.RequestIdentity(e.ClientISN, e.ServerISN, e.RequestSeq, e.StreamID)
+		binary.BigEndian.PutUint64(id[:8], hi)
+		binary.BigEndian.PutUint64(id[8:], lo)
+		return id
+	}
+	h := e.identity('t')
 	copy(id[:], h[:16])
 	return id
 }
 
 // ClientSpanID is the id of the CLIENT span; the SERVER span's parent.
 func (e *Exchange) ClientSpanID() [8]byte {
-	h := e.identity('c')
 	var id [8]byte
+	if e.hasTCPIdentity() {
+		_, _, c, _ := capture.RequestIdentity(e.ClientISN, e.ServerISN, e.RequestSeq, e.StreamID)
+		binary.BigEndian.PutUint64(id[:], c)
+		return id
+	}
+	h := e.identity('c')
 	copy(id[:], h[:8])
 	return id
 }
 
 // ServerSpanID is the id of the SERVER span.
 func (e *Exchange) ServerSpanID() [8]byte {
-	h := e.identity('s')
 	var id [8]byte
+	if e.hasTCPIdentity() {
+		_, _, _, srv := capture.RequestIdentity(e.ClientISN, e.ServerISN, e.RequestSeq, e.StreamID)
+		binary.BigEndian.PutUint64(id[:], srv)
+		return id
+	}
+	h := e.identity('s')
 	copy(id[:], h[:8])
 	return id
 }

@@ -24,6 +24,10 @@ type Options struct {
 	// Switches: a disabled protocol is still recognised (so its bytes are not misparsed as
 	// another) but yields no exchanges.
 	HTTP, HTTPS, GRPC, DNS bool
+
+	// DurationBounds are the explicit histogram bounds the kernel counts HTTP/1 aggregates on
+	// (capture.Judging.Bounds): Aggregate.Explicit carries them.
+	DurationBounds []time.Duration
 }
 
 // Limits that bound per-connection state regardless of configuration.

@@ -1,6 +1,7 @@
 package otlp
 
 import (
+	"math"
 	"sort"
 	"sync"
 	"time"
@@ -238,6 +239,77 @@ func (s *series) observe(bounds []float64, v float64) {
 	s.buckets[sort.SearchFloat64s(bounds, v)]++
 }
 
+// observeHistogram adds a histogram of samples. On the series' own bounds (the kernel counts on
+// the metric bounds) each bucket is added exactly; on other bounds each bucket's samples are
+// placed at their bucket's geometric middle, so counts and sums stay exact and only the bucket a
+// sample lands in near a bound is approximate.
+func (s *series) observeHistogram(bounds []float64, h l7.Histogram) {
+	if h.Count == 0 {
+		return
+	}
+	s.dirty = true
+	exact := len(h.Bounds) == len(bounds)
+	for i := 0; exact && i < len(bounds); i++ {
+		if d := h.Bounds[i].Seconds() - bounds[i]; d > 1e-9 || d < -1e-9 {
+			exact = false
+		}
+	}
+	lo, hi := -1, -1
+	for i, c := range h.Counts {
+		if c == 0 {
+			continue
+		}
+		if lo < 0 {
+			lo = i
+		}
+		hi = i
+		if exact {
+			s.buckets[i] += c
+			continue
+		}
+		s.buckets[sort.SearchFloat64s(bounds, bucketMiddle(h.Bounds, i))] += c
+	}
+	if lo < 0 {
+		return
+	}
+	low, high := bucketEdge(h.Bounds, lo, false), bucketEdge(h.Bounds, hi, true)
+	if s.count == 0 || low < s.min {
+		s.min = low
+	}
+	if s.count == 0 || high > s.max {
+		s.max = high
+	}
+	s.count += h.Count
+	s.sum += h.Sum.Seconds()
+}
+
+// bucketMiddle is a value inside bucket i of bounds: its geometric middle.
+func bucketMiddle(bounds []time.Duration, i int) float64 {
+	lo, hi := bucketEdge(bounds, i, false), bucketEdge(bounds, i, true)
+	if lo <= 0 {
+		return hi / 2
+	}
+	return math.Sqrt(lo * hi)
+}
+
+// bucketEdge is bucket i's lower or upper edge, in seconds; the last bucket's upper edge is taken
+// a quarter above its lower one.
+func bucketEdge(bounds []time.Duration, i int, upper bool) float64 {
+	if !upper {
+		if i == 0 {
+			return 0
+		}
+		return bounds[i-1].Seconds()
+	}
+	if i < len(bounds) {
+		return bounds[i].Seconds()
+	}
+	if len(bounds) == 0 {
+		return 0
+	}
+	return bounds[len(bounds)-1].Seconds() * 1.25
+}
+
 func (s *series) inc(n uint64) {
 	s.dirty = true
 	s.value += n
@@ -376,55 +448,7 @@ func (m *Metrics) Exchange(x *l7.Exchange, client, server identity.Service) {
 	// service graph, not as a latency sample.
 	timed := x.Failure != l7.FailureUnknown
 
-	var k seriesKey
-	k.res = serviceResource(local)
-	fam := -1
-	switch {
-	case x.GRPC != nil:
-		k.strs[0] = grpcSystem
-		k.strs[1] = grpcFullMethod(x.GRPC)
-		if x.GRPC.Status >= 0 {
-			k.strs[2] = grpcCodeName(x.GRPC)
-		}
-		if isServer {
-			fam = famRPCServer
-			k.strs[3] = o.errType
-		} else {
-			fam = famRPCClient
-			k.strs[3] = serverAddress(x)
-			k.strs[4] = o.errType
-			k.ints[0] = int64(serverPort(x))
-		}
-	case x.HTTP != nil:
-		k.strs[0] = normalizeMethod(x.HTTP.Method)
-		if x.HTTP.Path != "" {
-			k.strs[1] = routeOf(x.HTTP)
-		}
-		k.ints[0] = int64(x.HTTP.Status)
-		if isServer {
-			fam = famHTTPServer
-			k.strs[2] = "http"
-			k.strs[3] = x.HTTP.Version
-			k.strs[4] = o.errType
-		} else {
-			fam = famHTTPClient
-			k.strs[2] = serverAddress(x)
-			k.strs[3] = "http"
-			k.strs[4] = x.HTTP.Version
-			k.strs[5] = o.errType
-			k.ints[1] = int64(serverPort(x))
-		}
-	case x.DNS != nil:
-		if !isServer { // a lookup is the client's; a local DNS server shows in the service graph
-			fam = famDNS
-			k.strs[0] = x.DNS.Name
-			k.strs[1] = x.DNS.Type
-			if x.DNS.RCode >= 0 {
-				k.strs[2] = rcodeName(x.DNS)
-			}
-			k.strs[3] = o.errType
-		}
-	}
+	fam, k := redSeries(x, isServer, o, local)
 
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -602,6 +626,114 @@ func (hs *halves) expire(now time.Time, count func(half)) {
 	}
 	if cap(hs.heldOrder) > 2*maxHalves && len(hs.heldOrder) < cap(hs.heldOrder)/4 {
 		hs.heldOrder = append([]reqID(nil), hs.heldOrder...)
+	}
+}
+
+// redSeries is the RED duration series an exchange (or the exchanges of an aggregate) counts in:
+// its family (-1: none) and key.
+func redSeries(x *l7.Exchange, isServer bool, o outcome, local identity.Resource) (fam int, k seriesKey) {
+	k.res = serviceResource(local)
+	fam = -1
+	switch {
+	case x.GRPC != nil:
+		k.strs[0] = grpcSystem
+		k.strs[1] = grpcFullMethod(x.GRPC)
+		if x.GRPC.Status >= 0 {
+			k.strs[2] = grpcCodeName(x.GRPC)
+		}
+		if isServer {
+			fam = famRPCServer
+			k.strs[3] = o.errType
+		} else {
+			fam = famRPCClient
+			k.strs[3] = serverAddress(x)
+			k.strs[4] = o.errType
+			k.ints[0] = int64(serverPort(x))
+		}
+	case x.HTTP != nil:
+		k.strs[0] = normalizeMethod(x.HTTP.Method)
+		if x.HTTP.Path != "" {
+			k.strs[1] = routeOf(x.HTTP)
+		}
+		k.ints[0] = int64(x.HTTP.Status)
+		if isServer {
+			fam = famHTTPServer
+			k.strs[2] = "http"
+			k.strs[3] = x.HTTP.Version
+			k.strs[4] = o.errType
+		} else {
+			fam = famHTTPClient
+			k.strs[2] = serverAddress(x)
+			k.strs[3] = "http"
+			k.strs[4] = x.HTTP.Version
+			k.strs[5] = o.errType
+			k.ints[1] = int64(serverPort(x))
+		}
+	case x.DNS != nil:
+		if !isServer { // a lookup is the client's; a local DNS server shows in the service graph
+			fam = famDNS
+			k.strs[0] = x.DNS.Name
+			k.strs[1] = x.DNS.Type
+			if x.DNS.RCode >= 0 {
+				k.strs[2] = rcodeName(x.DNS)
+			}
+			k.strs[3] = o.errType
+		}
+	}
+
+	return fam, k
+}
+
+// Aggregate records exchanges the kernel counted (healthy HTTP/1: judged in the kernel, never
+// sent): the same duration series as Exchange, fed by their bucket counts, and the service graph
+// by the same rule — the server's side counts a request when the client is remote or the server
+// half is this node's only view, the client's side only when its server has no local process.
+func (m *Metrics) Aggregate(a *l7.Aggregate, client, server identity.Service) {
+	if a == nil || a.Count == 0 {
+		return
+	}
+	isServer := a.Side == l7.SideServer
+	x := &l7.Exchange{Protocol: l7.ProtocolHTTP1, Transport: capture.TransportTCP, Side: a.Side, Client: a.Client, Server: a.Server,
+		HTTP: &l7.HTTP{Method: a.Method, Path: a.Route, Route: a.Route, Version: a.Version, Status: a.StatusCode, Host: a.Host}}
+	o := judge(x, a.Side)
+	local := resourceOf(client)
+	if isServer {
+		local = resourceOf(server)
+	}
+	fam, k := redSeries(x, isServer, o, local)
+	hist := a.Explicit
+	if len(hist.Counts) == 0 {
+		hist = a.Latency
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if fam >= 0 {
+		f := &m.families[fam]
+		f.get(&k, m.host, m.lastEmit).observeHistogram(f.bounds, hist)
+	}
+	ek := edgeKey{client: serviceName(client), server: serviceName(server)}
+	if !client.Local || !server.Local {
+		ek.connType = connectionVirtualNode
+	}
+	if !isServer && server.Local {
+		// The server half counts these requests; the client's latency joins the edge.
+		m.edgeSeries(m.edge(ek), famSGClient).observeHistogram(m.families[famSGClient].bounds, a.Latency)
+		return
+	}
+	es := m.edge(ek)
+	if isServer {
+		m.edgeSeries(es, famSGServer).observeHistogram(m.families[famSGServer].bounds, a.Latency)
+		if !client.Local {
+			m.edgeSeries(es, famSGClient).observeHistogram(m.families[famSGClient].bounds, a.Latency)
+		}
+	} else {
+		m.edgeSeries(es, famSGClient).observeHistogram(m.families[famSGClient].bounds, a.Latency)
+		m.edgeSeries(es, famSGServer).observeHistogram(m.families[famSGServer].bounds, a.Latency)
+	}
+	m.edgeSeries(es, famSGTotal).inc(a.Count)
+	if o.failed() {
+		m.edgeSeries(es, famSGFailed).inc(a.Count)
 	}
 }
 

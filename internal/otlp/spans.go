@@ -175,7 +175,6 @@ func grpcFullMethod(g *l7.GRPC) string {
 	return g.Service + "/" + g.Method
 }
 
-
 func fillSpan(sp ptrace.Span, x *l7.Exchange, client, server identity.Service, probability float64, privacy Privacy) {
 	sp.SetTraceID(x.TraceID())
 	flags := uint32(flagSampled | flagRandom)

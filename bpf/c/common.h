@@ -1,0 +1,559 @@
+/* Configuration, maps and small helpers every job of the kernel side uses. */
+#ifndef NETINTEL_COMMON_H
+#define NETINTEL_COMMON_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_core_read.h>
+#include <bpf/bpf_endian.h>
+
+#include "netintel.h"
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+#define IPPROTO_UDP 17
+#define SOCK_STREAM 1
+#define SOCK_DGRAM 2
+#define SOCK_TYPE_MASK 0xf
+#define S_IFMT 00170000
+#define S_IFSOCK 0140000
+#define EINPROGRESS 115
+#define EAGAIN 11
+
+/* TCP states (include/net/tcp_states.h). */
+#define TCP_ESTABLISHED 1
+#define TCP_SYN_SENT 2
+#define TCP_SYN_RECV 3
+#define TCP_FIN_WAIT1 4
+#define TCP_CLOSE 7
+#define TCP_CLOSE_WAIT 8
+#define TCP_LISTEN 10
+#define TCP_NEW_SYN_RECV 12
+
+#define NR_PORTS 8
+/* Bytes of each read/write looked at to classify it and to judge HTTP/1 start lines. */
+#define PEEK 16
+
+/* clamp_len bounds a copy's length to cap in one piece of assembly, so the bound is on the very
+ * register the helper gets: when clang spills the length before a C comparison and reloads it
+ * for the call, 6.1's verifier does not carry the comparison's bound to the reloaded copy. */
+#define clamp_len(v, cap) asm volatile("if %[x] <= %[c] goto +1; %[x] = %[c]" : [x] "+r"(v) : [c] "i"(cap))
+
+/* Configuration, rewritten by the loader before the programs are loaded. */
+const volatile __u32 cfg_exclude_tgid = 0;
+const volatile __u32 cfg_max_payload = 512;
+const volatile __u8 cfg_ipv4 = 1;
+const volatile __u8 cfg_ipv6 = 1;
+const volatile __u8 cfg_tcp = 1;
+const volatile __u8 cfg_udp = 1;
+const volatile __u8 cfg_http = 1;
+const volatile __u8 cfg_https = 1;
+const volatile __u8 cfg_grpc = 1;
+const volatile __u8 cfg_dns = 1;
+const volatile __u64 cfg_rtt_interval_ns = 1000000000ULL;
+/* Wake the reader only once this much data waits in the ring buffer (0: on every record).
+ * Records submitted below it do not wake user space; the reader polls on a short deadline
+ * instead, so a busy host costs one wakeup per batch, not one per record. */
+const volatile __u64 cfg_wakeup_bytes = 0;
+const volatile __u16 cfg_http_ports[NR_PORTS] = {};
+const volatile __u16 cfg_https_ports[NR_PORTS] = {};
+const volatile __u16 cfg_dns_ports[NR_PORTS] = {53};
+
+/* --- per-socket state ---------------------------------------------------------------------- */
+
+/* What is known of a socket's protocol. */
+enum sock_class {
+	CLASS_UNKNOWN = 0, /* no data seen yet */
+	CLASS_HTTP1 = 1, /* judged here (http1.h) */
+	CLASS_H2 = 2, /* HTTP/2 or gRPC: frame headers and HEADERS payloads are sent (http2.h) */
+	CLASS_RAW = 3, /* DNS, TLS hellos, HTTP/1 the kernel cannot follow: bytes are sent */
+	CLASS_FIRST_EXCHANGE = 4, /* no protocol matched: the first read and write are sent, then stop */
+	CLASS_STOPPED = 5, /* nothing more is sent for this socket */
+};
+
+/* Where an HTTP/1 socket is in its request/response cycle. */
+enum http1_state {
+	H1_IDLE = 0, /* the next bytes in the request direction start a request */
+	H1_WAIT_RESPONSE = 1, /* a request is stashed; request-direction bytes are its body */
+	H1_IN_RESPONSE = 2, /* the response was judged; response-direction bytes are its body */
+	H1_REQUEST_START = 3, /* the first bytes of a request came alone (a 1-byte read: Go servers
+			       * read one byte ahead while a handler runs); the rest follows */
+};
+
+/* What connection events need of a TCP socket (also kept a while after its close). */
+struct sock_info {
+	__u64 cookie;
+	__u64 open_ns;
+	struct task_id owner;
+	__u8 role;
+	__u8 opened_sent;
+	__u8 first_fin; /* enum first_fin */
+	__u8 pad[5];
+};
+
+/* The fd table's value: one socket fd of one process. Written by user space too, for sockets
+ * that predate the capture (sk 0, role from the listening state, seeded 1). Forks and dups copy
+ * it: every fd of a socket points at the socket's one state. */
+struct fd_entry {
+	__u64 sk; /* struct sock *, 0 until resolved from the fd */
+	__u8 transport;
+	__u8 role; /* the seed's role, for the socket's state when it is made */
+	__u8 cls; /* UDP: enum sock_class (a UDP socket's whole state) */
+	__u8 seeded;
+	__u8 pad[4];
+};
+
+/* The socket table's value, keyed by struct sock *: a TCP socket's connection and everything the
+ * data path keeps for it. */
+struct sock_state {
+	struct sock_info info; /* first: an info pointer is the state's */
+	__u64 sk;
+	__u64 last_rtt_ns;
+	__u32 client_isn;
+	__u32 server_isn;
+	__u8 cls; /* enum sock_class */
+	__u8 dirs_seen; /* CLASS_FIRST_EXCHANGE: bit 1 send, bit 2 recv */
+	__u8 isn_known;
+	__u8 peer_resolved; /* server side: peer_tgid was looked up in local_clients */
+	__u8 pad0[2];
+	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
+	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
+	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
+	__u8 h2_hdr[2][16]; /* 9 bytes used; 16 so a read at any split offset stays inside */
+	/* HTTP/1: the request in flight */
+	__u8 h1; /* enum http1_state */
+	__u8 method;
+	__u8 version;
+	__u8 req_partial; /* the request's head is longer than the stash */
+	__u8 target_cut; /* even its target is: no route key */
+	__u8 pad;
+	__u16 stash_len;
+	__u32 req_seq;
+	__u32 req_size;
+	__u64 req_ns;
+	__u64 route;
+	__u8 stash[HTTP1_STASH + PEEK]; /* PEEK more: a request's start carried in is appended to */
+	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
+	__u8 resp_start[2 * PEEK];
+	__u8 resp_start_len;
+	__u8 pad3[3];
+	__u32 peer_tgid; /* server side, a client on this host: its process (local_clients), or 0 */
+};
+
+/* Which side sent the first FIN of a connection. */
+enum first_fin {
+	FIN_NONE = 0, /* no FIN yet (or the connection was reset) */
+	FIN_LOCAL = 1, /* ESTABLISHED -> FIN_WAIT1: the local process closed first */
+	FIN_PEER = 2, /* ESTABLISHED -> CLOSE_WAIT: the peer closed first */
+};
+
+/* What sys_enter of a receive syscall saw, for its sys_exit. */
+enum buf_kind {
+	BUF_PLAIN = 1, /* read/recvfrom: buf is the data */
+	BUF_IOV = 2, /* readv: buf is a struct iovec array */
+	BUF_MSG = 3, /* recvmsg: buf is a struct user_msghdr */
+	BUF_MMSG = 4, /* recvmmsg: buf is a struct mmsghdr array; ret counts messages */
+};
+
+struct recv_args {
+	__u64 buf;
+	__u64 addr; /* user sockaddr of recvfrom, or 0 */
+	__s32 fd;
+	__u32 seq;
+	__u8 kind;
+	__u8 active;
+	__u8 pad[6];
+};
+
+struct err_key {
+	__u8 daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u16 pad;
+};
+
+/* --- maps ---------------------------------------------------------------------------------- */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 8 << 20);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, COUNTER_MAX);
+	__type(key, __u32);
+	__type(value, __u64);
+} counters SEC(".maps");
+
+/* Socket fds of every process, fed by socket(), accept(), fork, dup and the /proc seed, emptied
+ * by close(). A data syscall on any other fd costs one lookup here. Preallocated: full is counted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct fd_key);
+	__type(value, struct fd_entry);
+} fds SEC(".maps");
+
+/* How many fds each process has in the fd table: a fork of a process with none copies nothing. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, __u32);
+} fd_owners SEC(".maps");
+
+/* TCP sockets by struct sock *: their connection and data state, for the data path and the sock
+ * and tcp tracepoints. Preallocated: full is counted. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16384);
+	__type(key, __u64);
+	__type(value, struct sock_state);
+} socks SEC(".maps");
+
+/* Sockets that reached TCP_CLOSE, kept a little so a RST sent after the close still finds its
+ * owner (SO_LINGER 0). LRU: an evicted entry only loses the owner of such a late RST. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, struct sock_info);
+} closed_socks SEC(".maps");
+
+/* A receive syscall's arguments, from its sys_enter to its sys_exit, per task. */
+struct {
+	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct recv_args);
+} recv_stash SEC(".maps");
+
+/* Asynchronous connect errors by tuple, for the SYN_SENT -> CLOSE that follows. LRU: eviction
+ * only loses the errno detail (the failure is then reported as "other"). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct err_key);
+	__type(value, __s32);
+} conn_errors SEC(".maps");
+
+/* Client sockets of this host connected to this host (loopback, or its own address), by their
+ * local address and port: the server side of such a connection keys its aggregates by the
+ * client's process, not by the connection's ephemeral port. Filled when the connect completes
+ * (and by user space for connections older than the capture), emptied at close. */
+struct local_client_key {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes (a v4-mapped address is stored as IPv4) */
+	__u16 port;
+	__u16 family;
+	__u32 pad;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 16384);
+	__type(key, struct local_client_key);
+	__type(value, __u32); /* tgid */
+} local_clients SEC(".maps");
+
+/* local_client_key_of keys a client socket of this host by its local address and port (a
+ * v4-mapped address as IPv4); it says false when its peer is not on this host. */
+static __always_inline bool local_client_key_of(struct local_client_key *k, const __u8 *local, const __u8 *peer,
+						__u16 port, __u16 family)
+{
+	__builtin_memset(k, 0, sizeof(*k));
+	k->port = port;
+	if (family == AF_INET) {
+		if (peer[0] != 127 && !(peer[0] == local[0] && peer[1] == local[1] && peer[2] == local[2] && peer[3] == local[3]))
+			return false;
+		__builtin_memcpy(k->addr, local, 4);
+		k->family = AF_INET;
+		return true;
+	}
+	__u64 l[2], p[2];
+	__builtin_memcpy(l, local, 16);
+	__builtin_memcpy(p, peer, 16);
+	__u64 phi = bpf_be64_to_cpu(p[0]), plo = bpf_be64_to_cpu(p[1]);
+	bool mapped = phi == 0 && (plo >> 32) == 0xffff;
+	bool local_peer = (l[0] == p[0] && l[1] == p[1]) || (phi == 0 && plo == 1) || (mapped && ((plo >> 24) & 0xff) == 127);
+	if (!local_peer)
+		return false;
+	if (mapped) {
+		__builtin_memcpy(k->addr, local + 12, 4);
+		k->family = AF_INET;
+	} else {
+		__builtin_memcpy(k->addr, local, 16);
+		k->family = AF_INET6;
+	}
+	return true;
+}
+
+
+/* Healthy HTTP/1 exchanges counted in the kernel, drained by user space every flush. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct agg_key);
+	__type(value, struct agg_value);
+} aggregates SEC(".maps");
+
+/* Per-route latency limits from intel (baseline × latency_deviation_factor). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct limit_key);
+	__type(value, struct route_limit);
+} route_limits SEC(".maps");
+
+/* Route rules user space learned: which path segments are identifiers. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct rule_key);
+	__type(value, __u8);
+} route_rules SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct settings);
+} runtime_settings SEC(".maps");
+
+/* Scratch for records built before their size is known (HTTP/2 compaction). Twice the largest
+ * payload, so a copy at any offset below MAX_PAYLOAD is provably inside it. */
+struct scratch_event {
+	/* Loop-carried offsets live here, not in registers: values loaded from a map are unknown to
+	 * the verifier, so the frame walk's states prune instead of multiplying per iteration. */
+	__u64 off;
+	__u64 out;
+	struct data_header h;
+	__u8 payload[2 * MAX_PAYLOAD];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct scratch_event);
+} data_scratch SEC(".maps");
+
+/* Zeroed values to create large map entries from (the BPF stack holds 512 bytes); never written. */
+struct blanks {
+	struct sock_state state;
+	struct fd_entry fd;
+	struct agg_value agg;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct blanks);
+} blank SEC(".maps");
+
+static __always_inline struct blanks *blanks(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&blank, &zero);
+}
+
+/* Anchors so bpf2go -type finds the structs. */
+const struct conn_event *unused_conn_event __attribute__((unused));
+const struct data_header *unused_data_header __attribute__((unused));
+const struct http1_header *unused_http1_header __attribute__((unused));
+const struct agg_key *unused_agg_key __attribute__((unused));
+const struct agg_value *unused_agg_value __attribute__((unused));
+const struct limit_key *unused_limit_key __attribute__((unused));
+const struct route_limit *unused_route_limit __attribute__((unused));
+const struct rule_key *unused_rule_key __attribute__((unused));
+const struct settings *unused_settings __attribute__((unused));
+const struct fd_key *unused_fd_key __attribute__((unused));
+const struct sock_state *unused_sock_state __attribute__((unused));
+const struct fd_entry *unused_fd_entry __attribute__((unused));
+
+/* --- helpers ------------------------------------------------------------------------------- */
+
+static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += 1;
+}
+
+static __always_inline void count_n(__u32 idx, __u64 n)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		*v += n;
+}
+
+/* BPF_RINGBUF_HDR_SZ: every ring-buffer record carries an 8-byte header and is 8-byte aligned. */
+#define RINGBUF_HDR_SZ 8
+
+/* count_ringbuf adds the ring-buffer space one record of len bytes takes. */
+static __always_inline void count_ringbuf(__u64 len)
+{
+	count_n(COUNTER_RINGBUF_BYTES, (len + RINGBUF_HDR_SZ + 7) & ~7ULL);
+}
+
+static __always_inline __u64 wakeup_flags(void)
+{
+	if (!cfg_wakeup_bytes)
+		return 0;
+	return bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= cfg_wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+										  : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline bool excluded_tgid(__u32 tgid)
+{
+	return cfg_exclude_tgid != 0 && tgid == cfg_exclude_tgid;
+}
+
+static __always_inline bool excluded(void)
+{
+	return excluded_tgid(bpf_get_current_pid_tgid() >> 32);
+}
+
+static __always_inline void current_task_id(struct task_id *t)
+{
+	__u64 id = bpf_get_current_pid_tgid();
+	t->tgid = id >> 32;
+	t->tid = (__u32)id;
+	t->cgroup_id = bpf_get_current_cgroup_id();
+	bpf_get_current_comm(t->comm, sizeof(t->comm));
+}
+
+static __always_inline bool family_wanted(__u16 family)
+{
+	return (family == AF_INET && cfg_ipv4) || (family == AF_INET6 && cfg_ipv6);
+}
+
+static __always_inline bool port_in(const volatile __u16 *ports, __u16 a, __u16 b)
+{
+#pragma unroll
+	for (int i = 0; i < NR_PORTS; i++) {
+		__u16 p = ports[i];
+		if (p != 0 && (p == a || p == b))
+			return true;
+	}
+	return false;
+}
+
+/* sock_from_fd returns the struct sock behind fd of the current task, or NULL when fd is not a
+ * socket. Seven reads: done once per socket, never per syscall. */
+static __always_inline struct sock *sock_from_fd(int fd)
+{
+	if (fd < 0)
+		return NULL;
+	count(COUNTER_FD_WALKS);
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	if (!fdt)
+		return NULL;
+	unsigned int max_fds = BPF_CORE_READ(fdt, max_fds);
+	if ((unsigned int)fd >= max_fds)
+		return NULL;
+	struct file **fdarr = BPF_CORE_READ(fdt, fd);
+	struct file *f = NULL;
+	if (bpf_probe_read_kernel(&f, sizeof(f), &fdarr[fd]) != 0 || !f)
+		return NULL;
+	umode_t mode = BPF_CORE_READ(f, f_inode, i_mode);
+	if ((mode & S_IFMT) != S_IFSOCK)
+		return NULL;
+	struct socket *sock = BPF_CORE_READ(f, private_data);
+	if (!sock)
+		return NULL;
+	return BPF_CORE_READ(sock, sk);
+}
+
+/* sock_transport says whether sk is a TCP or UDP inet socket the config asks for (0 otherwise). */
+static __always_inline __u8 sock_transport(struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	if (!family_wanted(family))
+		return 0;
+	__u16 proto = BPF_CORE_READ(sk, sk_protocol);
+	__u16 type = BPF_CORE_READ(sk, sk_type);
+	if (proto == IPPROTO_TCP && type == SOCK_STREAM)
+		return cfg_tcp ? TRANSPORT_TCP : 0;
+	if (proto == IPPROTO_UDP && type == SOCK_DGRAM)
+		return cfg_udp ? TRANSPORT_UDP : 0;
+	return 0;
+}
+
+static __always_inline void fill_tuple(struct sock *sk, struct sock_tuple *t)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	t->family = family;
+	t->sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	t->dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (family == AF_INET) {
+		__builtin_memset(t->saddr, 0, sizeof(t->saddr));
+		__builtin_memset(t->daddr, 0, sizeof(t->daddr));
+		bpf_core_read(t->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(t->daddr, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(t->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(t->daddr, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+}
+
+/* tuple_of is the socket's tuple with its local port as the socket itself keeps it (inet_sport
+ * outlives the port's release at close, as the sock tracepoints' own tuples do). */
+static __always_inline void tuple_of(struct sock *sk, struct sock_tuple *t)
+{
+	fill_tuple(sk, t);
+	struct inet_sock *inet = (struct inet_sock *)sk;
+	__u16 sport = bpf_ntohs(BPF_CORE_READ(inet, inet_sport));
+	if (sport)
+		t->sport = sport;
+}
+
+/* remote_from_user takes the peer from a user sockaddr (unconnected UDP, failed connects). */
+static __always_inline void remote_from_user(struct sock_tuple *t, __u64 uaddr)
+{
+	struct sockaddr_in6 sa = {};
+	if (!uaddr || bpf_probe_read_user(&sa, sizeof(sa), (void *)uaddr) != 0)
+		return;
+	if (sa.sin6_family == AF_INET) {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&sa;
+		__builtin_memset(t->daddr, 0, sizeof(t->daddr));
+		__builtin_memcpy(t->daddr, &s4->sin_addr, 4);
+		t->dport = bpf_ntohs(s4->sin_port);
+	} else if (sa.sin6_family == AF_INET6) {
+		__builtin_memcpy(t->daddr, &sa.sin6_addr, 16);
+		t->dport = bpf_ntohs(sa.sin6_port);
+	}
+}
+
+static __always_inline struct settings *settings(void)
+{
+	__u32 zero = 0;
+	return bpf_map_lookup_elem(&runtime_settings, &zero);
+}
+
+/* mix64 is splitmix64's finalizer; the request identity's hash in Go (l7.Exchange.TraceID) is
+ * built from the same function, so kernel and user space agree on the sampler's randomness. */
+static __always_inline __u64 mix64(__u64 z)
+{
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+	return z ^ (z >> 31);
+}
+
+#define TRACE_LO_KEY 0x6c62272e07bb0142ULL
+#define RANDOMNESS_MASK ((1ULL << 56) - 1)
+
+/* request_randomness is the low 56 bits of the trace id of the exchange whose request starts at
+ * req_seq (stream 0): the OTel consistent-sampling randomness. */
+static __always_inline __u64 request_randomness(__u32 client_isn, __u32 server_isn, __u32 req_seq)
+{
+	__u64 a = ((__u64)client_isn << 32) | server_isn;
+	__u64 b = (__u64)req_seq << 32;
+	return mix64(b ^ TRACE_LO_KEY ^ mix64(a)) & RANDOMNESS_MASK;
+}
+
+#endif

@@ -1,0 +1,526 @@
+/* The data path: the bytes of socket reads and writes. A syscall on an fd that is not in the fd
+ * table exits after one lookup. Writes are handled at sys_enter (their bytes are there and the
+ * TCP write sequence tells a retry from new data); reads keep their arguments in task storage
+ * for sys_exit. Each socket is classified once; HTTP/1 is judged in the kernel (http1.h),
+ * HTTP/2 walked by frames (http2.h), DNS and TLS hellos sent, everything else sent for its
+ * first exchange and then stopped. */
+#ifndef NETINTEL_DATA_H
+#define NETINTEL_DATA_H
+
+#include "common.h"
+#include "records.h"
+#include "sockets.h"
+#include "http1.h"
+#include "http2.h"
+
+#define TLS_HANDSHAKE 0x16
+
+static __always_inline bool is_tls(const __u8 *p, __u32 n)
+{
+	return n >= 6 && p[0] == TLS_HANDSHAKE && p[1] == 0x03 && p[2] <= 0x04 &&
+	       (p[5] == 1 /* ClientHello */ || p[5] == 2 /* ServerHello */);
+}
+
+#define DNS_HEADER_LEN 12
+
+/* is_dns: a DNS header with one question (opcode QUERY, IQUERY or STATUS, Z clear). */
+static __always_inline bool is_dns(const __u8 *p, __u32 n)
+{
+	if (n < DNS_HEADER_LEN)
+		return false;
+	__u8 opcode = (p[2] >> 3) & 0xf;
+	__u16 qd = ((__u16)p[4] << 8) | p[5];
+	__u16 an = ((__u16)p[6] << 8) | p[7];
+	return opcode <= 2 && qd == 1 && an < 256 && ((p[3] >> 6) & 1) == 0;
+}
+
+/* is_dns_over_tcp: a 2-byte length then a DNS header with one question. */
+static __always_inline bool is_dns_over_tcp(const __u8 *p, __u32 n)
+{
+	if (n < 2 + DNS_HEADER_LEN)
+		return false;
+	__u16 len = ((__u16)p[0] << 8) | p[1];
+	__u8 opcode = (p[4] >> 3) & 0xf;
+	__u16 qd = ((__u16)p[6] << 8) | p[7];
+	return len >= DNS_HEADER_LEN && opcode <= 2 && qd == 1 && ((p[5] >> 6) & 1) == 0;
+}
+
+/* tcp_identity fills the connection's two initial sequence numbers (DESIGN §4), once. */
+static __always_inline void tcp_identity(struct sock_state *st, struct sock *sk)
+{
+	if (st->isn_known)
+		return;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	__u32 rcv_nxt = BPF_CORE_READ(tp, rcv_nxt);
+	__u32 snd_una = BPF_CORE_READ(tp, snd_una);
+	__u64 bytes_received = BPF_CORE_READ(tp, bytes_received);
+	__u64 bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	/* The connecting side's bytes_acked counts its SYN. */
+	__u32 peer_isn = rcv_nxt - (__u32)bytes_received - 1;
+	__u32 own_isn = snd_una - (__u32)bytes_acked - (st->info.role == ROLE_SERVER ? 1 : 0);
+	/* Role unknown (a socket user space could not place): reported as if this side were the
+	 * client; user space, deciding it served, swaps them and takes one off (capture.Socket). */
+	st->client_isn = st->info.role != ROLE_SERVER ? own_isn : peer_isn;
+	st->server_isn = st->info.role != ROLE_SERVER ? peer_isn : own_isn;
+	st->isn_known = st->info.role != ROLE_UNKNOWN;
+}
+
+/* stop ends data for a socket's fd: it leaves the table, so its syscalls cost one lookup (a TCP
+ * socket's state says CLASS_STOPPED for its other fds, forked or duplicated). */
+static __always_inline int stop(__u32 tgid, int fd)
+{
+	struct fd_key k = {.tgid = tgid, .fd = fd};
+	fd_forget(&k);
+	return 0;
+}
+
+/* classify decides a TCP socket's class from the first bytes it moves (p: PEEK of them). */
+static __always_inline void classify(struct sock_state *st, struct sock *sk, const __u8 *p, __u32 n, __u8 dir)
+{
+	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u32 mlen = 0;
+	__u8 v = 0;
+	if (cfg_http && http1_method(p, n, &mlen)) {
+		st->cls = CLASS_HTTP1;
+		if (st->info.role == ROLE_UNKNOWN)
+			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
+		return;
+	}
+	if (cfg_http && http1_status(p, n, &v)) {
+		/* Joined mid-connection on a response: the next request starts the cycle. */
+		st->cls = CLASS_HTTP1;
+		if (st->info.role == ROLE_UNKNOWN)
+			st->info.role = dir == DIR_SEND ? ROLE_SERVER : ROLE_CLIENT;
+		st->h1 = H1_IN_RESPONSE;
+		return;
+	}
+	if ((cfg_http || cfg_grpc) && is_h2_start(p, n)) {
+		st->cls = CLASS_H2;
+		if (st->info.role == ROLE_UNKNOWN && n >= 3 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I')
+			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
+		return;
+	}
+	if (cfg_https && is_tls(p, n)) {
+		st->cls = CLASS_FIRST_EXCHANGE; /* ClientHello and ServerHello, then nothing to read */
+		return;
+	}
+	if (cfg_dns && (port_in(cfg_dns_ports, sport, dport) || is_dns_over_tcp(p, n))) {
+		st->cls = CLASS_RAW;
+		return;
+	}
+	if ((cfg_http && port_in(cfg_http_ports, sport, dport)) || (cfg_https && port_in(cfg_https_ports, sport, dport))) {
+		/* A hinted port whose first bytes we could not place (a keep-alive connection joined
+		 * mid-body): user space follows the raw bytes. */
+		st->cls = CLASS_RAW;
+		count(COUNTER_HTTP1_RAW);
+		return;
+	}
+	st->cls = CLASS_FIRST_EXCHANGE;
+	count(COUNTER_UNCLASSIFIED);
+}
+
+/* tcp_data handles one read or write of a TCP socket. */
+static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+				    __u64 total, __u32 seq)
+{
+	struct sock *sk = (struct sock *)st->sk;
+	if (st->cls == CLASS_STOPPED)
+		return stop(tgid, fd);
+	__u64 now = bpf_ktime_get_ns();
+	if (now - st->last_rtt_ns >= cfg_rtt_interval_ns) {
+		/* RTT, sampled here where the socket is in hand (not from tcp:tcp_probe, which runs on
+		 * every segment), at most once per socket per cfg_rtt_interval_ns. */
+		st->last_rtt_ns = now;
+		emit_conn(CONN_RTT, sk, &st->info, NULL, 0);
+	}
+
+	__u8 cls = st->cls;
+	if (cls == CLASS_HTTP1) {
+		/* Bodies cost a state check, nothing more: no bytes are read. */
+		__u8 req_dir = st->info.role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
+		if (dir == req_dir) {
+			if (st->h1 == H1_WAIT_RESPONSE && (st->req_seq == seq || dir == DIR_RECV))
+				return 0; /* the request's body, or a write retried after EAGAIN */
+		} else if (st->h1 != H1_WAIT_RESPONSE) {
+			return 0; /* the response's body */
+		}
+	}
+
+	struct buf_ref r;
+	if (!locate(kind, buf, total, 0, &r))
+		return 0;
+	struct data_meta m;
+	tcp_meta(&m, st, dir, total, seq);
+
+	__u8 p[PEEK] = {};
+	__u32 n = r.avail < PEEK ? r.avail : PEEK;
+	if (cls == CLASS_UNKNOWN || cls == CLASS_HTTP1) {
+		if (n == 0)
+			return 0;
+		if (bpf_probe_read_user(p, n & (PEEK - 1) ? n & (PEEK - 1) : PEEK, (void *)r.src) != 0) {
+			count(COUNTER_READ_FAILED);
+			return 0;
+		}
+	}
+	if (cls == CLASS_UNKNOWN) {
+		classify(st, sk, p, n, dir);
+		cls = st->cls;
+	}
+	tcp_identity(st, sk);
+	m.client_isn = st->client_isn;
+	m.server_isn = st->server_isn;
+	m.role = st->info.role;
+
+	switch (cls) {
+	case CLASS_HTTP1: {
+		struct settings *s = settings();
+		__u8 req_dir = st->info.role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
+		__u32 mlen = 0;
+		__u8 version = 0;
+		if (dir == req_dir) {
+			if (st->h1 == H1_REQUEST_START)
+				return http1_request_rest(st, &m, &r, total, s);
+			bool request = http1_method(p, n, &mlen) != 0;
+			if (!request && st->h1 != H1_WAIT_RESPONSE && n < 8 && http1_method_prefix(p, n)) {
+				/* "G", "GE": the start of a request read alone; keep it for the rest. */
+				http1_request_start(st, p, n, total, seq);
+				return 0;
+			}
+			if (st->h1 == H1_WAIT_RESPONSE) {
+				if (!request)
+					return 0; /* more of the request's body */
+				/* A second request before the first one's response (pipelining): user
+				 * space pairs them in order; it gets the stashed request, then the bytes. */
+				st->cls = CLASS_RAW;
+				count(COUNTER_HTTP1_RAW);
+				emit_stash(&m);
+				return emit_raw(&m, &r);
+			}
+			if (!request) {
+				/* Bytes in the request direction that are no request: the kernel cannot
+				 * follow this connection; user space gets its bytes. */
+				st->cls = CLASS_RAW;
+				count(COUNTER_HTTP1_RAW);
+				return emit_raw(&m, &r);
+			}
+			__u16 port = st->info.role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
+							     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+			http1_request(st, &r, total, seq, port, s);
+			return 0;
+		}
+		__u16 status = 0;
+		if (st->resp_start_len > 0)
+			status = http1_status_rest(st, p, n, &version);
+		else
+			status = http1_status(p, n, &version);
+		if (!status) {
+			if (n < 12 && http1_status_prefix(p, n)) {
+				/* "HTTP/1.1 2": a status line cut short; the next read completes it. */
+				http1_status_start(st, p, n);
+				return 0;
+			}
+			count(COUNTER_HTTP1_UNMATCHED);
+			return 0;
+		}
+		if (status < 200 && status != 101)
+			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
+		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32));
+		if (status == 101) {
+			/* Switching protocols (WebSocket, h2c): no more HTTP/1 on this connection. */
+			st->cls = CLASS_STOPPED;
+			return stop(tgid, fd);
+		}
+		return 0;
+	}
+	case CLASS_H2:
+		return h2_walk(st, r.src, r.avail, ((__u64)total << 32) | seq, dir == DIR_SEND ? 0 : 1);
+	case CLASS_RAW:
+		return emit_raw(&m, &r);
+	case CLASS_FIRST_EXCHANGE: {
+		__u8 bit = dir == DIR_SEND ? 1 : 2;
+		if (st->dirs_seen & bit) {
+			st->cls = CLASS_STOPPED;
+			return stop(tgid, fd);
+		}
+		st->dirs_seen |= bit;
+		return emit_raw(&m, &r);
+	}
+	}
+	return 0;
+}
+
+/* udp_data handles one datagram of a UDP socket: DNS is sent; other UDP stops before any copy
+ * (a socket off the DNS ports whose first datagram is no DNS leaves the fd table). */
+__noinline int udp_datagram(struct fd_entry *fe, __u64 buf, __u64 total, __u64 addr, __u64 fd_dir_kind)
+{
+	/* A global function, so its locals do not add to every program's main stack (6.1 counts the
+	 * main stack plus a called function's against 512 bytes). */
+	if (!fe)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	int fd = (int)(__u32)fd_dir_kind;
+	__u8 dir = (fd_dir_kind >> 32) & 0xff;
+	__u8 kind = (fd_dir_kind >> 40) & 0xff;
+	if (!cfg_dns)
+		return stop(tgid, fd);
+	struct sock *sk = (struct sock *)fe->sk;
+	struct buf_ref r;
+	if (!locate(kind, buf, total, addr, &r))
+		return 0;
+	__u16 sport = BPF_CORE_READ(sk, __sk_common.skc_num);
+	__u16 dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	if (dport == 0 && r.uaddr) {
+		struct sockaddr_in sa = {};
+		if (bpf_probe_read_user(&sa, sizeof(sa), (void *)r.uaddr) == 0)
+			dport = bpf_ntohs(sa.sin_port); /* sin6_port sits at the same offset */
+	}
+	if (!port_in(cfg_dns_ports, sport, dport) && fe->cls != CLASS_RAW) {
+		/* Off the DNS ports: the socket's first datagram decides, once — DNS-shaped keeps it
+		 * (a resolver on another port), anything else stops it before any further copy. */
+		__u8 p[DNS_HEADER_LEN] = {};
+		if (fe->cls != CLASS_UNKNOWN || r.avail < DNS_HEADER_LEN ||
+		    bpf_probe_read_user(p, sizeof(p), (void *)r.src) != 0 || !is_dns(p, sizeof(p)))
+			return stop(tgid, fd);
+		fe->cls = CLASS_RAW;
+	}
+	struct data_meta m = {.sk = sk, .dir = dir, .size = total, .transport = TRANSPORT_UDP};
+	return emit_raw(&m, &r);
+}
+
+static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+				    __u64 total, __u64 addr)
+{
+	return udp_datagram(fe, buf, total, addr, (__u32)fd | ((__u64)dir << 32) | ((__u64)kind << 40));
+}
+
+/* data dispatches one read or write of a tracked socket. */
+static __always_inline int data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
+				__u64 total, __u64 addr, __u32 seq)
+{
+	if (fe->transport == TRANSPORT_UDP)
+		return udp_data(fe, tgid, fd, dir, kind, buf, total, addr);
+	struct sock_state *st = tcp_state(fe);
+	if (!st)
+		return 0;
+	return tcp_data(st, tgid, fd, dir, kind, buf, total, seq);
+}
+
+/* lookup_fd returns the tracked socket behind fd of the current process, NULL for any other fd. */
+static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
+{
+	if (excluded_tgid(tgid))
+		return NULL;
+	struct fd_key k = {.tgid = tgid, .fd = fd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+	if (!fe)
+		return NULL;
+	if (!resolve(fe, tgid, fd))
+		return NULL;
+	return fe;
+}
+
+/* fd_write_seq and fd_copied_seq: the sequence number of the next byte written / read. */
+static __always_inline __u32 fd_write_seq(struct fd_entry *fe)
+{
+	if (fe->transport != TRANSPORT_TCP)
+		return 0;
+	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
+	return BPF_CORE_READ(tp, write_seq);
+}
+
+static __always_inline __u32 fd_copied_seq(struct fd_entry *fe)
+{
+	if (fe->transport != TRANSPORT_TCP)
+		return 0;
+	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
+	return BPF_CORE_READ(tp, copied_seq);
+}
+
+/* write-type syscalls: the bytes are judged at sys_enter. size is what the caller asks to send
+ * (a short write sends the rest again later, which the sequence number tells apart). */
+static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr, __u8 kind)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe || size == 0)
+		return 0;
+	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, fd_write_seq(fe));
+}
+
+/* read-type syscalls keep their arguments for sys_exit, where the bytes are. */
+static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe)
+		return 0;
+	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0,
+						   BPF_LOCAL_STORAGE_GET_F_CREATE);
+	if (!a) {
+		count(COUNTER_STASH_FULL);
+		return 0;
+	}
+	a->buf = buf;
+	a->addr = addr;
+	a->fd = fd;
+	a->kind = kind;
+	a->seq = fd_copied_seq(fe);
+	a->active = 1;
+	return 0;
+}
+
+/* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are counted. */
+#define MAX_MMSG 4
+
+static __always_inline int exit_recv(long ret, __u8 kind)
+{
+	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0, 0);
+	if (!a || !a->active)
+		return 0;
+	a->active = 0;
+	/* A different kind is a leftover of a syscall whose exit we missed. */
+	if (ret <= 0 || a->kind != kind)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	int fd = a->fd;
+	struct fd_key k = {.tgid = tgid, .fd = fd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+	if (!fe || !fe->sk)
+		return 0;
+	if (kind != BUF_MMSG)
+		return data(fe, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr, a->seq);
+	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
+	 * message's msg_len says what it moved. */
+	if (fe->transport != TRANSPORT_UDP) {
+		count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
+		return 0;
+	}
+	__u64 base = a->buf;
+	for (int i = 0; i < MAX_MMSG; i++) {
+		if (i >= ret)
+			break;
+		struct mmsghdr mm = {};
+		__u64 at = base + (__u64)i * sizeof(mm);
+		if (bpf_probe_read_user(&mm, sizeof(mm), (void *)at) != 0) {
+			count(COUNTER_READ_FAILED);
+			break;
+		}
+		if (mm.msg_len > 0)
+			udp_data(fe, tgid, fd, DIR_RECV, BUF_MMSG, at, mm.msg_len, 0);
+	}
+	if (ret > MAX_MMSG)
+		count_n(COUNTER_MMSG_TRUNCATED, ret - MAX_MMSG);
+	return 0;
+}
+
+/* sendmmsg at sys_enter: each message's size is the sum of its iovecs; the first one is used. */
+static __always_inline int enter_sendmmsg(int fd, __u64 vec, __u64 vlen)
+{
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe || vlen == 0)
+		return 0;
+	/* sendmmsg: datagrams (glibc sends a name's A and AAAA queries in one call). */
+	if (fe->transport != TRANSPORT_UDP) {
+		count_n(COUNTER_MMSG_TRUNCATED, vlen); /* TCP byte streams are not followed through mmsg */
+		return 0;
+	}
+	for (int i = 0; i < MAX_MMSG; i++) {
+		if (i >= vlen)
+			break;
+		struct mmsghdr mm = {};
+		__u64 at = vec + (__u64)i * sizeof(mm);
+		if (bpf_probe_read_user(&mm, sizeof(mm), (void *)at) != 0) {
+			count(COUNTER_READ_FAILED);
+			break;
+		}
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), mm.msg_hdr.msg_iov) != 0) {
+			count(COUNTER_READ_FAILED);
+			break;
+		}
+		if (iov.iov_len > 0)
+			udp_data(fe, tgid, fd, DIR_SEND, BUF_MMSG, at, iov.iov_len, 0);
+	}
+	if (vlen > MAX_MMSG)
+		count_n(COUNTER_MMSG_TRUNCATED, vlen - MAX_MMSG);
+	return 0;
+}
+
+/* iovec_total sums the lengths of the first iovecs of a vectored write (what it asks to send). */
+static __always_inline __u64 iovec_total(__u64 iovp, __u64 iovcnt)
+{
+	__u64 total = 0;
+	for (int i = 0; i < 8; i++) {
+		if (i >= iovcnt)
+			break;
+		struct iovec iov = {};
+		if (bpf_probe_read_user(&iov, sizeof(iov), (void *)(iovp + (__u64)i * sizeof(iov))) != 0)
+			break;
+		total += iov.iov_len;
+	}
+	return total;
+}
+
+static __always_inline __u64 msghdr_total(__u64 msgp)
+{
+	struct user_msghdr msg = {};
+	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msgp) != 0)
+		return 0;
+	return iovec_total((__u64)msg.msg_iov, msg.msg_iovlen);
+}
+
+static __always_inline int on_enter_close(const __u64 *args)
+{
+	/* The socket's state lives on while another fd (a fork, a dup) holds it; a request still
+	 * waiting is sent as unanswered when the connection closes (ni_set_state). */
+	struct fd_key key = {.tgid = bpf_get_current_pid_tgid() >> 32, .fd = (int)args[0]};
+	fd_forget(&key);
+	return 0;
+}
+
+static __always_inline int on_enter_write(const __u64 *args)
+{
+	return enter_send((int)args[0], args[1], args[2], 0, BUF_PLAIN);
+}
+
+static __always_inline int on_enter_sendto(const __u64 *args)
+{
+	return enter_send((int)args[0], args[1], args[2], args[4], BUF_PLAIN);
+}
+
+static __always_inline int on_enter_writev(const __u64 *args)
+{
+	__u64 total = iovec_total(args[1], args[2]);
+	return enter_send((int)args[0], args[1], total, 0, BUF_IOV);
+}
+
+static __always_inline int on_enter_sendmsg(const __u64 *args)
+{
+	__u64 total = msghdr_total(args[1]);
+	return enter_send((int)args[0], args[1], total, 0, BUF_MSG);
+}
+
+static __always_inline int on_enter_sendmmsg(const __u64 *args)
+{
+	return enter_sendmmsg((int)args[0], args[1], args[2]);
+}
+
+#define RECV_HANDLERS(name, bufarg, addrarg, kind)                                             \
+	static __always_inline int on_enter_##name(const __u64 *args)                           \
+	{                                                                                       \
+		return enter_recv((int)args[0], args[bufarg], addrarg, kind);                   \
+	}                                                                                       \
+	static __always_inline int on_exit_##name(long ret)                                     \
+	{                                                                                       \
+		return exit_recv(ret, kind);                                                    \
+	}
+
+RECV_HANDLERS(read, 1, 0, BUF_PLAIN)
+RECV_HANDLERS(readv, 1, 0, BUF_IOV)
+RECV_HANDLERS(recvfrom, 1, args[4], BUF_PLAIN)
+RECV_HANDLERS(recvmsg, 1, 0, BUF_MSG)
+RECV_HANDLERS(recvmmsg, 1, 0, BUF_MMSG)
+
+#endif

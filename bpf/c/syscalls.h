@@ -1,0 +1,164 @@
+/* Every syscall the kernel side follows, attached one of two ways, chosen per kernel by the loader:
+ *   - classic syscall tracepoints (syscalls:sys_enter_X / sys_exit_X): one program per syscall,
+ *     running only for that syscall — the cheaper way, but attached with perf_event_open(),
+ *     which kernels with perf_event_paranoid above 2 (Debian's and Ubuntu's default) allow only
+ *     with CAP_SYS_ADMIN;
+ *   - raw tracepoints on sys_enter / sys_exit (BPF_RAW_TRACEPOINT_OPEN: CAP_BPF and CAP_PERFMON
+ *     are enough), one dispatcher each that tail-calls the same handler by syscall number — it
+ *     runs for every syscall of the node, so it costs more.
+ * The handlers (on_enter_X, on_exit_X in data.h and sockets.h) are the same for both. */
+#ifndef NETINTEL_SYSCALLS_H
+#define NETINTEL_SYSCALLS_H
+
+#include <bpf/bpf_tracing.h>
+
+#include "common.h"
+#include "data.h"
+#include "sockets.h"
+
+#if defined(__TARGET_ARCH_arm64)
+/* bpf_tracing.h reads arm64 syscall arguments through the kernel's user_pt_regs, which the
+ * (x86-generated) vmlinux.h lacks; CO-RE relocates it against the running kernel's. */
+struct user_pt_regs {
+	__u64 regs[31];
+	__u64 sp;
+	__u64 pc;
+	__u64 pstate;
+} __attribute__((preserve_access_index));
+#endif
+
+/* Raw mode: handlers by syscall number, filled by the loader. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u32);
+} raw_enters SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 512);
+	__type(key, __u32);
+	__type(value, __u32);
+} raw_exits SEC(".maps");
+
+SEC("raw_tp/sys_enter")
+int ni_raw_sys_enter(struct bpf_raw_tracepoint_args *ctx)
+{
+	bpf_tail_call(ctx, &raw_enters, (__u32)ctx->args[1]);
+	return 0;
+}
+
+/* The syscall number at sys_exit is the registers' (orig_ax on x86, syscallno on arm64). */
+struct pt_regs___arm64_nr {
+	int syscallno;
+} __attribute__((preserve_access_index));
+
+SEC("raw_tp/sys_exit")
+int ni_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	__u32 nr;
+#if defined(__TARGET_ARCH_x86)
+	nr = (__u32)BPF_CORE_READ(regs, orig_ax);
+#else
+	nr = (__u32)BPF_CORE_READ((struct pt_regs___arm64_nr *)regs, syscallno);
+#endif
+	bpf_tail_call(ctx, &raw_exits, nr);
+	return 0;
+}
+
+/* raw_args reads the first n syscall arguments from the registers (only what a handler uses: each
+ * is a read of kernel memory). */
+static __always_inline void raw_args(struct bpf_raw_tracepoint_args *ctx, __u64 *a, int n)
+{
+	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
+	a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
+	if (n > 1)
+		a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
+	if (n > 2)
+		a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
+	if (n > 3)
+		a[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
+	if (n > 4)
+		a[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
+}
+
+#define ENTER(name, nargs)                                                                 \
+	SEC("tracepoint/syscalls/sys_enter_" #name)                                         \
+	int ni_enter_##name(struct trace_event_raw_sys_enter *ctx)                          \
+	{                                                                                   \
+		/* Copied: the verifier allows the context only at constant offsets. */     \
+		__u64 a[5] = {};                                                            \
+		a[0] = ctx->args[0];                                                        \
+		if (nargs > 1)                                                              \
+			a[1] = ctx->args[1];                                                \
+		if (nargs > 2)                                                              \
+			a[2] = ctx->args[2];                                                \
+		if (nargs > 3)                                                              \
+			a[3] = ctx->args[3];                                                \
+		if (nargs > 4)                                                              \
+			a[4] = ctx->args[4];                                                \
+		return on_enter_##name(a);                                                  \
+	}                                                                                   \
+	SEC("raw_tp")                                                                       \
+	int ni_raw_enter_##name(struct bpf_raw_tracepoint_args *ctx)                        \
+	{                                                                                   \
+		__u64 a[5] = {};                                                            \
+		raw_args(ctx, a, nargs);                                                    \
+		return on_enter_##name(a);                                                  \
+	}
+
+#define EXIT(name)                                                                         \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
+	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
+	{                                                                                   \
+		return on_exit_##name(ctx->ret);                                            \
+	}                                                                                   \
+	SEC("raw_tp")                                                                       \
+	int ni_raw_exit_##name(struct bpf_raw_tracepoint_args *ctx)                         \
+	{                                                                                   \
+		return on_exit_##name((long)ctx->args[1]);                                  \
+	}
+
+/* The data path. */
+ENTER(write, 3)
+ENTER(writev, 3)
+ENTER(sendto, 5)
+ENTER(sendmsg, 2)
+ENTER(sendmmsg, 3)
+ENTER(read, 2)
+EXIT(read)
+ENTER(readv, 2)
+EXIT(readv)
+ENTER(recvfrom, 5)
+EXIT(recvfrom)
+ENTER(recvmsg, 2)
+EXIT(recvmsg)
+ENTER(recvmmsg, 2)
+EXIT(recvmmsg)
+
+/* Which fds are sockets, and the TCP connections they open. */
+EXIT(socket)
+ENTER(close, 1)
+ENTER(connect, 2)
+EXIT(connect)
+EXIT(accept)
+EXIT(accept4)
+
+/* Forks (with sched_process_fork) and dups share a socket's fd entries. */
+ENTER(clone, 1)
+ENTER(clone3, 1)
+ENTER(dup, 1)
+EXIT(dup)
+ENTER(dup3, 2)
+ENTER(fcntl, 2)
+EXIT(fcntl)
+#if defined(__TARGET_ARCH_x86)
+/* Not syscalls on arm64. */
+ENTER(fork, 1)
+ENTER(vfork, 1)
+ENTER(dup2, 2)
+#endif
+
+#endif

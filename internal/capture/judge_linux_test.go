@@ -1,0 +1,675 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+	"go.uber.org/zap/zaptest"
+	"golang.org/x/net/http2/hpack"
+	"golang.org/x/sys/unix"
+)
+
+// judgingOptions turns in-kernel judging on, as the receiver does.
+func judgingOptions() Options {
+	o := DefaultOptions()
+	o.Judging = Judging{
+		Aggregate:   true,
+		ErrorStatus: 400,
+		Slow:        time.Second,
+		Bounds:      []time.Duration{time.Millisecond, 10 * time.Millisecond, 100 * time.Millisecond, time.Second},
+	}
+	return o
+}
+
+// sharedJudging is one judging source for the tests that need nothing else (loading costs tens
+// of seconds under QEMU's TCG; see sharedKernel).
+var sharedJ struct {
+	once sync.Once
+	src  *ebpfSource
+	c    *collector
+	err  error
+}
+
+func sharedJudging(t *testing.T) (*ebpfSource, *collector) {
+	t.Helper()
+	requireKernel(t)
+	sharedJ.once.Do(func() {
+		src, err := NewEBPF(judgingOptions(), zap.NewNop())
+		if err == nil {
+			err = src.Start(context.Background())
+		}
+		if err != nil {
+			sharedJ.err = err
+			return
+		}
+		sharedJ.src = src.(*ebpfSource)
+		sharedJ.c = collect(src)
+	})
+	if sharedJ.err != nil {
+		t.Fatal(sharedJ.err)
+	}
+	return sharedJ.src, sharedJ.c
+}
+
+// judgedServer serves /items/<n> (fast), /slow (40 ms), /fail (500) and /download (1 MiB).
+func judgedServer(t *testing.T, addr string) string {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "item") })
+	mux.HandleFunc("/fast/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "fast") })
+	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(40 * time.Millisecond)
+		_, _ = io.WriteString(w, "slow")
+	})
+	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
+	mux.HandleFunc("/download", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", fmt.Sprint(1<<20))
+		chunk := bytes.Repeat([]byte("d"), 16<<10)
+		for i := 0; i < 64; i++ {
+			_, _ = w.Write(chunk)
+		}
+	})
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	return ln.Addr().String()
+}
+
+// keepAliveClient sends every request over one connection.
+func keepAliveClient() *http.Client {
+	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, MaxConnsPerHost: 1, DisableCompression: true}, Timeout: 5 * time.Second}
+}
+
+func get(t *testing.T, c *http.Client, url string) int {
+	t.Helper()
+	resp, err := c.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// drainOwn drains the kernel's aggregates and returns this process's, by role.
+func drainOwn(t *testing.T, src *ebpfSource) map[Role][]*HTTP1Aggregate {
+	t.Helper()
+	out := map[Role][]*HTTP1Aggregate{}
+	if err := src.DrainHTTP1(func(a *HTTP1Aggregate) {
+		if a.PID == uint32(os.Getpid()) {
+			out[a.Role] = append(out[a.Role], a)
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func sum(b []uint64) uint64 {
+	var s uint64
+	for _, v := range b {
+		s += v
+	}
+	return s
+}
+
+// TestKernelAggregatesHealthyHTTP1: healthy exchanges are counted in the kernel, not sent —
+// the drained counts and histograms equal the traffic driven — while a key's first exchange and
+// every error cross whole.
+func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
+	src, c := sharedJudging(t)
+	addr := judgedServer(t, "127.0.0.70:0")
+	client := keepAliveClient()
+	before := src.Counters().Kernel[kcHTTP1Aggregated]
+	const n = 40
+	for i := 0; i < n; i++ {
+		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, 1000+i)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		get(t, client, "http://"+addr+"/fail")
+	}
+	route := RouteKey("/items/{id}")
+	isOurs := func(e *HTTP1Event) bool {
+		return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr
+	}
+	// Errors cross, every one, from both ends.
+	deadline := time.Now().Add(waitBudget)
+	var firsts, errs int
+	for time.Now().Before(deadline) {
+		firsts, errs = 0, 0
+		for _, ev := range c.snapshot() {
+			if x := ev.HTTP1; x != nil && isOurs(x) {
+				switch {
+				case x.Reasons&HTTP1Error != 0 && x.Status == 500:
+					errs++
+				case x.Reasons&HTTP1First != 0 && x.RouteKey == route:
+					firsts++
+				}
+			}
+		}
+		if errs == 6 && firsts == 2 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if errs != 6 || firsts != 2 {
+		c.dump(t)
+		t.Fatalf("%d error exchanges (want 6: 3 from each end), %d first exchanges of /items/{id} (want 2)", errs, firsts)
+	}
+	for _, ev := range c.snapshot() {
+		if x := ev.HTTP1; x != nil && isOurs(x) && x.RouteKey == route && x.Reasons&HTTP1First == 0 {
+			t.Errorf("a healthy exchange crossed: reasons %b", x.Reasons)
+		}
+	}
+
+	aggs := drainOwn(t, src)
+	for _, role := range []Role{RoleClient, RoleServer} {
+		var got *HTTP1Aggregate
+		for _, a := range aggs[role] {
+			if a.RouteKey == route && a.Status == 200 {
+				if got != nil {
+					t.Errorf("%v: two aggregates for one key", role)
+				}
+				got = a
+			}
+		}
+		if got == nil {
+			t.Fatalf("%v: no aggregate of /items/{id} 200 in %+v", role, aggs[role])
+		}
+		if got.Count != n-1 || got.Method != "GET" || got.Version != "1.1" {
+			t.Errorf("%v: count %d (want %d: every exchange but the first), method %q version %q", role, got.Count, n-1, got.Method, got.Version)
+		}
+		if s := sum(got.Latency[:]); s != got.Count {
+			t.Errorf("%v: latency buckets hold %d exchanges, count %d", role, s, got.Count)
+		}
+		if s := sum(got.Explicit[:]); s != got.Count {
+			t.Errorf("%v: explicit buckets hold %d exchanges, count %d", role, s, got.Count)
+		}
+		if got.Sum <= 0 || got.Sum > time.Duration(got.Count)*time.Second {
+			t.Errorf("%v: latency sum %v", role, got.Sum)
+		}
+		// Peers: the server counts a client on this host by its process (loopback is shared by
+		// every local process, and ports are per connection) and keeps the address it was
+		// reached at; the client counts its server exactly.
+		if role == RoleServer && (got.Peer.String() != "127.0.0.1" || got.PeerPID != uint32(os.Getpid()) || got.PeerPort != 0 || netip.AddrPortFrom(got.Local, got.Port).String() != addr) {
+			t.Errorf("server aggregate peer %v:%d pid %d, reached at %v:%d, want %s by pid %d", got.Peer, got.PeerPort, got.PeerPID, got.Local, got.Port, addr, os.Getpid())
+		}
+		if role == RoleClient && (got.Peer != netip.MustParseAddrPort(addr).Addr() || got.Port != netip.MustParseAddrPort(addr).Port()) {
+			t.Errorf("client aggregate peer %v port %d, want %s", got.Peer, got.Port, addr)
+		}
+	}
+	if got := src.Counters().Kernel[kcHTTP1Aggregated] - before; got != 2*(n-1) {
+		t.Errorf("http1_aggregated moved by %d, want %d", got, 2*(n-1))
+	}
+	// A drain resets: nothing is counted twice.
+	if again := drainOwn(t, src); len(again[RoleClient])+len(again[RoleServer]) != 0 {
+		t.Errorf("a second drain returned %+v", again)
+	}
+}
+
+// TestKernelRouteLimits: with a limit written for a route, an exchange slower than it crosses
+// and a fast one of the same process does not.
+func TestKernelRouteLimits(t *testing.T) {
+	src, c := sharedJudging(t)
+	t.Cleanup(func() { _ = src.SetRouteLimits(nil) })
+	addr := judgedServer(t, "127.0.0.71:0")
+	client := keepAliveClient()
+	get(t, client, "http://"+addr+"/slow")
+	get(t, client, "http://"+addr+"/fast/1")
+	pid := uint32(os.Getpid())
+	if err := src.SetRouteLimits([]RouteLimit{
+		{PID: pid, RouteKey: RouteKey("/slow"), Latency: 20 * time.Millisecond},
+		{PID: pid, RouteKey: RouteKey("/fast/{id}"), Latency: 20 * time.Millisecond},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 5
+	for i := 0; i < n; i++ {
+		get(t, client, "http://"+addr+"/slow")
+		get(t, client, fmt.Sprintf("http://%s/fast/%d", addr, i+2))
+	}
+	httpMarker(t, c, "127.0.0.72:0")
+	slow, fast := 0, 0
+	for _, ev := range c.snapshot() {
+		x := ev.HTTP1
+		if x == nil || x.Reasons&HTTP1First != 0 || (x.Socket.Local.String() != addr && x.Socket.Remote.String() != addr) {
+			continue
+		}
+		switch x.RouteKey {
+		case RouteKey("/slow"):
+			if x.Reasons&HTTP1Slow == 0 || x.ResponseTime.Sub(x.RequestTime) < 20*time.Millisecond {
+				t.Errorf("slow exchange reasons %b latency %v", x.Reasons, x.ResponseTime.Sub(x.RequestTime))
+			}
+			slow++
+		case RouteKey("/fast/{id}"):
+			if x.Socket.Local.String() == addr || x.Socket.Remote.String() == addr {
+				fast++
+			}
+		}
+	}
+	if slow != 2*n || fast != 0 {
+		for _, ev := range c.snapshot() {
+			if x := ev.HTTP1; x != nil {
+				t.Logf("%v %v role %v reasons %b route %x lat %v", x.Socket.Local, x.Socket.Remote, x.Socket.Role, x.Reasons, x.RouteKey, x.ResponseTime.Sub(x.RequestTime))
+			}
+		}
+		t.Errorf("%d slow exchanges crossed (want %d, both ends), %d fast ones (want 0)", slow, 2*n, fast)
+	}
+	aggs := drainOwn(t, src)
+	for _, a := range aggs[RoleServer] {
+		if a.RouteKey == RouteKey("/fast/{id}") && a.Count != n {
+			t.Errorf("fast route counted %d, want %d", a.Count, n)
+		}
+	}
+}
+
+// TestKernelSamplerAgreesAcrossCollections: two collections loaded independently keep exactly
+// the same requests, both ends alike, and the requests they keep are those whose trace id's
+// randomness is at least the threshold.
+func TestKernelSamplerAgreesAcrossCollections(t *testing.T) {
+	const p = 0.25
+	opts := judgingOptions()
+	opts.Judging.SampleProbability = p
+	_, c1 := startKernel(t, opts)
+	_, c2 := startKernel(t, opts)
+	addr := judgedServer(t, "127.0.0.73:0")
+	const conns, per = 4, 50
+	var wg sync.WaitGroup
+	for i := 0; i < conns; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			client := keepAliveClient()
+			for j := 0; j < per; j++ {
+				resp, err := client.Get(fmt.Sprintf("http://%s/items/%d", addr, j))
+				if err == nil {
+					_, _ = io.Copy(io.Discard, resp.Body)
+					resp.Body.Close()
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	httpMarker(t, c1, "127.0.0.74:0")
+	httpMarker(t, c2, "127.0.0.74:0")
+	type key struct {
+		cisn, sisn, seq uint32
+		role            Role
+	}
+	sampled := func(c *collector) map[key]bool {
+		out := map[key]bool{}
+		for _, ev := range c.snapshot() {
+			if x := ev.HTTP1; x != nil && x.Reasons&HTTP1Sampled != 0 && x.RouteKey == RouteKey("/items/{id}") {
+				out[key{x.ClientISN, x.ServerISN, x.RequestSeq, x.Socket.Role}] = true
+				if r := RequestRandomness(x.ClientISN, x.ServerISN, x.RequestSeq, 0); r < SampleThreshold(p) {
+					t.Errorf("kept a request of randomness %x below the threshold %x", r, SampleThreshold(p))
+				}
+			}
+		}
+		return out
+	}
+	s1, s2 := sampled(c1), sampled(c2)
+	if len(s1) != len(s2) {
+		t.Errorf("collection 1 kept %d halves, collection 2 %d", len(s1), len(s2))
+	}
+	for k := range s1 {
+		if !s2[k] {
+			t.Errorf("collection 2 did not keep %+v", k)
+		}
+		other := k
+		other.role = RoleServer
+		if k.role == RoleServer {
+			other.role = RoleClient
+		}
+		if !s1[other] {
+			t.Errorf("only one end kept %+v", k)
+		}
+	}
+	requests := len(s1) / 2
+	if total := conns * per; requests < total/8 || requests > total/2 {
+		t.Errorf("%d of %d requests kept at p=%v", requests, total, p)
+	}
+}
+
+// TestKernelUnansweredRequest: a request whose socket closes before any response crosses from
+// both ends, saying who closed first.
+func TestKernelUnansweredRequest(t *testing.T) {
+	_, c := sharedJudging(t)
+	ln, err := net.Listen("tcp4", "127.0.0.75:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		_, _ = http.ReadRequest(r)
+		_, _ = io.Copy(io.Discard, r) // until the client hangs up; never answers
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.WriteString(conn, "GET /never HTTP/1.1\r\nHost: u\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	client := addrPort(conn.LocalAddr())
+	conn.Close()
+	cx := c.waitHTTP1(t, "client unanswered", func(e *HTTP1Event) bool { return e.Socket.Local == client })
+	sx := c.waitHTTP1(t, "server unanswered", func(e *HTTP1Event) bool { return e.Socket.Remote == client })
+	if cx.Reasons&HTTP1Unanswered == 0 || cx.Status != 0 || cx.PeerClosed || len(cx.Response) != 0 {
+		t.Errorf("client: reasons %b status %d peer closed %v", cx.Reasons, cx.Status, cx.PeerClosed)
+	}
+	if sx.Reasons&HTTP1Unanswered == 0 || !sx.PeerClosed {
+		t.Errorf("server: reasons %b peer closed %v (the client closed first)", sx.Reasons, sx.PeerClosed)
+	}
+	if !strings.HasPrefix(string(sx.Request), "GET /never") || sx.RequestSeq != cx.RequestSeq {
+		t.Errorf("server request %q seq %d, client seq %d", sx.Request, sx.RequestSeq, cx.RequestSeq)
+	}
+}
+
+// TestKernelSocketsOpenedBeforeTheCapture: a keep-alive connection opened before the capture
+// starts is found in /proc, with its roles from the listening state, and its next exchange is
+// judged like any other: both ends, same identity.
+func TestKernelSocketsOpenedBeforeTheCapture(t *testing.T) {
+	requireKernel(t)
+	addr := judgedServer(t, "127.0.0.76:0")
+	client := keepAliveClient()
+	get(t, client, "http://"+addr+"/items/1") // the connection now exists, uncaptured
+	src, err := NewEBPF(judgingOptions(), zaptest.NewLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := src.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.Close() })
+	c := collect(src)
+	get(t, client, "http://"+addr+"/items/2")
+	isOurs := func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr }
+	cx := c.waitHTTP1(t, "client", func(e *HTTP1Event) bool { return isOurs(e) && e.Socket.Role == RoleClient })
+	sx := c.waitHTTP1(t, "server", func(e *HTTP1Event) bool { return isOurs(e) && e.Socket.Role == RoleServer })
+	if cx.Socket.Remote.String() != addr || sx.Socket.Local.String() != addr {
+		t.Errorf("roles: client socket %v->%v, server socket %v->%v", cx.Socket.Local, cx.Socket.Remote, sx.Socket.Local, sx.Socket.Remote)
+	}
+	if cx.ClientISN != sx.ClientISN || cx.ServerISN != sx.ServerISN || cx.RequestSeq != sx.RequestSeq {
+		t.Errorf("identity differs: client %d/%d/%d server %d/%d/%d", cx.ClientISN, cx.ServerISN, cx.RequestSeq, sx.ClientISN, sx.ServerISN, sx.RequestSeq)
+	}
+	if !strings.HasPrefix(string(cx.Request), "GET /items/2 ") {
+		t.Errorf("request %q", cx.Request)
+	}
+}
+
+// TestKernelBodiesAreNotRead: a 1 MiB download is one exchange per end, and its body never
+// crosses.
+func TestKernelBodiesAreNotRead(t *testing.T) {
+	_, c := sharedKernel(t) // judging off: every exchange is sent
+	addr := judgedServer(t, "127.0.0.77:0")
+	get(t, keepAliveClient(), "http://"+addr+"/download")
+	httpMarker(t, c, "127.0.0.78:0")
+	exchanges := 0
+	for _, ev := range c.snapshot() {
+		if d := ev.Data; d != nil && (d.Socket.Local.String() == addr || d.Socket.Remote.String() == addr) {
+			t.Errorf("body bytes crossed: %d bytes", d.Size)
+		}
+		if x := ev.HTTP1; x != nil && (x.Socket.Local.String() == addr || x.Socket.Remote.String() == addr) {
+			exchanges++
+		}
+	}
+	if exchanges != 2 {
+		t.Errorf("%d exchanges, want 2 (one per end)", exchanges)
+	}
+}
+
+// h2Frame encodes one HTTP/2 frame.
+func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
+	b := make([]byte, 9, 9+len(payload))
+	b[0], b[1], b[2] = byte(len(payload)>>16), byte(len(payload)>>8), byte(len(payload))
+	b[3], b[4] = typ, flags
+	binary.BigEndian.PutUint32(b[5:], stream)
+	return append(b, payload...)
+}
+
+func hpackBlock(fields ...string) []byte {
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	for i := 0; i+1 < len(fields); i += 2 {
+		_ = enc.WriteField(hpack.HeaderField{Name: fields[i], Value: fields[i+1]})
+	}
+	return buf.Bytes()
+}
+
+// TestKernelH2FramesWithoutData: one write of SETTINGS, HEADERS, 8 KiB of DATA and the trailing
+// HEADERS crosses as every frame header and every HEADERS payload, without the DATA payload —
+// so trailers are seen however far into a write they sit.
+func TestKernelH2FramesWithoutData(t *testing.T) {
+	_, c := sharedKernel(t)
+	ln, err := net.Listen("tcp4", "127.0.0.79:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	settings := h2Frame(4, 0, 0, nil)
+	headers := h2Frame(1, 4, 1, hpackBlock(":status", "200", "content-type", "application/grpc"))
+	data := h2Frame(0, 0, 1, bytes.Repeat([]byte{0xd7}, 8<<10))
+	trailers := h2Frame(1, 5, 1, hpackBlock("grpc-status", "0", "grpc-message", "fine"))
+	reply := bytes.Join([][]byte{settings, headers, data, trailers}, nil)
+	request := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settings...)
+	request = append(request, h2Frame(1, 5, 1, hpackBlock(":method", "POST", ":path", "/pkg.Svc/Call", ":scheme", "http", ":authority", "h2"))...)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = io.ReadFull(conn, make([]byte, len(request)))
+		_, _ = conn.Write(reply)
+		_, _ = io.Copy(io.Discard, conn)
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.Write(request); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(conn, make([]byte, len(reply))); err != nil {
+		t.Fatal(err)
+	}
+	server := addrPort(ln.Addr())
+	w := c.waitData(t, "server write", func(e *DataEvent) bool { return e.Socket.Local == server && e.Direction == DirectionSend })
+	want := bytes.Join([][]byte{settings, headers, data[:9], trailers}, nil)
+	if !w.H2Compact || !bytes.Equal(w.Payload, want) || w.Size != len(reply) {
+		t.Errorf("server write: compact %v size %d (want %d), payload %d bytes (want %d: frame headers and HEADERS, no DATA)", w.H2Compact, w.Size, len(reply), len(w.Payload), len(want))
+	}
+	r := c.waitData(t, "client request", func(e *DataEvent) bool { return e.Socket.Remote == server && e.Direction == DirectionSend })
+	if !bytes.Equal(r.Payload, request) {
+		t.Errorf("client request: %q, want the preface and frames as they are", r.Payload)
+	}
+}
+
+// TestKernelForkedChildServes: busybox httpd accepts in its parent and serves each connection in
+// a forked child; the child inherits the socket's entry, so its exchanges are seen from both
+// ends.
+// TestKernelForkedChildServes: busybox httpd accepts in the parent and serves in a forked child
+// (dup2 onto stdin/stdout), on the host and in its own PID namespace, as in a container, where
+// the fork's return value is not the child's pid in the kernel.
+func TestKernelForkedChildServes(t *testing.T) {
+	busybox, err := exec.LookPath("busybox")
+	if err != nil {
+		t.Fatal("busybox not installed (Debian: busybox-static)")
+	}
+	_, c := sharedKernel(t)
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "index.html"), []byte("forked"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		addr  string
+		flags uintptr
+	}{
+		{"host", "127.0.0.80:8080", 0},
+		{"pid namespace", "127.0.0.81:8080", unix.CLONE_NEWPID},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			httpd := exec.CommandContext(ctx, busybox, "httpd", "-f", "-p", tc.addr, "-h", dir)
+			httpd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: tc.flags}
+			if err := httpd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() { cancel(); _ = httpd.Wait() }()
+			get := func(path string) (int, error) {
+				resp, err := http.Get("http://" + tc.addr + path)
+				if err != nil {
+					return 0, err
+				}
+				_, _ = io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				return resp.StatusCode, nil
+			}
+			var code int
+			for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline) && code == 0; time.Sleep(50 * time.Millisecond) {
+				code, _ = get("/index.html")
+			}
+			if code != 200 {
+				t.Fatalf("busybox httpd answered %d", code)
+			}
+			// Every connection is served by its own child: each must be seen.
+			const n = 12
+			for i := range n {
+				if code, err := get(fmt.Sprintf("/index.html?n=%d", i)); err != nil || code != 200 {
+					t.Fatalf("request %d: %d %v", i, code, err)
+				}
+			}
+			for i := range n {
+				want := fmt.Sprintf("GET /index.html?n=%d ", i)
+				sx := c.waitHTTP1(t, "busybox child "+want, func(e *HTTP1Event) bool {
+					return e.Socket.Local.String() == tc.addr && e.Socket.Role == RoleServer && strings.HasPrefix(string(e.Request), want)
+				})
+				if sx.Process.PID == uint32(httpd.Process.Pid) || sx.Status != 200 {
+					t.Errorf("server exchange %d by pid %d (httpd parent %d) status %d", i, sx.Process.PID, httpd.Process.Pid, sx.Status)
+				}
+			}
+		})
+	}
+}
+
+// TestKernelRecoveryAfterError: after an error, the healthy exchanges of the same owner, peer
+// and route are sent for Judging.Recovery (a retried call's success reaches user space with its
+// failures); another route meanwhile, and the same route once the window has passed, are
+// counted in the kernel (the healthy twins).
+func TestKernelRecoveryAfterError(t *testing.T) {
+	src, c := sharedJudging(t)
+	j := judgingOptions().Judging
+	j.Recovery = 300 * time.Millisecond
+	if err := src.SetJudging(j); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.SetJudging(judgingOptions().Judging) })
+
+	ln, err := net.Listen("tcp4", "127.0.0.82:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	attempts := map[string]int{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("/flaky/", func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		attempts[r.URL.Path]++
+		n := attempts[r.URL.Path]
+		mu.Unlock()
+		if strings.HasPrefix(r.URL.Path, "/flaky/1") && n <= 3 { // calls 1x fail three times
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})
+	mux.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "item") })
+	srv := &http.Server{Handler: mux}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	client := keepAliveClient()
+
+	// Warm the keys: each route's first exchange is sent as its key's first.
+	get(t, client, "http://"+addr+"/flaky/200")
+	get(t, client, "http://"+addr+"/items/1")
+	for call := 10; call < 13; call++ {
+		for attempt := 0; attempt < 4; attempt++ {
+			get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, call))
+		}
+		get(t, client, fmt.Sprintf("http://%s/items/%d", addr, call)) // another route: counted
+	}
+	time.Sleep(400 * time.Millisecond) // the window passes
+	for i := 0; i < 4; i++ {
+		get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, 300+i))
+	}
+	httpMarker(t, c, "127.0.0.83:0")
+
+	var recovered, errors, others int
+	for _, ev := range c.snapshot() {
+		x := ev.HTTP1
+		if x == nil || x.Socket.Role != RoleClient || x.Socket.Remote.String() != addr || x.Reasons&HTTP1First != 0 {
+			continue
+		}
+		switch {
+		case x.Reasons&HTTP1Error != 0:
+			errors++
+		case x.Reasons&HTTP1Recovery != 0 && x.RouteKey == RouteKey("/flaky/{id}") && x.Status == 200:
+			recovered++
+		default:
+			others++
+			t.Errorf("sent: %q reasons %b", x.Request[:min(len(x.Request), 20)], x.Reasons)
+		}
+	}
+	if errors != 9 || recovered != 3 || others != 0 {
+		t.Errorf("client side: %d errors (want 9), %d recoveries (want 3: each call's success), %d others (want 0)", errors, recovered, others)
+	}
+	var flaky, items uint64
+	for _, a := range drainOwn(t, src)[RoleClient] {
+		if netip.AddrPortFrom(a.Peer, a.Port).String() != addr {
+			continue // another test's server
+		}
+		switch a.RouteKey {
+		case RouteKey("/flaky/{id}"):
+			flaky += a.Count
+		case RouteKey("/items/{id}"):
+			items += a.Count
+		}
+	}
+	if flaky != 4 || items != 3 {
+		t.Errorf("counted in the kernel: /flaky/{id} %d (want 4: after the window), /items/{id} %d (want 3)", flaky, items)
+	}
+}
