@@ -320,6 +320,7 @@ const (
 	NetintelMapRouteScratch           = "route_scratch"
 	NetintelMapRuntimeSettings        = "runtime_settings"
 	NetintelMapSocks                  = "socks"
+	NetintelMapStopRequests           = "stop_requests"
 	NetintelProgNiEnterClone          = "ni_enter_clone"
 	NetintelProgNiEnterClone3         = "ni_enter_clone3"
 	NetintelProgNiEnterClose          = "ni_enter_close"
@@ -577,6 +578,7 @@ type NetintelMapSpecs struct {
 	RouteScratch    *ebpf.MapSpec `ebpf:"route_scratch"`
 	RuntimeSettings *ebpf.MapSpec `ebpf:"runtime_settings"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
+	StopRequests    *ebpf.MapSpec `ebpf:"stop_requests"`
 }
 
 // NetintelVariableSpecs contains global variables before they are loaded into the kernel.
@@ -656,6 +658,7 @@ type NetintelMaps struct {
 	RouteScratch    *ebpf.Map `ebpf:"route_scratch"`
 	RuntimeSettings *ebpf.Map `ebpf:"runtime_settings"`
 	Socks           *ebpf.Map `ebpf:"socks"`
+	StopRequests    *ebpf.Map `ebpf:"stop_requests"`
 }
 
 func (m *NetintelMaps) Close() error {
@@ -684,6 +687,7 @@ func (m *NetintelMaps) Close() error {
 		m.RouteScratch,
 		m.RuntimeSettings,
 		m.Socks,
+		m.StopRequests,
 	)
 }
 

@@ -61,6 +61,14 @@ func newPipeline(settings Settings, logger *zap.Logger, src capture.Source, out 
 		spans:    otlp.NewTraceBuilder(otlp.Privacy{URLPath: settings.URLPath}),
 	}
 	p.tracker = l7.NewTracker(settings.L7, p.exchange)
+	if st, ok := src.(capture.Stopper); ok {
+		// A socket l7 gave up on costs nothing more: the kernel stops sending its bytes.
+		p.tracker.SetStop(func(s capture.Socket) {
+			if err := st.StopSocket(s.Cookie); err != nil {
+				logger.Debug("net_intel: stop socket", zap.Error(err))
+			}
+		})
+	}
 	p.steer = newSteering(src)
 	p.halves = lru.New[requestID, halfSeen](maxHalves)
 	if src := p.names.Sources(); src.Proc == "" {

@@ -223,6 +223,17 @@ struct {
 	__type(value, struct sock_info);
 } closed_socks SEC(".maps");
 
+/* Sockets user space asked to stop following, by socket cookie (capture.Source.StopSocket): an
+ * l7 parser that gave up, a protocol switched off. Checked only on sockets whose bytes cross
+ * (raw and HTTP/2), at their next read or write, then the socket is CLASS_STOPPED. LRU: a request
+ * for a socket that closed before its next call ages out. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u64);
+	__type(value, __u8);
+} stop_requests SEC(".maps");
+
 /* A receive syscall's arguments, from its sys_enter to its sys_exit, per task. */
 struct {
 	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);

@@ -127,6 +127,16 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 	struct sock *sk = (struct sock *)st->sk;
 	if (st->cls == CLASS_STOPPED)
 		return stop(tgid, fd);
+	if (st->cls == CLASS_RAW || st->cls == CLASS_H2) {
+		/* Sockets whose bytes cross: has user space asked to stop this one? */
+		__u64 cookie = st->info.cookie;
+		if (bpf_map_lookup_elem(&stop_requests, &cookie)) {
+			bpf_map_delete_elem(&stop_requests, &cookie);
+			st->cls = CLASS_STOPPED;
+			count(COUNTER_STOPPED_BY_USER);
+			return stop(tgid, fd);
+		}
+	}
 	__u64 now = bpf_ktime_get_ns();
 	if (now - st->last_rtt_ns >= cfg_rtt_interval_ns) {
 		/* RTT, sampled here where the socket is in hand (not from tcp:tcp_probe, which runs on

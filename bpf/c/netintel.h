@@ -77,7 +77,8 @@ enum counter_index {
 	COUNTER_FD_WALKS = 16, /* fd -> socket walks (first data on an untracked socket-only syscall, seeded fds) */
 	COUNTER_FORK_FDS_BEYOND = 17, /* a forked child's socket fds above the copied range: not followed */
 	COUNTER_HTTP1_LOST_COUNTED = 18, /* HTTP/1 exchanges whose record the full ring lost, counted in their aggregate */
-	COUNTER_MAX = 19,
+	COUNTER_STOPPED_BY_USER = 19, /* sockets stopped because user space asked (stop_requests) */
+	COUNTER_MAX = 20,
 };
 
 struct task_id {

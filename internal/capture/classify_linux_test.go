@@ -268,3 +268,85 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 		t.Errorf("payloads: sent %x recv %x", sent.Payload, recv.Payload)
 	}
 }
+
+// TestKernelStopSocket: after user space asks to stop a socket whose bytes cross (HTTP/2 frames
+// here), its next reads and writes send nothing, and the kernel counts it; a connection beside it
+// that was not stopped keeps crossing.
+func TestKernelStopSocket(t *testing.T) {
+	src, c := sharedKernel(t)
+	h2Preface := []byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+	ping := []byte("\x00\x00\x08\x06\x00\x00\x00\x00\x00pingpong")
+	type pair struct {
+		ln     net.Listener
+		client net.Conn
+	}
+	open := func(addr string) pair {
+		ln, err := net.Listen("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer conn.Close()
+			_, _ = io.Copy(conn, conn) // echo
+		}()
+		conn, err := net.Dial("tcp4", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		return pair{ln, conn}
+	}
+	roundTrip := func(p pair, b []byte) {
+		if _, err := p.client.Write(b); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(p.client, make([]byte, len(b))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	stopped, kept := open("127.0.1.40:0"), open("127.0.1.41:0")
+	for _, p := range []pair{stopped, kept} {
+		roundTrip(p, h2Preface)
+		roundTrip(p, ping)
+	}
+	dnsMarker(t, c, [4]byte{127, 0, 1, 42})
+	seen := func(p pair) (n int, cookie uint64) {
+		server := addrPort(p.ln.Addr())
+		for _, ev := range c.snapshot() {
+			// The client's side: the echo server splices (io.Copy), so its side has no reads.
+			if ev.Data != nil && ev.Data.Socket.Remote == server && ev.Data.Direction == DirectionSend && bytes.Equal(ev.Data.Payload, ping) {
+				n++
+				cookie = ev.Data.Socket.Cookie
+			}
+		}
+		return n, cookie
+	}
+	before, cookie := seen(stopped)
+	if before == 0 || cookie == 0 {
+		t.Fatalf("the client's HTTP/2 frames did not cross before the stop (%d events)", before)
+	}
+	keptBefore, _ := seen(kept)
+	counted := src.Counters().Kernel[kcStoppedByUser]
+	if err := src.StopSocket(cookie); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		roundTrip(stopped, ping)
+		roundTrip(kept, ping)
+	}
+	dnsMarker(t, c, [4]byte{127, 0, 1, 43})
+	if after, _ := seen(stopped); after != before {
+		t.Errorf("stopped socket: %d frame events after the stop, want none", after-before)
+	}
+	if after, _ := seen(kept); after != keptBefore+3 {
+		t.Errorf("socket not stopped: %d frame events after, want 3 (it keeps crossing)", after-keptBefore)
+	}
+	if got := src.Counters().Kernel[kcStoppedByUser] - counted; got != 1 {
+		t.Errorf("stopped_by_user_space moved by %d, want 1", got)
+	}
+}

@@ -31,6 +31,7 @@ var KernelCounters = [...]KernelCounter{
 	{"fd_walks", "work", "fd -> socket walks (socket creation, accepted and seeded sockets)"},
 	{"fork_fds_beyond", "dropped", "socket fds of a forked child above the first 256: not followed in the child"},
 	{"http1_counted_after_loss", "fallback", "HTTP/1 exchanges whose record the full ring buffer lost, counted in their aggregate instead (the span is lost, the count is kept)"},
+	{"stopped_by_user_space", "work", "sockets the kernel stopped following because user space asked (an l7 parser gave up, a protocol switched off)"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -54,6 +55,7 @@ const (
 	kcFDWalks
 	kcForkFDsBeyond
 	kcHTTP1CountedAfterLoss
+	kcStoppedByUser
 	numKernelCounters
 )
 

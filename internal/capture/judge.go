@@ -73,6 +73,14 @@ type Judge interface {
 	DrainHTTP1(fn func(*HTTP1Aggregate)) error
 }
 
+// Stopper is a source that can stop following one socket: user space gave up on its bytes (an
+// l7 parser that cannot follow them, a protocol switched off), so the kernel stops sending them
+// at the socket's next read or write. Only sockets whose bytes cross are checked (raw and
+// HTTP/2): HTTP/1 judged in the kernel costs user space nothing.
+type Stopper interface {
+	StopSocket(cookie uint64) error
+}
+
 // RouteKey is the kernel's route key of a route template ("/items/{id}"): FNV-1a-64 of its
 // bytes, the root for an empty template. bpf/c/http1.h computes the same key from a request
 // target, templating identifier segments as it goes.

@@ -13,7 +13,23 @@ import (
 	"github.com/netintel/netintelreceiver/bpf"
 )
 
-var _ Judge = (*ebpfSource)(nil)
+var (
+	_ Judge   = (*ebpfSource)(nil)
+	_ Stopper = (*ebpfSource)(nil)
+)
+
+// StopSocket asks the kernel to stop following the socket with this cookie.
+func (s *ebpfSource) StopSocket(cookie uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.k == nil || cookie == 0 {
+		return nil
+	}
+	if err := s.k.maps.Maps[bpf.NetintelMapStopRequests].Put(cookie, uint8(1)); err != nil {
+		return fmt.Errorf("net_intel: stop socket %d: %w", cookie, err)
+	}
+	return nil
+}
 
 // SetJudging writes the judging settings into the kernel's runtime settings.
 func (s *ebpfSource) SetJudging(j Judging) error {

@@ -44,7 +44,7 @@ func (t *Tracker) detect(c *conn, ev *capture.DataEvent) (*capture.DataEvent, bo
 		}
 		c.attempts++
 		if c.attempts >= maxDetectAttempts {
-			c.done = true
+			c.giveUp()
 			t.counters.Unclassified++
 		}
 		return nil, false
@@ -63,7 +63,7 @@ func (t *Tracker) detect(c *conn, ev *capture.DataEvent) (*capture.DataEvent, bo
 	}
 	// A disabled protocol keeps its (cheap) parser off: the socket is recognised and ignored.
 	if !t.enabled(proto) && !(proto == ProtocolHTTP2 && t.opts.GRPC) {
-		c.done = true
+		c.giveUp()
 		return nil, false
 	}
 	return ev, true

@@ -58,18 +58,18 @@ type tlsParser struct {
 func (p *tlsParser) data(c *conn, ev *capture.DataEvent) {
 	if !looksLikeTLS(ev.Payload) {
 		if p.x == nil {
-			c.done = true
+			c.giveUp()
 		}
 		return
 	}
 	if ev.Payload[0] != tlsRecordHandshake {
-		c.done = true // encrypted from here on: nothing more to learn
+		c.giveUp() // encrypted from here on: nothing more to learn
 		return
 	}
 	h, ok := parseTLSHello(ev.Payload)
 	if !ok {
 		c.t.parseFailure(ProtocolTLS)
-		c.done = true
+		c.giveUp()
 		return
 	}
 	if h.client {
@@ -82,7 +82,7 @@ func (p *tlsParser) data(c *conn, ev *capture.DataEvent) {
 	}
 	if p.x == nil {
 		c.t.counters.UnmatchedResponses++
-		c.done = true
+		c.giveUp()
 		return
 	}
 	x := p.x
@@ -94,7 +94,7 @@ func (p *tlsParser) data(c *conn, ev *capture.DataEvent) {
 		x.TLS.ALPN = h.alpn
 	}
 	c.emit(x)
-	c.done = true
+	c.giveUp()
 }
 
 func (p *tlsParser) fail(c *conn, f Failure, at time.Time) {

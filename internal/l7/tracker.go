@@ -134,6 +134,22 @@ type Tracker struct {
 	lru      *list.List // front: most recently used
 	counters Counters
 	mem      int64 // sum of the sockets' mem
+	stopFn   func(capture.Socket)
+}
+
+// SetStop gives the tracker a way to tell the kernel to stop sending a TCP socket's bytes once
+// it has given up on them (unclassified, switched off, encrypted, unparsable hellos).
+func (t *Tracker) SetStop(fn func(capture.Socket)) { t.stopFn = fn }
+
+// giveUp ignores the socket's further bytes, and asks the kernel to stop sending them.
+func (c *conn) giveUp() {
+	if c.done {
+		return
+	}
+	c.done = true
+	if c.t.stopFn != nil && c.sock.Transport == capture.TransportTCP && c.sock.Cookie != 0 {
+		c.t.stopFn(c.sock)
+	}
 }
 
 // NewTracker returns a tracker that calls emit for every exchange, synchronously.
