@@ -21,7 +21,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
@@ -39,34 +38,10 @@ func judgingOptions() Options {
 	return o
 }
 
-// sharedJudging is one judging source for the tests that need nothing else (loading costs tens
-// of seconds under QEMU's TCG; see sharedKernel).
-var sharedJ struct {
-	once sync.Once
-	src  *ebpfSource
-	c    *collector
-	err  error
-}
-
+// sharedJudging is one judging source for the tests that need nothing else.
 func sharedJudging(t *testing.T) (*ebpfSource, *collector) {
 	t.Helper()
-	requireKernel(t)
-	sharedJ.once.Do(func() {
-		src, err := NewEBPF(judgingOptions(), zap.NewNop())
-		if err == nil {
-			err = src.Start(context.Background())
-		}
-		if err != nil {
-			sharedJ.err = err
-			return
-		}
-		sharedJ.src = src.(*ebpfSource)
-		sharedJ.c = collect(src)
-	})
-	if sharedJ.err != nil {
-		t.Fatal(sharedJ.err)
-	}
-	return sharedJ.src, sharedJ.c
+	return sharedJ.get(t, judgingOptions())
 }
 
 // judgedServer serves /items/<n> (fast), /slow (40 ms), /fail (500) and /download (1 MiB).

@@ -177,38 +177,49 @@ func (c *collector) record(t *testing.T, ports ...uint16) {
 // shared is one source on DefaultOptions for every test that needs nothing else: loading the
 // programs takes seconds (tens of seconds under QEMU's TCG), so the kernel matrix would spend
 // its time verifying. Tests tell their traffic apart by address.
-var shared struct {
+// sharedSource is one loaded and started source that many tests read from: loading costs tens
+// of seconds under QEMU's TCG, so tests that need no options of their own share one.
+type sharedSource struct {
 	once sync.Once
 	src  *ebpfSource
 	c    *collector
 	err  error
 }
 
-func sharedKernel(t *testing.T) (*ebpfSource, *collector) {
+var shared, sharedJ sharedSource
+
+func (s *sharedSource) get(t *testing.T, opts Options) (*ebpfSource, *collector) {
 	t.Helper()
 	requireKernel(t)
-	shared.once.Do(func() {
-		src, err := NewEBPF(DefaultOptions(), zap.NewNop())
+	s.once.Do(func() {
+		src, err := NewEBPF(opts, zap.NewNop())
 		if err == nil {
 			err = src.Start(context.Background())
 		}
 		if err != nil {
-			shared.err = err
+			s.err = err
 			return
 		}
-		shared.src = src.(*ebpfSource)
-		shared.c = collect(src)
+		s.src = src.(*ebpfSource)
+		s.c = collect(src)
 	})
-	if shared.err != nil {
-		t.Fatal(shared.err)
+	if s.err != nil {
+		t.Fatal(s.err)
 	}
-	return shared.src, shared.c
+	return s.src, s.c
 }
 
-// closeShared releases the shared source after the tests (TestMain).
+func sharedKernel(t *testing.T) (*ebpfSource, *collector) {
+	t.Helper()
+	return shared.get(t, DefaultOptions())
+}
+
+// closeShared releases the shared sources after the tests (TestMain).
 func closeShared() {
-	if shared.src != nil {
-		_ = shared.src.Close()
+	for _, s := range []*sharedSource{&shared, &sharedJ} {
+		if s.src != nil {
+			_ = s.src.Close()
+		}
 	}
 }
 

@@ -32,9 +32,6 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	closeShared()
-	if sharedJ.src != nil {
-		_ = sharedJ.src.Close()
-	}
 	os.Exit(code)
 }
 

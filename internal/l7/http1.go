@@ -241,6 +241,25 @@ func (p *http1Parser) closeUnknown(c *conn) {
 	p.pending = p.pending[:0]
 }
 
+// requestHTTP is the HTTP of a request head: the target split into path (an absolute-form
+// target's scheme and authority dropped) and query.
+func (h *http1Head) requestHTTP() *HTTP {
+	path, query, _ := stringsCut(h.target, '?')
+	if i := indexAfterScheme(path); i >= 0 {
+		path = path[i:]
+	}
+	return &HTTP{
+		Method:      h.method,
+		Path:        path,
+		Query:       query,
+		Version:     h.version,
+		Host:        h.host,
+		UserAgent:   h.userAgent,
+		ContentType: h.contentType,
+		Partial:     h.partial,
+	}
+}
+
 // message records a parsed head and returns the length of the body that follows it
 // (-1: until the connection closes).
 func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq uint32, at time.Time) int64 {
@@ -249,20 +268,7 @@ func (p *http1Parser) message(c *conn, ev *capture.DataEvent, h *http1Head, seq 
 		c.learnRequestDir(ev.Direction)
 		x := c.exchange(ProtocolHTTP1, ev.Direction, at, ev.Socket)
 		x.RequestSeq = seq
-		path, query, _ := stringsCut(h.target, '?')
-		if i := indexAfterScheme(path); i >= 0 {
-			path = path[i:]
-		}
-		x.HTTP = &HTTP{
-			Method:      h.method,
-			Path:        path,
-			Query:       query,
-			Version:     h.version,
-			Host:        h.host,
-			UserAgent:   h.userAgent,
-			ContentType: h.contentType,
-			Partial:     h.partial,
-		}
+		x.HTTP = h.requestHTTP()
 		if len(p.pending) >= maxPendingPerConn {
 			p.pending = p.pending[1:]
 			t.counters.PendingDropped++

@@ -46,20 +46,8 @@ func (t *Tracker) HTTP1(ev *capture.HTTP1Event) {
 	} else {
 		x.Side, x.Client, x.Server = SideServer, peer, local
 	}
-	path, query, _ := stringsCut(req.target, '?')
-	if i := indexAfterScheme(path); i >= 0 {
-		path = path[i:]
-	}
-	x.HTTP = &HTTP{
-		Method:      req.method,
-		Path:        path,
-		Query:       query,
-		Version:     req.version,
-		Host:        req.host,
-		UserAgent:   req.userAgent,
-		ContentType: req.contentType,
-		Partial:     req.partial || ev.Reasons&capture.HTTP1Partial != 0,
-	}
+	x.HTTP = req.requestHTTP()
+	x.HTTP.Partial = x.HTTP.Partial || ev.Reasons&capture.HTTP1Partial != 0
 	if len(ev.Response) > 0 {
 		resp := parseHTTP1Head(headOf(ev.Response))
 		x.HTTP.Status = resp.status
