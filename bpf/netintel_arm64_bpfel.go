@@ -156,14 +156,16 @@ type NetintelLocalClientKey struct {
 }
 
 type NetintelRecvArgs struct {
-	_      structs.HostLayout
-	Buf    uint64
-	Addr   uint64
-	Fd     int32
-	Seq    uint32
-	Kind   uint8
-	Active uint8
-	Pad    [6]uint8
+	_         structs.HostLayout
+	Buf       uint64
+	Addr      uint64
+	Sk        uint64
+	Fd        int32
+	Seq       uint32
+	Kind      uint8
+	Active    uint8
+	Transport uint8
+	Pad       [5]uint8
 }
 
 type NetintelRouteLimit struct {
@@ -247,7 +249,7 @@ type NetintelSockState struct {
 	Cls          uint8
 	DirsSeen     uint8
 	IsnKnown     uint8
-	PeerResolved uint8
+	KeyMade      uint8
 	Pad0         [2]uint8
 	H2Copy       [2]uint8
 	H2Left       [2]uint32
@@ -269,8 +271,8 @@ type NetintelSockState struct {
 	Stash        [272]uint8
 	RespStart    [32]uint8
 	RespStartLen uint8
-	Pad3         [3]uint8
-	PeerTgid     uint32
+	Pad3         [7]uint8
+	Key          NetintelAggKey
 }
 
 type NetintelSockTuple struct {

@@ -115,7 +115,7 @@ struct sock_state {
 	__u8 cls; /* enum sock_class */
 	__u8 dirs_seen; /* CLASS_FIRST_EXCHANGE: bit 1 send, bit 2 recv */
 	__u8 isn_known;
-	__u8 peer_resolved; /* server side: peer_tgid was looked up in local_clients */
+	__u8 key_made; /* key holds this socket's part of its aggregate keys */
 	__u8 pad0[2];
 	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
 	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
@@ -137,8 +137,10 @@ struct sock_state {
 	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
 	__u8 resp_start[2 * PEEK];
 	__u8 resp_start_len;
-	__u8 pad3[3];
-	__u32 peer_tgid; /* server side, a client on this host: its process (local_clients), or 0 */
+	__u8 pad3[7];
+	/* The part of its exchanges' aggregate keys that is the socket's, made once (key_template):
+	 * role, family, port, peer (a local client's process looked up then). */
+	struct agg_key key;
 };
 
 /* Which side sent the first FIN of a connection. */
@@ -159,11 +161,13 @@ enum buf_kind {
 struct recv_args {
 	__u64 buf;
 	__u64 addr; /* user sockaddr of recvfrom, or 0 */
+	__u64 sk; /* the fd's socket: a TCP socket's state is found by it at sys_exit */
 	__s32 fd;
 	__u32 seq;
 	__u8 kind;
 	__u8 active;
-	__u8 pad[6];
+	__u8 transport;
+	__u8 pad[5];
 };
 
 struct err_key {

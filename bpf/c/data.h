@@ -120,9 +120,10 @@ static __always_inline void classify(struct sock_state *st, struct sock *sk, con
 	count(COUNTER_UNCLASSIFIED);
 }
 
-/* tcp_data handles one read or write of a TCP socket. */
+/* tcp_data handles one read or write of a TCP socket: its bytes are at buf (of kind), or where pre
+ * says when the caller located them already. */
 static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
-				    __u64 total, __u32 seq)
+				    __u64 total, __u32 seq, const struct buf_ref *pre)
 {
 	struct sock *sk = (struct sock *)st->sk;
 	if (st->cls == CLASS_STOPPED)
@@ -158,14 +159,19 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 	}
 
 	struct buf_ref r;
-	if (!locate(kind, buf, total, 0, &r))
+	if (pre)
+		r = *pre;
+	else if (!locate(kind, buf, total, 0, &r))
 		return 0;
 	struct data_meta m;
 	tcp_meta(&m, st, dir, total, seq);
 
+	/* A new request's bytes go to the stash in one read (http1_next_request); other HTTP/1 bytes
+	 * and a socket's first are peeked at. */
+	bool next_request = cls == CLASS_HTTP1 && http1_expects_request(st, dir);
 	__u8 p[PEEK] = {};
 	__u32 n = r.avail < PEEK ? r.avail : PEEK;
-	if (cls == CLASS_UNKNOWN || cls == CLASS_HTTP1) {
+	if (cls == CLASS_UNKNOWN || (cls == CLASS_HTTP1 && !next_request)) {
 		if (n == 0)
 			return 0;
 		if (bpf_probe_read_user(p, n & (PEEK - 1) ? n & (PEEK - 1) : PEEK, (void *)r.src) != 0) {
@@ -176,11 +182,17 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 	if (cls == CLASS_UNKNOWN) {
 		classify(st, sk, p, n, dir);
 		cls = st->cls;
+		next_request = cls == CLASS_HTTP1 && http1_expects_request(st, dir);
 	}
 	tcp_identity(st, sk);
 	m.client_isn = st->client_isn;
 	m.server_isn = st->server_isn;
 	m.role = st->info.role;
+	if (next_request) {
+		if (http1_next_request(st, &r, total, seq, settings(), now))
+			return 0;
+		cls = CLASS_RAW; /* no request: user space gets the bytes */
+	}
 
 	switch (cls) {
 	case CLASS_HTTP1: {
@@ -191,33 +203,15 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		if (dir == req_dir) {
 			if (st->h1 == H1_REQUEST_START)
 				return http1_request_rest(st, &m, &r, total, s);
-			bool request = http1_method(p, n, &mlen) != 0;
-			if (!request && st->h1 != H1_WAIT_RESPONSE && n < 8 && http1_method_prefix(p, n)) {
-				/* "G", "GE": the start of a request read alone; keep it for the rest. */
-				http1_request_start(st, p, n, total, seq);
-				return 0;
-			}
-			if (st->h1 == H1_WAIT_RESPONSE) {
-				if (!request)
-					return 0; /* more of the request's body */
-				/* A second request before the first one's response (pipelining): user
-				 * space pairs them in order; it gets the stashed request, then the bytes. */
-				st->cls = CLASS_RAW;
-				count(COUNTER_HTTP1_RAW);
-				emit_stash(&m);
-				return emit_raw(&m, &r);
-			}
-			if (!request) {
-				/* Bytes in the request direction that are no request: the kernel cannot
-				 * follow this connection; user space gets its bytes. */
-				st->cls = CLASS_RAW;
-				count(COUNTER_HTTP1_RAW);
-				return emit_raw(&m, &r);
-			}
-			__u16 port = st->info.role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
-							     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-			http1_request(st, &r, total, seq, port, s);
-			return 0;
+			/* A request in flight (a new one went to http1_next_request). */
+			if (!http1_method(p, n, &mlen))
+				return 0; /* more of the request's body */
+			/* A second request before the first one's response (pipelining): user space
+			 * pairs them in order; it gets the stashed request, then the bytes. */
+			st->cls = CLASS_RAW;
+			count(COUNTER_HTTP1_RAW);
+			emit_stash(&m);
+			return emit_raw(&m, &r);
 		}
 		__u16 status = 0;
 		if (st->resp_start_len > 0)
@@ -235,7 +229,7 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		}
 		if (status < 200 && status != 101)
 			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
-		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32));
+		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32), now);
 		if (status == 101) {
 			/* Switching protocols (WebSocket, h2c): no more HTTP/1 on this connection. */
 			st->cls = CLASS_STOPPED;
@@ -313,7 +307,7 @@ static __always_inline int data(struct fd_entry *fe, __u32 tgid, int fd, __u8 di
 	struct sock_state *st = tcp_state(fe);
 	if (!st)
 		return 0;
-	return tcp_data(st, tgid, fd, dir, kind, buf, total, seq);
+	return tcp_data(st, tgid, fd, dir, kind, buf, total, seq, NULL);
 }
 
 /* lookup_fd returns the tracked socket behind fd of the current process, NULL for any other fd. */
@@ -373,6 +367,8 @@ static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
 	}
 	a->buf = buf;
 	a->addr = addr;
+	a->sk = fe->sk;
+	a->transport = fe->transport;
 	a->fd = fd;
 	a->kind = kind;
 	a->seq = fd_copied_seq(fe);
@@ -394,12 +390,31 @@ static __always_inline int exit_recv(long ret, __u8 kind)
 		return 0;
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	int fd = a->fd;
+	if (kind != BUF_MMSG) {
+		/* A TCP socket's state is found by the socket sys_enter saw, not by its fd again. */
+		struct sock_state *st = NULL;
+		if (a->transport == TRANSPORT_TCP) {
+			__u64 sk = a->sk;
+			st = bpf_map_lookup_elem(&socks, &sk);
+		}
+		if (!st) {
+			struct fd_key k = {.tgid = tgid, .fd = fd};
+			struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+			if (!fe || !fe->sk)
+				return 0;
+			if (fe->transport == TRANSPORT_UDP)
+				return udp_data(fe, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr);
+			st = tcp_state(fe);
+			if (!st)
+				return 0;
+		}
+		/* One call site: tcp_data is inlined once per program. */
+		return tcp_data(st, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->seq, NULL);
+	}
 	struct fd_key k = {.tgid = tgid, .fd = fd};
 	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
 	if (!fe || !fe->sk)
 		return 0;
-	if (kind != BUF_MMSG)
-		return data(fe, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr, a->seq);
 	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
 	 * message's msg_len says what it moved. */
 	if (fe->transport != TRANSPORT_UDP) {
@@ -458,11 +473,12 @@ static __always_inline int enter_sendmmsg(int fd, __u64 vec, __u64 vlen)
 	return 0;
 }
 
-/* iovec_total sums the lengths of the first iovecs of a vectored write (what it asks to send). */
-static __always_inline __u64 iovec_total(__u64 iovp, __u64 iovcnt)
+/* iovec_total sums the lengths of the first iovecs of a vectored write (what it asks to send),
+ * from the from-th. */
+static __always_inline __u64 iovec_total(__u64 iovp, __u64 iovcnt, int from)
 {
 	__u64 total = 0;
-	for (int i = 0; i < 8; i++) {
+	for (int i = from; i < 8; i++) {
 		if (i >= iovcnt)
 			break;
 		struct iovec iov = {};
@@ -473,12 +489,52 @@ static __always_inline __u64 iovec_total(__u64 iovp, __u64 iovcnt)
 	return total;
 }
 
-static __always_inline __u64 msghdr_total(__u64 msgp)
+/* enter_sendv: a vectored send, writev (buf: its iovecs, n of them) or sendmsg (buf: its msghdr).
+ * The fd is looked up first; a TCP socket's first two iovecs are read in one call (headers and
+ * body: most vectored writes have two), which both locates the bytes and sums what is sent.
+ * UDP datagrams go the general way. */
+static __always_inline int enter_sendv(int fd, __u64 buf, __u64 n, __u8 kind)
 {
-	struct user_msghdr msg = {};
-	if (bpf_probe_read_user(&msg, sizeof(msg), (void *)msgp) != 0)
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe)
 		return 0;
-	return iovec_total((__u64)msg.msg_iov, msg.msg_iovlen);
+	__u64 iovp = buf, iovcnt = n, uaddr = 0;
+	if (kind == BUF_MSG) {
+		struct user_msghdr msg = {};
+		if (bpf_probe_read_user(&msg, sizeof(msg), (void *)buf) != 0) {
+			count(COUNTER_READ_FAILED);
+			return 0;
+		}
+		iovp = (__u64)msg.msg_iov;
+		iovcnt = msg.msg_iovlen;
+		uaddr = (__u64)msg.msg_name;
+	}
+	if (iovcnt == 0)
+		return 0;
+	if (fe->transport != TRANSPORT_TCP) {
+		__u64 total = iovec_total(iovp, iovcnt, 0);
+		if (total == 0)
+			return 0;
+		return udp_data(fe, tgid, fd, DIR_SEND, kind, buf, total, uaddr);
+	}
+	struct iovec iov[2] = {};
+	if (bpf_probe_read_user(iov, iovcnt >= 2 ? sizeof(iov) : sizeof(iov[0]), (void *)iovp) != 0) {
+		count(COUNTER_READ_FAILED);
+		return 0;
+	}
+	__u64 total = iov[0].iov_len;
+	if (iovcnt >= 2)
+		total += iov[1].iov_len;
+	if (iovcnt > 2)
+		total += iovec_total(iovp, iovcnt, 2);
+	if (total == 0)
+		return 0;
+	struct sock_state *st = tcp_state(fe);
+	if (!st)
+		return 0;
+	struct buf_ref r = {.src = (__u64)iov[0].iov_base, .avail = iov[0].iov_len, .uaddr = uaddr};
+	return tcp_data(st, tgid, fd, DIR_SEND, kind, buf, total, fd_write_seq(fe), &r);
 }
 
 static __always_inline int on_enter_close(const __u64 *args)
@@ -502,14 +558,12 @@ static __always_inline int on_enter_sendto(const __u64 *args)
 
 static __always_inline int on_enter_writev(const __u64 *args)
 {
-	__u64 total = iovec_total(args[1], args[2]);
-	return enter_send((int)args[0], args[1], total, 0, BUF_IOV);
+	return enter_sendv((int)args[0], args[1], args[2], BUF_IOV);
 }
 
 static __always_inline int on_enter_sendmsg(const __u64 *args)
 {
-	__u64 total = msghdr_total(args[1]);
-	return enter_send((int)args[0], args[1], total, 0, BUF_MSG);
+	return enter_sendv((int)args[0], args[1], 0, BUF_MSG);
 }
 
 static __always_inline int on_enter_sendmmsg(const __u64 *args)

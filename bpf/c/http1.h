@@ -404,6 +404,9 @@ static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk,
 
 /* --- judging ------------------------------------------------------------------------------- */
 
+/* An exchange's aggregate key, built here from the socket's template: not on the stack (see h2_walk
+ * on stack sizes), and not in the socket's state either — http1_judge is a global function, whose
+ * state pointer 6.1's verifier does not take as a map key. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__uint(max_entries, 1);
@@ -439,7 +442,7 @@ static __always_inline bool is_private_v4(const __u8 *a)
 
 /* server_side_peer keys a server's exchanges by the address it was reached at and by who called:
  * a client on this host (loopback, or the server's own address: the node's IP) by its process
- * (local_clients, looked up once per socket) — by address and port when its process is unknown
+ * (local_clients, looked up once per socket, with its key template) — by address and port when its process is unknown
  * (a connection older than the capture user space did not seed); another private address (a
  * pod, a peer in the cluster) by address; the Internet by network (/24, /64), so an ingress
  * does not make one key per client. */
@@ -447,20 +450,16 @@ static __always_inline void local_peer(struct agg_key *k, struct sock_state *st,
 				       const __u8 *peer, __u16 family)
 {
 	__u16 port = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	if (!st->peer_resolved) {
-		st->peer_resolved = 1;
-		struct local_client_key lk;
-		/* The client's key: its local address is our peer, its peer our local address. */
-		if (local_client_key_of(&lk, peer, local, port, family)) {
-			__u32 *tgid = bpf_map_lookup_elem(&local_clients, &lk);
-			if (tgid)
-				st->peer_tgid = *tgid;
+	struct local_client_key lk;
+	/* The client's key: its local address is our peer, its peer our local address. */
+	if (local_client_key_of(&lk, peer, local, port, family)) {
+		__u32 *tgid = bpf_map_lookup_elem(&local_clients, &lk);
+		if (tgid && *tgid) {
+			k->peer_tgid = *tgid;
+			return;
 		}
 	}
-	if (st->peer_tgid)
-		k->peer_tgid = st->peer_tgid;
-	else
-		k->peer_port = port;
+	k->peer_port = port;
 }
 
 static __always_inline void server_side_peer(struct agg_key *k, struct sock_state *st, struct sock *sk, __u16 family)
@@ -505,15 +504,16 @@ static __always_inline void server_side_peer(struct agg_key *k, struct sock_stat
 		__builtin_memset(&k->peer[8], 0, 8);
 }
 
-static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st, struct sock *sk, __u16 status)
+/* key_template returns the socket's part of its exchanges' aggregate keys (role, family, the
+ * server's port, the peer), read from the socket once and kept in its state: the socket's
+ * fields do not change, and every exchange would read them again. */
+static __always_inline struct agg_key *key_template(struct sock_state *st, struct sock *sk)
 {
+	struct agg_key *k = &st->key;
+	if (st->key_made && k->role == st->info.role)
+		return k;
 	__builtin_memset(k, 0, sizeof(*k));
-	k->tgid = bpf_get_current_pid_tgid() >> 32;
 	k->role = st->info.role;
-	k->method = st->method;
-	k->status = status;
-	k->version = st->version;
-	k->route = st->route;
 	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
 	k->family = family;
 	if (st->info.role == ROLE_SERVER) {
@@ -526,6 +526,31 @@ static __always_inline void agg_key_of(struct agg_key *k, struct sock_state *st,
 		else
 			bpf_core_read(k->peer, 16, &sk->__sk_common.skc_v6_daddr);
 	}
+	st->key_made = 1;
+	return k;
+}
+
+/* http1_port is the server port of the socket's exchanges (the port route rules are kept by). */
+static __always_inline __u16 http1_port(struct sock_state *st)
+{
+	return key_template(st, (struct sock *)st->sk)->port;
+}
+
+/* exchange_key is the aggregate key of the socket's exchange in flight, with status: its template
+ * completed, in key_scratch (NULL only if that map cannot be read). */
+static __always_inline struct agg_key *exchange_key(struct sock_state *st, struct sock *sk, __u16 status)
+{
+	__u32 zero = 0;
+	struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+	if (!k)
+		return NULL;
+	*k = *key_template(st, sk);
+	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	k->method = st->method;
+	k->status = status;
+	k->version = st->version;
+	k->route = st->route;
+	return k;
 }
 
 /* aggregate counts one healthy exchange; it returns the reasons to send it instead (a new key,
@@ -589,24 +614,51 @@ static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port,
 	st->h1 = H1_WAIT_RESPONSE;
 }
 
-/* http1_request takes the first bytes of a request (already checked to start with a method)
- * into the socket's stash and parses what judging needs. */
-static __always_inline void http1_request(struct sock_state *st, const struct buf_ref *r, __u32 size, __u32 seq,
-					  __u16 port, const struct settings *s)
+static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n);
+
+/* http1_expects_request says whether bytes in direction dir start a request: they go the
+ * request's way and none is in flight. */
+static __always_inline bool http1_expects_request(const struct sock_state *st, __u8 dir)
+{
+	__u8 req_dir = st->info.role == ROLE_CLIENT ? DIR_SEND : DIR_RECV;
+	return dir == req_dir && (st->h1 == H1_IDLE || st->h1 == H1_IN_RESPONSE);
+}
+
+/* http1_next_request takes bytes in the request direction while no request is in flight: they
+ * are read once, straight into the stash. A request line is parsed; the start of one read alone
+ * ("G", "GE": a reader taking a few bytes) is kept for the rest. Anything else is no request:
+ * it says false, and the kernel stops following the connection (CLASS_RAW): the caller hands
+ * the bytes to user space. */
+static __always_inline bool http1_next_request(struct sock_state *st, const struct buf_ref *r, __u32 size,
+					       __u32 seq, const struct settings *s, __u64 now)
 {
 	__u64 n = r->avail;
 	clamp_len(n, HTTP1_STASH);
+	if (n == 0)
+		return true;
 	if (bpf_probe_read_user(st->stash, n, (void *)r->src) != 0) {
 		count(COUNTER_READ_FAILED);
 		st->h1 = H1_IDLE;
-		return;
+		return true;
+	}
+	__u32 mlen = 0;
+	bool request = http1_method(st->stash, n, &mlen) != 0;
+	if (!request && !(n < 8 && http1_method_prefix(st->stash, n))) {
+		st->cls = CLASS_RAW;
+		count(COUNTER_HTTP1_RAW);
+		return false;
 	}
 	st->stash_len = n;
-	st->req_partial = r->avail > HTTP1_STASH || size > r->avail;
 	st->req_seq = seq;
 	st->req_size = size;
-	st->req_ns = bpf_ktime_get_ns();
-	http1_parse_stash(st, port, s);
+	st->req_ns = now;
+	if (!request) {
+		st->h1 = H1_REQUEST_START;
+		return 0;
+	}
+	st->req_partial = r->avail > HTTP1_STASH || size > r->avail;
+	http1_parse_stash(st, http1_port(st), s);
+	return true;
 }
 
 /* http1_method_prefix says whether p[0, n) could begin a request line ("G", "PO", "DELE"):
@@ -629,21 +681,6 @@ static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n)
 	return ok;
 }
 
-/* http1_request_start keeps a request's first bytes, read alone, in the stash. */
-static __always_inline void http1_request_start(struct sock_state *st, const __u8 *p, __u32 n, __u32 size, __u32 seq)
-{
-#pragma unroll
-	for (int i = 0; i < PEEK; i++)
-		if (i < n)
-			st->stash[i] = p[i];
-	st->stash_len = n;
-	st->req_seq = seq;
-	st->req_size = size;
-	st->req_ns = bpf_ktime_get_ns();
-	st->h1 = H1_REQUEST_START;
-}
-
-static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port, const struct settings *s);
 
 /* http1_request_rest appends the rest of a request whose start came alone, and parses it. */
 static __always_inline int http1_request_rest(struct sock_state *st, const struct data_meta *m,
@@ -660,9 +697,7 @@ static __always_inline int http1_request_rest(struct sock_state *st, const struc
 	}
 	st->stash_len = have + n;
 	st->req_size += size;
-	struct sock *sk = (struct sock *)st->sk;
-	__u16 port = st->info.role == ROLE_SERVER ? BPF_CORE_READ(sk, __sk_common.skc_num)
-					     : bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
+	__u16 port = http1_port(st);
 	__u32 mlen = 0;
 	if (!http1_method(st->stash, have + n, &mlen)) {
 		st->cls = CLASS_RAW;
@@ -720,11 +755,12 @@ static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8
 static __always_inline void error_seen(struct sock_state *st, struct sock *sk, __u64 now)
 {
 	__u32 zero = 0;
-	struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
 	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
-	if (!k || !last)
+	if (!last)
 		return;
-	agg_key_of(k, st, sk, 0);
+	struct agg_key *k = exchange_key(st, sk, 0);
+	if (!k)
+		return;
 	k->version = 0;
 	bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
 	*last = now;
@@ -752,8 +788,9 @@ static __always_inline bool recovering(struct agg_key *k, const struct settings 
 
 /* http1_judge judges the response whose first bytes are at rsrc (ravail of them): a healthy one
  * updates its aggregate, any other is sent with its request. status_seq is status | version << 16
- * | seq << 32. A global function: the verifier checks it once, not once per path that calls it. */
-__noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u64 status_seq)
+ * | seq << 32; now: the response's time. A global function: the verifier checks it once, not once per
+ * path that calls it. */
+__noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u64 status_seq, __u64 now)
 {
 	if (!st)
 		return 0;
@@ -761,7 +798,6 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 	__u16 status = status_seq & 0xffff;
 	__u32 seq = status_seq >> 32;
 	struct sock *sk = (struct sock *)st->sk;
-	__u64 now = bpf_ktime_get_ns();
 	__u64 latency = now > st->req_ns ? now - st->req_ns : 0;
 	st->h1 = H1_IN_RESPONSE;
 	st->resp_start_len = 0;
@@ -782,12 +818,9 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 	if (s && s->aggregate && s->recovery_ns && (reasons & HTTP1_ERROR))
 		error_seen(st, sk, now);
 	if (!reasons && s) {
-		/* The key lives in a per-CPU map, not on the stack (see h2_walk on stack sizes). */
-		__u32 zero = 0;
-		struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
+		struct agg_key *k = exchange_key(st, sk, 0);
 		if (!k)
 			return 0;
-		agg_key_of(k, st, sk, 0);
 		if (recovering(k, s, now))
 			reasons = HTTP1_RECOVERY;
 		else {
@@ -800,12 +833,9 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 	if (emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL) < 0 && s && s->aggregate &&
 	    !(reasons & HTTP1_NO_AGGREGATE)) {
 		/* Its record was lost to a full ring buffer: its span goes, its count stays. */
-		__u32 zero = 0;
-		struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
-		if (k) {
-			agg_key_of(k, st, sk, status);
+		struct agg_key *k = exchange_key(st, sk, status);
+		if (k)
 			aggregate(k, s, latency, true);
-		}
 	}
 	return 0;
 }

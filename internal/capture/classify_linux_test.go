@@ -178,7 +178,8 @@ func TestKernelPayloadTruncated(t *testing.T) {
 	}
 }
 
-// TestKernelVectoredAndMsgSyscalls covers writev/readv on TCP and sendmsg/recvmsg on UDP.
+// TestKernelVectoredAndMsgSyscalls covers writev/readv and sendmsg on TCP (more iovecs than the
+// two the kernel reads in one call) and sendmsg/recvmsg on UDP.
 func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 	_, c := sharedKernel(t)
 	ln, err := net.Listen("tcp4", "127.0.0.43:0")
@@ -186,7 +187,7 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	status, headers := []byte("HTTP/1.1 204 No Content\r\n"), []byte("Server: vec\r\n\r\n")
+	status, headers, end := []byte("HTTP/1.1 204 No Content\r\n"), []byte("Server: vec\r\n"), []byte("\r\n")
 	serverDone := make(chan []byte, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -203,8 +204,8 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 			n, rerr = unix.Readv(int(fd), [][]byte{buf})
 			return rerr != unix.EAGAIN
 		})
-		bufs := net.Buffers{status, headers}
-		_, _ = bufs.WriteTo(conn) // writev
+		bufs := net.Buffers{status, headers, end}
+		_, _ = bufs.WriteTo(conn) // writev of three iovecs
 		serverDone <- buf[:max(n, 0)]
 	}()
 	conn, err := net.Dial("tcp4", ln.Addr().String())
@@ -212,16 +213,19 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	head, tail := []byte("GET /vec HTTP/1.1\r\n"), []byte("Host: v\r\n\r\n")
-	bufs := net.Buffers{head, tail}
-	if _, err := bufs.WriteTo(conn); err != nil { // writev
-		t.Fatal(err)
+	head, mid, tail := []byte("GET /vec HTTP/1.1\r\n"), []byte("Host: v\r\n"), []byte("\r\n")
+	raw, _ := conn.(*net.TCPConn).SyscallConn()
+	var serr error
+	if err := raw.Write(func(fd uintptr) bool {
+		_, serr = unix.SendmsgBuffers(int(fd), [][]byte{head, mid, tail}, nil, nil, 0) // sendmsg, three iovecs
+		return serr != unix.EAGAIN
+	}); err != nil || serr != nil {
+		t.Fatal(err, serr)
 	}
 	got := <-serverDone
 	if !bytes.HasPrefix(got, head) {
 		t.Fatalf("server read %q", got)
 	}
-	raw, _ := conn.(*net.TCPConn).SyscallConn()
 	reply := make([]byte, 256)
 	_ = raw.Read(func(fd uintptr) bool {
 		_, rerr := unix.Readv(int(fd), [][]byte{reply})
@@ -230,11 +234,11 @@ func TestKernelVectoredAndMsgSyscalls(t *testing.T) {
 	client := addrPort(conn.LocalAddr())
 	cx := c.waitHTTP1(t, "client exchange", func(e *HTTP1Event) bool { return e.Socket.Local == client })
 	// Of a vectored write, the first iovec is what the kernel reads; the size is the whole call.
-	if !bytes.Equal(cx.Request, head) || cx.RequestSize != len(head)+len(tail) || cx.Status != 204 {
+	if !bytes.Equal(cx.Request, head) || cx.RequestSize != len(head)+len(mid)+len(tail) || cx.Status != 204 {
 		t.Errorf("client exchange: request %q size %d status %d", cx.Request, cx.RequestSize, cx.Status)
 	}
 	sx := c.waitHTTP1(t, "server exchange", func(e *HTTP1Event) bool { return e.Socket.Remote == client })
-	if !bytes.Equal(sx.Request, append(append([]byte(nil), head...), tail...)) || !bytes.Equal(sx.Response, status) || sx.RequestSeq != cx.RequestSeq {
+	if !bytes.Equal(sx.Request, bytes.Join([][]byte{head, mid, tail}, nil)) || !bytes.Equal(sx.Response, status) || sx.RequestSeq != cx.RequestSeq {
 		t.Errorf("server exchange: request %q response %q seq %d (client %d)", sx.Request, sx.Response, sx.RequestSeq, cx.RequestSeq)
 	}
 
