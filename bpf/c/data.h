@@ -87,6 +87,14 @@ static __always_inline void classify(struct sock_state *st, struct sock *sk, con
 			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
 		return;
 	}
+	if (cfg_http && n < 8 && http1_method_prefix(p, n)) {
+		/* "G": a request's start moved alone (a reader taking one byte ahead); the rest
+		 * completes it, or hands the connection to user space when it is no request. */
+		st->cls = CLASS_HTTP1;
+		if (st->info.role == ROLE_UNKNOWN)
+			st->info.role = dir == DIR_SEND ? ROLE_CLIENT : ROLE_SERVER;
+		return;
+	}
 	if (cfg_http && http1_status(p, n, &v)) {
 		/* Joined mid-connection on a response: the next request starts the cycle. */
 		st->cls = CLASS_HTTP1;

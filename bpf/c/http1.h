@@ -614,7 +614,25 @@ static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port,
 	st->h1 = H1_WAIT_RESPONSE;
 }
 
-static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n);
+/* http1_method_prefix says whether p[0, n) could begin a request line ("G", "PO", "DELE"):
+ * a method's initial, then capitals. A start that turns out to be none hands the connection to
+ * user space, so the check may be loose. */
+static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n)
+{
+	if (n == 0 || n >= 8)
+		return false;
+	__u8 c0 = p[0];
+	if (c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O' && c0 != 'C' && c0 != 'T')
+		return false;
+	bool ok = true;
+#pragma unroll
+	for (int i = 1; i < 8; i++) {
+		__u8 c = p[i];
+		if (i < n && !(c >= 'A' && c <= 'Z'))
+			ok = false;
+	}
+	return ok;
+}
 
 /* http1_expects_request says whether bytes in direction dir start a request: they go the
  * request's way and none is in flight. */
@@ -654,33 +672,12 @@ static __always_inline bool http1_next_request(struct sock_state *st, const stru
 	st->req_ns = now;
 	if (!request) {
 		st->h1 = H1_REQUEST_START;
-		return 0;
+		return true;
 	}
 	st->req_partial = r->avail > HTTP1_STASH || size > r->avail;
 	http1_parse_stash(st, http1_port(st), s);
 	return true;
 }
-
-/* http1_method_prefix says whether p[0, n) could begin a request line ("G", "PO", "DELE"):
- * a method's initial, then capitals. A start that turns out to be none hands the connection to
- * user space, so the check may be loose. */
-static __always_inline bool http1_method_prefix(const __u8 *p, __u32 n)
-{
-	if (n == 0 || n >= 8)
-		return false;
-	__u8 c0 = p[0];
-	if (c0 != 'G' && c0 != 'P' && c0 != 'D' && c0 != 'H' && c0 != 'O' && c0 != 'C' && c0 != 'T')
-		return false;
-	bool ok = true;
-#pragma unroll
-	for (int i = 1; i < 8; i++) {
-		__u8 c = p[i];
-		if (i < n && !(c >= 'A' && c <= 'Z'))
-			ok = false;
-	}
-	return ok;
-}
-
 
 /* http1_request_rest appends the rest of a request whose start came alone, and parses it. */
 static __always_inline int http1_request_rest(struct sock_state *st, const struct data_meta *m,

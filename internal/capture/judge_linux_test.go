@@ -423,6 +423,82 @@ func TestKernelBodiesAreNotRead(t *testing.T) {
 	}
 }
 
+// TestKernelRequestStartReadAlone: a request's first byte written and read alone ("G", then
+// the rest: a reader taking one byte ahead, as Go's server does while a handler runs). The kernel
+// keeps the start and completes the request, at both ends, on a fresh connection and on a kept-
+// alive one: every request is an exchange, whole, and no raw bytes cross.
+func TestKernelRequestStartReadAlone(t *testing.T) {
+	_, c := sharedKernel(t) // judging off: every exchange is sent
+	ln, err := net.Listen("tcp4", "127.0.0.91:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	addr := ln.Addr().String()
+	paths := []string{"/split/first", "/split/second"}
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_ = conn.SetDeadline(time.Now().Add(waitBudget))
+		for range paths {
+			if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil { // the first byte alone
+				return
+			}
+			head := make([]byte, 0, 128)
+			buf := make([]byte, 128)
+			for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+				n, err := conn.Read(buf)
+				if err != nil {
+					return
+				}
+				head = append(head, buf[:n]...)
+			}
+			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+		}
+	}()
+	conn, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(waitBudget))
+	for _, path := range paths {
+		if _, err := io.WriteString(conn, "G"); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // its own read at the server, too
+		if _, err := io.WriteString(conn, "ET "+path+" HTTP/1.1\r\nHost: s\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		reply := make([]byte, 64)
+		if n, err := conn.Read(reply); err != nil || !bytes.HasPrefix(reply[:n], []byte("HTTP/1.1 200")) {
+			t.Fatalf("reply %q, %v", reply[:n], err)
+		}
+	}
+	httpMarker(t, c, "127.0.0.92:0")
+	var server, client []string
+	for _, ev := range c.snapshot() {
+		if d := ev.Data; d != nil && (d.Socket.Local.String() == addr || d.Socket.Remote.String() == addr) {
+			t.Errorf("raw bytes crossed: %q", d.Payload)
+		}
+		if x := ev.HTTP1; x != nil && x.Status == 200 {
+			if x.Socket.Local.String() == addr {
+				server = append(server, string(x.Request))
+			} else if x.Socket.Remote.String() == addr {
+				client = append(client, string(x.Request))
+			}
+		}
+	}
+	for side, got := range map[string][]string{"server": server, "client": client} {
+		if len(got) != 2 || !strings.HasPrefix(got[0], "GET /split/first ") || !strings.HasPrefix(got[1], "GET /split/second ") {
+			t.Errorf("%s exchanges %q, want GET /split/first then GET /split/second", side, got)
+		}
+	}
+}
+
 // h2Frame encodes one HTTP/2 frame.
 func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
 	b := make([]byte, 9, 9+len(payload))
