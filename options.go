@@ -64,6 +64,9 @@ func captureOptions(cfg *Config) capture.Options {
 		Bounds:            durationBounds(),
 		// A retried call's success is sent with its failures: retry_storm counts attempts.
 		Recovery: intel.DefaultOptions().RetryGap,
+		// Both ends on this node: judged once, on the server's socket (the client's side is
+		// derived from it in the pipeline).
+		PairLocal: true,
 	}
 	// Never capture the collector's own sockets: exporting would feed capture.
 	o.ExcludePID = uint32(os.Getpid())

@@ -22,7 +22,7 @@ type NetintelAggKey struct {
 	Port     uint16
 	Family   uint16
 	Version  uint8
-	Pad      uint8
+	Paired   uint8
 	PeerPort uint16
 	Peer     [16]uint8
 	Local    [16]uint8
@@ -105,7 +105,8 @@ type NetintelFdEntry struct {
 	Role      uint8
 	Cls       uint8
 	Seeded    uint8
-	Pad       [4]uint8
+	Quiet     uint8
+	Pad       [3]uint8
 }
 
 type NetintelFdKey struct {
@@ -119,7 +120,7 @@ type NetintelHttp1Header struct {
 	Type      uint8
 	Reasons   uint8
 	Method    uint8
-	Pad       uint8
+	Paired    uint8
 	Status    uint16
 	ReqLen    uint16
 	RespLen   uint16
@@ -137,7 +138,8 @@ type NetintelHttp1Header struct {
 	ServerIsn uint32
 	SkErr     int32
 	TcpState  uint8
-	Pad3      [3]uint8
+	Pad3      uint8
+	RespSlot  uint16
 }
 
 type NetintelLimitKey struct {
@@ -147,25 +149,20 @@ type NetintelLimitKey struct {
 	Route uint64
 }
 
+type NetintelLocalClient struct {
+	_        structs.HostLayout
+	Tgid     uint32
+	Pad      uint32
+	ClientSk uint64
+	ServerSk uint64
+}
+
 type NetintelLocalClientKey struct {
 	_      structs.HostLayout
 	Addr   [16]uint8
 	Port   uint16
 	Family uint16
 	Pad    uint32
-}
-
-type NetintelRecvArgs struct {
-	_         structs.HostLayout
-	Buf       uint64
-	Addr      uint64
-	Sk        uint64
-	Fd        int32
-	Seq       uint32
-	Kind      uint8
-	Active    uint8
-	Transport uint8
-	Pad       [5]uint8
 }
 
 type NetintelRouteLimit struct {
@@ -188,14 +185,15 @@ type NetintelRouteWalk struct {
 		Uuid    uint8
 		_       [2]byte
 	}
-	I       uint64
-	N       uint64
-	Lookups uint32
-	Port    uint16
-	Rules   uint8
-	InPath  uint8
-	Cut     uint8
-	Pad     [7]uint8
+	I          uint64
+	N          uint64
+	Lookups    uint32
+	Port       uint16
+	Rules      uint8
+	InPath     uint8
+	Cut        uint8
+	Pad        [7]uint8
+	RuleFilter [4]uint64
 }
 
 type NetintelRuleKey struct {
@@ -210,6 +208,9 @@ type NetintelScratchEvent struct {
 	_       structs.HostLayout
 	Off     uint64
 	Out     uint64
+	Src     uint64
+	Avail   uint64
+	D       uint64
 	H       NetintelDataHeader
 	Payload [8192]uint8
 }
@@ -225,7 +226,9 @@ type NetintelSettings struct {
 	HaveLimits      uint8
 	HaveRules       uint8
 	Aggregate       uint8
-	Pad             [3]uint8
+	PairLocal       uint8
+	Pad             [2]uint8
+	RuleFilter      [4]uint64
 }
 
 type NetintelSockInfo struct {
@@ -250,7 +253,8 @@ type NetintelSockState struct {
 	DirsSeen     uint8
 	IsnKnown     uint8
 	KeyMade      uint8
-	Pad0         [2]uint8
+	Pair         uint8
+	PairChecked  uint8
 	H2Copy       [2]uint8
 	H2Left       [2]uint32
 	H2HdrLen     [2]uint8
@@ -273,6 +277,10 @@ type NetintelSockState struct {
 	RespStartLen uint8
 	Pad3         [7]uint8
 	Key          NetintelAggKey
+	PairPeer     uint64
+	PairSeq      uint32
+	PairJudged   uint8
+	Pad4         [3]uint8
 }
 
 type NetintelSockTuple struct {
@@ -316,7 +324,6 @@ const (
 	NetintelMapRawEnters              = "raw_enters"
 	NetintelMapRawExits               = "raw_exits"
 	NetintelMapRecentErrors           = "recent_errors"
-	NetintelMapRecvStash              = "recv_stash"
 	NetintelMapRouteLimits            = "route_limits"
 	NetintelMapRouteRules             = "route_rules"
 	NetintelMapRouteScratch           = "route_scratch"
@@ -332,11 +339,6 @@ const (
 	NetintelProgNiEnterDup3           = "ni_enter_dup3"
 	NetintelProgNiEnterFcntl          = "ni_enter_fcntl"
 	NetintelProgNiEnterFork           = "ni_enter_fork"
-	NetintelProgNiEnterRead           = "ni_enter_read"
-	NetintelProgNiEnterReadv          = "ni_enter_readv"
-	NetintelProgNiEnterRecvfrom       = "ni_enter_recvfrom"
-	NetintelProgNiEnterRecvmmsg       = "ni_enter_recvmmsg"
-	NetintelProgNiEnterRecvmsg        = "ni_enter_recvmsg"
 	NetintelProgNiEnterSendmmsg       = "ni_enter_sendmmsg"
 	NetintelProgNiEnterSendmsg        = "ni_enter_sendmsg"
 	NetintelProgNiEnterSendto         = "ni_enter_sendto"
@@ -365,11 +367,6 @@ const (
 	NetintelProgNiRawEnterDup3        = "ni_raw_enter_dup3"
 	NetintelProgNiRawEnterFcntl       = "ni_raw_enter_fcntl"
 	NetintelProgNiRawEnterFork        = "ni_raw_enter_fork"
-	NetintelProgNiRawEnterRead        = "ni_raw_enter_read"
-	NetintelProgNiRawEnterReadv       = "ni_raw_enter_readv"
-	NetintelProgNiRawEnterRecvfrom    = "ni_raw_enter_recvfrom"
-	NetintelProgNiRawEnterRecvmmsg    = "ni_raw_enter_recvmmsg"
-	NetintelProgNiRawEnterRecvmsg     = "ni_raw_enter_recvmsg"
 	NetintelProgNiRawEnterSendmmsg    = "ni_raw_enter_sendmmsg"
 	NetintelProgNiRawEnterSendmsg     = "ni_raw_enter_sendmsg"
 	NetintelProgNiRawEnterSendto      = "ni_raw_enter_sendto"
@@ -481,11 +478,6 @@ type NetintelProgramSpecs struct {
 	NiEnterDup3           *ebpf.ProgramSpec `ebpf:"ni_enter_dup3"`
 	NiEnterFcntl          *ebpf.ProgramSpec `ebpf:"ni_enter_fcntl"`
 	NiEnterFork           *ebpf.ProgramSpec `ebpf:"ni_enter_fork"`
-	NiEnterRead           *ebpf.ProgramSpec `ebpf:"ni_enter_read"`
-	NiEnterReadv          *ebpf.ProgramSpec `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom       *ebpf.ProgramSpec `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_recvmsg"`
 	NiEnterSendmmsg       *ebpf.ProgramSpec `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg        *ebpf.ProgramSpec `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto         *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
@@ -514,11 +506,6 @@ type NetintelProgramSpecs struct {
 	NiRawEnterDup3        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_dup3"`
 	NiRawEnterFcntl       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_fcntl"`
 	NiRawEnterFork        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_fork"`
-	NiRawEnterRead        *ebpf.ProgramSpec `ebpf:"ni_raw_enter_read"`
-	NiRawEnterReadv       *ebpf.ProgramSpec `ebpf:"ni_raw_enter_readv"`
-	NiRawEnterRecvfrom    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvfrom"`
-	NiRawEnterRecvmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmmsg"`
-	NiRawEnterRecvmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_recvmsg"`
 	NiRawEnterSendmmsg    *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmmsg"`
 	NiRawEnterSendmsg     *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendmsg"`
 	NiRawEnterSendto      *ebpf.ProgramSpec `ebpf:"ni_raw_enter_sendto"`
@@ -574,7 +561,6 @@ type NetintelMapSpecs struct {
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
 	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
 	RecentErrors    *ebpf.MapSpec `ebpf:"recent_errors"`
-	RecvStash       *ebpf.MapSpec `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.MapSpec `ebpf:"route_limits"`
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
 	RouteScratch    *ebpf.MapSpec `ebpf:"route_scratch"`
@@ -654,7 +640,6 @@ type NetintelMaps struct {
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
 	RawExits        *ebpf.Map `ebpf:"raw_exits"`
 	RecentErrors    *ebpf.Map `ebpf:"recent_errors"`
-	RecvStash       *ebpf.Map `ebpf:"recv_stash"`
 	RouteLimits     *ebpf.Map `ebpf:"route_limits"`
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
 	RouteScratch    *ebpf.Map `ebpf:"route_scratch"`
@@ -683,7 +668,6 @@ func (m *NetintelMaps) Close() error {
 		m.RawEnters,
 		m.RawExits,
 		m.RecentErrors,
-		m.RecvStash,
 		m.RouteLimits,
 		m.RouteRules,
 		m.RouteScratch,
@@ -739,11 +723,6 @@ type NetintelPrograms struct {
 	NiEnterDup3           *ebpf.Program `ebpf:"ni_enter_dup3"`
 	NiEnterFcntl          *ebpf.Program `ebpf:"ni_enter_fcntl"`
 	NiEnterFork           *ebpf.Program `ebpf:"ni_enter_fork"`
-	NiEnterRead           *ebpf.Program `ebpf:"ni_enter_read"`
-	NiEnterReadv          *ebpf.Program `ebpf:"ni_enter_readv"`
-	NiEnterRecvfrom       *ebpf.Program `ebpf:"ni_enter_recvfrom"`
-	NiEnterRecvmmsg       *ebpf.Program `ebpf:"ni_enter_recvmmsg"`
-	NiEnterRecvmsg        *ebpf.Program `ebpf:"ni_enter_recvmsg"`
 	NiEnterSendmmsg       *ebpf.Program `ebpf:"ni_enter_sendmmsg"`
 	NiEnterSendmsg        *ebpf.Program `ebpf:"ni_enter_sendmsg"`
 	NiEnterSendto         *ebpf.Program `ebpf:"ni_enter_sendto"`
@@ -772,11 +751,6 @@ type NetintelPrograms struct {
 	NiRawEnterDup3        *ebpf.Program `ebpf:"ni_raw_enter_dup3"`
 	NiRawEnterFcntl       *ebpf.Program `ebpf:"ni_raw_enter_fcntl"`
 	NiRawEnterFork        *ebpf.Program `ebpf:"ni_raw_enter_fork"`
-	NiRawEnterRead        *ebpf.Program `ebpf:"ni_raw_enter_read"`
-	NiRawEnterReadv       *ebpf.Program `ebpf:"ni_raw_enter_readv"`
-	NiRawEnterRecvfrom    *ebpf.Program `ebpf:"ni_raw_enter_recvfrom"`
-	NiRawEnterRecvmmsg    *ebpf.Program `ebpf:"ni_raw_enter_recvmmsg"`
-	NiRawEnterRecvmsg     *ebpf.Program `ebpf:"ni_raw_enter_recvmsg"`
 	NiRawEnterSendmmsg    *ebpf.Program `ebpf:"ni_raw_enter_sendmmsg"`
 	NiRawEnterSendmsg     *ebpf.Program `ebpf:"ni_raw_enter_sendmsg"`
 	NiRawEnterSendto      *ebpf.Program `ebpf:"ni_raw_enter_sendto"`
@@ -821,11 +795,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterDup3,
 		p.NiEnterFcntl,
 		p.NiEnterFork,
-		p.NiEnterRead,
-		p.NiEnterReadv,
-		p.NiEnterRecvfrom,
-		p.NiEnterRecvmmsg,
-		p.NiEnterRecvmsg,
 		p.NiEnterSendmmsg,
 		p.NiEnterSendmsg,
 		p.NiEnterSendto,
@@ -854,11 +823,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawEnterDup3,
 		p.NiRawEnterFcntl,
 		p.NiRawEnterFork,
-		p.NiRawEnterRead,
-		p.NiRawEnterReadv,
-		p.NiRawEnterRecvfrom,
-		p.NiRawEnterRecvmmsg,
-		p.NiRawEnterRecvmsg,
 		p.NiRawEnterSendmmsg,
 		p.NiRawEnterSendmsg,
 		p.NiRawEnterSendto,

@@ -139,6 +139,18 @@ func (p *pipeline) exchange(x *l7.Exchange) {
 	}
 	p.steer.learn(x, server)
 	p.pairHalves(x, server)
+	p.judge(x, client, server)
+	// Both ends here, judged once by the kernel on the server's socket: the client's side is
+	// this one's twin (DESIGN §2), measured and exported as if its quiet socket had sent it.
+	if twin := x.ClientTwin(); twin != nil {
+		p.steer.learn(twin, server)
+		p.judge(twin, client, server)
+	}
+}
+
+// judge runs one named exchange through intel and the metrics, and keeps its span when intel
+// exports it.
+func (p *pipeline) judge(x *l7.Exchange, client, server identity.Service) {
 	d := p.intel.Exchange(x, client, server)
 	p.metrics.Exchange(x, client, server)
 	if d.Export && p.out.wantsTraces() {
@@ -193,6 +205,11 @@ func (p *pipeline) drainKernel(now time.Time) {
 		client, server := p.names.AggregateEnds(a)
 		p.intel.Aggregate(a, client, server)
 		p.metrics.Aggregate(a, client, server)
+		if twin := a.ClientTwin(); twin != nil {
+			twin.Host = p.steer.host(twin.Server.Addr)
+			p.intel.Aggregate(twin, client, server)
+			p.metrics.Aggregate(twin, client, server)
+		}
 	})
 	if err != nil {
 		p.logger.Warn("net_intel: kernel aggregates not drained", zap.Error(err))

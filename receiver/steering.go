@@ -104,6 +104,9 @@ func (s *steering) learn(x *l7.Exchange, server identity.Service) {
 	at.routes[x.HTTP.Route] = append(keys, x.KernelRoute)
 }
 
+// host is the Host the client-side exchanges to a server address named ("" when none did).
+func (s *steering) host(server netip.AddrPort) string { return s.hosts[server] }
+
 // route names a kernel route key ("" when no exchange of it was seen).
 func (s *steering) route(key uint64) string { return s.routes[key] }
 
@@ -125,7 +128,7 @@ func (s *steering) drain(t *l7.Tracker, now time.Time, fn func(*l7.Aggregate)) e
 			s.counters.unknown += a.Count
 		}
 		if a.Side == l7.SideClient {
-			a.Host = s.hosts[a.Server.Addr]
+			a.Host = s.host(a.Server.Addr)
 		}
 		fn(a)
 	})

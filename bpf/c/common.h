@@ -101,7 +101,16 @@ struct fd_entry {
 	__u8 role; /* the seed's role, for the socket's state when it is made */
 	__u8 cls; /* UDP: enum sock_class (a UDP socket's whole state) */
 	__u8 seeded;
-	__u8 pad[4];
+	__u8 quiet; /* TCP: a local client whose server's socket judges its exchanges (enum pair) */
+	__u8 pad[3];
+};
+
+/* A client socket of this host, by its local address and port (local_clients). */
+struct local_client_key {
+	__u8 addr[16]; /* IPv4 in the first 4 bytes (a v4-mapped address is stored as IPv4) */
+	__u16 port;
+	__u16 family;
+	__u32 pad;
 };
 
 /* The socket table's value, keyed by struct sock *: a TCP socket's connection and everything the
@@ -116,7 +125,8 @@ struct sock_state {
 	__u8 dirs_seen; /* CLASS_FIRST_EXCHANGE: bit 1 send, bit 2 recv */
 	__u8 isn_known;
 	__u8 key_made; /* key holds this socket's part of its aggregate keys */
-	__u8 pad0[2];
+	__u8 pair; /* enum pair: both ends of this HTTP/1 connection are on this node */
+	__u8 pair_checked; /* client side: local_clients was asked whether its server judges */
 	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
 	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
 	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
@@ -141,6 +151,24 @@ struct sock_state {
 	/* The part of its exchanges' aggregate keys that is the socket's, made once (key_template):
 	 * role, family, port, peer (a local client's process looked up then). */
 	struct agg_key key;
+	/* enum pair: the other end's socket, and (server side) the request from which the offer is
+	 * withdrawn if the client has not gone quiet by then. */
+	__u64 pair_peer; /* the other end's struct sock * (enum pair): each end names the other */
+	__u32 pair_seq;
+	__u8 pair_judged; /* pair_seq is the request of its first exchange judged while pending */
+	__u8 pad4[3];
+};
+
+/* An HTTP/1 connection whose two ends are on this node is judged once, by its server's socket.
+ * The server finds its client in local_clients at its first request (PAIR_PENDING); the client
+ * judges its own first exchange, then goes quiet (PAIR_QUIET: its data calls cost the fd
+ * lookup); the server sees that at its next exchange (PAIR_SERVER), and its records and
+ * aggregates from then on stand for both ends (user space derives the client's side). */
+enum pair {
+	PAIR_NONE = 0,
+	PAIR_PENDING = 1, /* server side: its client is local; until it goes quiet each end judges */
+	PAIR_SERVER = 2, /* server side: its client went quiet, this socket judges for both */
+	PAIR_QUIET = 3, /* client side: its server judges (from its second exchange) */
 };
 
 /* Which side sent the first FIN of a connection. */
@@ -156,18 +184,6 @@ enum buf_kind {
 	BUF_IOV = 2, /* readv: buf is a struct iovec array */
 	BUF_MSG = 3, /* recvmsg: buf is a struct user_msghdr */
 	BUF_MMSG = 4, /* recvmmsg: buf is a struct mmsghdr array; ret counts messages */
-};
-
-struct recv_args {
-	__u64 buf;
-	__u64 addr; /* user sockaddr of recvfrom, or 0 */
-	__u64 sk; /* the fd's socket: a TCP socket's state is found by it at sys_exit */
-	__s32 fd;
-	__u32 seq;
-	__u8 kind;
-	__u8 active;
-	__u8 transport;
-	__u8 pad[5];
 };
 
 struct err_key {
@@ -238,14 +254,6 @@ struct {
 	__type(value, __u8);
 } stop_requests SEC(".maps");
 
-/* A receive syscall's arguments, from its sys_enter to its sys_exit, per task. */
-struct {
-	__uint(type, BPF_MAP_TYPE_TASK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct recv_args);
-} recv_stash SEC(".maps");
-
 /* Asynchronous connect errors by tuple, for the SYN_SENT -> CLOSE that follows. LRU: eviction
  * only loses the errno detail (the failure is then reported as "other"). */
 struct {
@@ -259,18 +267,20 @@ struct {
  * local address and port: the server side of such a connection keys its aggregates by the
  * client's process, not by the connection's ephemeral port. Filled when the connect completes
  * (and by user space for connections older than the capture), emptied at close. */
-struct local_client_key {
-	__u8 addr[16]; /* IPv4 in the first 4 bytes (a v4-mapped address is stored as IPv4) */
-	__u16 port;
-	__u16 family;
+/* A client socket of this host: its process, and the socket of its server when that one, on
+ * this host too, judges the connection's exchanges for both ends (enum pair). */
+struct local_client {
+	__u32 tgid;
 	__u32 pad;
+	__u64 client_sk; /* its struct sock * */
+	__u64 server_sk; /* its server's, on this host too, offering to judge for both (enum pair) */
 };
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 16384);
 	__type(key, struct local_client_key);
-	__type(value, __u32); /* tgid */
+	__type(value, struct local_client);
 } local_clients SEC(".maps");
 
 /* local_client_key_of keys a client socket of this host by its local address and port (a
@@ -305,10 +315,13 @@ static __always_inline bool local_client_key_of(struct local_client_key *k, cons
 	return true;
 }
 
-
-/* Healthy HTTP/1 exchanges counted in the kernel, drained by user space every flush. */
+/* Healthy HTTP/1 exchanges counted in the kernel, drained by user space every flush. Each CPU
+ * counts into its own copy of a key's value, so the CPUs serving one key never share its cache
+ * lines; user space sums them. Not preallocated: a key costs its value times the CPUs only while
+ * it lives (user space sizes max_entries by the CPUs). */
 struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(max_entries, 4096);
 	__type(key, struct agg_key);
 	__type(value, struct agg_value);
@@ -344,6 +357,10 @@ struct scratch_event {
 	 * the verifier, so the frame walk's states prune instead of multiplying per iteration. */
 	__u64 off;
 	__u64 out;
+	/* The call the HTTP/2 walk is on: its first iovec (src, avail) and direction (d). */
+	__u64 src;
+	__u64 avail;
+	__u64 d;
 	struct data_header h;
 	__u8 payload[2 * MAX_PAYLOAD];
 };

@@ -130,12 +130,47 @@ static __always_inline void classify(struct sock_state *st, struct sock *sk, con
 
 /* tcp_data handles one read or write of a TCP socket: its bytes are at buf (of kind), or where pre
  * says when the caller located them already. */
+/* client_quiet takes the offer of a client's local server to judge for both (enum pair), at the
+ * client's first response: that exchange is the client's own, the next ones the server's. The
+ * quiet socket's fd is marked, so its data calls stop at the fd lookup. */
+static __always_inline void client_quiet(struct sock_state *st, struct sock *sk, __u32 tgid, int fd)
+{
+	if (st->pair_checked)
+		return;
+	st->pair_checked = 1;
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	__u8 local[16] = {}, peer[16] = {};
+	if (family == AF_INET) {
+		bpf_core_read(local, 4, &sk->__sk_common.skc_rcv_saddr);
+		bpf_core_read(peer, 4, &sk->__sk_common.skc_daddr);
+	} else {
+		bpf_core_read(local, 16, &sk->__sk_common.skc_v6_rcv_saddr);
+		bpf_core_read(peer, 16, &sk->__sk_common.skc_v6_daddr);
+	}
+	struct local_client_key lk;
+	if (!local_client_key_of(&lk, local, peer, BPF_CORE_READ(sk, __sk_common.skc_num), family))
+		return;
+	struct local_client *c = bpf_map_lookup_elem(&local_clients, &lk);
+	if (!c || !c->server_sk)
+		return;
+	/* This exchange is judged here; the server's socket judges the next ones for both. */
+	st->pair = PAIR_QUIET;
+	st->pair_peer = c->server_sk;
+	struct fd_key fk = {.tgid = tgid, .fd = fd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &fk);
+	if (fe)
+		fe->quiet = 1;
+	count(COUNTER_HTTP1_PAIRED);
+}
+
 static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
 				    __u64 total, __u32 seq, const struct buf_ref *pre)
 {
 	struct sock *sk = (struct sock *)st->sk;
 	if (st->cls == CLASS_STOPPED)
 		return stop(tgid, fd);
+	if (st->pair == PAIR_QUIET)
+		return 0; /* an fd of the socket not marked quiet (a dup) */
 	if (st->cls == CLASS_RAW || st->cls == CLASS_H2) {
 		/* Sockets whose bytes cross: has user space asked to stop this one? */
 		__u64 cookie = st->info.cookie;
@@ -218,6 +253,8 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 			 * pairs them in order; it gets the stashed request, then the bytes. */
 			st->cls = CLASS_RAW;
 			count(COUNTER_HTTP1_RAW);
+			if (st->pair == PAIR_PENDING && server_paired(st, false))
+				m.flags |= DATA_PAIRED;
 			emit_stash(&m);
 			return emit_raw(&m, &r);
 		}
@@ -238,6 +275,8 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		if (status < 200 && status != 101)
 			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
 		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32), now);
+		if (st->info.role == ROLE_CLIENT && status != 101)
+			client_quiet(st, sk, tgid, fd);
 		if (status == 101) {
 			/* Switching protocols (WebSocket, h2c): no more HTTP/1 on this connection. */
 			st->cls = CLASS_STOPPED;
@@ -248,6 +287,8 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 	case CLASS_H2:
 		return h2_walk(st, r.src, r.avail, ((__u64)total << 32) | seq, dir == DIR_SEND ? 0 : 1);
 	case CLASS_RAW:
+		if (st->pair == PAIR_PENDING && server_paired(st, false))
+			m.flags |= DATA_PAIRED;
 		return emit_raw(&m, &r);
 	case CLASS_FIRST_EXCHANGE: {
 		__u8 bit = dir == DIR_SEND ? 1 : 2;
@@ -325,7 +366,7 @@ static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
 		return NULL;
 	struct fd_key k = {.tgid = tgid, .fd = fd};
 	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
-	if (!fe)
+	if (!fe || fe->quiet)
 		return NULL;
 	if (!resolve(fe, tgid, fd))
 		return NULL;
@@ -360,81 +401,42 @@ static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr,
 	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, fd_write_seq(fe));
 }
 
-/* read-type syscalls keep their arguments for sys_exit, where the bytes are. */
-static __always_inline int enter_recv(int fd, __u64 buf, __u64 addr, __u8 kind)
-{
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct fd_entry *fe = lookup_fd(tgid, fd);
-	if (!fe)
-		return 0;
-	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0,
-						   BPF_LOCAL_STORAGE_GET_F_CREATE);
-	if (!a) {
-		count(COUNTER_STASH_FULL);
-		return 0;
-	}
-	a->buf = buf;
-	a->addr = addr;
-	a->sk = fe->sk;
-	a->transport = fe->transport;
-	a->fd = fd;
-	a->kind = kind;
-	a->seq = fd_copied_seq(fe);
-	a->active = 1;
-	return 0;
-}
-
 /* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are counted. */
 #define MAX_MMSG 4
 
-static __always_inline int exit_recv(long ret, __u8 kind)
+#define NI_MSG_PEEK 2
+
+/* read-type syscalls are followed at sys_exit alone, where the bytes are: no program runs at
+ * their sys_enter. The arguments are read back from the task's syscall registers (syscalls.h),
+ * which the call leaves as they entered; fe is the fd's entry, found by the fd argument. */
+static __always_inline int exit_recv(struct fd_entry *fe, __u32 tgid, int fd, __u64 buf, long ret, __u64 flags,
+				     __u64 addr, __u8 kind)
 {
-	struct recv_args *a = bpf_task_storage_get(&recv_stash, bpf_get_current_task_btf(), 0, 0);
-	if (!a || !a->active)
-		return 0;
-	a->active = 0;
-	/* A different kind is a leftover of a syscall whose exit we missed. */
-	if (ret <= 0 || a->kind != kind)
-		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	int fd = a->fd;
+	if (!fe->sk || (flags & NI_MSG_PEEK))
+		return 0; /* a peek: the same bytes are read again, and followed then */
 	if (kind != BUF_MMSG) {
-		/* A TCP socket's state is found by the socket sys_enter saw, not by its fd again. */
-		struct sock_state *st = NULL;
-		if (a->transport == TRANSPORT_TCP) {
-			__u64 sk = a->sk;
-			st = bpf_map_lookup_elem(&socks, &sk);
-		}
-		if (!st) {
-			struct fd_key k = {.tgid = tgid, .fd = fd};
-			struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
-			if (!fe || !fe->sk)
-				return 0;
-			if (fe->transport == TRANSPORT_UDP)
-				return udp_data(fe, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->addr);
-			st = tcp_state(fe);
-			if (!st)
-				return 0;
-		}
+		if (fe->transport == TRANSPORT_UDP)
+			return udp_data(fe, tgid, fd, DIR_RECV, kind, buf, (__u64)ret, addr);
+		struct sock_state *st = tcp_state(fe);
+		if (!st)
+			return 0;
+		/* The sequence number of the first byte read: the socket's next byte to read, less
+		 * what this call read. */
+		__u32 seq = fd_copied_seq(fe) - (__u32)ret;
 		/* One call site: tcp_data is inlined once per program. */
-		return tcp_data(st, tgid, fd, DIR_RECV, kind, a->buf, (__u64)ret, a->seq, NULL);
+		return tcp_data(st, tgid, fd, DIR_RECV, kind, buf, (__u64)ret, seq, NULL);
 	}
-	struct fd_key k = {.tgid = tgid, .fd = fd};
-	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
-	if (!fe || !fe->sk)
-		return 0;
 	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
 	 * message's msg_len says what it moved. */
 	if (fe->transport != TRANSPORT_UDP) {
 		count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
 		return 0;
 	}
-	__u64 base = a->buf;
 	for (int i = 0; i < MAX_MMSG; i++) {
 		if (i >= ret)
 			break;
 		struct mmsghdr mm = {};
-		__u64 at = base + (__u64)i * sizeof(mm);
+		__u64 at = buf + (__u64)i * sizeof(mm);
 		if (bpf_probe_read_user(&mm, sizeof(mm), (void *)at) != 0) {
 			count(COUNTER_READ_FAILED);
 			break;
@@ -578,21 +580,5 @@ static __always_inline int on_enter_sendmmsg(const __u64 *args)
 {
 	return enter_sendmmsg((int)args[0], args[1], args[2]);
 }
-
-#define RECV_HANDLERS(name, bufarg, addrarg, kind)                                             \
-	static __always_inline int on_enter_##name(const __u64 *args)                           \
-	{                                                                                       \
-		return enter_recv((int)args[0], args[bufarg], addrarg, kind);                   \
-	}                                                                                       \
-	static __always_inline int on_exit_##name(long ret)                                     \
-	{                                                                                       \
-		return exit_recv(ret, kind);                                                    \
-	}
-
-RECV_HANDLERS(read, 1, 0, BUF_PLAIN)
-RECV_HANDLERS(readv, 1, 0, BUF_IOV)
-RECV_HANDLERS(recvfrom, 1, args[4], BUF_PLAIN)
-RECV_HANDLERS(recvmsg, 1, 0, BUF_MSG)
-RECV_HANDLERS(recvmmsg, 1, 0, BUF_MMSG)
 
 #endif

@@ -175,6 +175,7 @@ struct route_walk {
 	__u8 in_path;
 	__u8 cut;
 	__u8 pad[7];
+	__u64 rule_filter[4]; /* settings.rule_filter */
 };
 
 struct {
@@ -195,7 +196,9 @@ static __always_inline void end_segment(struct route_walk *w)
 	if (!w->in_path)
 		return;
 	bool id = segment_is_identifier(&w->seg);
-	if (!id && w->rules && w->seg.len > 0 && w->lookups < MAX_SEGMENT_RULES) {
+	__u32 bit = (w->before ^ w->port) & 255;
+	if (!id && w->rules && w->seg.len > 0 && w->lookups < MAX_SEGMENT_RULES &&
+	    (w->rule_filter[(bit >> 6) & 3] >> (bit & 63)) & 1) {
 		w->lookups++;
 		id = rule_says_identifier(w->port, w->before);
 	}
@@ -203,39 +206,46 @@ static __always_inline void end_segment(struct route_walk *w)
 		w->h = fnv_placeholder(w->before);
 }
 
+/* Bytes of the target one bpf_loop step walks: a callback per byte cost more than the walk. */
+#define ROUTE_CHUNK 8
+
 static long route_step(__u32 index, void *ctx)
 {
 	struct route_ctx *rc = ctx;
 	struct route_walk *w = rc->w;
 	struct sock_state *st = rc->st;
-	__u64 i = w->i;
-	if (i >= w->n || i >= HTTP1_STASH)
-		return 1;
-	i &= HTTP1_STASH - 1;
-	__u8 c = st->stash[i];
-	if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n') {
-		w->cut = 0;
-		return 1;
+	for (int k = 0; k < ROUTE_CHUNK; k++) {
+		__u64 i = w->i;
+		if (i >= w->n || i >= HTTP1_STASH)
+			return 1;
+		asm volatile("%[v] &= 0xff" : [v] "+r"(i)); /* HTTP1_STASH - 1, kept through the unrolling */
+		__u8 c = st->stash[i];
+		if (c == ' ' || c == '?' || c == '#' || c == '\r' || c == '\n') {
+			w->cut = 0;
+			return 1;
+		}
+		if (c == '/') {
+			end_segment(w);
+			w->h = fnv(w->h, '/');
+			w->before = w->h;
+			segment_reset(&w->seg);
+			w->in_path = 1;
+		} else {
+			w->h = fnv(w->h, c);
+			segment_add(&w->seg, c);
+		}
+		w->i = i + 1;
 	}
-	if (c == '/') {
-		end_segment(w);
-		w->h = fnv(w->h, '/');
-		w->before = w->h;
-		segment_reset(&w->seg);
-		w->in_path = 1;
-	} else {
-		w->h = fnv(w->h, c);
-		segment_add(&w->seg, c);
-	}
-	w->i = i + 1;
 	return 0;
 }
 
 /* route_key hashes the templated path of the request target in st->stash[start, n): FNV-1a-64 of
  * the template ("/items/{id}"), query string and fragment left out. Go computes the same key from
  * a template (capture.RouteKey). st->target_cut says whether the stash ended inside the target. */
-static __always_inline __u64 route_key(struct sock_state *st, __u32 start, __u32 n, __u16 port, bool rules)
+static __always_inline __u64 route_key(struct sock_state *st, __u32 start, __u32 n, __u16 port,
+				       const struct settings *s)
 {
+	bool rules = s && s->have_rules;
 	__u32 zero = 0;
 	struct route_walk *w = bpf_map_lookup_elem(&route_scratch, &zero);
 	if (!w)
@@ -248,10 +258,12 @@ static __always_inline __u64 route_key(struct sock_state *st, __u32 start, __u32
 	w->lookups = 0;
 	w->port = port;
 	w->rules = rules;
+	if (rules)
+		__builtin_memcpy(w->rule_filter, s->rule_filter, sizeof(w->rule_filter));
 	w->in_path = 0;
 	w->cut = 1;
 	struct route_ctx rc = {.w = w, .st = st};
-	bpf_loop(HTTP1_STASH, route_step, &rc, 0);
+	bpf_loop(HTTP1_STASH / ROUTE_CHUNK, route_step, &rc, 0);
 	end_segment(w);
 	if (w->h == FNV_OFFSET)
 		w->h = fnv(w->h, '/'); /* an empty target is the root */
@@ -322,16 +334,17 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 
 /* --- the exchange record ------------------------------------------------------------------- */
 
-/* One size class of exchange records: the request's stash and the response's first bytes. */
-#define EMIT_EXCHANGE_CLASS(CAP)                                                                  \
-	static __always_inline int emit_exchange_##CAP(struct sock_state *st, struct sock *sk, __u64 rsrc, \
+/* One size class of exchange records: the request's stash (CAP bytes at most) and the response's
+ * first bytes (RCAP). */
+#define EMIT_EXCHANGE_CLASS(CAP, RCAP)                                                            \
+	static __always_inline int emit_exchange_##CAP##_##RCAP(struct sock_state *st, struct sock *sk, __u64 rsrc, \
 						      __u64 rlen, __u16 status, __u8 reasons, __u32 resp_seq, \
 						      __u64 now, const struct sock_tuple *tuple)    \
 	{                                                                                         \
 		struct {                                                                          \
 			struct http1_header h;                                                    \
 			__u8 req[CAP];                                                            \
-			__u8 resp[CAP];                                                           \
+			__u8 resp[RCAP];                                                           \
 		} *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);                               \
 		if (!e) {                                                                         \
 			count(COUNTER_RINGBUF_FULL);                                              \
@@ -342,7 +355,7 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		clamp_len(qlen, CAP);                                                             \
 		if (bpf_probe_read_kernel(e->req, qlen, st->stash) != 0)                          \
 			qlen = 0;                                                                 \
-		clamp_len(rlen, CAP);                                                             \
+		clamp_len(rlen, RCAP);                                                             \
 		if (bpf_probe_read_user(e->resp, rlen, (void *)rsrc) != 0) {                      \
 			count(COUNTER_READ_FAILED);                                               \
 			rlen = 0;                                                                 \
@@ -351,11 +364,12 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		h->type = EVENT_HTTP1;                                                            \
 		h->reasons = reasons | (st->req_partial ? HTTP1_PARTIAL : 0);                     \
 		h->method = st->method;                                                           \
-		h->pad = 0;                                                                       \
+		h->paired = st->pair == PAIR_SERVER;                                              \
 		h->status = status;                                                               \
 		h->req_len = qlen;                                                                \
 		h->resp_len = rlen;                                                               \
 		h->slot = CAP;                                                                    \
+		h->resp_slot = RCAP;                                                              \
 		h->req_size = st->req_size;                                                       \
 		h->req_ns = st->req_ns;                                                           \
 		h->resp_ns = now;                                                                 \
@@ -377,6 +391,7 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		h->server_isn = st->server_isn;                                                   \
 		h->sk_err = 0;                                                                    \
 		h->tcp_state = 0;                                                                 \
+		h->pad3 = 0;                                                                      \
 		if (reasons & HTTP1_UNANSWERED) {                                                 \
 			h->sk_err = BPF_CORE_READ(sk, sk_err);                                    \
 			h->tcp_state = st->info.first_fin == FIN_PEER ? TCP_CLOSE_WAIT : TCP_CLOSE; \
@@ -387,8 +402,9 @@ static __always_inline __u32 explicit_bucket(const struct settings *s, __u64 ns)
 		return 0;                                                                         \
 	}
 
-EMIT_EXCHANGE_CLASS(128)
-EMIT_EXCHANGE_CLASS(256)
+EMIT_EXCHANGE_CLASS(128, 128)
+EMIT_EXCHANGE_CLASS(128, 256) /* a short request, a server's full headers (nginx's are 150-200 bytes) */
+EMIT_EXCHANGE_CLASS(256, 256)
 
 static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk, __u64 rsrc, __u32 ravail,
 					 __u16 status, __u8 reasons, __u32 resp_seq, __u64 now,
@@ -398,8 +414,10 @@ static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk,
 	if (rlen > cfg_max_payload)
 		rlen = cfg_max_payload;
 	if (st->stash_len <= 128 && rlen <= 128)
-		return emit_exchange_128(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
-	return emit_exchange_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
+		return emit_exchange_128_128(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
+	if (st->stash_len <= 128)
+		return emit_exchange_128_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
+	return emit_exchange_256_256(st, sk, rsrc, rlen, status, reasons, resp_seq, now, tuple);
 }
 
 /* --- judging ------------------------------------------------------------------------------- */
@@ -414,8 +432,8 @@ struct {
 	__type(value, struct agg_key);
 } key_scratch SEC(".maps");
 
-/* Errors of the last recovery_ns, by owner, peer and route (an aggregate key without status and
- * version): the healthy exchanges that follow them are sent, so that a retried call's success
+/* Errors of the last recovery_ns, by owner, peer and route (an aggregate key without status,
+ * version and pairing): the healthy exchanges that follow them are sent, so that a retried call's success
  * reaches user space with its failures. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -453,9 +471,18 @@ static __always_inline void local_peer(struct agg_key *k, struct sock_state *st,
 	struct local_client_key lk;
 	/* The client's key: its local address is our peer, its peer our local address. */
 	if (local_client_key_of(&lk, peer, local, port, family)) {
-		__u32 *tgid = bpf_map_lookup_elem(&local_clients, &lk);
-		if (tgid && *tgid) {
-			k->peer_tgid = *tgid;
+		struct local_client *c = bpf_map_lookup_elem(&local_clients, &lk);
+		if (c && c->tgid) {
+			k->peer_tgid = c->tgid;
+			struct settings *s = settings();
+			if (s && s->pair_local && st->pair == PAIR_NONE) {
+				/* Both ends here: offer to judge for the client, which goes quiet after
+				 * its first response (client_quiet, server_paired). */
+				c->server_sk = st->sk;
+				st->pair = PAIR_PENDING;
+				st->pair_peer = c->client_sk;
+				st->pair_judged = 0;
+			}
 			return;
 		}
 	}
@@ -504,6 +531,31 @@ static __always_inline void server_side_peer(struct agg_key *k, struct sock_stat
 		__builtin_memset(&k->peer[8], 0, 8);
 }
 
+/* server_paired says whether a server socket judges for its local client (enum pair): once its
+ * offer is taken (the client's socket went quiet after its first response, naming this one), it
+ * stays so. judging: an exchange is being judged; an offer not taken by the exchange after the
+ * first is withdrawn (a client that pipelines, or whose responses the kernel does not judge). */
+static __always_inline bool server_paired(struct sock_state *st, bool judging)
+{
+	if (st->pair != PAIR_PENDING)
+		return st->pair == PAIR_SERVER;
+	__u64 peer = st->pair_peer; /* a stack key: 6.1 takes no other here */
+	struct sock_state *client = bpf_map_lookup_elem(&socks, &peer);
+	if (client && client->pair == PAIR_QUIET && client->pair_peer == st->sk) {
+		st->pair = PAIR_SERVER;
+		return true;
+	}
+	if (!judging)
+		return false;
+	if (!st->pair_judged) {
+		st->pair_judged = 1;
+		st->pair_seq = st->req_seq;
+	} else if (st->req_seq != st->pair_seq) {
+		st->pair = PAIR_NONE;
+	}
+	return false;
+}
+
 /* key_template returns the socket's part of its exchanges' aggregate keys (role, family, the
  * server's port, the peer), read from the socket once and kept in its state: the socket's
  * fields do not change, and every exchange would read them again. */
@@ -550,6 +602,7 @@ static __always_inline struct agg_key *exchange_key(struct sock_state *st, struc
 	k->status = status;
 	k->version = st->version;
 	k->route = st->route;
+	k->paired = st->pair == PAIR_SERVER;
 	return k;
 }
 
@@ -575,6 +628,9 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
 				return HTTP1_FIRST;
 		}
 	}
+	/* This CPU's copy, and still atomic adds, so that no count depends on what the kernel lets
+	 * run on this CPU within a program: on a line no other CPU writes they cost little more
+	 * than plain ones. */
 	__sync_fetch_and_add(&v->count, 1);
 	__sync_fetch_and_add(&v->sum_ns, latency);
 	__u32 b = latency_bucket(latency);
@@ -610,7 +666,7 @@ static __always_inline void http1_parse_stash(struct sock_state *st, __u16 port,
 	st->method = http1_method(st->stash, n, &mlen);
 	/* A target cut by the stash has no route the kernel can key: route_key says so in
 	 * st->target_cut, and the exchange is sent. */
-	st->route = route_key(st, mlen + 1, n, port, s && s->have_rules);
+	st->route = route_key(st, mlen + 1, n, port, s);
 	st->h1 = H1_WAIT_RESPONSE;
 }
 
@@ -759,6 +815,7 @@ static __always_inline void error_seen(struct sock_state *st, struct sock *sk, _
 	if (!k)
 		return;
 	k->version = 0;
+	k->paired = 0; /* the retry may come unpaired (a new connection) or paired (this one, next) */
 	bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
 	*last = now;
 }
@@ -773,13 +830,15 @@ static __always_inline bool recovering(struct agg_key *k, const struct settings 
 	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
 	if (!s->recovery_ns || !last || now - *last > s->recovery_ns)
 		return false;
-	__u8 version = k->version;
+	__u8 version = k->version, paired = k->paired;
 	k->version = 0;
+	k->paired = 0;
 	__u64 *at = bpf_map_lookup_elem(&recent_errors, k);
 	bool recent = at && now - *at <= s->recovery_ns;
 	if (at)
 		bpf_map_delete_elem(&recent_errors, k);
 	k->version = version;
+	k->paired = paired;
 	return recent;
 }
 
@@ -796,6 +855,8 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 	__u32 seq = status_seq >> 32;
 	struct sock *sk = (struct sock *)st->sk;
 	__u64 latency = now > st->req_ns ? now - st->req_ns : 0;
+	if (st->pair == PAIR_PENDING)
+		server_paired(st, true);
 	st->h1 = H1_IN_RESPONSE;
 	st->resp_start_len = 0;
 	st->version = (status_seq >> 16) & 1;

@@ -15,8 +15,10 @@
 #define H2_PREFACE_LEN 24 /* "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" */
 #define H2_DATA 0
 #define H2_MAX_TYPE 9
-/* Frames walked per call; a call with more is cut there (counted) and the stream resyncs. */
-#define H2_MAX_FRAMES 24
+/* Frames walked per call (a bpf_loop bound); a call with more is cut there (counted, and the
+ * record flagged) and the stream resyncs. 128 holds grpc-go's route_guide ListFeatures stream
+ * (66 frames in one write); the record's 4 KiB hold 455 frame headers. */
+#define H2_MAX_FRAMES 128
 /* Bytes of one non-DATA payload copied (longer HEADERS are cut: the parser marks them partial). */
 #define H2_MAX_COPY 2048
 #define SCRATCH_MASK (MAX_PAYLOAD - 1)
@@ -66,9 +68,11 @@ static __always_inline void out_append_user(struct scratch_event *e, __u64 *out,
 		n = room;
 	if (n > H2_MAX_COPY)
 		n = H2_MAX_COPY;
-	/* The masks bound both for the verifier; the scratch is twice MAX_PAYLOAD. */
-	o &= MAX_PAYLOAD - 1;
-	n &= 2 * H2_MAX_COPY - 1;
+	/* The masks bound both for the verifier; the scratch is twice MAX_PAYLOAD. In asm, so the
+	 * compiler cannot drop them as implied by the clamps above: 6.1's verifier does not carry a
+	 * bound learned on a register back to the stack slot it was spilled to and reloaded from. */
+	asm volatile("%[v] &= 0xfff" : [v] "+r"(o)); /* MAX_PAYLOAD - 1 */
+	asm volatile("%[v] &= 0xfff" : [v] "+r"(n)); /* 2 * H2_MAX_COPY - 1 */
 	if (n == 0)
 		return;
 	if (bpf_probe_read_user(&e->payload[o], n, (void *)src) != 0) {
@@ -78,19 +82,86 @@ static __always_inline void out_append_user(struct scratch_event *e, __u64 *out,
 	*out = o + n;
 }
 
-/* h2_walk walks the frames in one call's bytes (src, avail: the first iovec) and sends the
- * compacted record. d is 0 for send, 1 for receive; size_seq is the call's size << 32 | seq.
- * A global function: the verifier checks its loop once, not once per path that calls it. */
-__noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size_seq, __u64 d)
-{
-	__u32 zero = 0;
-	struct scratch_event *e = bpf_map_lookup_elem(&data_scratch, &zero);
-	if (!st || !e)
-		return 0;
-	d &= 1;
-	e->off = 0;
-	e->out = 0;
+/* What one step of the frame walk needs: bpf_loop's context, on h2_walk's stack; the call's
+ * bytes (src, avail, d) are in the scratch record. The program's stack, h2_walk's and the step's
+ * add up, and 6.1's verifier allows 512 bytes for the three. */
+struct h2_walk_ctx {
+	struct sock_state *st;
+	struct scratch_event *e;
+};
 
+/* h2_frame_step walks one frame at e->off: its header out, its payload out unless it is DATA, a
+ * frame running into the next call noted in the socket's state. A bpf_loop callback, verified
+ * once, so the bound is what a call can hold, not what the verifier can follow. Returns 1 to
+ * stop: the call's end, a frame that goes on in the next call, or what the walk cannot follow
+ * (left at e->off, so the record says it stopped short). */
+static long h2_frame_step(__u32 index, void *ctx)
+{
+	struct h2_walk_ctx *wc = ctx;
+	struct sock_state *st = wc->st;
+	struct scratch_event *e = wc->e;
+	__u64 src = e->src, avail = e->avail, d = e->d & 1;
+	__u64 off = e->off;
+	if (off >= avail || st->h2_left[d] > 0)
+		return 1;
+	__u64 rem = avail - off;
+	if (rem < H2_FRAME_HEADER) {
+		/* A header split across calls: keep its first bytes for the next one. */
+		asm volatile("%[v] &= 0xf" : [v] "+r"(rem));
+		if (rem > 0 && rem <= 8 && bpf_probe_read_user(st->h2_hdr[d], rem, (void *)(src + off)) == 0)
+			st->h2_hdr_len[d] = rem;
+		e->off = avail;
+		return 1;
+	}
+	__u64 o = e->out;
+	if (o + H2_FRAME_HEADER > MAX_PAYLOAD)
+		return 1; /* the record is full: the rest of the call goes unwalked */
+	asm volatile("%[v] &= 0xfff" : [v] "+r"(o)); /* MAX_PAYLOAD - 1 */
+	/* The header is read where it goes out, not through the stack (see h2_walk_ctx). */
+	__u8 *fh = &e->payload[o];
+	if (bpf_probe_read_user(fh, H2_FRAME_HEADER, (void *)(src + off)) != 0) {
+		count(COUNTER_READ_FAILED);
+		return 1;
+	}
+	__u64 len = ((__u32)fh[0] << 16) | ((__u32)fh[1] << 8) | fh[2];
+	__u8 type = fh[3], flags = fh[4];
+	if (type > H2_MAX_TYPE)
+		return 1; /* not a frame boundary: the stream is lost here (not sent: e->out stays) */
+	e->out = o + H2_FRAME_HEADER;
+	off += H2_FRAME_HEADER;
+	rem = avail - off;
+	__u64 here = rem < len ? rem : len;
+	bool cut = false;
+	if (type != H2_DATA) {
+		__u64 before = e->out;
+		out_append_user(e, &e->out, src + off, here);
+		__u64 copied = e->out - before;
+		if (copied < here) {
+			/* Cut by what one record holds: the header says what was copied, and the frame's
+			 * rest is skipped, here and in the next call. */
+			cut = true;
+			e->payload[o & (MAX_PAYLOAD - 1)] = copied >> 16;
+			e->payload[(o + 1) & (MAX_PAYLOAD - 1)] = copied >> 8;
+			e->payload[(o + 2) & (MAX_PAYLOAD - 1)] = copied;
+			e->payload[(o + 4) & (MAX_PAYLOAD - 1)] = flags | H2_FLAG_CUT;
+		}
+	}
+	e->off = off + here;
+	if (here < len) {
+		st->h2_left[d] = len - here;
+		st->h2_copy[d] = type != H2_DATA && !cut;
+		return 1;
+	}
+	return 0;
+}
+
+/* h2_walk_begin starts the walk of the call in e (src, avail, d): a frame header the previous
+ * call split, the client's preface, the rest of a frame an earlier call began. Returns 0 when
+ * nothing is to be sent. Its own function (as h2_walk_send), so its stack is not h2_walk's: the
+ * frame steps below h2_walk add to it (see h2_walk_ctx). */
+static __noinline int h2_walk_begin(struct sock_state *st, struct scratch_event *e)
+{
+	__u64 src = e->src, avail = e->avail, d = e->d & 1;
 	/* A frame header split by the previous call: complete it from this one. */
 	__u64 have = st->h2_hdr_len[d];
 	if (have > 0 && have < H2_FRAME_HEADER) {
@@ -105,11 +176,10 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 			st->h2_hdr_len[d] = 0;
 			return 0;
 		}
-		__u8 hdr[H2_FRAME_HEADER];
+		/* The header goes out whole; the payload below as for any frame. */
+		__u8 *hdr = e->payload;
 		__builtin_memcpy(hdr, st->h2_hdr[d], H2_FRAME_HEADER);
 		st->h2_hdr_len[d] = 0;
-		/* The header goes out whole; the payload below as for any frame. */
-		__builtin_memcpy(&e->payload[0], hdr, H2_FRAME_HEADER);
 		e->off = need;
 		e->out = H2_FRAME_HEADER;
 		st->h2_left[d] = ((__u32)hdr[0] << 16) | ((__u32)hdr[1] << 8) | hdr[2];
@@ -118,10 +188,10 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 
 	/* The client's connection preface is no frame: it goes out as it is. */
 	if (have == 0 && st->h2_left[d] == 0 && avail >= H2_PREFACE_LEN) {
-		__u8 p[H2_PREFACE_LEN];
-		if (bpf_probe_read_user(p, sizeof(p), (void *)src) == 0 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I' &&
+		/* Read in place: what is not the preface is overwritten by the frames after it. */
+		__u8 *p = e->payload;
+		if (bpf_probe_read_user(p, H2_PREFACE_LEN, (void *)src) == 0 && p[0] == 'P' && p[1] == 'R' && p[2] == 'I' &&
 		    p[3] == ' ' && p[4] == '*' && p[22] == '\r' && p[23] == '\n') {
-			__builtin_memcpy(&e->payload[0], p, H2_PREFACE_LEN);
 			e->off = H2_PREFACE_LEN;
 			e->out = H2_PREFACE_LEN;
 		}
@@ -141,76 +211,29 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 		e->off = off + take;
 		st->h2_left[d] = left - take;
 	}
+	return 1;
+}
 
-	for (int i = 0; i < H2_MAX_FRAMES; i++) {
-		off = e->off;
-		if (off >= avail || st->h2_left[d] > 0)
-			break;
-		__u64 rem = avail - off;
-		if (rem < H2_FRAME_HEADER) {
-			/* A header split across calls: keep its first bytes for the next one. */
-			asm volatile("%[v] &= 0xf" : [v] "+r"(rem));
-			if (rem > 0 && rem <= 8 && bpf_probe_read_user(st->h2_hdr[d], rem, (void *)(src + off)) == 0)
-				st->h2_hdr_len[d] = rem;
-			e->off = avail;
-			break;
-		}
-		__u8 fh[H2_FRAME_HEADER];
-		if (bpf_probe_read_user(fh, sizeof(fh), (void *)(src + off)) != 0) {
-			count(COUNTER_READ_FAILED);
-			break;
-		}
-		__u64 len = ((__u32)fh[0] << 16) | ((__u32)fh[1] << 8) | fh[2];
-		if (fh[3] > H2_MAX_TYPE) {
-			/* Not a frame boundary: the stream is lost here; the parser resyncs. */
-			count(COUNTER_H2_FRAMES_CUT);
-			e->off = avail;
-			break;
-		}
-		__u64 o = e->out;
-		bool header_out = false;
-		if (o + H2_FRAME_HEADER <= MAX_PAYLOAD) {
-			o &= MAX_PAYLOAD - 1;
-			__builtin_memcpy(&e->payload[o], fh, H2_FRAME_HEADER);
-			e->out = o + H2_FRAME_HEADER;
-			header_out = true;
-		}
-		off += H2_FRAME_HEADER;
-		rem = avail - off;
-		__u64 here = rem < len ? rem : len;
-		bool cut = false;
-		if (fh[3] != H2_DATA) {
-			__u64 before = e->out;
-			out_append_user(e, &e->out, src + off, here);
-			__u64 copied = e->out - before;
-			if (copied < here && header_out) {
-				/* Cut by what one record holds: the header says what was copied, and the
-				 * frame's rest is skipped, here and in the next call. */
-				cut = true;
-				e->payload[o & (MAX_PAYLOAD - 1)] = copied >> 16;
-				e->payload[(o + 1) & (MAX_PAYLOAD - 1)] = copied >> 8;
-				e->payload[(o + 2) & (MAX_PAYLOAD - 1)] = copied;
-				e->payload[(o + 4) & (MAX_PAYLOAD - 1)] = fh[4] | H2_FLAG_CUT;
-			}
-		}
-		e->off = off + here;
-		if (here < len) {
-			st->h2_left[d] = len - here;
-			st->h2_copy[d] = fh[3] != H2_DATA && !cut;
-		}
-	}
-	if (e->off < avail)
+/* h2_walk_send sends the walked record. A walk that stopped before the call's end (the frame
+ * bound, a lost boundary, a full record, bytes past the first iovec) says so: the frames it did
+ * not walk may hold a call's trailers or reset. */
+static __noinline int h2_walk_send(struct sock_state *st, struct scratch_event *e, __u64 size_seq)
+{
+	__u8 flags = DATA_H2_COMPACT;
+	if (e->off < e->avail)
 		count(COUNTER_H2_FRAMES_CUT);
+	if (e->off < (size_seq >> 32))
+		flags |= DATA_TRUNCATED;
 	__u64 out = e->out;
 	if (out == 0 || out > MAX_PAYLOAD)
 		return 0;
 
 	/* The header is filled here, field by field, not from a data_meta: this function's stack
-	 * adds to its caller's, and 6.1's verifier counts the sum against 512 bytes. */
+	 * adds to its callers', and 6.1's verifier counts the sum against 512 bytes. */
 	struct data_header *h = &e->h;
 	h->type = EVENT_DATA;
-	h->dir = d == 0 ? DIR_SEND : DIR_RECV;
-	h->flags = DATA_H2_COMPACT;
+	h->dir = e->d == 0 ? DIR_SEND : DIR_RECV;
+	h->flags = flags;
 	h->pad = 0;
 	h->size = size_seq >> 32;
 	h->ts_ns = bpf_ktime_get_ns();
@@ -230,6 +253,27 @@ __noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size
 	}
 	count_ringbuf(size);
 	return 0;
+}
+
+/* h2_walk walks the frames in one call's bytes (src, avail: the first iovec) and sends the
+ * compacted record. d is 0 for send, 1 for receive; size_seq is the call's size << 32 | seq.
+ * A global function: the verifier checks it once, not once per path that calls it. */
+__noinline int h2_walk(struct sock_state *st, __u64 src, __u64 avail, __u64 size_seq, __u64 d)
+{
+	__u32 zero = 0;
+	struct scratch_event *e = bpf_map_lookup_elem(&data_scratch, &zero);
+	if (!st || !e)
+		return 0;
+	e->off = 0;
+	e->out = 0;
+	e->src = src;
+	e->avail = avail;
+	e->d = d & 1;
+	if (!h2_walk_begin(st, e))
+		return 0;
+	struct h2_walk_ctx wc = {.st = st, .e = e};
+	bpf_loop(H2_MAX_FRAMES, h2_frame_step, &wc, 0);
+	return h2_walk_send(st, e, size_seq);
 }
 
 #endif

@@ -62,22 +62,22 @@ enum counter_index {
 	COUNTER_RINGBUF_BYTES = 1, /* ring-buffer space taken by submitted records (header included) */
 	COUNTER_SOCKS_FULL = 2, /* a TCP socket was not tracked: the socket table was full */
 	COUNTER_FDS_FULL = 3, /* a socket fd was not tracked: the fd table was full */
-	COUNTER_STASH_FULL = 4, /* a read's arguments could not be kept for its exit: the read is lost */
-	COUNTER_READ_FAILED = 5, /* user memory could not be read (paged out): the bytes are lost */
-	COUNTER_PAYLOAD_TRUNCATED = 6, /* a payload was cut to max_payload_bytes */
-	COUNTER_UNCLASSIFIED = 7, /* a connection matched no protocol: data stops after its first exchange */
-	COUNTER_MMSG_TRUNCATED = 8, /* messages of a sendmmsg/recvmmsg vector beyond the first ones */
-	COUNTER_CONN_ERRORS_FULL = 9, /* an asynchronous connect error could not be kept */
-	COUNTER_AGGS_FULL = 10, /* an HTTP/1 aggregate could not be created: the exchange was sent instead */
-	COUNTER_HTTP1_AGGREGATED = 11, /* HTTP/1 exchanges counted in the kernel (healthy, not sent) */
-	COUNTER_HTTP1_SENT = 12, /* HTTP/1 exchanges sent to user space (first, error, slow, sampled) */
-	COUNTER_HTTP1_UNMATCHED = 13, /* HTTP/1 responses with no request pending (pipelining, joins) */
-	COUNTER_HTTP1_RAW = 14, /* HTTP/1 sockets handed to user space as raw bytes (not parsable here) */
-	COUNTER_H2_FRAMES_CUT = 15, /* HTTP/2 frames beyond the per-call walk limit: the stream resyncs */
-	COUNTER_FD_WALKS = 16, /* fd -> socket walks (first data on an untracked socket-only syscall, seeded fds) */
-	COUNTER_FORK_FDS_BEYOND = 17, /* a forked child's socket fds above the copied range: not followed */
-	COUNTER_HTTP1_LOST_COUNTED = 18, /* HTTP/1 exchanges whose record the full ring lost, counted in their aggregate */
-	COUNTER_STOPPED_BY_USER = 19, /* sockets stopped because user space asked (stop_requests) */
+	COUNTER_READ_FAILED = 4, /* user memory could not be read (paged out): the bytes are lost */
+	COUNTER_PAYLOAD_TRUNCATED = 5, /* a payload was cut to max_payload_bytes */
+	COUNTER_UNCLASSIFIED = 6, /* a connection matched no protocol: data stops after its first exchange */
+	COUNTER_MMSG_TRUNCATED = 7, /* messages of a sendmmsg/recvmmsg vector beyond the first ones */
+	COUNTER_CONN_ERRORS_FULL = 8, /* an asynchronous connect error could not be kept */
+	COUNTER_AGGS_FULL = 9, /* an HTTP/1 aggregate could not be created: the exchange was sent instead */
+	COUNTER_HTTP1_AGGREGATED = 10, /* HTTP/1 exchanges counted in the kernel (healthy, not sent) */
+	COUNTER_HTTP1_SENT = 11, /* HTTP/1 exchanges sent to user space (first, error, slow, sampled) */
+	COUNTER_HTTP1_UNMATCHED = 12, /* HTTP/1 responses with no request pending (pipelining, joins) */
+	COUNTER_HTTP1_RAW = 13, /* HTTP/1 sockets handed to user space as raw bytes (not parsable here) */
+	COUNTER_H2_FRAMES_CUT = 14, /* HTTP/2 calls not walked to their end (frame bound, full record, lost boundary) */
+	COUNTER_FD_WALKS = 15, /* fd -> socket walks (first data on an untracked socket-only syscall, seeded fds) */
+	COUNTER_FORK_FDS_BEYOND = 16, /* a forked child's socket fds above the copied range: not followed */
+	COUNTER_HTTP1_LOST_COUNTED = 17, /* HTTP/1 exchanges whose record the full ring lost, counted in their aggregate */
+	COUNTER_STOPPED_BY_USER = 18, /* sockets stopped because user space asked (stop_requests) */
+	COUNTER_HTTP1_PAIRED = 19, /* HTTP/1 client sockets left quiet: their local server's socket judges for both */
 	COUNTER_MAX = 20,
 };
 
@@ -118,8 +118,9 @@ struct conn_event {
 
 /* data_flags: what a data event's bytes are. */
 enum data_flags {
-	DATA_TRUNCATED = 1, /* size > payload_len */
+	DATA_TRUNCATED = 1, /* size > payload_len; with DATA_H2_COMPACT: frames of the call not walked */
 	DATA_H2_COMPACT = 2, /* HTTP/2 frames with DATA payloads left out (frame headers kept) */
+	DATA_PAIRED = 4, /* a server socket whose client is on this node and quiet (enum pair) */
 };
 
 /* The fixed part of a data event; payload_len bytes of payload follow it in the ring buffer. */
@@ -157,16 +158,17 @@ enum http1_reason {
 };
 
 /* One HTTP/1 exchange judged interesting by the kernel: request and response heads with their
- * sequence numbers and times. req_len bytes of request then resp_len bytes of response follow. */
+ * sequence numbers and times. Two slots follow: slot bytes holding req_len bytes of request, then
+ * resp_slot bytes holding resp_len bytes of response. */
 struct http1_header {
 	__u8 type; /* EVENT_HTTP1 */
 	__u8 reasons; /* enum http1_reason */
 	__u8 method; /* enum http1_method */
-	__u8 pad;
+	__u8 paired; /* the server's socket judged for its quiet local client too (enum pair) */
 	__u16 status;
 	__u16 req_len;
 	__u16 resp_len;
-	__u16 slot; /* bytes of each of the two slots that follow (request, response) */
+	__u16 slot; /* bytes of the request's slot, which the response's (resp_slot bytes) follows */
 	__u32 req_size; /* bytes of the request's first read/write */
 	__u64 req_ns;
 	__u64 resp_ns;
@@ -180,7 +182,8 @@ struct http1_header {
 	__u32 server_isn;
 	__s32 sk_err; /* HTTP1_UNANSWERED: the socket's pending error (ECONNRESET: reset) */
 	__u8 tcp_state; /* HTTP1_UNANSWERED: the TCP state at close (CLOSE_WAIT: the peer closed first) */
-	__u8 pad3[3];
+	__u8 pad3;
+	__u16 resp_slot; /* bytes of the response's slot */
 };
 
 /* HTTP/1 methods the kernel parses; 0 is "not parsed". Mirrored in Go. */
@@ -208,7 +211,7 @@ struct agg_key {
 	__u16 port;
 	__u16 family;
 	__u8 version; /* 0: HTTP/1.0, 1: HTTP/1.1 */
-	__u8 pad;
+	__u8 paired; /* server side: the client (peer_tgid) is quiet, these counts stand for its side too */
 	__u16 peer_port;
 	__u8 peer[16];
 	__u8 local[16]; /* server side: the address the server was reached at */
@@ -256,7 +259,11 @@ struct settings {
 	__u8 have_limits; /* route_limits has entries */
 	__u8 have_rules; /* route_rules has entries */
 	__u8 aggregate; /* judge HTTP/1 in the kernel (0: send every exchange) */
-	__u8 pad[3];
+	__u8 pair_local; /* judge a connection with both ends on this node once, on its server's socket (enum pair) */
+	__u8 pad[2];
+	/* Bit (prefix ^ port) & 255 is set for every route rule: a segment whose prefix's bit is
+	 * clear has no rule, and costs no lookup. */
+	__u64 rule_filter[4];
 };
 
 /* The fd table's key: a socket fd of one process. */

@@ -70,7 +70,7 @@ static __always_inline void tcp_meta(struct data_meta *m, struct sock_state *st,
 	m->client_isn = st->client_isn;
 	m->server_isn = st->server_isn;
 	m->dir = dir;
-	m->flags = 0;
+	m->flags = st->pair == PAIR_SERVER ? DATA_PAIRED : 0;
 	m->role = st->info.role;
 	m->transport = TRANSPORT_TCP;
 }

@@ -146,6 +146,24 @@ static __always_inline void err_key_of(struct err_key *ek, const struct sock_tup
 	__builtin_memcpy(ek->daddr, t->daddr, 16);
 }
 
+/* pair_unanswered: a quiet client's connection closed (enum pair). Its server's socket, which
+ * judges for it, may never close (a server that hangs): a request it still waits to answer is
+ * sent now, as the client's close would have sent it. */
+static __always_inline void pair_unanswered(struct sock_state *client, struct sock *sk, const struct sock_tuple *t)
+{
+	__u64 key = client->pair_peer;
+	struct sock_state *srv = bpf_map_lookup_elem(&socks, &key);
+	/* The same connection: each end names the other. */
+	if (!srv || srv->pair_peer != (__u64)sk || !server_paired(srv, false))
+		return;
+	struct sock_tuple st = *t;
+	__builtin_memcpy(st.saddr, t->daddr, 16);
+	__builtin_memcpy(st.daddr, t->saddr, 16);
+	st.sport = t->dport;
+	st.dport = t->sport;
+	http1_unanswered(srv, &st);
+}
+
 /* on_set_state follows a TCP socket's state changes: opens, the first FIN, the close. */
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate, struct sock_tuple *t)
 {
@@ -157,8 +175,9 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		if (oldstate == TCP_SYN_SENT) {
 			info->role = ROLE_CLIENT;
 			struct local_client_key lk;
-			if (info->owner.tgid && local_client_key_of(&lk, t->saddr, t->daddr, t->sport, t->family))
-				bpf_map_update_elem(&local_clients, &lk, &info->owner.tgid, BPF_ANY);
+			struct local_client c = {.tgid = info->owner.tgid, .client_sk = (__u64)sk};
+			if (c.tgid && local_client_key_of(&lk, t->saddr, t->daddr, t->sport, t->family))
+				bpf_map_update_elem(&local_clients, &lk, &c, BPF_ANY);
 			/* The server side reports its open at accept(), where the owner is known. */
 			if (!info->opened_sent) {
 				info->opened_sent = 1;
@@ -186,6 +205,8 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	if (st)
 		/* No response can come any more: a request still waiting is sent as unanswered. */
 		http1_unanswered(st, t);
+	if (st && st->pair == PAIR_QUIET)
+		pair_unanswered(st, sk, t);
 	if (info && info->role == ROLE_CLIENT) {
 		struct local_client_key lk;
 		if (local_client_key_of(&lk, t->saddr, t->daddr, t->sport, t->family))

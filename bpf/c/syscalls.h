@@ -68,20 +68,59 @@ int ni_raw_sys_exit(struct bpf_raw_tracepoint_args *ctx)
 	return 0;
 }
 
+#if defined(__TARGET_ARCH_arm64)
+struct pt_regs___arm64_args {
+	__u64 regs[31];
+	__u64 orig_x0;
+} __attribute__((preserve_access_index));
+#endif
+
+/* syscall_arg reads syscall argument n (from 0) from the saved registers. btf: regs is a BTF
+ * pointer (bpf_task_pt_regs), read in place; otherwise it is read as kernel memory. */
+static __always_inline __u64 syscall_arg(struct pt_regs *regs, int n, bool btf)
+{
+	if (!btf) {
+		switch (n) {
+		case 0:
+			return PT_REGS_PARM1_CORE_SYSCALL(regs);
+		case 1:
+			return PT_REGS_PARM2_CORE_SYSCALL(regs);
+		case 2:
+			return PT_REGS_PARM3_CORE_SYSCALL(regs);
+		case 3:
+			return PT_REGS_PARM4_CORE_SYSCALL(regs);
+		default:
+			return PT_REGS_PARM5_CORE_SYSCALL(regs);
+		}
+	}
+#if defined(__TARGET_ARCH_x86)
+	switch (n) {
+	case 0:
+		return regs->di;
+	case 1:
+		return regs->si;
+	case 2:
+		return regs->dx;
+	case 3:
+		return regs->r10;
+	default:
+		return regs->r8;
+	}
+#else
+	struct pt_regs___arm64_args *r = (struct pt_regs___arm64_args *)regs;
+	return n == 0 ? r->orig_x0 : r->regs[n & 7];
+#endif
+}
+
 /* raw_args reads the first n syscall arguments from the registers (only what a handler uses: each
  * is a read of kernel memory). */
 static __always_inline void raw_args(struct bpf_raw_tracepoint_args *ctx, __u64 *a, int n)
 {
 	struct pt_regs *regs = (struct pt_regs *)ctx->args[0];
-	a[0] = PT_REGS_PARM1_CORE_SYSCALL(regs);
-	if (n > 1)
-		a[1] = PT_REGS_PARM2_CORE_SYSCALL(regs);
-	if (n > 2)
-		a[2] = PT_REGS_PARM3_CORE_SYSCALL(regs);
-	if (n > 3)
-		a[3] = PT_REGS_PARM4_CORE_SYSCALL(regs);
-	if (n > 4)
-		a[4] = PT_REGS_PARM5_CORE_SYSCALL(regs);
+#pragma unroll
+	for (int i = 0; i < 5; i++)
+		if (i < n)
+			a[i] = syscall_arg(regs, i, false);
 }
 
 #define ENTER(name, nargs)                                                                 \
@@ -121,22 +160,52 @@ static __always_inline void raw_args(struct bpf_raw_tracepoint_args *ctx, __u64 
 		return on_exit_##name((long)ctx->args[1]);                                  \
 	}
 
-/* The data path. */
+/* recv_exit follows a read-type syscall at its exit, from its saved registers (regs): the fd
+ * first, then, on a followed socket, the rest. flags_arg and addr_arg name the argument holding
+ * the call's flags and source address (-1: none). */
+static __always_inline int recv_exit(long ret, struct pt_regs *regs, bool btf, __u8 kind, int flags_arg, int addr_arg)
+{
+	if (ret <= 0 || !regs)
+		return 0;
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	int fd = (int)syscall_arg(regs, 0, btf);
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe)
+		return 0;
+	__u64 buf = syscall_arg(regs, 1, btf), flags = 0, addr = 0;
+	if (flags_arg >= 0)
+		flags = syscall_arg(regs, flags_arg, btf);
+	if (addr_arg >= 0)
+		addr = syscall_arg(regs, addr_arg, btf);
+	return exit_recv(fe, tgid, fd, buf, ret, flags, addr, kind);
+}
+
+/* A read-type syscall, at its exit only: the classic tracepoint finds the registers through the
+ * task, the raw one has them in its arguments. */
+#define RECV(name, kind, flags_arg, addr_arg)                                              \
+	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
+	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
+	{                                                                                   \
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
+		return recv_exit(ctx->ret, regs, true, kind, flags_arg, addr_arg);          \
+	}                                                                                   \
+	SEC("raw_tp")                                                                       \
+	int ni_raw_exit_##name(struct bpf_raw_tracepoint_args *ctx)                         \
+	{                                                                                   \
+		return recv_exit((long)ctx->args[1], (struct pt_regs *)ctx->args[0], false, kind, flags_arg, addr_arg); \
+	}
+
+/* The data path: sends at sys_enter, receives at sys_exit. */
 ENTER(write, 3)
 ENTER(writev, 3)
 ENTER(sendto, 5)
 ENTER(sendmsg, 2)
 ENTER(sendmmsg, 3)
-ENTER(read, 2)
-EXIT(read)
-ENTER(readv, 2)
-EXIT(readv)
-ENTER(recvfrom, 5)
-EXIT(recvfrom)
-ENTER(recvmsg, 2)
-EXIT(recvmsg)
-ENTER(recvmmsg, 2)
-EXIT(recvmmsg)
+RECV(read, BUF_PLAIN, -1, -1)
+RECV(readv, BUF_IOV, -1, -1)
+RECV(recvfrom, BUF_PLAIN, 3, 4)
+RECV(recvmsg, BUF_MSG, 2, -1)
+RECV(recvmmsg, BUF_MMSG, 3, -1)
 
 /* Which fds are sockets, and the TCP connections they open. */
 EXIT(socket)

@@ -16,7 +16,6 @@ var KernelCounters = [...]KernelCounter{
 	{"ringbuf_bytes", "work", "ring-buffer space taken by submitted records, header and alignment included"},
 	{"socket_table_full", "dropped", "a TCP socket was not tracked: the kernel socket table was full"},
 	{"fd_table_full", "dropped", "a socket fd was not tracked: the kernel fd table was full (raise capture.max_sockets)"},
-	{"read_stash_full", "dropped", "a read's arguments could not be kept for its exit: its bytes were lost"},
 	{"user_read_failed", "dropped", "user memory could not be read (paged out): those bytes were lost"},
 	{"payload_truncated", "truncated", "a payload was cut to capture.max_payload_bytes"},
 	{"unclassified", "fallback", "a connection matched no protocol: its data stopped after the first exchange"},
@@ -27,11 +26,12 @@ var KernelCounters = [...]KernelCounter{
 	{"http1_sent", "work", "HTTP/1 exchanges sent to user space (first of a key, error, slow, sampled, recovery after an error)"},
 	{"http1_unmatched", "dropped", "HTTP/1 responses with no request pending (pipelining, a connection joined mid-exchange)"},
 	{"http1_raw", "fallback", "HTTP/1 connections the kernel could not follow, handed to user space as raw bytes"},
-	{"h2_frames_cut", "truncated", "HTTP/2 frames beyond the per-call walk limit or off a frame boundary: the stream resyncs"},
+	{"h2_frames_cut", "truncated", "HTTP/2 reads and writes not walked to their end (more than 128 frames, a full record, a lost frame boundary): the stream resyncs"},
 	{"fd_walks", "work", "fd -> socket walks (socket creation, accepted and seeded sockets)"},
 	{"fork_fds_beyond", "dropped", "socket fds of a forked child above the first 256: not followed in the child"},
 	{"http1_counted_after_loss", "fallback", "HTTP/1 exchanges whose record the full ring buffer lost, counted in their aggregate instead (the span is lost, the count is kept)"},
 	{"stopped_by_user_space", "work", "sockets the kernel stopped following because user space asked (an l7 parser gave up, a protocol switched off)"},
+	{"http1_pairs_judged_once", "work", "HTTP/1 client sockets left quiet because their server, on this node too, judges the connection for both ends"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -40,7 +40,6 @@ const (
 	kcRingbufBytes
 	kcSocketTableFull
 	kcFDTableFull
-	kcReadStashFull
 	kcUserReadFailed
 	kcPayloadTruncated
 	kcUnclassified
@@ -56,6 +55,7 @@ const (
 	kcForkFDsBeyond
 	kcHTTP1CountedAfterLoss
 	kcStoppedByUser
+	kcHTTP1Paired
 	numKernelCounters
 )
 
@@ -63,7 +63,7 @@ const (
 func (c *Counters) fillSummary() {
 	k := c.Kernel
 	c.RingbufReserveFailed = k[kcRingbufFull]
-	c.MapFull = k[kcSocketTableFull] + k[kcFDTableFull] + k[kcReadStashFull] + k[kcConnErrorsFull]
+	c.MapFull = k[kcSocketTableFull] + k[kcFDTableFull] + k[kcConnErrorsFull]
 	c.PayloadTruncated = k[kcPayloadTruncated]
 	c.Unclassified = k[kcUnclassified]
 	c.RingbufBytes = k[kcRingbufBytes]

@@ -23,6 +23,7 @@ const (
 const (
 	dataTruncated = 1
 	dataH2Compact = 2
+	dataPaired    = 4
 )
 
 // Address families as the kernel reports them.
@@ -71,9 +72,10 @@ func (d *decoder) decode(raw []byte) (Event, error) {
 			return Event{}, errShortRecord
 		}
 		h := (*bpf.NetintelHttp1Header)(unsafe.Pointer(&raw[0]))
-		// The record holds two slots of h.Slot bytes each: the request's, then the response's.
-		slot := int(h.Slot)
-		if int(h.ReqLen) > slot || int(h.RespLen) > slot || len(raw) < http1HeaderSize+2*slot {
+		// The record holds two slots: the request's (h.Slot bytes), then the response's
+		// (h.RespSlot bytes).
+		slot, rslot := int(h.Slot), int(h.RespSlot)
+		if int(h.ReqLen) > slot || int(h.RespLen) > rslot || len(raw) < http1HeaderSize+slot+rslot {
 			return Event{}, errShortRecord
 		}
 		body := raw[http1HeaderSize:]
@@ -124,6 +126,7 @@ func (d *decoder) http1(h *bpf.NetintelHttp1Header, req, resp []byte) *HTTP1Even
 		ServerISN:    h.ServerIsn,
 		SocketError:  h.SkErr,
 		PeerClosed:   h.TcpState == tcpCloseWait,
+		Paired:       h.Paired != 0,
 	}
 }
 
@@ -140,6 +143,7 @@ func (d *decoder) data(h *bpf.NetintelDataHeader, payload []byte) *DataEvent {
 		Payload:   append([]byte(nil), payload...),
 		Truncated: h.Flags&dataTruncated != 0,
 		H2Compact: h.Flags&dataH2Compact != 0,
+		Paired:    h.Flags&dataPaired != 0,
 		Seq:       h.Seq,
 		ClientISN: h.ClientIsn,
 		ServerISN: h.ServerIsn,

@@ -42,6 +42,7 @@ type ebpfSource struct {
 	attach       AttachMode
 	minLimit     time.Duration // smallest route limit in the kernel (0: none)
 	rules        int           // route rules in the kernel
+	ruleFilter   [4]uint64     // their bits in settings.rule_filter
 	final        Counters      // kernel counters at Close, once the maps are gone
 
 	eventsRead   atomic.Uint64
@@ -101,6 +102,10 @@ func (s *ebpfSource) load() error {
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
 	spec.Maps[bpf.NetintelMapFds].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
+	if cpus, err := ebpf.PossibleCPU(); err == nil {
+		aggs := spec.Maps[bpf.NetintelMapAggregates]
+		aggs.MaxEntries = aggregateEntries(int(aggs.ValueSize), cpus)
+	}
 	mode := s.opts.Attach
 	if mode == AttachAuto {
 		mode = AttachTracepoint

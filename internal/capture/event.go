@@ -169,10 +169,13 @@ type DataEvent struct {
 	Direction Direction
 	Size      int    // bytes the syscall transferred
 	Payload   []byte // the first min(Size, max_payload_bytes) of them
-	Truncated bool   // Size > len(Payload)
+	Truncated bool   // Size > len(Payload); with H2Compact: frames of the call were not walked
 	// H2Compact: Payload is the call's HTTP/2 frames with DATA payloads left out — every frame
 	// header is there, and every other frame's payload (HEADERS, SETTINGS, RST_STREAM, ...).
 	H2Compact bool
+	// Paired: a server socket whose client is on this node and left quiet by the kernel (see
+	// HTTP1Event.Paired); its exchanges stand for both ends.
+	Paired bool
 
 	// TCP only (zero for UDP): the absolute sequence number of Payload[0] and the two
 	// initial sequence numbers of the connection (DESIGN §4). They are identical on the
@@ -228,6 +231,11 @@ type HTTP1Event struct {
 	// (ECONNRESET: reset) and whether the peer had closed first (TCP CLOSE_WAIT).
 	SocketError int32
 	PeerClosed  bool
+
+	// Paired: both ends of the connection are on this node and the kernel judged it once, on
+	// this server socket; the client's socket is quiet (its exchanges are not judged, counted or
+	// sent), so this exchange stands for the client's too.
+	Paired bool
 }
 
 // HTTP1Aggregate is the kernel's count of healthy HTTP/1 exchanges with one key since the last
@@ -238,6 +246,7 @@ type HTTP1Aggregate struct {
 	Port     uint16     // the server's port (local on the server side, remote on the client side)
 	Peer     netip.Addr // client side: the server; server side: the client, or its network (/24, /64) on the Internet
 	PeerPID  uint32     // server side, a client on this host (loopback, the node's address): its process
+	Paired   bool       // server side: that client's socket is quiet (Judging.PairLocal), these counts stand for its side too
 	PeerPort uint16     // server side, such a client whose process is unknown (older than the capture): its port
 	Local    netip.Addr // server side: the address the server was reached at
 	Method   string

@@ -26,6 +26,11 @@ type Judging struct {
 	// route are sent (HTTP1Recovery): a retried call's success then reaches user space with its
 	// failures. 0: never.
 	Recovery time.Duration
+	// PairLocal judges a connection whose two ends are both on this node once, on its
+	// server's socket: the client's socket goes quiet after its first response (its data calls
+	// cost one lookup) and the server's exchanges and aggregates say Paired — they stand for the
+	// client's side too. Off, both ends judge, as when the peer is remote.
+	PairLocal bool
 }
 
 // RandomnessBits is the width of the OTel consistent-sampling randomness: the low 56 bits of

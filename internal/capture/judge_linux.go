@@ -52,6 +52,9 @@ func (s *ebpfSource) writeSettingsLocked() error {
 	if j.Aggregate {
 		v.Aggregate = 1
 	}
+	if j.PairLocal {
+		v.PairLocal = 1
+	}
 	v.ErrorStatus = uint16(min(max(j.ErrorStatus, 0), 0xffff))
 	v.SlowNs = uint64(j.Slow)
 	if j.Slow <= 0 {
@@ -68,6 +71,7 @@ func (s *ebpfSource) writeSettingsLocked() error {
 	}
 	if s.rules > 0 {
 		v.HaveRules = 1
+		v.RuleFilter = s.ruleFilter
 	}
 	if err := s.k.maps.Maps[bpf.NetintelMapRuntimeSettings].Put(uint32(0), &v); err != nil {
 		return fmt.Errorf("net_intel: write kernel judging settings: %w", err)
@@ -113,8 +117,12 @@ func (s *ebpfSource) SetRouteRules(rules []RouteRule) error {
 	}
 	m := s.k.maps.Maps[bpf.NetintelMapRouteRules]
 	want := make(map[bpf.NetintelRuleKey]uint8, len(rules))
+	var filter [4]uint64
 	for _, r := range rules {
-		want[bpf.NetintelRuleKey{Port: r.Port, Prefix: RouteKey(r.Prefix)}] = 1
+		k := bpf.NetintelRuleKey{Port: r.Port, Prefix: RouteKey(r.Prefix)}
+		want[k] = 1
+		bit := (k.Prefix ^ uint64(k.Port)) & 255
+		filter[bit>>6] |= 1 << (bit & 63)
 	}
 	if len(want) > int(m.MaxEntries()) {
 		return fmt.Errorf("net_intel: %d route rules; the kernel keeps %d", len(want), m.MaxEntries())
@@ -123,6 +131,7 @@ func (s *ebpfSource) SetRouteRules(rules []RouteRule) error {
 		return fmt.Errorf("net_intel: write route rules: %w", err)
 	}
 	s.rules = len(want)
+	s.ruleFilter = filter
 	return s.writeSettingsLocked()
 }
 
@@ -168,31 +177,62 @@ func (s *ebpfSource) DrainHTTP1(fn func(*HTTP1Aggregate)) error {
 	m := s.k.maps.Maps[bpf.NetintelMapAggregates]
 	var keys []bpf.NetintelAggKey
 	var k bpf.NetintelAggKey
-	var v bpf.NetintelAggValue
+	var cpus []bpf.NetintelAggValue // each CPU's copy of a key's value
 	it := m.Iterate()
-	for it.Next(&k, &v) {
+	for it.Next(&k, &cpus) {
 		keys = append(keys, k)
 	}
 	if err := it.Err(); err != nil {
 		return fmt.Errorf("net_intel: read HTTP/1 aggregates: %w", err)
 	}
+	var v bpf.NetintelAggValue
 	for _, k := range keys {
-		if err := m.LookupAndDelete(&k, &v); err != nil {
+		if err := m.LookupAndDelete(&k, &cpus); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
 				continue
 			}
 			// Kernels without lookup-and-delete on hash maps: read, then delete.
-			if err := m.Lookup(&k, &v); err != nil {
+			if err := m.Lookup(&k, &cpus); err != nil {
 				continue
 			}
 			_ = m.Delete(&k)
 		}
+		sumCPUs(&v, cpus)
 		if v.Count == 0 {
 			continue // created by a first exchange, which was sent whole
 		}
 		fn(s.dec.aggregate(&k, &v))
 	}
 	return nil
+}
+
+// sumCPUs adds up the CPUs' copies of one aggregate into v; the key was created, and its
+// first exchange sent, on the CPU whose copy has a creation time.
+func sumCPUs(v *bpf.NetintelAggValue, cpus []bpf.NetintelAggValue) {
+	*v = bpf.NetintelAggValue{}
+	for i := range cpus {
+		c := &cpus[i]
+		v.Count += c.Count
+		v.SumNs += c.SumNs
+		if c.FirstNs != 0 && (v.FirstNs == 0 || c.FirstNs < v.FirstNs) {
+			v.FirstNs = c.FirstNs
+		}
+		for b, n := range c.Latency {
+			v.Latency[b] += n
+		}
+		for b, n := range c.Explicit {
+			v.Explicit[b] += n
+		}
+	}
+}
+
+// aggregateEntries is how many keys the per-CPU aggregates hold: 4096, fewer on a node with so
+// many CPUs that 4096 live keys would take more than 64 MiB. A key that finds the table full
+// is sent whole instead (netintel.receiver.kernel{item=aggregates_full}).
+func aggregateEntries(valueSize, cpus int) uint32 {
+	const most, least, budget = 4096, 512, 64 << 20
+	n := budget / max(valueSize*cpus, 1)
+	return uint32(min(max(n, least), most))
 }
 
 func (d *decoder) aggregate(k *bpf.NetintelAggKey, v *bpf.NetintelAggValue) *HTTP1Aggregate {
@@ -202,6 +242,7 @@ func (d *decoder) aggregate(k *bpf.NetintelAggKey, v *bpf.NetintelAggValue) *HTT
 		Port:     k.Port,
 		PeerPort: k.PeerPort,
 		PeerPID:  k.PeerTgid,
+		Paired:   k.Paired != 0 && Role(k.Role) == RoleServer,
 		Method:   methodName(k.Method),
 		Status:   int(k.Status),
 		Version:  "1.1",

@@ -28,7 +28,9 @@ type programPlan struct {
 	exit    bool
 }
 
-// syscallPlans lists the syscalls the data path follows, with what each needs.
+// syscallPlans lists the syscalls the data path follows, with what each needs. Sends are
+// followed at their sys_enter, receives at their sys_exit alone (their arguments are read back
+// from the task's syscall registers).
 var syscallPlans = []struct {
 	name        string
 	enter, exit bool
@@ -40,11 +42,11 @@ var syscallPlans = []struct {
 	{"sendto", true, false, CapSocketData, true},
 	{"sendmsg", true, false, CapSocketData, true},
 	{"sendmmsg", true, false, CapSocketData, true},
-	{"read", true, true, CapSocketData, true},
-	{"readv", true, true, CapSocketData, true},
-	{"recvfrom", true, true, CapSocketData, true},
-	{"recvmsg", true, true, CapSocketData, true},
-	{"recvmmsg", true, true, CapSocketData, true},
+	{"read", false, true, CapSocketData, true},
+	{"readv", false, true, CapSocketData, true},
+	{"recvfrom", false, true, CapSocketData, true},
+	{"recvmsg", false, true, CapSocketData, true},
+	{"recvmmsg", false, true, CapSocketData, true},
 	{"socket", false, true, CapTCPConnections, true},
 	{"close", true, false, CapTCPConnections, true},
 	{"connect", true, true, CapTCPConnections, true},

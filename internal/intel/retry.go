@@ -26,8 +26,9 @@ const (
 	retryStormMinSpan       = time.Second
 	retryMinFailureRatio    = 0.5
 	retryMinAttemptsPerCall = 2.0
-	// maxRetryCalls bounds the distinct calls followed per client and route in a window;
-	// beyond it each failure counts as a call of its own (which can only hide a storm).
+	// maxRetryCalls bounds the distinct calls followed per client and route at once; a call
+	// whose last failure is more than RetryGap old can no longer be retried and makes room.
+	// Beyond it each failure counts as a call of its own (which can only hide a storm).
 	maxRetryCalls = 1024
 )
 
@@ -54,6 +55,7 @@ type retryGroup struct {
 	failures, successes uint64
 	calls, attempts     uint64               // logical calls that failed, and their attempts
 	open                map[uint64]time.Time // a call's last failure while it has not succeeded
+	swept               time.Time            // when open was last cleared of calls past RetryGap
 	example             *ExchangeRef
 }
 
@@ -169,10 +171,28 @@ func (r *retryDetector) failed(k retryKey, edge EdgeKey, client identity.Service
 		return
 	}
 	g.calls++
+	if len(g.open) >= maxRetryCalls {
+		g.sweep(t, r.e.opts.RetryGap)
+	}
 	if len(g.open) < maxRetryCalls {
 		g.open[call] = t
 	} else {
 		r.e.c.RetryCallsDropped++
+	}
+}
+
+// sweep forgets the calls whose last failure is more than gap before t: a later attempt of
+// one would be a new call anyway. A full table is swept at most once per quarter gap, so
+// failures of more distinct calls than it holds within one gap do not sweep it each time.
+func (g *retryGroup) sweep(t time.Time, gap time.Duration) {
+	if !g.swept.IsZero() && t.Sub(g.swept) < gap/4 {
+		return
+	}
+	g.swept = t
+	for call, last := range g.open {
+		if t.Sub(last) > gap {
+			delete(g.open, call)
+		}
 	}
 }
 

@@ -29,6 +29,23 @@ type Aggregate struct {
 	// Explicit is the same latency on the metric bounds (Options.DurationBounds), counted
 	// exactly per bucket by the kernel; empty without bounds.
 	Explicit Histogram
+
+	// Paired: server side, its client is on this node and the kernel left that client's socket
+	// quiet (it judges such connections once, on the server's socket); ClientTwin is the
+	// client's side of these counts.
+	Paired bool
+}
+
+// ClientTwin is the client's side of a Paired aggregate: the same exchanges, counted at the
+// server's socket. Nil for any other aggregate.
+func (a *Aggregate) ClientTwin() *Aggregate {
+	if !a.Paired || a.Side != SideServer {
+		return nil
+	}
+	twin := *a
+	twin.Side = SideClient
+	twin.Paired = false
+	return &twin
 }
 
 // Histogram is a latency distribution in fixed buckets: Counts[i] counts samples in

@@ -172,6 +172,36 @@ type Exchange struct {
 	// error, slow, sampled). Zero for exchanges parsed from raw bytes.
 	KernelRoute uint64
 	Sent        capture.HTTP1Reasons
+
+	// Paired: a server side whose client is on this node too and was left quiet by the kernel,
+	// which judges such a connection once, on the server's socket. The client's side is
+	// ClientTwin, derived from this one.
+	Paired bool
+}
+
+// ClientTwin is the client's side of a Paired exchange: the same request, response, timing and
+// identity, observed at the server's socket (on this node the two ends differ by the loopback's
+// transit). Nil for any other exchange.
+func (e *Exchange) ClientTwin() *Exchange {
+	if !e.Paired || e.Side != SideServer {
+		return nil
+	}
+	twin := *e
+	twin.Side = SideClient
+	twin.Paired = false
+	if e.HTTP != nil {
+		h := *e.HTTP
+		twin.HTTP = &h
+	}
+	if e.GRPC != nil {
+		g := *e.GRPC
+		twin.GRPC = &g
+	}
+	if e.TLS != nil {
+		l := *e.TLS
+		twin.TLS = &l
+	}
+	return &twin
 }
 
 // Duration is the time from the request's first byte to the response's first byte.

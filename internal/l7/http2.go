@@ -231,7 +231,22 @@ const h2FlagCut = 0x80
 // parseCompact parses the kernel's frame walk of one read/write: every frame header, DATA without
 // its payload, the other frames whole (or marked cut). The kernel follows frames across calls, so
 // a call starts at a frame boundary or with the rest of the frame the previous one began.
+//
+// What the walk could not see makes the direction blind (gaps): a record lost before this one
+// (a sequence gap), or frames of this call the kernel did not walk (Truncated).
 func (p *http2Parser) parseCompact(c *conn, ev *capture.DataEvent, d *h2Dir) {
+	if hasSeq(ev) && d.next != unknownSeq && seqAfter(ev.Seq, uint32(d.next)) {
+		d.gaps++
+		c.t.counters.SequenceGaps++
+		// The frame the lost record went on with cannot be completed.
+		d.cLeft, d.cPayload = 0, d.cPayload[:0]
+	}
+	if hasSeq(ev) {
+		d.next = uint64(ev.Seq + uint32(ev.Size))
+	}
+	if ev.Truncated {
+		defer func() { d.gaps++ }() // counted after the frames that were visible in it
+	}
 	b := ev.Payload
 	off := 0
 	if d.cLeft > 0 {

@@ -38,6 +38,7 @@ func (t *Tracker) HTTP1(ev *capture.HTTP1Event) {
 		RequestSeq:  ev.RequestSeq,
 		KernelRoute: ev.RouteKey,
 		Sent:        ev.Reasons,
+		Paired:      ev.Paired,
 	}
 	local := Endpoint{Addr: ev.Socket.Local, Process: ev.Process}
 	peer := Endpoint{Addr: ev.Socket.Remote}
@@ -112,6 +113,7 @@ func (t *Tracker) Aggregate(a *capture.HTTP1Aggregate, start, end time.Time) *Ag
 		self.Addr = netip.AddrPortFrom(a.Local, a.Port)
 		out.Server = self
 		out.Client = Endpoint{Addr: netip.AddrPortFrom(a.Peer, a.PeerPort), Process: capture.Process{PID: a.PeerPID}}
+		out.Paired = a.Paired
 	} else {
 		out.Side = SideClient
 		out.Client = self

@@ -115,6 +115,7 @@ type conn struct {
 
 	proto    Protocol
 	parser   parser
+	paired   bool // a server socket the kernel judges for its quiet local client (capture.DataEvent.Paired)
 	attempts int
 	short    *capture.DataEvent // a first read/write too short to classify, held for the next
 	done     bool               // unclassified, disabled or encrypted: ignore further bytes
@@ -185,6 +186,7 @@ func (t *Tracker) Data(ev *capture.DataEvent) {
 	c := t.lookup(ev.Socket, ev.Time)
 	defer t.account(c, ev.Time)
 	c.proc = ev.Process
+	c.paired = c.paired || ev.Paired
 	if ev.Socket.Transport != capture.TransportUDP {
 		// An unconnected UDP socket talks to many peers; keep the first one for TCP only.
 		c.sock.Remote = ev.Socket.Remote
@@ -345,6 +347,7 @@ func (c *conn) emit(x *Exchange) {
 		x.End = x.Start
 	}
 	x.sanitize()
+	x.Paired = x.Paired || c.paired && x.Side == SideServer
 	c.t.counters.Exchanges++
 	c.t.emitFn(x)
 }
