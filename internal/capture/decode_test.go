@@ -176,3 +176,26 @@ func BenchmarkDecodeConn(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
+
+// An HTTP/1 record's two slots may differ in size (a short request, a server's full headers):
+// the response is read from its own slot, and a record shorter than its slots is refused.
+func TestDecodeHTTP1Slots(t *testing.T) {
+	req := []byte("GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+	resp := bytes.Repeat([]byte("r"), 200)
+	h := bpf.NetintelHttp1Header{Type: kernelEventHTTP1, Status: 503, ReqLen: uint16(len(req)), RespLen: uint16(len(resp)),
+		Slot: 128, RespSlot: 256, Paired: 1, Tuple: bpf.NetintelSockTuple{Family: afInet, Role: uint8(RoleServer)}}
+	raw := append(rawOf(&h), make([]byte, 128+256)...)
+	copy(raw[http1HeaderSize:], req)
+	copy(raw[http1HeaderSize+128:], resp)
+	ev, err := (&decoder{}).decode(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := ev.HTTP1
+	if !bytes.Equal(x.Request, req) || !bytes.Equal(x.Response, resp) || x.Status != 503 || !x.Paired {
+		t.Errorf("request %q, response %d bytes, status %d, paired %v", x.Request, len(x.Response), x.Status, x.Paired)
+	}
+	if _, err := (&decoder{}).decode(raw[:len(raw)-1]); err == nil {
+		t.Error("a record shorter than its slots was decoded")
+	}
+}

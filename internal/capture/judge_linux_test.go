@@ -447,16 +447,9 @@ func TestKernelRequestStartReadAlone(t *testing.T) {
 			if _, err := io.ReadFull(conn, make([]byte, 1)); err != nil { // the first byte alone
 				return
 			}
-			head := make([]byte, 0, 128)
-			buf := make([]byte, 128)
-			for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
-				n, err := conn.Read(buf)
-				if err != nil {
-					return
-				}
-				head = append(head, buf[:n]...)
+			if answerHead(conn) != nil {
+				return
 			}
-			_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
 		}
 	}()
 	conn, err := net.Dial("tcp4", addr)
@@ -473,10 +466,7 @@ func TestKernelRequestStartReadAlone(t *testing.T) {
 		if _, err := io.WriteString(conn, "ET "+path+" HTTP/1.1\r\nHost: s\r\n\r\n"); err != nil {
 			t.Fatal(err)
 		}
-		reply := make([]byte, 64)
-		if n, err := conn.Read(reply); err != nil || !bytes.HasPrefix(reply[:n], []byte("HTTP/1.1 200")) {
-			t.Fatalf("reply %q, %v", reply[:n], err)
-		}
+		expect200(t, conn)
 	}
 	httpMarker(t, c, "127.0.0.92:0")
 	var server, client []string
@@ -499,6 +489,31 @@ func TestKernelRequestStartReadAlone(t *testing.T) {
 	}
 }
 
+// answerHead reads one request head (up to its blank line) from conn and answers it 200 with
+// no body.
+func answerHead(conn net.Conn) error {
+	head := make([]byte, 0, 128)
+	buf := make([]byte, 128)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		n, err := conn.Read(buf)
+		if err != nil {
+			return err
+		}
+		head = append(head, buf[:n]...)
+	}
+	_, err := io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+	return err
+}
+
+// expect200 reads one reply from conn and fails the test unless it is a 200.
+func expect200(t *testing.T, conn net.Conn) {
+	t.Helper()
+	reply := make([]byte, 64)
+	if n, err := conn.Read(reply); err != nil || !bytes.HasPrefix(reply[:n], []byte("HTTP/1.1 200")) {
+		t.Fatalf("reply %q, %v", reply[:n], err)
+	}
+}
+
 // h2Frame encodes one HTTP/2 frame.
 func h2Frame(typ, flags byte, stream uint32, payload []byte) []byte {
 	b := make([]byte, 9, 9+len(payload))
@@ -517,23 +532,21 @@ func hpackBlock(fields ...string) []byte {
 	return buf.Bytes()
 }
 
-// TestKernelH2FramesWithoutData: one write of SETTINGS, HEADERS, 8 KiB of DATA and the trailing
-// HEADERS crosses as every frame header and every HEADERS payload, without the DATA payload —
-// so trailers are seen however far into a write they sit.
-func TestKernelH2FramesWithoutData(t *testing.T) {
-	_, c := sharedKernel(t)
-	ln, err := net.Listen("tcp4", "127.0.0.79:0")
+// h2Request is a client's preface, SETTINGS and one HEADERS frame opening stream 1.
+func h2Request(path string) []byte {
+	request := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), h2Frame(4, 0, 0, nil)...)
+	return append(request, h2Frame(1, 5, 1, hpackBlock(":method", "POST", ":path", path, ":scheme", "http", ":authority", "h2"))...)
+}
+
+// h2Exchange serves one exchange on addr: the client writes request, the server reads it and
+// answers reply in one write. It returns the server's write as the kernel recorded it.
+func h2Exchange(t *testing.T, c *collector, addr string, request, reply []byte) *DataEvent {
+	t.Helper()
+	ln, err := net.Listen("tcp4", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	settings := h2Frame(4, 0, 0, nil)
-	headers := h2Frame(1, 4, 1, hpackBlock(":status", "200", "content-type", "application/grpc"))
-	data := h2Frame(0, 0, 1, bytes.Repeat([]byte{0xd7}, 8<<10))
-	trailers := h2Frame(1, 5, 1, hpackBlock("grpc-status", "0", "grpc-message", "fine"))
-	reply := bytes.Join([][]byte{settings, headers, data, trailers}, nil)
-	request := append([]byte("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"), settings...)
-	request = append(request, h2Frame(1, 5, 1, hpackBlock(":method", "POST", ":path", "/pkg.Svc/Call", ":scheme", "http", ":authority", "h2"))...)
 	go func() {
 		conn, err := ln.Accept()
 		if err != nil {
@@ -556,14 +569,70 @@ func TestKernelH2FramesWithoutData(t *testing.T) {
 		t.Fatal(err)
 	}
 	server := addrPort(ln.Addr())
-	w := c.waitData(t, "server write", func(e *DataEvent) bool { return e.Socket.Local == server && e.Direction == DirectionSend })
+	return c.waitData(t, "server write", func(e *DataEvent) bool { return e.Socket.Local == server && e.Direction == DirectionSend })
+}
+
+// TestKernelH2FramesWithoutData: one write of SETTINGS, HEADERS, 8 KiB of DATA and the trailing
+// HEADERS crosses as every frame header and every HEADERS payload, without the DATA payload —
+// so trailers are seen however far into a write they sit.
+func TestKernelH2FramesWithoutData(t *testing.T) {
+	_, c := sharedKernel(t)
+	settings := h2Frame(4, 0, 0, nil)
+	headers := h2Frame(1, 4, 1, hpackBlock(":status", "200", "content-type", "application/grpc"))
+	data := h2Frame(0, 0, 1, bytes.Repeat([]byte{0xd7}, 8<<10))
+	trailers := h2Frame(1, 5, 1, hpackBlock("grpc-status", "0", "grpc-message", "fine"))
+	reply := bytes.Join([][]byte{settings, headers, data, trailers}, nil)
+	request := h2Request("/pkg.Svc/Call")
+	w := h2Exchange(t, c, "127.0.0.79:0", request, reply)
 	want := bytes.Join([][]byte{settings, headers, data[:9], trailers}, nil)
 	if !w.H2Compact || !bytes.Equal(w.Payload, want) || w.Size != len(reply) {
 		t.Errorf("server write: compact %v size %d (want %d), payload %d bytes (want %d: frame headers and HEADERS, no DATA)", w.H2Compact, w.Size, len(reply), len(w.Payload), len(want))
 	}
-	r := c.waitData(t, "client request", func(e *DataEvent) bool { return e.Socket.Remote == server && e.Direction == DirectionSend })
+	if w.Truncated {
+		t.Errorf("server write of 4 frames flagged truncated: the walk saw all of it")
+	}
+	r := c.waitData(t, "client request", func(e *DataEvent) bool { return e.Socket.Remote == w.Socket.Local && e.Direction == DirectionSend })
 	if !bytes.Equal(r.Payload, request) {
 		t.Errorf("client request: %q, want the preface and frames as they are", r.Payload)
+	}
+}
+
+// TestKernelH2StreamPastTheWalk: a server stream of small messages and its trailers in one write.
+// 100 messages (route_guide's ListFeatures writes 64) are walked whole: every frame header, the
+// trailers' payload last, no DATA payload, and the record is not flagged. 300 are more frames
+// than the kernel walks in one call: the record says so (Truncated), so the parser knows the
+// call's end may be in what it did not see, and the frames it did walk are whole.
+func TestKernelH2StreamPastTheWalk(t *testing.T) {
+	_, c := sharedKernel(t)
+	for i, messages := range []int{100, 300} {
+		settings := h2Frame(4, 0, 0, nil)
+		headers := h2Frame(1, 4, 1, hpackBlock(":status", "200", "content-type", "application/grpc"))
+		trailers := h2Frame(1, 5, 1, hpackBlock("grpc-status", "0"))
+		reply := append(append([]byte(nil), settings...), headers...)
+		walked := append([]byte(nil), reply...)
+		for i := 0; i < messages; i++ {
+			data := h2Frame(0, 0, 1, bytes.Repeat([]byte{byte(i)}, 20))
+			reply = append(reply, data...)
+			walked = append(walked, data[:9]...)
+		}
+		reply = append(reply, trailers...)
+		walked = append(walked, trailers...)
+		w := h2Exchange(t, c, fmt.Sprintf("127.0.0.%d:0", 85+i), h2Request("/pkg.Svc/List"), reply)
+		if !w.H2Compact || w.Size != len(reply) {
+			t.Fatalf("%d messages: server write compact %v size %d, want compact, %d", messages, w.H2Compact, w.Size, len(reply))
+		}
+		if messages == 100 {
+			if w.Truncated || !bytes.Equal(w.Payload, walked) {
+				t.Errorf("%d messages: truncated %v, %d bytes walked (want %d: every frame header, the trailers whole)", messages, w.Truncated, len(w.Payload), len(walked))
+			}
+			continue
+		}
+		if !w.Truncated || len(w.Payload) >= len(walked) || !bytes.Equal(w.Payload, walked[:len(w.Payload)]) {
+			t.Errorf("%d messages: truncated %v, %d bytes walked of %d: want a flagged record of the first frames, each whole", messages, w.Truncated, len(w.Payload), len(walked))
+		}
+		if n := len(w.Payload) - len(settings) - len(headers); n <= 0 || n%9 != 0 {
+			t.Errorf("%d messages: %d bytes walked past HEADERS, want whole DATA frame headers", messages, n)
+		}
 	}
 }
 
@@ -722,5 +791,388 @@ func TestKernelRecoveryAfterError(t *testing.T) {
 	}
 	if flaky != 4 || items != 3 {
 		t.Errorf("counted in the kernel: /flaky/{id} %d (want 4: after the window), /items/{id} %d (want 3)", flaky, items)
+	}
+}
+
+// pairLocal turns Judging.PairLocal on in the shared judging source for one test, as the
+// receiver runs it.
+func pairLocal(t *testing.T, src *ebpfSource) {
+	t.Helper()
+	j := judgingOptions().Judging
+	j.PairLocal = true
+	if err := src.SetJudging(j); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.SetJudging(judgingOptions().Judging) })
+}
+
+// TestKernelLocalPairJudgedOnce: with both ends on this node, the connection is judged once, on
+// its server's socket. The client judges its first exchange itself and then goes quiet: from the
+// second exchange on every record and aggregate comes from the server's side and says Paired,
+// and nothing from the client crosses or is counted. (Its healthy twins: PairLocal off,
+// TestKernelAggregatesHealthyHTTP1, where both ends judge; a client that pipelines,
+// TestKernelLocalPairPipelinedClient.)
+func TestKernelLocalPairJudgedOnce(t *testing.T) {
+	src, c := sharedJudging(t)
+	pairLocal(t, src)
+	addr := judgedServer(t, "127.0.0.74:0")
+	client := keepAliveClient()
+	before := src.Counters().Kernel
+	const n = 40
+	for i := 0; i < n; i++ {
+		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, 1000+i)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		get(t, client, "http://"+addr+"/fail")
+	}
+	route := RouteKey("/items/{id}")
+	isOurs := func(e *HTTP1Event) bool {
+		return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr
+	}
+	type tally struct{ clientFirst, serverFirst, pairedFirst, errs int }
+	count := func() (n tally, bad []string) {
+		for _, ev := range c.snapshot() {
+			x := ev.HTTP1
+			if x == nil || !isOurs(x) {
+				continue
+			}
+			first := x.RouteKey == route && x.Reasons&HTTP1First != 0
+			switch {
+			case x.Socket.Role == RoleClient && first && !x.Paired:
+				n.clientFirst++
+			case x.Socket.Role == RoleServer && first && !x.Paired:
+				n.serverFirst++
+			case x.Socket.Role == RoleServer && first:
+				n.pairedFirst++
+			case x.Socket.Role == RoleServer && x.Paired && x.Status == 500 && x.Reasons&HTTP1Error != 0:
+				n.errs++
+			default:
+				bad = append(bad, fmt.Sprintf("%v paired %v status %d reasons %b %q", x.Socket.Role, x.Paired, x.Status, x.Reasons, x.Request))
+			}
+		}
+		return n, bad
+	}
+	want := tally{clientFirst: 1, serverFirst: 1, pairedFirst: 1, errs: 3}
+	deadline := time.Now().Add(waitBudget)
+	for time.Now().Before(deadline) {
+		if got, _ := count(); got == want {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(100 * time.Millisecond) // a client record, if any, would be here by now
+	got, bad := count()
+	if got != want || len(bad) > 0 {
+		c.dump(t)
+		t.Fatalf("records %+v, want %+v (the first exchange from each end, then the server's alone, paired); unexpected: %v", got, want, bad)
+	}
+
+	aggs := drainOwn(t, src)
+	for _, a := range aggs[RoleClient] {
+		if a.Peer == netip.MustParseAddrPort(addr).Addr() {
+			t.Errorf("the quiet client counted %+v", a)
+		}
+	}
+	var paired *HTTP1Aggregate
+	for _, a := range aggs[RoleServer] {
+		if a.RouteKey != route || netip.AddrPortFrom(a.Local, a.Port).String() != addr {
+			continue
+		}
+		if !a.Paired || a.Status != 200 {
+			t.Errorf("server aggregate paired %v status %d count %d: only the paired key counts", a.Paired, a.Status, a.Count)
+			continue
+		}
+		paired = a
+	}
+	if paired == nil {
+		t.Fatalf("no paired server aggregate of /items/{id} 200 in %+v", aggs[RoleServer])
+	}
+	if paired.Count != n-2 || paired.PeerPID != uint32(os.Getpid()) {
+		t.Errorf("paired aggregate count %d (want %d: all but the two sent first), client pid %d (want %d)", paired.Count, n-2, paired.PeerPID, os.Getpid())
+	}
+	after := src.Counters().Kernel
+	if d := after[kcHTTP1Paired] - before[kcHTTP1Paired]; d != 1 {
+		t.Errorf("http1_pairs_judged_once moved by %d, want 1 (one client connection)", d)
+	}
+	if d := after[kcHTTP1Aggregated] - before[kcHTTP1Aggregated]; d != n-2 {
+		t.Errorf("http1_aggregated moved by %d, want %d: each exchange once", d, n-2)
+	}
+}
+
+// TestKernelLocalPairPipelinedClient: a local client that pipelines its requests (a second one
+// before the first response) is handed to user space as raw bytes before its first response, so
+// it never goes quiet: its server withdraws its offer at its second exchange, and nothing says
+// Paired — both ends are seen, as for a remote peer.
+func TestKernelLocalPairPipelinedClient(t *testing.T) {
+	src, c := sharedJudging(t)
+	pairLocal(t, src)
+	addr := judgedServer(t, "127.0.0.78:0")
+	before := src.Counters().Kernel[kcHTTP1Paired]
+	conn, err := net.Dial("tcp4", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := addrPort(conn.LocalAddr())
+	r := bufio.NewReader(conn)
+	for round := 0; round < 2; round++ {
+		// The second request is written before the first response is read: the client's
+		// kernel side sees a request in flight (the server answers them one by one).
+		_, _ = io.WriteString(conn, "GET /items/1 HTTP/1.1\r\nHost: p\r\n\r\n")
+		time.Sleep(50 * time.Millisecond)
+		_, _ = io.WriteString(conn, "GET /items/2 HTTP/1.1\r\nHost: p\r\n\r\n")
+		for i := 0; i < 2; i++ {
+			resp, err := http.ReadResponse(r, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}
+	sent := c.waitData(t, "client's raw bytes", func(d *DataEvent) bool {
+		return d.Socket.Local == client && d.Direction == DirectionSend && bytes.HasPrefix(d.Payload, []byte("GET /items/2"))
+	})
+	if sent.Paired {
+		t.Errorf("client data says Paired")
+	}
+	time.Sleep(200 * time.Millisecond)
+	for _, ev := range c.snapshot() {
+		if d := ev.Data; d != nil && d.Socket.Remote == client && d.Paired {
+			t.Errorf("server data says Paired: its client judges itself")
+		}
+		if x := ev.HTTP1; x != nil && x.Socket.Remote == client && x.Paired {
+			t.Errorf("server record says Paired")
+		}
+	}
+	// The server answered one by one: its first exchange crossed, the other three were
+	// counted, under an unpaired key.
+	var counted uint64
+	for _, a := range drainOwn(t, src)[RoleServer] {
+		if netip.AddrPortFrom(a.Local, a.Port).String() == addr {
+			counted += a.Count
+			if a.Paired {
+				t.Errorf("server aggregate says Paired: %+v", a)
+			}
+		}
+	}
+	if counted != 3 {
+		t.Errorf("server counted %d exchanges, want 3", counted)
+	}
+	if d := src.Counters().Kernel[kcHTTP1Paired] - before; d != 0 {
+		t.Errorf("http1_pairs_judged_once moved by %d: a pipelining client went quiet", d)
+	}
+}
+
+// TestKernelLocalPairHungServer: a quiet client gives up on a request its server never answers
+// and never closes; the server's socket, which judges for both, sends the request as
+// unanswered when the client's connection closes — once, saying the client closed first.
+func TestKernelLocalPairHungServer(t *testing.T) {
+	src, c := sharedJudging(t)
+	pairLocal(t, src)
+	ln, err := net.Listen("tcp4", "127.0.0.79:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	release := make(chan struct{})
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		if _, err := http.ReadRequest(r); err != nil {
+			return
+		}
+		_, _ = io.WriteString(conn, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		_, _ = http.ReadRequest(r)
+		<-release // hung: never answers, never closes
+	}()
+	conn, err := net.Dial("tcp4", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	client := addrPort(conn.LocalAddr())
+	_, _ = io.WriteString(conn, "GET /first HTTP/1.1\r\nHost: h\r\n\r\n")
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	_, _ = io.WriteString(conn, "GET /hang HTTP/1.1\r\nHost: h\r\n\r\n")
+	time.Sleep(100 * time.Millisecond)
+	conn.Close()
+	sx := c.waitHTTP1(t, "unanswered", func(e *HTTP1Event) bool {
+		return e.Socket.Remote == client && e.Reasons&HTTP1Unanswered != 0
+	})
+	if sx.Socket.Role != RoleServer || !sx.Paired || !sx.PeerClosed || !strings.HasPrefix(string(sx.Request), "GET /hang") {
+		t.Errorf("unanswered: role %v paired %v peer closed %v request %q", sx.Socket.Role, sx.Paired, sx.PeerClosed, sx.Request)
+	}
+	if sx.Process.PID != uint32(os.Getpid()) {
+		t.Errorf("unanswered owned by pid %d, want the server's %d", sx.Process.PID, os.Getpid())
+	}
+	close(release)
+	<-served
+	time.Sleep(200 * time.Millisecond)
+	var n int
+	for _, ev := range c.snapshot() {
+		if x := ev.HTTP1; x != nil && x.Reasons&HTTP1Unanswered != 0 && (x.Socket.Remote == client || x.Socket.Local == client) {
+			n++
+		}
+	}
+	if n != 1 {
+		c.dump(t)
+		t.Errorf("%d unanswered records for the connection, want 1", n)
+	}
+}
+
+// TestKernelRouteRules: a rule user space learned (under /users/ on this port, the next segment
+// is an identifier) is applied in the kernel, where names that look like no identifier
+// ("alice") key one route, /users/{id}. Its healthy twin: the same requests on another port, or
+// before the rule, keep their literal paths.
+func TestKernelRouteRules(t *testing.T) {
+	src, c := sharedJudging(t)
+	addr := judgedServer(t, "127.0.0.77:0")
+	other := judgedServer(t, "127.0.0.77:0")
+	port := netip.MustParseAddrPort(addr).Port()
+	if err := src.SetRouteRules([]RouteRule{{Port: port, Prefix: "/items/"}}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.SetRouteRules(nil) })
+	client := keepAliveClient()
+	names := []string{"alice", "bob", "carol", "dave"}
+	for _, host := range []string{addr, other} {
+		for _, n := range names {
+			get(t, client, "http://"+host+"/items/"+n)
+		}
+	}
+	templated, alice := RouteKey("/items/{id}"), RouteKey("/items/alice")
+	c.waitHTTP1(t, "the other port's literal route", func(e *HTTP1Event) bool {
+		return e.Socket.Local.String() == other && e.RouteKey == alice
+	})
+	time.Sleep(100 * time.Millisecond)
+	seen := map[string]map[uint64]int{}
+	for _, ev := range c.snapshot() {
+		if x := ev.HTTP1; x != nil && x.Socket.Role == RoleServer {
+			host := x.Socket.Local.String()
+			if seen[host] == nil {
+				seen[host] = map[uint64]int{}
+			}
+			seen[host][x.RouteKey]++
+		}
+	}
+	var counted = map[string]map[uint64]uint64{}
+	for _, a := range drainOwn(t, src)[RoleServer] {
+		host := netip.AddrPortFrom(a.Local, a.Port).String()
+		if counted[host] == nil {
+			counted[host] = map[uint64]uint64{}
+		}
+		counted[host][a.RouteKey] += a.Count
+	}
+	if seen[addr][templated] != 1 || counted[addr][templated] != uint64(len(names)-1) || len(seen[addr]) != 1 {
+		t.Errorf("with the rule: records by route key %v, counted %v; want one route, /items/{id} (%x), its first sent and %d counted", seen[addr], counted[addr], templated, len(names)-1)
+	}
+	if len(seen[other]) != len(names) || seen[other][templated] != 0 {
+		t.Errorf("another port: records by route key %v, want %d literal routes", seen[other], len(names))
+	}
+}
+
+// TestKernelLocalPairIPv6: over ::1 the pair is found too — the client goes quiet after its first
+// exchange, and the server's aggregate of the rest says Paired.
+func TestKernelLocalPairIPv6(t *testing.T) {
+	src, _ := sharedJudging(t)
+	pairLocal(t, src)
+	ln, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "ok") })}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	before := src.Counters().Kernel[kcHTTP1Paired]
+	client := keepAliveClient()
+	const n = 10
+	for i := 0; i < n; i++ {
+		get(t, client, "http://"+addr+"/v6")
+	}
+	if d := src.Counters().Kernel[kcHTTP1Paired] - before; d != 1 {
+		t.Errorf("http1_pairs_judged_once moved by %d, want 1", d)
+	}
+	var paired, client6 uint64
+	aggs := drainOwn(t, src)
+	for _, a := range aggs[RoleServer] {
+		if netip.AddrPortFrom(a.Local, a.Port).String() == addr && a.Paired {
+			paired += a.Count
+		}
+	}
+	for _, a := range aggs[RoleClient] {
+		if a.Peer == netip.IPv6Loopback() && a.Port == netip.MustParseAddrPort(addr).Port() {
+			client6 += a.Count
+		}
+	}
+	if paired != n-2 || client6 != 0 {
+		t.Errorf("paired server count %d (want %d), client count %d (want 0)", paired, n-2, client6)
+	}
+}
+
+// TestKernelLocalPairRecovery: an error on a local pair's connection before it is paired, and the
+// retry's success after (the same connection, now paired), are one owner, peer and route: the
+// success is sent as the error's recovery, not counted away under the paired key.
+func TestKernelLocalPairRecovery(t *testing.T) {
+	src, c := sharedJudging(t)
+	j := judgingOptions().Judging
+	j.PairLocal = true
+	j.Recovery = 2 * time.Second
+	if err := src.SetJudging(j); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = src.SetJudging(judgingOptions().Judging) })
+	ln, err := net.Listen("tcp4", "127.0.0.84:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	calls := 0
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		mu.Unlock()
+		if n == 3 { // the second connection's first request
+			http.Error(w, "busy", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok")
+	})}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() { _ = srv.Close() })
+	addr := ln.Addr().String()
+	// A first connection makes the paired key of /call exist (its second exchange is sent as
+	// the paired key's first).
+	first := keepAliveClient()
+	get(t, first, "http://"+addr+"/call")
+	get(t, first, "http://"+addr+"/call")
+	first.CloseIdleConnections()
+	// A second one fails, unpaired yet, then succeeds, paired.
+	second := keepAliveClient()
+	if code := get(t, second, "http://"+addr+"/call"); code != 503 {
+		t.Fatalf("status %d", code)
+	}
+	local := c.waitHTTP1(t, "the error", func(e *HTTP1Event) bool {
+		return e.Socket.Local.String() == addr && e.Status == 503
+	}).Socket.Remote
+	get(t, second, "http://"+addr+"/call")
+	x := c.waitHTTP1(t, "the retry's recovery", func(e *HTTP1Event) bool {
+		return e.Socket.Local.String() == addr && e.Socket.Remote == local && e.Status == 200
+	})
+	if x.Reasons&HTTP1Recovery == 0 || !x.Paired {
+		t.Errorf("the retry's success: reasons %b paired %v, want recovery, paired", x.Reasons, x.Paired)
 	}
 }

@@ -124,3 +124,30 @@ func TestFailuresThatAreNotRetries(t *testing.T) {
 		t.Fatalf("the chain is not one cascade: %+v", eps)
 	}
 }
+
+// A client whose failing calls are all distinct (random ids, 1% errors at a high rate): the
+// calls that can no longer be retried make room, so following them loses nothing while the
+// calls within one RetryGap fit the table. Twin: more distinct failures than the table holds
+// within one gap are counted as dropped.
+func TestRetryTableForgetsCallsPastTheGap(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	var s stream
+	// 400 distinct failing calls a second for 10 s: at most 800 within the 2 s gap.
+	for i := 0; i < 4000; i++ {
+		s.request(e, "loadgen", "shop", "127.0.0.7:41000", fmt.Sprintf("/items/%d", i), "", 503, time.Duration(i)*time.Second/400)
+	}
+	if d := e.c.RetryCallsDropped; d != 0 {
+		t.Fatalf("%d calls dropped, though no more than 800 were open within the retry gap", d)
+	}
+	requireLen(t, "retry storms of distinct calls", storms(flushAll(e, t0.Add(20*time.Second))), 0)
+
+	f := testEngine(nil)
+	f.Findings(t0)
+	for i := 0; i < 1500; i++ {
+		s.request(f, "loadgen", "shop", "127.0.0.7:41000", fmt.Sprintf("/items/%d", i), "", 503, time.Duration(i)*time.Second/1500)
+	}
+	if d := f.c.RetryCallsDropped; d != 1500-maxRetryCalls {
+		t.Fatalf("%d calls dropped of 1500 distinct within one gap, want %d", d, 1500-maxRetryCalls)
+	}
+}

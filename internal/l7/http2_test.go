@@ -280,3 +280,63 @@ func TestHTTP2CompactBatchedDifferently(t *testing.T) {
 		}
 	}
 }
+
+// TestHTTP2CompactWalkCutThenReset: a gRPC server stream answered in one write with more frames
+// than the kernel walks, so its trailers are not in the record (Truncated), and then the client
+// resets the connection (it closed with a PING ack unread, as grpc-go's route_guide client
+// does). The call answered and its end went unseen: it is reported with its status unknown,
+// never as reset. The same when the server's record with the trailers was lost (a sequence gap
+// shows at its next record). The twin: every response byte walked and no trailers among them —
+// the server really was cut off mid-stream — fails the call as reset.
+func TestHTTP2CompactWalkCutThenReset(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		truncated bool // the walk stopped before the trailers
+		lost      bool // the server's next record (with the trailers) was lost
+		failure   Failure
+	}{
+		{"walk cut", true, false, FailureNone},
+		{"record lost", false, true, FailureNone},
+		{"walked whole, no trailers", false, false, FailureReset},
+	} {
+		xs, emit := collect()
+		tr := NewTracker(DefaultOptions(), emit)
+		c := newH2Conn(tr)
+		ev := func(s capture.Socket, d capture.Direction, seq uint32, size int, payload []byte, cut bool) *capture.DataEvent {
+			c.now = c.now.Add(time.Millisecond)
+			return &capture.DataEvent{Time: c.now, Socket: s, Direction: d, Size: size, Payload: payload, Seq: seq,
+				ClientISN: 1000, ServerISN: 5000, H2Compact: true, Truncated: cut}
+		}
+		settings := h2Frame(h2Settings, 0, 0, nil)
+		req := append(append([]byte(h2Preface), settings...), c.headers(true, 1, false, ":method", "POST", ":path", "/routeguide.RouteGuide/ListFeatures", ":authority", "svc", "content-type", "application/grpc")...)
+		req = append(req, h2Frame(h2Data, h2FlagEndStream, 1, bytes.Repeat([]byte("q"), 20))...)
+		tr.Data(ev(c.ss, capture.DirectionRecv, 1001, len(req), compactOf(req), false))
+		resp := append(settings, c.headers(false, 1, false, ":status", "200", "content-type", "application/grpc")...)
+		for i := 0; i < 30; i++ {
+			resp = append(resp, h2Frame(h2Data, 0, 1, bytes.Repeat([]byte("f"), 60))...)
+		}
+		walked := compactOf(resp)
+		if tc.truncated {
+			resp = append(resp, c.headers(false, 1, true, "grpc-status", "0")...)
+			walked = walked[:len(walked)-10*h2FrameHeaderLen] // the walk's bound: 10 DATA frames and the trailers unwalked
+		}
+		tr.Data(ev(c.ss, capture.DirectionSend, 5001, len(resp), walked, tc.truncated))
+		next := 5001 + uint32(len(resp))
+		if tc.lost {
+			next += 40 // the record with the trailers
+		}
+		ping := h2Frame(h2Ping, h2FlagAck, 0, []byte("pingpong"))
+		tr.Data(ev(c.ss, capture.DirectionSend, next, len(ping), ping, false))
+		tr.Conn(&capture.ConnEvent{Kind: capture.ConnResetReceived, Time: c.now.Add(time.Millisecond), Socket: c.ss})
+		got := bySide(*xs, SideServer)
+		if len(got) != 1 {
+			t.Errorf("%s: %d server calls, want 1", tc.name, len(got))
+			continue
+		}
+		x := got[0]
+		if x.Failure != tc.failure || x.GRPC == nil || x.GRPC.Status != -1 || !x.HTTP.Partial || x.HTTP.Status != 200 {
+			t.Errorf("%s: failure %v grpc %+v partial %v status %d; want failure %v, grpc status unknown (-1), partial, :status 200",
+				tc.name, x.Failure, x.GRPC, x.HTTP.Partial, x.HTTP.Status, tc.failure)
+		}
+	}
+}
