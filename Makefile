@@ -8,7 +8,7 @@ export PATH := $(dir $(GO)):$(GOBIN):$(PATH)
 BUILDER_VERSION := v0.165.0
 BUILDER  := $(GOBIN)/builder
 DIST     := dist/otelcol-netintel
-FUZZTIME ?= 10s
+FUZZTIME ?= 150000x
 
 .PHONY: run dist test unit fuzz validate test-kernels generate e2e bench image clean
 

@@ -26,4 +26,5 @@ if ((${#missing[@]})); then
 fi
 mkdir -p bench/out
 "$GO" build -o bench/out/netintel-bench ./bench/driver
-exec bench/out/netintel-bench -collector dist/otelcol-netintel -out bench "$@"
+"$GO" build -o bench/out/netintel-hooks ./bench/hooks
+exec bench/out/netintel-bench -collector dist/otelcol-netintel -hooks bench/out/netintel-hooks -out bench "$@"

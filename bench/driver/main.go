@@ -22,6 +22,7 @@ import (
 
 type options struct {
 	collector  string
+	hooks      string // the no-op hooks (bench/hooks): the floor of tracing these syscalls
 	build      string // the collector binary's description, for the report
 	out        string
 	addr       string
@@ -36,6 +37,7 @@ type options struct {
 func main() {
 	var o options
 	flag.StringVar(&o.collector, "collector", "dist/otelcol-netintel", "the collector binary")
+	flag.StringVar(&o.hooks, "hooks", "", "no-op hooks on the same syscalls (bench/hooks), measured each round too; empty: not measured")
 	flag.StringVar(&o.out, "out", "bench", "directory for results.md and results.png (work files go to <out>/out/)")
 	flag.StringVar(&o.addr, "addr", "127.0.0.80:8080", "nginx listen address (loopback)")
 	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each measures without and with the collector, alternating which goes first")
@@ -99,16 +101,26 @@ func run(o options) error {
 	}
 	defer ng.stop()
 
-	var samples []sample
+	var samples, hooks []sample
 	for r := 1; r <= o.rounds; r++ {
-		order := []bool{false, true}
-		if r%2 == 0 {
-			order = []bool{true, false}
+		// Without, with, and (with -hooks) the no-op hooks alone, the order rotating by round.
+		order := []string{"without", "with", "hooks"}
+		if o.hooks == "" {
+			order = order[:2]
 		}
-		for _, with := range order {
-			s, err := measure(ctx, o, work, ng, rootScenario, r, with)
+		for i := range order {
+			mode := order[(i+r-1)%len(order)]
+			if mode == "hooks" {
+				s, err := measureHooks(ctx, o, work, ng, rootScenario, r)
+				if err != nil {
+					return fmt.Errorf("round %d (no-op hooks): %w", r, err)
+				}
+				hooks = append(hooks, s)
+				continue
+			}
+			s, err := measure(ctx, o, work, ng, rootScenario, r, mode == "with")
 			if err != nil {
-				return fmt.Errorf("round %d (collector %v): %w", r, with, err)
+				return fmt.Errorf("round %d (%s the collector): %w", r, mode, err)
 			}
 			samples = append(samples, s)
 		}
@@ -126,5 +138,5 @@ func run(o options) error {
 			samples = append(samples, s)
 		}
 	}
-	return report(o, work, samples)
+	return report(o, work, samples, hooks)
 }

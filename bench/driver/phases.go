@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 )
 
@@ -182,6 +183,47 @@ func measure(ctx context.Context, o options, work string, ng *nginx, sc scenario
 		sc.name, round, s.Exported.total("http.server.request.duration", web), s.answered(),
 		s.Exported.total("http.server.request.duration", map[string]string{"service.name": "web", "http.response.status_code": "503"}),
 		s.failed(), s.Served5xx, s.Exported.BenchLogRecords+s.Exported.BenchSpans, s.Exported.routes("web"))
+	return s, nil
+}
+
+// measureHooks is a saturation phase with the no-op hooks attached and no collector: what
+// tracing these syscalls costs before any program does anything.
+func measureHooks(ctx context.Context, o options, work string, ng *nginx, sc scenario, round int) (s sample, err error) {
+	s = sample{Scenario: sc, Round: round}
+	dir := filepath.Join(work, fmt.Sprintf("%s-round%d-hooks", sc.name, round))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return s, err
+	}
+	logPath := filepath.Join(dir, "hooks.log")
+	h, err := start(logPath, o.hooks)
+	if err != nil {
+		return s, err
+	}
+	defer h.stop()
+	for deadline := time.Now().Add(10 * time.Second); ; {
+		if b, _ := os.ReadFile(logPath); strings.Contains(string(b), "attached") {
+			break
+		}
+		if time.Now().After(deadline) {
+			b, _ := os.ReadFile(logPath)
+			return s, fmt.Errorf("no-op hooks did not attach: %s", b)
+		}
+		if err := sleep(ctx, 50*time.Millisecond); err != nil {
+			return s, err
+		}
+	}
+	nginx0, host0 := cpuOf(ng.pids()), hostBusySeconds()
+	if s.Wrk, err = runWrk(ctx, o, o.duration, sc.wrkPath, sc.script, filepath.Join(dir, "wrk.txt")); err != nil {
+		return s, err
+	}
+	if err := sleep(ctx, settle); err != nil {
+		return s, err
+	}
+	nginx1, host1 := cpuOf(ng.pids()), hostBusySeconds()
+	s.CPUAll = nginx1 - nginx0 + s.Wrk.CPU
+	s.CPUOther = host1 - host0 - s.CPUAll
+	log.Printf("%s round %d hooks   wrk %.0f req/s (%d requests); CPU all %.2fs, rest of the host %.2fs",
+		sc.name, round, s.Wrk.RPS, s.Wrk.Requests, s.CPUAll, s.CPUOther)
 	return s, nil
 }
 

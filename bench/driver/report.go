@@ -156,7 +156,7 @@ func routeSummary(routes []string) string {
 	return fmt.Sprintf("%d (%s, …)", len(routes), strings.Join(routes[:4], ", "))
 }
 
-func report(o options, work string, samples []sample) error {
+func report(o options, work string, samples, hooks []sample) error {
 	byName := map[string][]sample{}
 	for _, s := range samples {
 		byName[s.Scenario.name] = append(byName[s.Scenario.name], s)
@@ -191,7 +191,7 @@ func report(o options, work string, samples []sample) error {
 	fmt.Fprintf(&b, "nginx (1 worker, `return 200`, 1%% random 503 by `split_clients` on the request id) on %s. "+
 		"Each session: wrk -t%d -c%d for %s at saturation with `kernel.bpf_stats_enabled=0`; then, with the collector, the kernel time of its eBPF programs with `kernel.bpf_stats_enabled=1`: "+
 		"wrk for %s, then a fixed %d req/s over %d keep-alive connections (Go client) for %s; then two flushes and what the collector exported (default sampling, flush 2s, file exporter). "+
-		"%d rounds of `/` without and with the collector, alternating which goes first; then one pair of sessions requesting `/items/<random id of 100000>` (wrk lua script; the same at the fixed rate), and one pair on `/healthy`, which never fails.\n\n",
+		"%d rounds of `/` without and with the collector, and (when measured) with no-op programs on the same syscalls and no collector (bench/hooks: the floor of tracing them), the order rotating by round; then one pair of sessions requesting `/items/<random id of 100000>` (wrk lua script; the same at the fixed rate), and one pair on `/healthy`, which never fails.\n\n",
 		o.addr, o.wrkThreads, o.wrkConns, o.duration, o.duration/2, o.rate, o.conns, o.duration, o.rounds)
 
 	fmt.Fprintf(&b, "## Summary\n\n| measure | value | target | |\n|---|---|---|---|\n")
@@ -205,6 +205,17 @@ func report(o options, work string, samples []sample) error {
 	is := func(ok bool) *bool { return &ok }
 	row("max throughput (wrk saturation), with / without",
 		fmt.Sprintf("%.3f (%.0f / %.0f req/s)", root.ratio, root.rpsWith, root.rpsWithout), fmt.Sprintf("≥ %.2f", targetThroughputRatio), is(root.ratio >= targetThroughputRatio))
+	if len(hooks) > 0 {
+		var rps, all []float64
+		for _, s := range hooks {
+			rps, all = append(rps, s.Wrk.RPS), append(all, perThousand(s.CPUAll, s.Wrk.Requests))
+		}
+		h := mean(rps)
+		row("max throughput, no-op hooks on the same syscalls / without (the floor of tracing them: bench/hooks)",
+			fmt.Sprintf("%.3f (%.0f / %.0f req/s; CPU per 1k requests, all: %.1f → %.1f ms)", h/root.rpsWithout, h, root.rpsWithout, root.allWithout, mean(all)), "", nil)
+		row("max throughput, with the collector / no-op hooks (what netintel's programs and collector cost)",
+			fmt.Sprintf("%.3f (%.0f / %.0f req/s)", root.rpsWith/h, root.rpsWith, h), "", nil)
+	}
 	row("collector CPU per 1k requests at saturation (= mCPU per 1k req/s)",
 		fmt.Sprintf("%.2f", root.colSat), fmt.Sprintf("≤ %.0f", targetCollectorMCPU), is(root.colSat <= targetCollectorMCPU))
 	row(fmt.Sprintf("kernel time of the eBPF programs per request, both sides (bpf_stats, at %d req/s)", o.rate),
