@@ -23,9 +23,10 @@ KERNELS=${KMATRIX_KERNELS-6.1 6.12}
 HOST=${KMATRIX_HOST:-1}
 CACHE=${KMATRIX_CACHE:-/var/cache/netintel-kernels}
 WORK=${KMATRIX_WORK:-$PWD/out/kmatrix}
-# Under TCG, with two guests and the host's run sharing 2 cores, each guest's capture tests take
-# about 9 minutes; the bound is twice that, so a slower machine is slower, not red.
-VM_TIMEOUT=${KMATRIX_VM_TIMEOUT:-1200}
+# Under TCG, with two guests and the host's run sharing 2 cores, a guest takes 8 to 13 minutes
+# here (it varies with the machine's CPU from day to day); the bound is 40 minutes, so a slower
+# machine is slower, not red, and CI still ends within its 90.
+VM_TIMEOUT=${KMATRIX_VM_TIMEOUT:-2400}
 RUN=${KMATRIX_RUN:-}
 LOCK=/tmp/netintel-e2e.lock
 

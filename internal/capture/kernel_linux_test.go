@@ -49,15 +49,23 @@ func requireKernel(t *testing.T) {
 	}
 }
 
-// collector drains a source into memory.
-type collector struct {
+// eventLog is what a source delivered, in order.
+type eventLog struct {
 	mu     sync.Mutex
 	events []Event
 	done   chan struct{}
 }
 
+// collector drains a source into memory; a test sees the events from its view's start on. A
+// shared source's log holds every earlier test's events too, and a loopback client's address
+// (127.0.0.1 and an ephemeral port) comes round again: an earlier test's event must not match.
+type collector struct {
+	*eventLog
+	from int
+}
+
 func collect(src Source) *collector {
-	c := &collector{done: make(chan struct{})}
+	c := &collector{eventLog: &eventLog{done: make(chan struct{})}}
 	go func() {
 		defer close(c.done)
 		for ev := range src.Events() {
@@ -69,10 +77,17 @@ func collect(src Source) *collector {
 	return c
 }
 
+// view is the log from now on.
+func (c *collector) view() *collector {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return &collector{eventLog: c.eventLog, from: len(c.events)}
+}
+
 func (c *collector) snapshot() []Event {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return append([]Event(nil), c.events...)
+	return append([]Event(nil), c.events[c.from:]...)
 }
 
 // waitConn waits for a connection event matching pred.
@@ -206,7 +221,7 @@ func (s *sharedSource) get(t *testing.T, opts Options) (*ebpfSource, *collector)
 	if s.err != nil {
 		t.Fatal(s.err)
 	}
-	return s.src, s.c
+	return s.src, s.c.view()
 }
 
 func sharedKernel(t *testing.T) (*ebpfSource, *collector) {

@@ -307,9 +307,9 @@ func TestKernelSendmmsgTCP(t *testing.T) {
 		t.Errorf("mmsg_truncated moved by %d, want 2", got)
 	}
 	httpMarker(t, c, "127.0.0.61:0")
-	client := addrPort(conn.LocalAddr())
+	client, server := addrPort(conn.LocalAddr()), addrPort(ln.Addr())
 	for _, ev := range c.snapshot() {
-		if ev.Data != nil && ev.Data.Socket.Local == client && ev.Data.Direction == DirectionSend {
+		if ev.Data != nil && ev.Data.Socket.Local == client && ev.Data.Socket.Remote == server && ev.Data.Direction == DirectionSend {
 			t.Errorf("TCP sendmmsg reported: %q", ev.Data.Payload)
 		}
 	}

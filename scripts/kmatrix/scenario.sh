@@ -10,8 +10,8 @@ set -u
 : "${KM_DIR:?payload directory}"
 : "${KM_OUT:?scratch directory}"
 # seconds for the whole capture test binary: what the guest has, less the distribution steps below
-KM_TEST_TIMEOUT=${KM_TEST_TIMEOUT:-$(( ${KM_GUEST_TIMEOUT:-730} - 170 ))}
-KM_READY_TIMEOUT=${KM_READY_TIMEOUT:-90}  # seconds for the collector to say it is ready
+KM_TEST_TIMEOUT=${KM_TEST_TIMEOUT:-$(( ${KM_GUEST_TIMEOUT:-730} - 360 ))}
+KM_READY_TIMEOUT=${KM_READY_TIMEOUT:-240} # seconds for the collector to say it is ready
 KM_OUTPUT_TIMEOUT=${KM_OUTPUT_TIMEOUT:-45} # seconds for the findings and spans to be written
 KM_STOP_TIMEOUT=${KM_STOP_TIMEOUT:-20}     # seconds from SIGTERM to exit
 KM_RUN=${KM_RUN:-}                         # -test.run pattern (empty: every test)
