@@ -40,7 +40,7 @@ func main() {
 	flag.StringVar(&o.hooks, "hooks", "", "no-op hooks on the same syscalls (bench/hooks), measured each round too; empty: not measured")
 	flag.StringVar(&o.out, "out", "bench", "directory for results.md and results.png (work files go to <out>/out/)")
 	flag.StringVar(&o.addr, "addr", "127.0.0.80:8080", "nginx listen address (loopback)")
-	flag.IntVar(&o.rounds, "rounds", 3, "rounds; each measures without and with the collector, alternating which goes first")
+	flag.IntVar(&o.rounds, "rounds", 6, "rounds; each measures without and with the collector, alternating which goes first")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load phase")
 	flag.IntVar(&o.rate, "rate", 2000, "rate of the kernel-time phase, requests per second")
 	flag.IntVar(&o.conns, "conns", 20, "keep-alive connections of the fixed-rate load")

@@ -149,6 +149,39 @@ func summarize(samples []sample) summary {
 	return m
 }
 
+// roundRatios is each round's with / without throughput, formatted, and their median.
+func roundRatios(samples []sample) ([]string, float64) {
+	with, without := map[int]float64{}, map[int]float64{}
+	for _, s := range samples {
+		if s.With {
+			with[s.Round] = s.Wrk.RPS
+		} else {
+			without[s.Round] = s.Wrk.RPS
+		}
+	}
+	var out []string
+	var ratios []float64
+	for r := 1; r <= len(samples); r++ {
+		w, ok1 := with[r]
+		wo, ok2 := without[r]
+		if !ok1 || !ok2 || wo == 0 {
+			continue
+		}
+		ratios = append(ratios, w/wo)
+		out = append(out, fmt.Sprintf("%.2f", w/wo))
+	}
+	if len(ratios) == 0 {
+		return nil, 0
+	}
+	sorted := append([]float64(nil), ratios...)
+	sort.Float64s(sorted)
+	med := sorted[len(sorted)/2]
+	if len(sorted)%2 == 0 {
+		med = (sorted[len(sorted)/2-1] + sorted[len(sorted)/2]) / 2
+	}
+	return out, med
+}
+
 func routeSummary(routes []string) string {
 	if len(routes) <= 4 {
 		return fmt.Sprintf("%d (%s)", len(routes), strings.Join(routes, ", "))
@@ -205,6 +238,10 @@ func report(o options, work string, samples, hooks []sample) error {
 	is := func(ok bool) *bool { return &ok }
 	row("max throughput (wrk saturation), with / without",
 		fmt.Sprintf("%.3f (%.0f / %.0f req/s)", root.ratio, root.rpsWith, root.rpsWithout), fmt.Sprintf("≥ %.2f", targetThroughputRatio), is(root.ratio >= targetThroughputRatio))
+	if perRound, med := roundRatios(byName["root"]); len(perRound) > 1 {
+		row("the same per round (its two adjacent sessions), and their median: the spread is this machine's drift",
+			fmt.Sprintf("%s; median %.3f", strings.Join(perRound, ", "), med), "", nil)
+	}
 	if len(hooks) > 0 {
 		var rps, all []float64
 		for _, s := range hooks {
