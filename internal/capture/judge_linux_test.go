@@ -119,18 +119,9 @@ func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
 	client := keepAliveClient()
 	before := src.Counters().Kernel[kcHTTP1Aggregated]
 	const n = 40
-	for i := 0; i < n; i++ {
-		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, 1000+i)); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-	}
-	for i := 0; i < 3; i++ {
-		get(t, client, "http://"+addr+"/fail")
-	}
+	itemsThenFailures(t, client, addr, n, 3)
 	route := RouteKey("/items/{id}")
-	isOurs := func(e *HTTP1Event) bool {
-		return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr
-	}
+	isOurs := exchangeOf(addr)
 	// Errors cross, every one, from both ends.
 	deadline := time.Now().Add(waitBudget)
 	var firsts, errs int
@@ -388,7 +379,7 @@ func TestKernelSocketsOpenedBeforeTheCapture(t *testing.T) {
 	t.Cleanup(func() { _ = src.Close() })
 	c := collect(src)
 	get(t, client, "http://"+addr+"/items/2")
-	isOurs := func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr }
+	isOurs := exchangeOf(addr)
 	cx := c.waitHTTP1(t, "client", func(e *HTTP1Event) bool { return isOurs(e) && e.Socket.Role == RoleClient })
 	sx := c.waitHTTP1(t, "server", func(e *HTTP1Event) bool { return isOurs(e) && e.Socket.Role == RoleServer })
 	if cx.Socket.Remote.String() != addr || sx.Socket.Local.String() != addr {
@@ -819,18 +810,9 @@ func TestKernelLocalPairJudgedOnce(t *testing.T) {
 	client := keepAliveClient()
 	before := src.Counters().Kernel
 	const n = 40
-	for i := 0; i < n; i++ {
-		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, 1000+i)); code != 200 {
-			t.Fatalf("status %d", code)
-		}
-	}
-	for i := 0; i < 3; i++ {
-		get(t, client, "http://"+addr+"/fail")
-	}
+	itemsThenFailures(t, client, addr, n, 3)
 	route := RouteKey("/items/{id}")
-	isOurs := func(e *HTTP1Event) bool {
-		return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr
-	}
+	isOurs := exchangeOf(addr)
 	type tally struct{ clientFirst, serverFirst, pairedFirst, errs int }
 	count := func() (n tally, bad []string) {
 		for _, ev := range c.snapshot() {
@@ -1175,4 +1157,23 @@ func TestKernelLocalPairRecovery(t *testing.T) {
 	if x.Reasons&HTTP1Recovery == 0 || !x.Paired {
 		t.Errorf("the retry's success: reasons %b paired %v, want recovery, paired", x.Reasons, x.Paired)
 	}
+}
+
+// itemsThenFailures asks addr for n healthy /items/<id> (distinct ids, one route), then fails
+// times for /fail.
+func itemsThenFailures(t *testing.T, client *http.Client, addr string, n, fails int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, 1000+i)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	for i := 0; i < fails; i++ {
+		get(t, client, "http://"+addr+"/fail")
+	}
+}
+
+// exchangeOf: an exchange at either end of a connection to addr.
+func exchangeOf(addr string) func(*HTTP1Event) bool {
+	return func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr }
 }
