@@ -2,7 +2,9 @@
 // loopback (`return 200`, 1% random 503) under wrk at saturation, with and without the
 // collector, alternating over several rounds. Each collector session then measures the
 // kernel time of its eBPF programs (bpf_stats) at a fixed rate and at saturation, and checks
-// what it exported against what the clients got. Then a pair of sessions requests /items/<id> of
+// what it exported against what the clients got. Throughput rounds follow: short sessions that
+// measure only throughput, many of them, because this machine drifts more between two sessions
+// than the collector costs. Then a pair of sessions requests /items/<id> of
 // 100000 ids (high-cardinality paths), and a pair /healthy, which never fails. It writes
 // results.md and results.png (bench/run.sh is the one command that runs it).
 package main
@@ -21,17 +23,20 @@ import (
 )
 
 type options struct {
-	collector  string
-	hooks      string // the no-op hooks (bench/hooks): the floor of tracing these syscalls
-	build      string // the collector binary's description, for the report
-	out        string
-	addr       string
-	rounds     int
-	duration   time.Duration
-	rate       int
-	conns      int
-	wrkThreads int
-	wrkConns   int
+	collector string
+	hooks     string // the no-op hooks (bench/hooks): the floor of tracing these syscalls
+	build     string // the collector binary's description, for the report
+	out       string
+	addr      string
+	rounds    int
+	duration  time.Duration
+	// Throughput rounds: short adjacent sessions that measure only throughput.
+	throughputRounds   int
+	throughputDuration time.Duration
+	rate               int
+	conns              int
+	wrkThreads         int
+	wrkConns           int
 }
 
 func main() {
@@ -42,6 +47,8 @@ func main() {
 	flag.StringVar(&o.addr, "addr", "127.0.0.80:8080", "nginx listen address (loopback)")
 	flag.IntVar(&o.rounds, "rounds", 6, "rounds; each measures without and with the collector, alternating which goes first")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "length of each load phase")
+	flag.IntVar(&o.throughputRounds, "throughput-rounds", 24, "throughput rounds after the rounds: sessions without and with the collector (and the no-op hooks) that measure only throughput, alternating")
+	flag.DurationVar(&o.throughputDuration, "throughput-duration", 5*time.Second, "length of a throughput round's sessions")
 	flag.IntVar(&o.rate, "rate", 2000, "rate of the kernel-time phase, requests per second")
 	flag.IntVar(&o.conns, "conns", 20, "keep-alive connections of the fixed-rate load")
 	flag.IntVar(&o.wrkThreads, "wrk-threads", 2, "wrk threads")
@@ -101,17 +108,23 @@ func run(o options) error {
 	}
 	defer ng.stop()
 
-	var samples, hooks []sample
-	for r := 1; r <= o.rounds; r++ {
-		// Without, with, and (with -hooks) the no-op hooks alone, the order rotating by round.
-		order := []string{"without", "with", "hooks"}
-		if o.hooks == "" {
-			order = order[:2]
+	// Without, with, and (with -hooks) the no-op hooks alone, the order rotating by round.
+	modes := []string{"without", "with", "hooks"}
+	if o.hooks == "" {
+		modes = modes[:2]
+	}
+	order := func(r int) []string {
+		out := make([]string, len(modes))
+		for i := range modes {
+			out[i] = modes[(i+r-1)%len(modes)]
 		}
-		for i := range order {
-			mode := order[(i+r-1)%len(order)]
+		return out
+	}
+	var samples, hooks, throughput []sample
+	for r := 1; r <= o.rounds; r++ {
+		for _, mode := range order(r) {
 			if mode == "hooks" {
-				s, err := measureHooks(ctx, o, work, ng, rootScenario, r)
+				s, err := measureHooks(ctx, o, o.duration, work, ng, rootScenario, r)
 				if err != nil {
 					return fmt.Errorf("round %d (no-op hooks): %w", r, err)
 				}
@@ -123,6 +136,16 @@ func run(o options) error {
 				return fmt.Errorf("round %d (%s the collector): %w", r, mode, err)
 			}
 			samples = append(samples, s)
+		}
+	}
+	// Throughput rounds are numbered on from the rounds.
+	for r := o.rounds + 1; r <= o.rounds+o.throughputRounds; r++ {
+		for _, mode := range order(r) {
+			s, err := measureThroughput(ctx, o, work, ng, r, mode)
+			if err != nil {
+				return fmt.Errorf("throughput round %d (%s): %w", r, mode, err)
+			}
+			throughput = append(throughput, s)
 		}
 	}
 	items, err := itemsScenario(work)
@@ -138,5 +161,5 @@ func run(o options) error {
 			samples = append(samples, s)
 		}
 	}
-	return report(o, work, samples, hooks)
+	return report(o, work, samples, hooks, throughput)
 }

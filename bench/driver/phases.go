@@ -50,6 +50,8 @@ type sample struct {
 	Scenario scenario
 	Round    int
 	With     bool
+	Hooks    bool // no collector, the no-op hooks attached (bench/hooks)
+	Started  time.Time
 
 	Wrk          wrkResult // saturation, bpf_stats off
 	CPUAll       float64   // nginx + wrk + collector CPU seconds over the saturation phase
@@ -69,6 +71,9 @@ type sample struct {
 }
 
 func (s sample) side() string {
+	if s.Hooks {
+		return "hooks"
+	}
 	if s.With {
 		return "with"
 	}
@@ -118,19 +123,9 @@ func measure(ctx context.Context, o options, work string, ng *nginx, sc scenario
 	served0 := ng.served5xx()
 
 	// Saturation: throughput and CPU, with bpf_stats off.
-	nginx0, col0, host0 := cpuOf(ng.pids()), cpuOf(colPids), hostBusySeconds()
-	if s.Wrk, err = runWrk(ctx, o, o.duration, sc.wrkPath, sc.script, filepath.Join(dir, "wrk.txt")); err != nil {
+	if err := s.saturate(ctx, o, o.duration, ng, dir, colPids); err != nil {
 		return s, err
 	}
-	if err := sleep(ctx, settle); err != nil {
-		return s, err
-	}
-	nginx1, col1, host1 := cpuOf(ng.pids()), cpuOf(colPids), hostBusySeconds()
-	s.CPUCollector = col1 - col0
-	s.CPUAll = nginx1 - nginx0 + s.Wrk.CPU + s.CPUCollector
-	s.CPUOther = host1 - host0 - s.CPUAll
-	log.Printf("%s round %d %-7s wrk %.0f req/s (%d requests, %d non-2xx%s); CPU all %.2fs, collector %.2fs, rest of the host %.2fs",
-		sc.name, round, s.side(), s.Wrk.RPS, s.Wrk.Requests, s.Wrk.Non2xx, prefixed("; ", s.Wrk.Errors), s.CPUAll, s.CPUCollector, s.CPUOther)
 	if !with {
 		return s, nil
 	}
@@ -188,9 +183,9 @@ func measure(ctx context.Context, o options, work string, ng *nginx, sc scenario
 
 // measureHooks is a saturation phase with the no-op hooks attached and no collector: what
 // tracing these syscalls costs before any program does anything.
-func measureHooks(ctx context.Context, o options, work string, ng *nginx, sc scenario, round int) (s sample, err error) {
-	s = sample{Scenario: sc, Round: round}
-	dir := filepath.Join(work, fmt.Sprintf("%s-round%d-hooks", sc.name, round))
+func measureHooks(ctx context.Context, o options, d time.Duration, work string, ng *nginx, sc scenario, round int) (s sample, err error) {
+	s = sample{Scenario: sc, Round: round, Hooks: true}
+	dir := filepath.Join(work, fmt.Sprintf("%s-round%d-%s", sc.name, round, s.side()))
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return s, err
 	}
@@ -212,19 +207,53 @@ func measureHooks(ctx context.Context, o options, work string, ng *nginx, sc sce
 			return s, err
 		}
 	}
-	nginx0, host0 := cpuOf(ng.pids()), hostBusySeconds()
-	if s.Wrk, err = runWrk(ctx, o, o.duration, sc.wrkPath, sc.script, filepath.Join(dir, "wrk.txt")); err != nil {
+	return s, s.saturate(ctx, o, d, ng, dir, nil)
+}
+
+// measureThroughput is a session of a throughput round: wrk at saturation for
+// o.throughputDuration and nothing else, without the collector, with it (started, measured,
+// stopped) or with the no-op hooks. Many short rounds of adjacent sessions estimate the
+// throughput ratio, which this machine's drift makes noisy, better than a few long ones.
+func measureThroughput(ctx context.Context, o options, work string, ng *nginx, round int, mode string) (s sample, err error) {
+	if mode == "hooks" {
+		return measureHooks(ctx, o, o.throughputDuration, work, ng, rootScenario, round)
+	}
+	s = sample{Scenario: rootScenario, Round: round, With: mode == "with"}
+	dir := filepath.Join(work, fmt.Sprintf("%s-round%d-%s", s.Scenario.name, round, s.side()))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return s, err
+	}
+	var pids []int
+	if s.With {
+		col, err := startCollector(o, dir)
+		if err != nil {
+			return s, err
+		}
+		defer col.stop()
+		pids = []int{col.pid()}
+	}
+	return s, s.saturate(ctx, o, o.throughputDuration, ng, dir, pids)
+}
+
+// saturate runs wrk at saturation for d and reads what it cost: the CPU of nginx, wrk and the
+// collector (colPids, if any) over it and the settle second after it, and what the rest of the
+// host used meanwhile.
+func (s *sample) saturate(ctx context.Context, o options, d time.Duration, ng *nginx, dir string, colPids []int) (err error) {
+	s.Started = time.Now()
+	nginx0, col0, host0 := cpuOf(ng.pids()), cpuOf(colPids), hostBusySeconds()
+	if s.Wrk, err = runWrk(ctx, o, d, s.Scenario.wrkPath, s.Scenario.script, filepath.Join(dir, "wrk.txt")); err != nil {
+		return err
 	}
 	if err := sleep(ctx, settle); err != nil {
-		return s, err
+		return err
 	}
-	nginx1, host1 := cpuOf(ng.pids()), hostBusySeconds()
-	s.CPUAll = nginx1 - nginx0 + s.Wrk.CPU
+	nginx1, col1, host1 := cpuOf(ng.pids()), cpuOf(colPids), hostBusySeconds()
+	s.CPUCollector = col1 - col0
+	s.CPUAll = nginx1 - nginx0 + s.Wrk.CPU + s.CPUCollector
 	s.CPUOther = host1 - host0 - s.CPUAll
-	log.Printf("%s round %d hooks   wrk %.0f req/s (%d requests); CPU all %.2fs, rest of the host %.2fs",
-		sc.name, round, s.Wrk.RPS, s.Wrk.Requests, s.CPUAll, s.CPUOther)
-	return s, nil
+	log.Printf("%s round %d %-7s wrk %.0f req/s (%d requests, %d non-2xx%s); CPU all %.2fs, collector %.2fs, rest of the host %.2fs",
+		s.Scenario.name, s.Round, s.side(), s.Wrk.RPS, s.Wrk.Requests, s.Wrk.Non2xx, prefixed("; ", s.Wrk.Errors), s.CPUAll, s.CPUCollector, s.CPUOther)
+	return nil
 }
 
 func prefixed(p, s string) string {
