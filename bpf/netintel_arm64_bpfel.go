@@ -98,6 +98,12 @@ type NetintelErrKey struct {
 	Pad    uint16
 }
 
+type NetintelErrorSlot struct {
+	_       structs.HostLayout
+	At      uint64
+	Pending int64
+}
+
 type NetintelFdEntry struct {
 	_         structs.HostLayout
 	Sk        uint64
@@ -314,12 +320,12 @@ const (
 	NetintelMapCounters               = "counters"
 	NetintelMapDataScratch            = "data_scratch"
 	NetintelMapDups                   = "dups"
+	NetintelMapErrorSlots             = "error_slots"
 	NetintelMapEvents                 = "events"
 	NetintelMapFdOwners               = "fd_owners"
 	NetintelMapFds                    = "fds"
 	NetintelMapForks                  = "forks"
 	NetintelMapKeyScratch             = "key_scratch"
-	NetintelMapLastError              = "last_error"
 	NetintelMapLocalClients           = "local_clients"
 	NetintelMapRawEnters              = "raw_enters"
 	NetintelMapRawExits               = "raw_exits"
@@ -539,12 +545,12 @@ type NetintelMapSpecs struct {
 	Counters        *ebpf.MapSpec `ebpf:"counters"`
 	DataScratch     *ebpf.MapSpec `ebpf:"data_scratch"`
 	Dups            *ebpf.MapSpec `ebpf:"dups"`
+	ErrorSlots      *ebpf.MapSpec `ebpf:"error_slots"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
 	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
-	LastError       *ebpf.MapSpec `ebpf:"last_error"`
 	LocalClients    *ebpf.MapSpec `ebpf:"local_clients"`
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
 	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
@@ -618,12 +624,12 @@ type NetintelMaps struct {
 	Counters        *ebpf.Map `ebpf:"counters"`
 	DataScratch     *ebpf.Map `ebpf:"data_scratch"`
 	Dups            *ebpf.Map `ebpf:"dups"`
+	ErrorSlots      *ebpf.Map `ebpf:"error_slots"`
 	Events          *ebpf.Map `ebpf:"events"`
 	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
 	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
-	LastError       *ebpf.Map `ebpf:"last_error"`
 	LocalClients    *ebpf.Map `ebpf:"local_clients"`
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
 	RawExits        *ebpf.Map `ebpf:"raw_exits"`
@@ -646,12 +652,12 @@ func (m *NetintelMaps) Close() error {
 		m.Counters,
 		m.DataScratch,
 		m.Dups,
+		m.ErrorSlots,
 		m.Events,
 		m.FdOwners,
 		m.Fds,
 		m.Forks,
 		m.KeyScratch,
-		m.LastError,
 		m.LocalClients,
 		m.RawEnters,
 		m.RawExits,

@@ -442,14 +442,34 @@ struct {
 	__type(value, __u64); /* the last error */
 } recent_errors SEC(".maps");
 
-/* When the node's last error was judged: healthy exchanges skip the recent_errors lookup when
- * none is recent. */
+/* Errors waiting in recent_errors, by a slot of their key (a hash of owner, ports, peer process
+ * and route): a healthy exchange looks recent_errors up only while its slot holds an entry no
+ * success has taken yet and had an error within recovery_ns. Under steady errors on a busy route,
+ * only the success after each error looks. A new entry raises its slot's count, the success that
+ * takes it lowers it; an entry the LRU evicts, or that no success takes, leaves the count high,
+ * which costs lookups until the slot's last error is older than recovery_ns, never a record. */
+struct error_slot {
+	__u64 at;      /* the slot's last error */
+	__s64 pending; /* its entries in recent_errors not taken by a success */
+};
+
+#define ERROR_SLOTS 256
+
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
+	__uint(max_entries, ERROR_SLOTS);
 	__type(key, __u32);
-	__type(value, __u64);
-} last_error SEC(".maps");
+	__type(value, struct error_slot);
+} error_slots SEC(".maps");
+
+/* error_slot_of is the slot of an error key (error_seen and recovering key alike: status,
+ * version and pairing are not in it). */
+static __always_inline struct error_slot *error_slot_of(const struct agg_key *k)
+{
+	__u64 h = k->route ^ ((__u64)k->tgid << 32) ^ k->peer_tgid ^ ((__u64)k->port << 16) ^ k->peer_port;
+	__u32 i = (__u32)mix64(h) & (ERROR_SLOTS - 1);
+	return bpf_map_lookup_elem(&error_slots, &i);
+}
 
 /* is_private_v4 covers the addresses of a cluster or a host: RFC 1918, loopback, CGNAT. */
 static __always_inline bool is_private_v4(const __u8 *a)
@@ -807,17 +827,19 @@ static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8
 /* error_seen notes an error of the socket's owner, peer and route. */
 static __always_inline void error_seen(struct sock_state *st, struct sock *sk, __u64 now)
 {
-	__u32 zero = 0;
-	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
-	if (!last)
-		return;
 	struct agg_key *k = exchange_key(st, sk, 0);
 	if (!k)
 		return;
 	k->version = 0;
 	k->paired = 0; /* the retry may come unpaired (a new connection) or paired (this one, next) */
-	bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
-	*last = now;
+	struct error_slot *slot = error_slot_of(k);
+	if (!slot)
+		return;
+	if (bpf_map_update_elem(&recent_errors, k, &now, BPF_NOEXIST) == 0)
+		__sync_fetch_and_add(&slot->pending, 1);
+	else
+		bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
+	slot->at = now;
 }
 
 /* recovering says whether a healthy exchange is the first to follow an error of its owner, peer
@@ -826,17 +848,21 @@ static __always_inline void error_seen(struct sock_state *st, struct sock *sk, _
  * cost 1% more records, not every exchange of the gap). */
 static __always_inline bool recovering(struct agg_key *k, const struct settings *s, __u64 now)
 {
-	__u32 zero = 0;
-	__u64 *last = bpf_map_lookup_elem(&last_error, &zero);
-	if (!s->recovery_ns || !last || now - *last > s->recovery_ns)
+	if (!s->recovery_ns)
+		return false;
+	struct error_slot *slot = error_slot_of(k);
+	if (!slot || slot->pending <= 0)
+		return false;
+	__u64 last = slot->at; /* another CPU's error may be newer than now */
+	if (last < now && now - last > s->recovery_ns)
 		return false;
 	__u8 version = k->version, paired = k->paired;
 	k->version = 0;
 	k->paired = 0;
 	__u64 *at = bpf_map_lookup_elem(&recent_errors, k);
-	bool recent = at && now - *at <= s->recovery_ns;
-	if (at)
-		bpf_map_delete_elem(&recent_errors, k);
+	bool recent = at && (*at >= now || now - *at <= s->recovery_ns);
+	if (at && bpf_map_delete_elem(&recent_errors, k) == 0)
+		__sync_fetch_and_add(&slot->pending, -1);
 	k->version = version;
 	k->paired = paired;
 	return recent;

@@ -44,7 +44,7 @@ func sharedJudging(t *testing.T) (*ebpfSource, *collector) {
 	return sharedJ.get(t, judgingOptions())
 }
 
-// judgedServer serves /items/<n> (fast), /slow (40 ms), /fail (500) and /download (1 MiB).
+// judgedServer serves /items/<n> (fast), /slow (150 ms), /fail (500) and /download (1 MiB).
 func judgedServer(t *testing.T, addr string) string {
 	t.Helper()
 	ln, err := net.Listen("tcp4", addr)
@@ -55,7 +55,7 @@ func judgedServer(t *testing.T, addr string) string {
 	mux.HandleFunc("/items/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "item") })
 	mux.HandleFunc("/fast/", func(w http.ResponseWriter, r *http.Request) { _, _ = io.WriteString(w, "fast") })
 	mux.HandleFunc("/slow", func(w http.ResponseWriter, r *http.Request) {
-		time.Sleep(40 * time.Millisecond)
+		time.Sleep(150 * time.Millisecond)
 		_, _ = io.WriteString(w, "slow")
 	})
 	mux.HandleFunc("/fail", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "boom", http.StatusInternalServerError) })
@@ -198,7 +198,8 @@ func TestKernelAggregatesHealthyHTTP1(t *testing.T) {
 }
 
 // TestKernelRouteLimits: with a limit written for a route, an exchange slower than it crosses
-// and a fast one of the same process does not.
+// and a fast one of the same process does not. The limit (100 ms) sits well between the two:
+// under QEMU's TCG a fast exchange took 20 ms once, as long as the 20 ms limit this test had.
 func TestKernelRouteLimits(t *testing.T) {
 	src, c := sharedJudging(t)
 	t.Cleanup(func() { _ = src.SetRouteLimits(nil) })
@@ -208,8 +209,8 @@ func TestKernelRouteLimits(t *testing.T) {
 	get(t, client, "http://"+addr+"/fast/1")
 	pid := uint32(os.Getpid())
 	if err := src.SetRouteLimits([]RouteLimit{
-		{PID: pid, RouteKey: RouteKey("/slow"), Latency: 20 * time.Millisecond},
-		{PID: pid, RouteKey: RouteKey("/fast/{id}"), Latency: 20 * time.Millisecond},
+		{PID: pid, RouteKey: RouteKey("/slow"), Latency: 100 * time.Millisecond},
+		{PID: pid, RouteKey: RouteKey("/fast/{id}"), Latency: 100 * time.Millisecond},
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -227,7 +228,7 @@ func TestKernelRouteLimits(t *testing.T) {
 		}
 		switch x.RouteKey {
 		case RouteKey("/slow"):
-			if x.Reasons&HTTP1Slow == 0 || x.ResponseTime.Sub(x.RequestTime) < 20*time.Millisecond {
+			if x.Reasons&HTTP1Slow == 0 || x.ResponseTime.Sub(x.RequestTime) < 100*time.Millisecond {
 				t.Errorf("slow exchange reasons %b latency %v", x.Reasons, x.ResponseTime.Sub(x.RequestTime))
 			}
 			slow++
@@ -698,8 +699,8 @@ func TestKernelForkedChildServes(t *testing.T) {
 
 // TestKernelRecoveryAfterError: after an error, the healthy exchanges of the same owner, peer
 // and route are sent for Judging.Recovery (a retried call's success reaches user space with its
-// failures); another route meanwhile, and the same route once the window has passed, are
-// counted in the kernel (the healthy twins).
+// failures), one success per error; the success after that, another route meanwhile, and the
+// same route once the window has passed, are counted in the kernel (the healthy twins).
 func TestKernelRecoveryAfterError(t *testing.T) {
 	src, c := sharedJudging(t)
 	j := judgingOptions().Judging
@@ -741,6 +742,8 @@ func TestKernelRecoveryAfterError(t *testing.T) {
 		for attempt := 0; attempt < 4; attempt++ {
 			get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, call))
 		}
+		// Within the window, but the error is taken by the success above: counted.
+		get(t, client, fmt.Sprintf("http://%s/flaky/%d", addr, call))
 		get(t, client, fmt.Sprintf("http://%s/items/%d", addr, call)) // another route: counted
 	}
 	time.Sleep(400 * time.Millisecond) // the window passes
@@ -780,8 +783,8 @@ func TestKernelRecoveryAfterError(t *testing.T) {
 			items += a.Count
 		}
 	}
-	if flaky != 4 || items != 3 {
-		t.Errorf("counted in the kernel: /flaky/{id} %d (want 4: after the window), /items/{id} %d (want 3)", flaky, items)
+	if flaky != 7 || items != 3 {
+		t.Errorf("counted in the kernel: /flaky/{id} %d (want 7: each call's second success, and 4 after the window), /items/{id} %d (want 3)", flaky, items)
 	}
 }
 
