@@ -835,10 +835,12 @@ static __always_inline void error_seen(struct sock_state *st, struct sock *sk, _
 	struct error_slot *slot = error_slot_of(k);
 	if (!slot)
 		return;
-	if (bpf_map_update_elem(&recent_errors, k, &now, BPF_NOEXIST) == 0)
+	/* A new entry is counted; an existing one is refreshed, unless a success took it meanwhile,
+	 * on another CPU: then it is new again, and counted. */
+	if (bpf_map_update_elem(&recent_errors, k, &now, BPF_NOEXIST) == 0 ||
+	    (bpf_map_update_elem(&recent_errors, k, &now, BPF_EXIST) != 0 &&
+	     bpf_map_update_elem(&recent_errors, k, &now, BPF_NOEXIST) == 0))
 		__sync_fetch_and_add(&slot->pending, 1);
-	else
-		bpf_map_update_elem(&recent_errors, k, &now, BPF_ANY);
 	slot->at = now;
 }
 
