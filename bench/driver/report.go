@@ -293,7 +293,6 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 	row := func(measure, value, target, mark string) {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", measure, value, target, mark)
 	}
-	is := check
 
 	// Throughput: every round's ratio of its adjacent sessions, the full rounds' and the
 	// throughput rounds' alike.
@@ -324,31 +323,31 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 			spreadOf(ratiosByRound(with, hooked)).String(), "", "")
 	}
 	row("collector CPU per 1k requests at saturation (= mCPU per 1k req/s)",
-		fmt.Sprintf("%.2f", root.colSat), fmt.Sprintf("≤ %.0f", targetCollectorMCPU), is(root.colSat <= targetCollectorMCPU))
+		fmt.Sprintf("%.2f", root.colSat), fmt.Sprintf("≤ %.0f", targetCollectorMCPU), check(root.colSat <= targetCollectorMCPU))
 	row("kernel time of the eBPF programs per request at saturation, both sides (bpf_stats, wrk)",
-		fmt.Sprintf("%.2f µs (%.1f runs; wrk %.0f req/s with bpf_stats on)", root.satUS, root.kernelSat.runsPerRequest(), root.wrkStatsRPS), fmt.Sprintf("≤ %.0f µs", targetKernelUS), is(root.satUS <= targetKernelUS))
+		fmt.Sprintf("%.2f µs (%.1f runs; wrk %.0f req/s with bpf_stats on)", root.satUS, root.kernelSat.runsPerRequest(), root.wrkStatsRPS), fmt.Sprintf("≤ %.0f µs", targetKernelUS), check(root.satUS <= targetKernelUS))
 	row(fmt.Sprintf("the same at %d req/s (caches cold between requests: docs/kernel-hooks.md)", o.rate),
 		fmt.Sprintf("%.2f µs (%.1f runs): %.2f%% of one CPU", root.kernelUS, root.kernel.runsPerRequest(), root.kernelUS*float64(o.rate)/1e4), "— (the targets are at saturation)", "")
 	row("ring-buffer bytes per 1k healthy requests at 1% errors (netintel.receiver.ringbuf_bytes / 2xx answered; the errors' records included)",
-		fmt.Sprintf("%.0f B", root.ring), fmt.Sprintf("≤ %d B", targetRingBytesPer1k), is(root.ring <= targetRingBytesPer1k))
+		fmt.Sprintf("%.0f B", root.ring), fmt.Sprintf("≤ %d B", targetRingBytesPer1k), check(root.ring <= targetRingBytesPer1k))
 	row("ring-buffer bytes per 1k requests on `/healthy` (no errors)",
-		fmt.Sprintf("%.0f B", healthy.ring), fmt.Sprintf("≤ %d B", targetRingBytesPer1k), is(healthy.ring <= targetRingBytesPer1k))
+		fmt.Sprintf("%.0f B", healthy.ring), fmt.Sprintf("≤ %d B", targetRingBytesPer1k), check(healthy.ring <= targetRingBytesPer1k))
 	row("exported records (spans + log records of web, wrk and the load generator) per 1k requests at 1% errors",
-		fmt.Sprintf("%.2f", root.records), fmt.Sprintf("≤ %d", targetRecordsPer1k), is(root.records <= targetRecordsPer1k))
+		fmt.Sprintf("%.2f", root.records), fmt.Sprintf("≤ %d", targetRecordsPer1k), check(root.records <= targetRecordsPer1k))
 	row("exactness: web's `http.server.request.duration` count vs requests answered (wrk + fixed rate), worst session",
-		fmt.Sprintf("%+.3f%%", 100*worstCount), fmt.Sprintf("± %.1f%%", 100*targetCountTolerance), is(math.Abs(worstCount) <= targetCountTolerance))
+		fmt.Sprintf("%+.3f%%", 100*worstCount), fmt.Sprintf("± %.1f%%", 100*targetCountTolerance), check(math.Abs(worstCount) <= targetCountTolerance))
 	row("exactness: web's 503 count = non-2xx the clients got (wrk's `Non-2xx or 3xx` + fixed-rate 5xx), every session",
 		fmt.Sprintf("%s: %.0f counted of %.0f (%.0f more: answered by nginx and counted, in flight at wrk's deadline, unread by wrk)",
 			map[bool]string{true: "equal", false: "not equal"}[exact5xx], counted5, clients5, counted5-clients5),
 		fmt.Sprintf("100%% of what the clients read; nginx's answers to requests in flight at wrk's deadline, unread by wrk, are ≤ %d per session", 2*o.wrkConns),
-		is(exact5xx || (asNginx && unread5xx)))
+		check(exact5xx || (asNginx && unread5xx)))
 	row("exactness: web's 503 count = 5xx nginx served (its 5xx-only access log), every session",
-		fmt.Sprintf("%s: %.0f counted of %.0f", map[bool]string{true: "equal", false: "not equal"}[asNginx], counted5, nginx5), "100%", is(asNginx))
+		fmt.Sprintf("%s: %.0f counted of %.0f", map[bool]string{true: "equal", false: "not equal"}[asNginx], counted5, nginx5), "100%", check(asNginx))
 	row("high-cardinality paths: collector CPU per 1k requests at saturation",
-		fmt.Sprintf("%.2f", items.colSat), fmt.Sprintf("≤ %.0f", targetCollectorMCPU), is(items.colSat <= targetCollectorMCPU))
+		fmt.Sprintf("%.2f", items.colSat), fmt.Sprintf("≤ %.0f", targetCollectorMCPU), check(items.colSat <= targetCollectorMCPU))
 	row("high-cardinality paths: kernel time per request at saturation (bpf_stats, wrk)",
-		fmt.Sprintf("%.2f µs (at %d req/s %.2f µs, %.1f runs)", items.satUS, o.rate, items.kernelUS, items.kernel.runsPerRequest()), fmt.Sprintf("≤ %.0f µs", targetKernelUS), is(items.satUS <= targetKernelUS))
-	row("high-cardinality paths: distinct `http.route` values exported for web (metrics and spans)", routeSummary(items.routes), "1", is(len(items.routes) == 1))
+		fmt.Sprintf("%.2f µs (at %d req/s %.2f µs, %.1f runs)", items.satUS, o.rate, items.kernelUS, items.kernel.runsPerRequest()), fmt.Sprintf("≤ %.0f µs", targetKernelUS), check(items.satUS <= targetKernelUS))
+	row("high-cardinality paths: distinct `http.route` values exported for web (metrics and spans)", routeSummary(items.routes), "1", check(len(items.routes) == 1))
 	row("high-cardinality paths: exported records per 1k requests", fmt.Sprintf("%.2f", items.records), "", "")
 	row("high-cardinality paths: throughput with / without (one session each)",
 		fmt.Sprintf("%.3f (%.0f / %.0f req/s)", items.ratio, items.rpsWith, items.rpsWithout), "", "")
@@ -360,7 +359,7 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 	row("ring-buffer events per 1k requests (netintel.receiver.events_read)", fmt.Sprintf("%.0f", root.events), "", "")
 	row("collector own memory after the load (RssAnon: heap, stacks, ring buffer), largest session", fmt.Sprintf("%.1f MiB", float64(anonMax)/(1<<20)), "", "")
 	row("collector peak RSS (VmHWM, includes the executable's shared file pages), largest session", fmt.Sprintf("%.1f MiB", float64(peakMax)/(1<<20)), "", "")
-	row("collector exited 0 on SIGTERM every session", fmt.Sprint(allClean), "yes", is(allClean))
+	row("collector exited 0 on SIGTERM every session", fmt.Sprint(allClean), "yes", check(allClean))
 
 	fmt.Fprintf(&b, "\n## Sessions\n\nSaturation columns: wrk with bpf_stats off. \"Rest of the host\": CPU seconds (/proc/stat, tick-sampled: ± a few tenths) that neither nginx, wrk nor the collector used over the saturation phase (%s plus the settle second) — other work on this 2-CPU machine, which lowers that session's throughput. "+
 		"Kernel time: bpf_stats on, under wrk for %s (its req/s with bpf_stats on in the last column), then at %d req/s.\n\n", o.duration, o.duration/2, o.rate)
