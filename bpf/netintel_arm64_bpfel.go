@@ -107,12 +107,13 @@ type NetintelErrorSlot struct {
 type NetintelFdEntry struct {
 	_         structs.HostLayout
 	Sk        uint64
+	Slot1     uint32
 	Transport uint8
 	Role      uint8
 	Cls       uint8
 	Seeded    uint8
 	Quiet     uint8
-	Pad       [3]uint8
+	Pad       [7]uint8
 }
 
 type NetintelFdKey struct {
@@ -261,32 +262,32 @@ type NetintelSockState struct {
 	KeyMade      uint8
 	Pair         uint8
 	PairChecked  uint8
-	H2Copy       [2]uint8
-	H2Left       [2]uint32
-	H2HdrLen     [2]uint8
-	H2Hdr        [2][16]uint8
 	H1           uint8
 	Method       uint8
 	Version      uint8
 	ReqPartial   uint8
 	TargetCut    uint8
-	Pad          uint8
+	RespStartLen uint8
 	StashLen     uint16
-	_            [2]byte
+	Pad          uint16
 	ReqSeq       uint32
 	ReqSize      uint32
-	_            [4]byte
 	ReqNs        uint64
 	Route        uint64
-	Stash        [272]uint8
-	RespStart    [32]uint8
-	RespStartLen uint8
-	Pad3         [7]uint8
-	Key          NetintelAggKey
 	PairPeer     uint64
 	PairSeq      uint32
 	PairJudged   uint8
-	Pad4         [3]uint8
+	Pad2         [3]uint8
+	Slot1        uint32
+	Pad3         uint32
+	Key          NetintelAggKey
+	Stash        [272]uint8
+	RespStart    [32]uint8
+	H2Left       [2]uint32
+	H2Copy       [2]uint8
+	H2HdrLen     [2]uint8
+	Pad4         [4]uint8
+	H2Hdr        [2][16]uint8
 }
 
 type NetintelSockTuple struct {
@@ -325,6 +326,7 @@ const (
 	NetintelMapFdOwners               = "fd_owners"
 	NetintelMapFds                    = "fds"
 	NetintelMapForks                  = "forks"
+	NetintelMapFreeSlots              = "free_slots"
 	NetintelMapKeyScratch             = "key_scratch"
 	NetintelMapLocalClients           = "local_clients"
 	NetintelMapRawEnters              = "raw_enters"
@@ -334,6 +336,7 @@ const (
 	NetintelMapRouteRules             = "route_rules"
 	NetintelMapRouteScratch           = "route_scratch"
 	NetintelMapRuntimeSettings        = "runtime_settings"
+	NetintelMapSockSlots              = "sock_slots"
 	NetintelMapSocks                  = "socks"
 	NetintelMapStopRequests           = "stop_requests"
 	NetintelProgNiEnterClone          = "ni_enter_clone"
@@ -550,6 +553,7 @@ type NetintelMapSpecs struct {
 	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
+	FreeSlots       *ebpf.MapSpec `ebpf:"free_slots"`
 	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
 	LocalClients    *ebpf.MapSpec `ebpf:"local_clients"`
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
@@ -559,6 +563,7 @@ type NetintelMapSpecs struct {
 	RouteRules      *ebpf.MapSpec `ebpf:"route_rules"`
 	RouteScratch    *ebpf.MapSpec `ebpf:"route_scratch"`
 	RuntimeSettings *ebpf.MapSpec `ebpf:"runtime_settings"`
+	SockSlots       *ebpf.MapSpec `ebpf:"sock_slots"`
 	Socks           *ebpf.MapSpec `ebpf:"socks"`
 	StopRequests    *ebpf.MapSpec `ebpf:"stop_requests"`
 }
@@ -629,6 +634,7 @@ type NetintelMaps struct {
 	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
+	FreeSlots       *ebpf.Map `ebpf:"free_slots"`
 	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
 	LocalClients    *ebpf.Map `ebpf:"local_clients"`
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
@@ -638,6 +644,7 @@ type NetintelMaps struct {
 	RouteRules      *ebpf.Map `ebpf:"route_rules"`
 	RouteScratch    *ebpf.Map `ebpf:"route_scratch"`
 	RuntimeSettings *ebpf.Map `ebpf:"runtime_settings"`
+	SockSlots       *ebpf.Map `ebpf:"sock_slots"`
 	Socks           *ebpf.Map `ebpf:"socks"`
 	StopRequests    *ebpf.Map `ebpf:"stop_requests"`
 }
@@ -657,6 +664,7 @@ func (m *NetintelMaps) Close() error {
 		m.FdOwners,
 		m.Fds,
 		m.Forks,
+		m.FreeSlots,
 		m.KeyScratch,
 		m.LocalClients,
 		m.RawEnters,
@@ -666,6 +674,7 @@ func (m *NetintelMaps) Close() error {
 		m.RouteRules,
 		m.RouteScratch,
 		m.RuntimeSettings,
+		m.SockSlots,
 		m.Socks,
 		m.StopRequests,
 	)

@@ -97,12 +97,13 @@ struct sock_info {
  * it: every fd of a socket points at the socket's one state. */
 struct fd_entry {
 	__u64 sk; /* struct sock *, 0 until resolved from the fd */
+	__u32 slot1; /* TCP: the socket's state in sock_slots, plus one (0: not known yet) */
 	__u8 transport;
 	__u8 role; /* the seed's role, for the socket's state when it is made */
 	__u8 cls; /* UDP: enum sock_class (a UDP socket's whole state) */
 	__u8 seeded;
 	__u8 quiet; /* TCP: a local client whose server's socket judges its exchanges (enum pair) */
-	__u8 pad[3];
+	__u8 pad[7];
 };
 
 /* A client socket of this host, by its local address and port (local_clients). */
@@ -117,6 +118,9 @@ struct local_client_key {
  * data path keeps for it. */
 struct sock_state {
 	struct sock_info info; /* first: an info pointer is the state's */
+	/* What the data path reads and writes for every exchange comes first, in as few cache
+	 * lines as it fits: a request touches the state once per call, after the other
+	 * connections' calls, so each line it spans is a miss. */
 	__u64 sk;
 	__u64 last_rtt_ns;
 	__u32 client_isn;
@@ -127,36 +131,39 @@ struct sock_state {
 	__u8 key_made; /* key holds this socket's part of its aggregate keys */
 	__u8 pair; /* enum pair: both ends of this HTTP/1 connection are on this node */
 	__u8 pair_checked; /* client side: local_clients was asked whether its server judges */
-	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
-	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
-	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
-	__u8 h2_hdr[2][16]; /* 9 bytes used; 16 so a read at any split offset stays inside */
 	/* HTTP/1: the request in flight */
 	__u8 h1; /* enum http1_state */
 	__u8 method;
 	__u8 version;
 	__u8 req_partial; /* the request's head is longer than the stash */
 	__u8 target_cut; /* even its target is: no route key */
-	__u8 pad;
+	__u8 resp_start_len; /* bytes of a status line cut short, in resp_start */
 	__u16 stash_len;
+	__u16 pad;
 	__u32 req_seq;
 	__u32 req_size;
 	__u64 req_ns;
 	__u64 route;
-	__u8 stash[HTTP1_STASH + PEEK]; /* PEEK more: a request's start carried in is appended to */
-	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
-	__u8 resp_start[2 * PEEK];
-	__u8 resp_start_len;
-	__u8 pad3[7];
-	/* The part of its exchanges' aggregate keys that is the socket's, made once (key_template):
-	 * role, family, port, peer (a local client's process looked up then). */
-	struct agg_key key;
 	/* enum pair: the other end's socket, and (server side) the request from which the offer is
 	 * withdrawn if the client has not gone quiet by then. */
 	__u64 pair_peer; /* the other end's struct sock * (enum pair): each end names the other */
 	__u32 pair_seq;
 	__u8 pair_judged; /* pair_seq is the request of its first exchange judged while pending */
-	__u8 pad4[3];
+	__u8 pad2[3];
+	__u32 slot1; /* this state's index in sock_slots, plus one */
+	__u32 pad3;
+	/* The part of its exchanges' aggregate keys that is the socket's, made once (key_template):
+	 * role, family, port, peer (a local client's process looked up then). */
+	struct agg_key key;
+	__u8 stash[HTTP1_STASH + PEEK]; /* PEEK more: a request's start carried in is appended to */
+	/* A status line cut short (a reader taking a few bytes): its start, completed by the next read. */
+	__u8 resp_start[2 * PEEK];
+	/* HTTP/2 */
+	__u32 h2_left[2]; /* per direction: bytes of the current frame still to come */
+	__u8 h2_copy[2]; /* per direction: the frame running into the next call is copied (1) or skipped */
+	__u8 h2_hdr_len[2]; /* per direction: bytes of a frame header split across calls, kept in h2_hdr */
+	__u8 pad4[4];
+	__u8 h2_hdr[2][16]; /* 9 bytes used; 16 so a read at any split offset stays inside */
 };
 
 /* An HTTP/1 connection whose two ends are on this node is judged once, by its server's socket.
@@ -225,14 +232,53 @@ struct {
 	__type(value, __u32);
 } fd_owners SEC(".maps");
 
-/* TCP sockets by struct sock *: their connection and data state, for the data path and the sock
- * and tcp tracepoints. Preallocated: full is counted. */
+/* TCP sockets' states, by slot: their connection and data state, for the data path and the sock
+ * and tcp tracepoints. A socket's fd entries name its slot, so a read or write reaches the state
+ * by index, not by a second hash lookup. Sized by the loader, like socks. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct sock_state);
+} sock_slots SEC(".maps");
+
+/* TCP sockets by struct sock *: their slot in sock_slots, plus one. Preallocated: full is
+ * counted. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);
 	__uint(max_entries, 16384);
 	__type(key, __u64);
-	__type(value, struct sock_state);
+	__type(value, __u32);
 } socks SEC(".maps");
+
+/* Free slots of sock_slots: all of them at load (the loader fills it), taken by new sockets,
+ * given back by closed ones. */
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 16384);
+	__type(value, __u32);
+} free_slots SEC(".maps");
+
+/* slot_state is the state in slot slot1 - 1 if it is sk's (a slot is reused once its socket
+ * closed). */
+static __always_inline struct sock_state *slot_state(__u32 slot1, __u64 sk)
+{
+	if (slot1 == 0)
+		return NULL;
+	__u32 i = slot1 - 1;
+	struct sock_state *st = bpf_map_lookup_elem(&sock_slots, &i);
+	return st && st->sk == sk ? st : NULL;
+}
+
+/* sock_find returns the state of socket sk, NULL if it has none. */
+static __always_inline struct sock_state *sock_find(__u64 sk)
+{
+	__u64 key = sk; /* a stack key: 6.1 takes no other */
+	__u32 *slot1 = bpf_map_lookup_elem(&socks, &key);
+	if (!slot1)
+		return NULL;
+	return slot_state(*slot1, sk);
+}
 
 /* Sockets that reached TCP_CLOSE, kept a little so a RST sent after the close still finds its
  * owner (SO_LINGER 0). LRU: an evicted entry only loses the owner of such a late RST. */

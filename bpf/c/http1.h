@@ -559,8 +559,7 @@ static __always_inline bool server_paired(struct sock_state *st, bool judging)
 {
 	if (st->pair != PAIR_PENDING)
 		return st->pair == PAIR_SERVER;
-	__u64 peer = st->pair_peer; /* a stack key: 6.1 takes no other here */
-	struct sock_state *client = bpf_map_lookup_elem(&socks, &peer);
+	struct sock_state *client = sock_find(st->pair_peer);
 	if (client && client->pair == PAIR_QUIET && client->pair_peer == st->sk) {
 		st->pair = PAIR_SERVER;
 		return true;

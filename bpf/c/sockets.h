@@ -6,29 +6,61 @@
 #include "common.h"
 #include "http1.h"
 
-/* sock_state_get returns the socket table entry of sk, creating it when asked. */
+/* sock_free ends the state of socket sk: its slot goes back to free_slots. */
+static __always_inline void sock_free(__u64 sk)
+{
+	__u64 key = sk;
+	__u32 *slot1 = bpf_map_lookup_elem(&socks, &key);
+	if (!slot1 || *slot1 == 0)
+		return;
+	__u32 i = *slot1 - 1;
+	/* Of two CPUs freeing the same socket, the one that deletes it frees its slot. */
+	if (bpf_map_delete_elem(&socks, &key) != 0)
+		return;
+	struct sock_state *st = bpf_map_lookup_elem(&sock_slots, &i);
+	if (st)
+		st->sk = 0;
+	bpf_map_push_elem(&free_slots, &i, 0);
+}
+
+/* sock_state_get returns the state of sk, creating it when asked. */
 static __always_inline struct sock_state *sock_state_get(struct sock *sk, bool create)
 {
 	__u64 key = (__u64)sk;
-	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	struct sock_state *st = sock_find(key);
 	if (st || !create)
 		return st;
 	struct blanks *b = blanks();
 	if (!b)
 		return NULL;
-	if (bpf_map_update_elem(&socks, &key, &b->state, BPF_NOEXIST) != 0) {
-		st = bpf_map_lookup_elem(&socks, &key);
+	__u32 i = 0;
+	if (bpf_map_pop_elem(&free_slots, &i) != 0) {
+		count(COUNTER_SOCKS_FULL); /* every slot is taken */
+		return NULL;
+	}
+	if (bpf_map_update_elem(&sock_slots, &i, &b->state, BPF_ANY) != 0) {
+		bpf_map_push_elem(&free_slots, &i, 0);
+		count(COUNTER_SOCKS_FULL);
+		return NULL;
+	}
+	st = bpf_map_lookup_elem(&sock_slots, &i);
+	if (!st)
+		return NULL;
+	/* Filled before it is published in socks, so a reader never finds it half made. */
+	st->sk = key;
+	st->slot1 = i + 1;
+	/* The kernel socket cookie is not reachable from tracepoint programs
+	 * (bpf_get_socket_cookie is not offered to them and skc_cookie is assigned lazily),
+	 * so a random 64-bit id is drawn when the socket is first seen. */
+	st->info.cookie = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
+	__u32 slot1 = i + 1;
+	if (bpf_map_update_elem(&socks, &key, &slot1, BPF_NOEXIST) != 0) {
+		/* Another CPU made this socket's state first, or socks is full. */
+		st->sk = 0;
+		bpf_map_push_elem(&free_slots, &i, 0);
+		st = sock_find(key);
 		if (!st)
 			count(COUNTER_SOCKS_FULL);
-		return st;
-	}
-	st = bpf_map_lookup_elem(&socks, &key);
-	if (st) {
-		st->sk = (__u64)sk;
-		/* The kernel socket cookie is not reachable from tracepoint programs
-		 * (bpf_get_socket_cookie is not offered to them and skc_cookie is assigned lazily),
-		 * so a random 64-bit id is drawn when the socket is first seen. */
-		st->info.cookie = ((__u64)bpf_get_prandom_u32() << 32) | bpf_get_prandom_u32();
 	}
 	return st;
 }
@@ -131,7 +163,7 @@ static __always_inline void tuple_from_sockaddrs(struct sock_tuple *t, const __u
 static __always_inline struct sock_info *known_info(struct sock *sk)
 {
 	__u64 key = (__u64)sk;
-	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	struct sock_state *st = sock_find(key);
 	if (st)
 		return &st->info;
 	return bpf_map_lookup_elem(&closed_socks, &key);
@@ -151,8 +183,7 @@ static __always_inline void err_key_of(struct err_key *ek, const struct sock_tup
  * sent now, as the client's close would have sent it. */
 static __always_inline void pair_unanswered(struct sock_state *client, struct sock *sk, const struct sock_tuple *t)
 {
-	__u64 key = client->pair_peer;
-	struct sock_state *srv = bpf_map_lookup_elem(&socks, &key);
+	struct sock_state *srv = sock_find(client->pair_peer);
 	/* The same connection: each end names the other. */
 	if (!srv || srv->pair_peer != (__u64)sk || !server_paired(srv, false))
 		return;
@@ -191,7 +222,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	__u64 key = (__u64)sk;
 	if (oldstate == TCP_ESTABLISHED && (newstate == TCP_FIN_WAIT1 || newstate == TCP_CLOSE_WAIT)) {
 		/* The first FIN: sent by us (FIN_WAIT1) or received (CLOSE_WAIT). */
-		struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+		struct sock_state *st = sock_find(key);
 		struct sock_info *info = st ? &st->info : NULL;
 		if (info && info->first_fin == FIN_NONE)
 			info->first_fin = newstate == TCP_FIN_WAIT1 ? FIN_LOCAL : FIN_PEER;
@@ -200,7 +231,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 	if (newstate != TCP_CLOSE)
 		return 0;
 
-	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	struct sock_state *st = sock_find(key);
 	struct sock_info *info = st ? &st->info : NULL;
 	if (st)
 		/* No response can come any more: a request still waiting is sent as unanswered. */
@@ -233,7 +264,7 @@ static __always_inline int on_set_state(struct sock *sk, int oldstate, int newst
 		/* SO_LINGER 0 sets CLOSE before sending its RST: keep the owner a little longer, and
 		 * free the socket table entry (the struct sock may be reused by a new socket). */
 		bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
-		bpf_map_delete_elem(&socks, &key);
+		sock_free(key);
 	}
 	return 0;
 }
@@ -658,7 +689,7 @@ static __always_inline int on_exit_connect(long ret)
 		remote_from_user(&t, uaddr);
 	emit_conn(CONN_FAILED, sk, info, &t, (__s32)-ret);
 	bpf_map_update_elem(&closed_socks, &key, info, BPF_ANY);
-	bpf_map_delete_elem(&socks, &key);
+	sock_free(key);
 	return 0;
 }
 
@@ -697,16 +728,20 @@ static __always_inline int on_exit_accept4(long ret)
  * seen in the data path (seeded from /proc): its owner is the caller, its role the seed's. */
 static __always_inline struct sock_state *tcp_state(struct fd_entry *fe)
 {
-	struct sock *sk = (struct sock *)fe->sk;
-	__u64 key = (__u64)sk;
-	struct sock_state *st = bpf_map_lookup_elem(&socks, &key);
+	/* The fd entry names the state's slot: an array index, no hash lookup. */
+	struct sock_state *st = slot_state(fe->slot1, fe->sk);
 	if (st)
 		return st;
-	st = sock_state_get(sk, true);
-	if (!st)
-		return NULL;
-	current_task_id(&st->info.owner);
-	st->info.role = fe->role;
+	struct sock *sk = (struct sock *)fe->sk;
+	st = sock_find(fe->sk);
+	if (!st) {
+		st = sock_state_get(sk, true);
+		if (!st)
+			return NULL;
+		current_task_id(&st->info.owner);
+		st->info.role = fe->role;
+	}
+	fe->slot1 = st->slot1;
 	return st;
 }
 

@@ -102,6 +102,8 @@ func (s *ebpfSource) load() error {
 	spec.Maps[bpf.NetintelMapEvents].MaxEntries = uint32(s.opts.RingBufferSize)
 	spec.Maps[bpf.NetintelMapFds].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
+	spec.Maps[bpf.NetintelMapSockSlots].MaxEntries = uint32(s.opts.MaxSockets)
+	spec.Maps[bpf.NetintelMapFreeSlots].MaxEntries = uint32(s.opts.MaxSockets)
 	if cpus, err := ebpf.PossibleCPU(); err == nil {
 		aggs := spec.Maps[bpf.NetintelMapAggregates]
 		aggs.MaxEntries = aggregateEntries(int(aggs.ValueSize), cpus)

@@ -1180,3 +1180,88 @@ func itemsThenFailures(t *testing.T, client *http.Client, addr string, n, fails 
 func exchangeOf(addr string) func(*HTTP1Event) bool {
 	return func(e *HTTP1Event) bool { return e.Socket.Local.String() == addr || e.Socket.Remote.String() == addr }
 }
+
+// TestKernelSocketSlotsReused: a TCP socket's state takes a slot of sock_slots and gives it back
+// when the connection closes. With room for 256 sockets, 400 connections one after another (800
+// sockets) are each judged and none is refused a state (the healthy twin of a full table); 300
+// held open at once overflow the tables, which is counted; once they close, new connections are
+// judged again.
+func TestKernelSocketSlotsReused(t *testing.T) {
+	opts := judgingOptions()
+	opts.MaxSockets = 256
+	src, _ := startKernel(t, opts)
+	addr := judgedServer(t, "127.0.0.71:0")
+	full := func() uint64 { return src.Counters().MapFull }
+	oneShot := func(route string, n int) {
+		t.Helper()
+		for i := 0; i < n; i++ {
+			c := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
+			if code := get(t, c, "http://"+addr+route); code != 200 {
+				t.Fatalf("%s: status %d", route, code)
+			}
+		}
+	}
+	// counted is the aggregated count of route per role (every exchange but each key's first).
+	counted := func(route string) map[Role]uint64 {
+		t.Helper()
+		key := RouteKey(route)
+		got := map[Role]uint64{}
+		for role, aggs := range drainOwn(t, src) {
+			for _, a := range aggs {
+				if a.RouteKey == key && a.Status == 200 {
+					got[role] += a.Count
+				}
+			}
+		}
+		return got
+	}
+
+	before := full()
+	const sequential = 400
+	oneShot("/items/1", sequential)
+	if got := counted("/items/{id}"); got[RoleClient] != sequential-1 || got[RoleServer] != sequential-1 {
+		t.Errorf("%d connections one after another: counted %v, want %d on each side (each socket had a state)", sequential, got, sequential-1)
+	}
+	if moved := full() - before; moved != 0 {
+		t.Errorf("map_full moved by %d over connections that never held more than a few sockets at once", moved)
+	}
+
+	// 300 connections open at once: more sockets than the tables hold.
+	held := make([]net.Conn, 0, 300)
+	for i := 0; i < cap(held); i++ {
+		conn, err := net.Dial("tcp4", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, conn)
+		if _, err := io.WriteString(conn, "GET /fast/1 HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, conn := range held {
+		buf := make([]byte, 512)
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = conn.Read(buf)
+	}
+	if moved := full() - before; moved == 0 {
+		t.Errorf("300 connections open at once in tables of 256: map_full did not move")
+	}
+	for _, conn := range held {
+		conn.Close()
+	}
+	_ = counted("/fast/{id}")
+
+	// Closed, they gave their slots back: new connections are judged.
+	deadline := time.Now().Add(waitBudget)
+	for {
+		oneShot("/fast/2", 20)
+		got := counted("/fast/{id}")
+		if got[RoleClient] >= 19 && got[RoleServer] >= 19 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the 300 closed, 20 connections counted %v, want 19 or more on each side", got)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}

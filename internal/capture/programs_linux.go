@@ -154,6 +154,24 @@ func (e *requiredProgramError) Error() string {
 
 func (e *requiredProgramError) Unwrap() error { return e.err }
 
+// fillFreeSlots hands every slot of the socket states (sock_slots) to the kernel's free list
+// (free_slots), from which a new socket takes one and to which a closed one returns it.
+func fillFreeSlots(maps *ebpf.Collection) error {
+	slots, free := maps.Maps[bpf.NetintelMapSockSlots], maps.Maps[bpf.NetintelMapFreeSlots]
+	if slots == nil || free == nil {
+		return errors.New("net_intel: the eBPF object has no sock_slots or free_slots map")
+	}
+	if free.MaxEntries() < slots.MaxEntries() {
+		return fmt.Errorf("net_intel: free_slots holds %d slots, sock_slots has %d", free.MaxEntries(), slots.MaxEntries())
+	}
+	for i := uint32(0); i < slots.MaxEntries(); i++ {
+		if err := free.Update(nil, i, ebpf.UpdateAny); err != nil {
+			return fmt.Errorf("net_intel: fill free_slots: %w", err)
+		}
+	}
+	return nil
+}
+
 // loadPrograms creates the maps, then loads and attaches every program on its own, so a
 // tracepoint or a field this kernel lacks switches off that program's capability, never the
 // receiver. A required program that fails is an error naming it.
@@ -172,6 +190,10 @@ func loadPrograms(spec *ebpf.CollectionSpec, o loadOptions) (*loaded, error) {
 	}
 	l := &loaded{maps: maps, programs: map[string]*ebpf.Program{}}
 	copts.MapReplacements = maps.Maps
+	if err := fillFreeSlots(maps); err != nil {
+		maps.Close()
+		return nil, err
+	}
 
 	names := make([]string, 0, len(spec.Programs))
 	for name := range spec.Programs {
