@@ -110,6 +110,56 @@ func sum(b []uint64) uint64 {
 	return s
 }
 
+// TestKernelExplicitBucketsByLatency: the kernel files each healthy exchange in the explicit
+// bucket its latency falls in (judgingOptions' bounds: 1 ms, 10 ms, 100 ms, 1 s), at both ends:
+// /slow (150 ms, under the 1 s slow threshold, so still healthy) in (100 ms, 1 s], and its
+// healthy twin /items/<n> (well under 100 ms) in none of the buckets above 100 ms.
+func TestKernelExplicitBucketsByLatency(t *testing.T) {
+	src, _ := sharedJudging(t)
+	addr := judgedServer(t, "127.0.0.85:0")
+	port := netip.MustParseAddrPort(addr).Port()
+	client := keepAliveClient()
+	const fast, slow = 20, 4
+	for i := 0; i < fast; i++ {
+		if code := get(t, client, fmt.Sprintf("http://%s/items/%d", addr, i)); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	for i := 0; i < slow; i++ {
+		if code := get(t, client, "http://"+addr+"/slow"); code != 200 {
+			t.Fatalf("status %d", code)
+		}
+	}
+	// Both ends count an exchange before the client has its response: one drain holds them all.
+	got := map[Role]map[uint64]*HTTP1Aggregate{RoleClient: {}, RoleServer: {}}
+	for role, as := range drainOwn(t, src) {
+		for _, a := range as {
+			if a.Port == port && a.Status == 200 {
+				got[role][a.RouteKey] = a
+			}
+		}
+	}
+	for _, role := range []Role{RoleClient, RoleServer} {
+		items, slowAgg := got[role][RouteKey("/items/{id}")], got[role][RouteKey("/slow")]
+		if items == nil || slowAgg == nil {
+			t.Fatalf("%v: aggregates %+v, want /items/{id} and /slow", role, got[role])
+		}
+		// Every exchange of a key but its first (sent whole) is counted.
+		if items.Count != fast-1 || slowAgg.Count != slow-1 {
+			t.Errorf("%v: counts /items %d /slow %d, want %d and %d", role, items.Count, slowAgg.Count, fast-1, slow-1)
+		}
+		if slowAgg.Explicit[3] != slowAgg.Count || sum(slowAgg.Explicit[:]) != slowAgg.Count {
+			t.Errorf("%v: /slow explicit buckets %v, want all %d in (100ms, 1s] (index 3)", role, slowAgg.Explicit[:5], slowAgg.Count)
+		}
+		if slowAgg.Sum < time.Duration(slowAgg.Count)*150*time.Millisecond {
+			t.Errorf("%v: /slow latency sum %v for %d exchanges of 150 ms", role, slowAgg.Sum, slowAgg.Count)
+		}
+		if sum(items.Explicit[:3]) != items.Count || sum(items.Explicit[:]) != items.Count {
+			t.Errorf("%v: /items explicit buckets %v, want all %d at or under 100 ms", role, items.Explicit[:5], items.Count)
+		}
+	}
+}
+
 // TestKernelAggregatesHealthyHTTP1: healthy exchanges are counted in the kernel, not sent —
 // the drained counts and histograms equal the traffic driven — while a key's first exchange and
 // every error cross whole.
