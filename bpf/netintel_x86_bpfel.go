@@ -224,17 +224,17 @@ type NetintelScratchEvent struct {
 
 type NetintelSettings struct {
 	_               structs.HostLayout
-	SlowNs          uint64
-	MinLimitNs      uint64
-	SampleThreshold uint64
-	BoundsNs        [16]uint64
-	RecoveryNs      uint64
 	ErrorStatus     uint16
 	HaveLimits      uint8
 	HaveRules       uint8
 	Aggregate       uint8
 	PairLocal       uint8
 	Pad             [2]uint8
+	RecoveryNs      uint64
+	SlowNs          uint64
+	MinLimitNs      uint64
+	SampleThreshold uint64
+	BoundsNs        [16]uint64
 	RuleFilter      [4]uint64
 }
 
@@ -279,7 +279,7 @@ type NetintelSockState struct {
 	PairJudged   uint8
 	Pad2         [3]uint8
 	Slot1        uint32
-	Pad3         uint32
+	IoTgid       uint32
 	Key          NetintelAggKey
 	Stash        [272]uint8
 	RespStart    [32]uint8
@@ -327,7 +327,6 @@ const (
 	NetintelMapFds                    = "fds"
 	NetintelMapForks                  = "forks"
 	NetintelMapFreeSlots              = "free_slots"
-	NetintelMapKeyScratch             = "key_scratch"
 	NetintelMapLocalClients           = "local_clients"
 	NetintelMapRawEnters              = "raw_enters"
 	NetintelMapRawExits               = "raw_exits"
@@ -566,7 +565,6 @@ type NetintelMapSpecs struct {
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
 	FreeSlots       *ebpf.MapSpec `ebpf:"free_slots"`
-	KeyScratch      *ebpf.MapSpec `ebpf:"key_scratch"`
 	LocalClients    *ebpf.MapSpec `ebpf:"local_clients"`
 	RawEnters       *ebpf.MapSpec `ebpf:"raw_enters"`
 	RawExits        *ebpf.MapSpec `ebpf:"raw_exits"`
@@ -647,7 +645,6 @@ type NetintelMaps struct {
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
 	FreeSlots       *ebpf.Map `ebpf:"free_slots"`
-	KeyScratch      *ebpf.Map `ebpf:"key_scratch"`
 	LocalClients    *ebpf.Map `ebpf:"local_clients"`
 	RawEnters       *ebpf.Map `ebpf:"raw_enters"`
 	RawExits        *ebpf.Map `ebpf:"raw_exits"`
@@ -677,7 +674,6 @@ func (m *NetintelMaps) Close() error {
 		m.Fds,
 		m.Forks,
 		m.FreeSlots,
-		m.KeyScratch,
 		m.LocalClients,
 		m.RawEnters,
 		m.RawExits,

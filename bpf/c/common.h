@@ -151,7 +151,7 @@ struct sock_state {
 	__u8 pair_judged; /* pair_seq is the request of its first exchange judged while pending */
 	__u8 pad2[3];
 	__u32 slot1; /* this state's index in sock_slots, plus one */
-	__u32 pad3;
+	__u32 io_tgid; /* the process doing the exchange's I/O (a forked child may share the socket) */
 	/* The part of its exchanges' aggregate keys that is the socket's, made once (key_template):
 	 * role, family, port, peer (a local client's process looked up then). */
 	struct agg_key key;

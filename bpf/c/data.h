@@ -181,6 +181,11 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 			return stop(tgid, fd);
 		}
 	}
+	/* A send's sequence number (seq is 0 for sends) is read here, except for an HTTP/1 server's
+	 * response: only its record uses it, and http1_judge reads it when it sends one. */
+	bool seq_unread = dir == DIR_SEND && st->cls == CLASS_HTTP1 && st->info.role == ROLE_SERVER;
+	if (dir == DIR_SEND && !seq_unread)
+		seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq);
 	__u64 now = bpf_ktime_get_ns();
 	if (now - st->last_rtt_ns >= cfg_rtt_interval_ns) {
 		/* RTT, sampled here where the socket is in hand (not from tcp:tcp_probe, which runs on
@@ -274,7 +279,9 @@ static __always_inline int tcp_data(struct sock_state *st, __u32 tgid, int fd, _
 		}
 		if (status < 200 && status != 101)
 			return 0; /* 100 Continue, 103 Early Hints: the final response follows */
-		http1_judge(st, r.src, r.avail, status | ((__u64)version << 16) | ((__u64)seq << 32), now);
+		st->io_tgid = tgid;
+		http1_judge(st, r.src, r.avail,
+			    status | ((__u64)version << 16) | (seq_unread ? JUDGE_SEQ_UNREAD : 0) | ((__u64)seq << 32), now);
 		if (st->info.role == ROLE_CLIENT && status != 101)
 			client_quiet(st, sk, tgid, fd);
 		if (status == 101) {
@@ -373,15 +380,7 @@ static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
 	return fe;
 }
 
-/* fd_write_seq and fd_copied_seq: the sequence number of the next byte written / read. */
-static __always_inline __u32 fd_write_seq(struct fd_entry *fe)
-{
-	if (fe->transport != TRANSPORT_TCP)
-		return 0;
-	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
-	return BPF_CORE_READ(tp, write_seq);
-}
-
+/* fd_copied_seq: the sequence number of the next byte read (a send's is read in tcp_data). */
 static __always_inline __u32 fd_copied_seq(struct fd_entry *fe)
 {
 	if (fe->transport != TRANSPORT_TCP)
@@ -398,7 +397,7 @@ static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr,
 	struct fd_entry *fe = lookup_fd(tgid, fd);
 	if (!fe || size == 0)
 		return 0;
-	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, fd_write_seq(fe));
+	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, 0);
 }
 
 /* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are counted. */
@@ -544,7 +543,7 @@ static __always_inline int enter_sendv(int fd, __u64 buf, __u64 n, __u8 kind)
 	if (!st)
 		return 0;
 	struct buf_ref r = {.src = (__u64)iov[0].iov_base, .avail = iov[0].iov_len, .uaddr = uaddr};
-	return tcp_data(st, tgid, fd, DIR_SEND, kind, buf, total, fd_write_seq(fe), &r);
+	return tcp_data(st, tgid, fd, DIR_SEND, kind, buf, total, 0, &r);
 }
 
 static __always_inline int on_enter_close(const __u64 *args)

@@ -424,16 +424,6 @@ static __always_inline int emit_exchange(struct sock_state *st, struct sock *sk,
 
 /* --- judging ------------------------------------------------------------------------------- */
 
-/* An exchange's aggregate key, built here from the socket's template: not on the stack (see h2_walk
- * on stack sizes), and not in the socket's state either — http1_judge is a global function, whose
- * state pointer 6.1's verifier does not take as a map key. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct agg_key);
-} key_scratch SEC(".maps");
-
 /* Errors of the last recovery_ns, by owner, peer and route (an aggregate key without status,
  * version and pairing): the healthy exchanges that follow them are sent, so that a retried call's success
  * reaches user space with its failures. */
@@ -610,15 +600,12 @@ static __always_inline __u16 http1_port(struct sock_state *st)
 }
 
 /* exchange_key is the aggregate key of the socket's exchange in flight, with status: its template
- * completed, in key_scratch (NULL only if that map cannot be read). */
+ * completed in place, in the socket's state (st: the map value, which the verifier takes as a map
+ * key; http1_judge looks it up so). Not copied, not on the stack (see h2_walk on stack sizes). */
 static __always_inline struct agg_key *exchange_key(struct sock_state *st, struct sock *sk, __u16 status)
 {
-	__u32 zero = 0;
-	struct agg_key *k = bpf_map_lookup_elem(&key_scratch, &zero);
-	if (!k)
-		return NULL;
-	*k = *key_template(st, sk);
-	k->tgid = bpf_get_current_pid_tgid() >> 32;
+	struct agg_key *k = key_template(st, sk);
+	k->tgid = st->io_tgid;
 	k->method = st->method;
 	k->status = status;
 	k->version = st->version;
@@ -669,7 +656,7 @@ static __always_inline __u64 route_limit_ns(const struct settings *s, struct soc
 {
 	__u64 limit = s->slow_ns;
 	if (s->have_limits && latency >= s->min_limit_ns) {
-		struct limit_key k = {.tgid = bpf_get_current_pid_tgid() >> 32, .route = st->route};
+		struct limit_key k = {.tgid = st->io_tgid, .route = st->route};
 		struct route_limit *l = bpf_map_lookup_elem(&route_limits, &k);
 		if (l && l->latency_ns && l->latency_ns < limit)
 			limit = l->latency_ns;
@@ -871,12 +858,23 @@ static __always_inline bool recovering(struct agg_key *k, const struct settings 
 	return recent;
 }
 
+/* status_seq's bit saying its seq was not read (an HTTP/1 server's response): http1_judge reads the
+ * socket's write sequence when it sends the exchange, and only then. */
+#define JUDGE_SEQ_UNREAD (1ULL << 17)
+
 /* http1_judge judges the response whose first bytes are at rsrc (ravail of them): a healthy one
  * updates its aggregate, any other is sent with its request. status_seq is status | version << 16
- * | seq << 32; now: the response's time. A global function: the verifier checks it once, not once per
- * path that calls it. */
+ * | JUDGE_SEQ_UNREAD | seq << 32; now: the response's time; st->io_tgid: the process doing the
+ * I/O. A global function: the verifier checks it once, not once per path that calls it. */
 __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u64 status_seq, __u64 now)
 {
+	if (!st)
+		return 0;
+	/* The state again, as the map value it is: a global function's pointer argument is memory of
+	 * a size to the verifier, which 6.1 does not take as a map key; the value's key field is one
+	 * (exchange_key). An array lookup: no helper call. */
+	__u32 slot = st->slot1 - 1;
+	st = bpf_map_lookup_elem(&sock_slots, &slot);
 	if (!st)
 		return 0;
 	struct settings *s = settings();
@@ -917,6 +915,8 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 		if (!reasons)
 			return 0;
 	}
+	if (status_seq & JUDGE_SEQ_UNREAD)
+		seq = BPF_CORE_READ((struct tcp_sock *)sk, write_seq); /* at sys_enter: the response's first byte */
 	if (emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL) < 0 && s && s->aggregate &&
 	    !(reasons & HTTP1_NO_AGGREGATE)) {
 		/* Its record was lost to a full ring buffer: its span goes, its count stays. */

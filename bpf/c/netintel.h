@@ -248,19 +248,20 @@ struct rule_key {
 	__u64 prefix;
 };
 
-/* Runtime settings written by user space (one entry). */
+/* Runtime settings written by user space (one entry), laid out for a healthy exchange's judging:
+ * what it reads (the flags, the thresholds, the first bounds) is in the first cache line. */
 struct settings {
-	__u64 slow_ns; /* slow_request_threshold */
-	__u64 min_limit_ns; /* the smallest route_limit written: faster exchanges skip the lookup */
-	__u64 sample_threshold; /* keep when the request's randomness (56 bits) >= this; 2^56: none */
-	__u64 bounds_ns[MAX_BOUNDS]; /* explicit histogram bounds, ascending; 0 ends the list */
-	__u64 recovery_ns; /* after an error, healthy exchanges of its owner, peer and route are sent this long (0: never) */
 	__u16 error_status; /* error_status_threshold */
 	__u8 have_limits; /* route_limits has entries */
 	__u8 have_rules; /* route_rules has entries */
 	__u8 aggregate; /* judge HTTP/1 in the kernel (0: send every exchange) */
 	__u8 pair_local; /* judge a connection with both ends on this node once, on its server's socket (enum pair) */
 	__u8 pad[2];
+	__u64 recovery_ns; /* after an error, healthy exchanges of its owner, peer and route are sent this long (0: never) */
+	__u64 slow_ns; /* slow_request_threshold */
+	__u64 min_limit_ns; /* the smallest route_limit written: faster exchanges skip the lookup */
+	__u64 sample_threshold; /* keep when the request's randomness (56 bits) >= this; 2^56: none */
+	__u64 bounds_ns[MAX_BOUNDS]; /* explicit histogram bounds, ascending; 0 ends the list */
 	/* Bit (prefix ^ port) & 255 is set for every route rule: a segment whose prefix's bit is
 	 * clear has no rule, and costs no lookup. */
 	__u64 rule_filter[4];
