@@ -816,8 +816,6 @@ static __always_inline __u16 http1_status_rest(struct sock_state *st, const __u8
 static __always_inline void error_seen(struct sock_state *st, struct sock *sk, __u64 now)
 {
 	struct agg_key *k = exchange_key(st, sk, 0);
-	if (!k)
-		return;
 	k->version = 0;
 	k->paired = 0; /* the retry may come unpaired (a new connection) or paired (this one, next) */
 	struct error_slot *slot = error_slot_of(k);
@@ -904,8 +902,6 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 		error_seen(st, sk, now);
 	if (!reasons && s) {
 		struct agg_key *k = exchange_key(st, sk, 0);
-		if (!k)
-			return 0;
 		if (recovering(k, s, now))
 			reasons = HTTP1_RECOVERY;
 		else {
@@ -920,9 +916,7 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 	if (emit_exchange(st, sk, rsrc, ravail, status, reasons, seq, now, NULL) < 0 && s && s->aggregate &&
 	    !(reasons & HTTP1_NO_AGGREGATE)) {
 		/* Its record was lost to a full ring buffer: its span goes, its count stays. */
-		struct agg_key *k = exchange_key(st, sk, status);
-		if (k)
-			aggregate(k, s, latency, true);
+		aggregate(exchange_key(st, sk, status), s, latency, true);
 	}
 	return 0;
 }
