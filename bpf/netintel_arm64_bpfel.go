@@ -116,6 +116,15 @@ type NetintelFdEntry struct {
 	Pad       [7]uint8
 }
 
+type NetintelFdHot struct {
+	_     structs.HostLayout
+	Key   uint64
+	Sk    uint64
+	Slot1 uint32
+	Quiet uint32
+	Check uint64
+}
+
 type NetintelFdKey struct {
 	_    structs.HostLayout
 	Tgid uint32
@@ -323,6 +332,7 @@ const (
 	NetintelMapDups                   = "dups"
 	NetintelMapErrorSlots             = "error_slots"
 	NetintelMapEvents                 = "events"
+	NetintelMapFdCache                = "fd_cache"
 	NetintelMapFdOwners               = "fd_owners"
 	NetintelMapFds                    = "fds"
 	NetintelMapForks                  = "forks"
@@ -403,6 +413,7 @@ const (
 	NetintelVarCfgDns                 = "cfg_dns"
 	NetintelVarCfgDnsPorts            = "cfg_dns_ports"
 	NetintelVarCfgExcludeTgid         = "cfg_exclude_tgid"
+	NetintelVarCfgFdCacheMask         = "cfg_fd_cache_mask"
 	NetintelVarCfgGrpc                = "cfg_grpc"
 	NetintelVarCfgHttp                = "cfg_http"
 	NetintelVarCfgHttpPorts           = "cfg_http_ports"
@@ -549,6 +560,7 @@ type NetintelMapSpecs struct {
 	Dups            *ebpf.MapSpec `ebpf:"dups"`
 	ErrorSlots      *ebpf.MapSpec `ebpf:"error_slots"`
 	Events          *ebpf.MapSpec `ebpf:"events"`
+	FdCache         *ebpf.MapSpec `ebpf:"fd_cache"`
 	FdOwners        *ebpf.MapSpec `ebpf:"fd_owners"`
 	Fds             *ebpf.MapSpec `ebpf:"fds"`
 	Forks           *ebpf.MapSpec `ebpf:"forks"`
@@ -573,6 +585,7 @@ type NetintelVariableSpecs struct {
 	CfgDns            *ebpf.VariableSpec `ebpf:"cfg_dns"`
 	CfgDnsPorts       *ebpf.VariableSpec `ebpf:"cfg_dns_ports"`
 	CfgExcludeTgid    *ebpf.VariableSpec `ebpf:"cfg_exclude_tgid"`
+	CfgFdCacheMask    *ebpf.VariableSpec `ebpf:"cfg_fd_cache_mask"`
 	CfgGrpc           *ebpf.VariableSpec `ebpf:"cfg_grpc"`
 	CfgHttp           *ebpf.VariableSpec `ebpf:"cfg_http"`
 	CfgHttpPorts      *ebpf.VariableSpec `ebpf:"cfg_http_ports"`
@@ -629,6 +642,7 @@ type NetintelMaps struct {
 	Dups            *ebpf.Map `ebpf:"dups"`
 	ErrorSlots      *ebpf.Map `ebpf:"error_slots"`
 	Events          *ebpf.Map `ebpf:"events"`
+	FdCache         *ebpf.Map `ebpf:"fd_cache"`
 	FdOwners        *ebpf.Map `ebpf:"fd_owners"`
 	Fds             *ebpf.Map `ebpf:"fds"`
 	Forks           *ebpf.Map `ebpf:"forks"`
@@ -658,6 +672,7 @@ func (m *NetintelMaps) Close() error {
 		m.Dups,
 		m.ErrorSlots,
 		m.Events,
+		m.FdCache,
 		m.FdOwners,
 		m.Fds,
 		m.Forks,
@@ -683,6 +698,7 @@ type NetintelVariables struct {
 	CfgDns            *ebpf.Variable `ebpf:"cfg_dns"`
 	CfgDnsPorts       *ebpf.Variable `ebpf:"cfg_dns_ports"`
 	CfgExcludeTgid    *ebpf.Variable `ebpf:"cfg_exclude_tgid"`
+	CfgFdCacheMask    *ebpf.Variable `ebpf:"cfg_fd_cache_mask"`
 	CfgGrpc           *ebpf.Variable `ebpf:"cfg_grpc"`
 	CfgHttp           *ebpf.Variable `ebpf:"cfg_http"`
 	CfgHttpPorts      *ebpf.Variable `ebpf:"cfg_http_ports"`

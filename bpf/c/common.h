@@ -40,6 +40,10 @@
  * for the call, 6.1's verifier does not carry the comparison's bound to the reloaded copy. */
 #define clamp_len(v, cap) asm volatile("if %[x] <= %[c] goto +1; %[x] = %[c]" : [x] "+r"(v) : [c] "i"(cap))
 
+/* no_merge keeps clang from folding the tests around it into one: two pointers tested for NULL
+ * become (a | b) == 0, and the verifier refuses arithmetic on pointers. */
+#define no_merge() asm volatile("" ::: "memory")
+
 /* Configuration, rewritten by the loader before the programs are loaded. */
 const volatile __u32 cfg_exclude_tgid = 0;
 const volatile __u32 cfg_max_payload = 512;
@@ -223,6 +227,72 @@ struct {
 	__type(key, struct fd_key);
 	__type(value, struct fd_entry);
 } fds SEC(".maps");
+
+/* The fd table's hot copy: a direct-mapped array in front of fds, indexed by a hash of the fd's
+ * {tgid, fd}. A hit names the socket's state (or says the fd is quiet) without the hash map's
+ * lookup, which is a call, a hash and two cache lines more on every read and write. The data
+ * path fills a slot once an fd's TCP state is known; every change of fds (close, stop, a new
+ * socket or dup on the fd, a quiet client) empties the fd's slot, so a hit is never staler than
+ * fds. Two CPUs filling one slot at once (colliding fds) may leave it torn; each slot carries a
+ * check of its fields, so a torn slot reads as a miss, never as one fd's key with another's
+ * socket. A miss costs the lookup in fds it always did. Sized by the loader (a power of two). */
+struct fd_hot {
+	__u64 key; /* tgid << 32 | fd; 0: empty */
+	__u64 sk;
+	__u32 slot1;
+	__u32 quiet;
+	__u64 check;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 16384);
+	__type(key, __u32);
+	__type(value, struct fd_hot);
+} fd_cache SEC(".maps");
+
+/* fd_cache's size less one, set by the loader with the map's size. */
+const volatile __u32 cfg_fd_cache_mask = 16383;
+
+static __always_inline __u64 fd_hot_key(__u32 tgid, int fd)
+{
+	return ((__u64)tgid << 32) | (__u32)fd;
+}
+
+static __always_inline __u64 fd_hot_check(__u64 key, __u64 sk, __u32 slot1, __u32 quiet)
+{
+	return (key * 0x9E3779B97F4A7C15ULL) ^ (sk * 0xC2B2AE3D27D4EB4FULL) ^
+	       ((((__u64)quiet << 32) | slot1) * 0x165667B19E3779F9ULL) ^ 1;
+}
+
+static __always_inline struct fd_hot *fd_hot_slot(__u64 key)
+{
+	__u32 i = (__u32)((key * 0x9E3779B97F4A7C15ULL) >> 32) & cfg_fd_cache_mask;
+	return bpf_map_lookup_elem(&fd_cache, &i);
+}
+
+/* fd_hot_put fills key's slot: the key last, so a reader meanwhile misses. */
+static __always_inline void fd_hot_put(__u64 key, __u64 sk, __u32 slot1, __u32 quiet)
+{
+	struct fd_hot *h = fd_hot_slot(key);
+	if (!h)
+		return;
+	h->key = 0;
+	h->sk = sk;
+	h->slot1 = slot1;
+	h->quiet = quiet;
+	h->check = fd_hot_check(key, sk, slot1, quiet);
+	h->key = key;
+}
+
+/* fd_hot_drop empties key's slot, if it holds key. */
+static __always_inline void fd_hot_drop(__u32 tgid, int fd)
+{
+	__u64 key = fd_hot_key(tgid, fd);
+	struct fd_hot *h = fd_hot_slot(key);
+	if (h && h->key == key)
+		h->key = 0;
+}
 
 /* How many fds each process has in the fd table: a fork of a process with none copies nothing. */
 struct {

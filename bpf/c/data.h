@@ -160,6 +160,7 @@ static __always_inline void client_quiet(struct sock_state *st, struct sock *sk,
 	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &fk);
 	if (fe)
 		fe->quiet = 1;
+	fd_hot_drop(tgid, fd);
 	count(COUNTER_HTTP1_PAIRED);
 }
 
@@ -354,38 +355,63 @@ static __always_inline int udp_data(struct fd_entry *fe, __u32 tgid, int fd, __u
 	return udp_datagram(fe, buf, total, addr, (__u32)fd | ((__u64)dir << 32) | ((__u64)kind << 40));
 }
 
-/* data dispatches one read or write of a tracked socket. */
-static __always_inline int data(struct fd_entry *fe, __u32 tgid, int fd, __u8 dir, __u8 kind, __u64 buf,
-				__u64 total, __u64 addr, __u32 seq)
-{
-	if (fe->transport == TRANSPORT_UDP)
-		return udp_data(fe, tgid, fd, dir, kind, buf, total, addr);
-	struct sock_state *st = tcp_state(fe);
-	if (!st)
-		return 0;
-	return tcp_data(st, tgid, fd, dir, kind, buf, total, seq, NULL);
-}
-
-/* lookup_fd returns the tracked socket behind fd of the current process, NULL for any other fd. */
+/* lookup_fd returns the tracked socket behind fd of the current process, NULL for any other fd
+ * (and for a quiet one, which it enters in fd_cache as such). */
 static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
 {
 	if (excluded_tgid(tgid))
 		return NULL;
 	struct fd_key k = {.tgid = tgid, .fd = fd};
 	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
-	if (!fe || fe->quiet)
+	if (!fe)
 		return NULL;
+	if (fe->quiet) {
+		fd_hot_put(fd_hot_key(tgid, fd), fe->sk, 0, 1);
+		return NULL;
+	}
 	if (!resolve(fe, tgid, fd))
 		return NULL;
 	return fe;
 }
 
-/* fd_copied_seq: the sequence number of the next byte read (a send's is read in tcp_data). */
-static __always_inline __u32 fd_copied_seq(struct fd_entry *fe)
+/* socket_of finds the socket behind fd of process tgid: a TCP socket's state, from fd_cache when
+ * it holds the fd (no hash lookup), else through fds (then cached). NULL for a UDP socket, whose
+ * fd entry is then in *udp, and for any fd not followed (a quiet one too). */
+static __always_inline struct sock_state *socket_of(__u32 tgid, int fd, struct fd_entry **udp)
 {
-	if (fe->transport != TRANSPORT_TCP)
-		return 0;
-	struct tcp_sock *tp = (struct tcp_sock *)fe->sk;
+	__u64 key = fd_hot_key(tgid, fd);
+	struct fd_hot *h = fd_hot_slot(key);
+	if (h && h->key == key) {
+		/* Copied once, checked, then used: a slot filled meanwhile fails the check. */
+		__u64 sk = h->sk;
+		__u32 slot1 = h->slot1, quiet = h->quiet;
+		if (h->check == fd_hot_check(key, sk, slot1, quiet)) {
+			if (quiet)
+				return NULL;
+			struct sock_state *st = slot_state(slot1, sk);
+			if (st)
+				return st;
+			/* Its socket's state is gone (closed, its slot reused): fds decides. */
+		}
+	}
+	struct fd_entry *fe = lookup_fd(tgid, fd);
+	if (!fe)
+		return NULL;
+	if (fe->transport != TRANSPORT_TCP) {
+		*udp = fe;
+		return NULL;
+	}
+	struct sock_state *st = tcp_state(fe);
+	if (st)
+		fd_hot_put(key, fe->sk, st->slot1, 0);
+	return st;
+}
+
+/* copied_seq: the sequence number of a TCP socket's next byte read (a send's is read in
+ * tcp_data). */
+static __always_inline __u32 copied_seq(__u64 sk)
+{
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
 	return BPF_CORE_READ(tp, copied_seq);
 }
 
@@ -393,11 +419,16 @@ static __always_inline __u32 fd_copied_seq(struct fd_entry *fe)
  * (a short write sends the rest again later, which the sequence number tells apart). */
 static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr, __u8 kind)
 {
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct fd_entry *fe = lookup_fd(tgid, fd);
-	if (!fe || size == 0)
+	if (size == 0)
 		return 0;
-	return data(fe, tgid, fd, DIR_SEND, kind, buf, size, addr, 0);
+	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
+	struct fd_entry *udp = NULL;
+	struct sock_state *st = socket_of(tgid, fd, &udp);
+	if (st)
+		return tcp_data(st, tgid, fd, DIR_SEND, kind, buf, size, 0, NULL);
+	if (udp)
+		return udp_data(udp, tgid, fd, DIR_SEND, kind, buf, size, addr);
+	return 0;
 }
 
 /* Messages of one sendmmsg/recvmmsg call reported, from the first; further ones are counted. */
@@ -407,30 +438,29 @@ static __always_inline int enter_send(int fd, __u64 buf, __u64 size, __u64 addr,
 
 /* read-type syscalls are followed at sys_exit alone, where the bytes are: no program runs at
  * their sys_enter. The arguments are read back from the task's syscall registers (syscalls.h),
- * which the call leaves as they entered; fe is the fd's entry, found by the fd argument. */
-static __always_inline int exit_recv(struct fd_entry *fe, __u32 tgid, int fd, __u64 buf, long ret, __u64 flags,
-				     __u64 addr, __u8 kind)
+ * which the call leaves as they entered; st is the fd's TCP state, or fe its UDP entry (socket_of). */
+static __always_inline int exit_recv(struct sock_state *st, struct fd_entry *fe, __u32 tgid, int fd, __u64 buf,
+				     long ret, __u64 flags, __u64 addr, __u8 kind)
 {
-	if (!fe->sk || (flags & NI_MSG_PEEK))
+	if (flags & NI_MSG_PEEK)
 		return 0; /* a peek: the same bytes are read again, and followed then */
-	if (kind != BUF_MMSG) {
-		if (fe->transport == TRANSPORT_UDP)
-			return udp_data(fe, tgid, fd, DIR_RECV, kind, buf, (__u64)ret, addr);
-		struct sock_state *st = tcp_state(fe);
-		if (!st)
+	if (st) {
+		if (kind == BUF_MMSG) {
+			count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
 			return 0;
+		}
 		/* The sequence number of the first byte read: the socket's next byte to read, less
 		 * what this call read. */
-		__u32 seq = fd_copied_seq(fe) - (__u32)ret;
+		__u32 seq = copied_seq(st->sk) - (__u32)ret;
 		/* One call site: tcp_data is inlined once per program. */
 		return tcp_data(st, tgid, fd, DIR_RECV, kind, buf, (__u64)ret, seq, NULL);
 	}
+	if (!fe)
+		return 0;
+	if (kind != BUF_MMSG)
+		return udp_data(fe, tgid, fd, DIR_RECV, kind, buf, (__u64)ret, addr);
 	/* recvmmsg: datagrams (DNS resolvers batch their queries); ret counts messages, each
 	 * message's msg_len says what it moved. */
-	if (fe->transport != TRANSPORT_UDP) {
-		count_n(COUNTER_MMSG_TRUNCATED, ret); /* TCP byte streams are not followed through mmsg */
-		return 0;
-	}
 	for (int i = 0; i < MAX_MMSG; i++) {
 		if (i >= ret)
 			break;
@@ -505,9 +535,13 @@ static __always_inline __u64 iovec_total(__u64 iovp, __u64 iovcnt, int from)
 static __always_inline int enter_sendv(int fd, __u64 buf, __u64 n, __u8 kind)
 {
 	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
-	struct fd_entry *fe = lookup_fd(tgid, fd);
-	if (!fe)
-		return 0;
+	struct fd_entry *udp = NULL;
+	struct sock_state *st = socket_of(tgid, fd, &udp);
+	if (!st) {
+		no_merge(); /* two pointers' tests are not merged into an OR, which the verifier refuses */
+		if (!udp)
+			return 0;
+	}
 	__u64 iovp = buf, iovcnt = n, uaddr = 0;
 	if (kind == BUF_MSG) {
 		struct user_msghdr msg = {};
@@ -521,11 +555,11 @@ static __always_inline int enter_sendv(int fd, __u64 buf, __u64 n, __u8 kind)
 	}
 	if (iovcnt == 0)
 		return 0;
-	if (fe->transport != TRANSPORT_TCP) {
+	if (!st) {
 		__u64 total = iovec_total(iovp, iovcnt, 0);
 		if (total == 0)
 			return 0;
-		return udp_data(fe, tgid, fd, DIR_SEND, kind, buf, total, uaddr);
+		return udp_data(udp, tgid, fd, DIR_SEND, kind, buf, total, uaddr);
 	}
 	struct iovec iov[2] = {};
 	if (bpf_probe_read_user(iov, iovcnt >= 2 ? sizeof(iov) : sizeof(iov[0]), (void *)iovp) != 0) {
@@ -538,9 +572,6 @@ static __always_inline int enter_sendv(int fd, __u64 buf, __u64 n, __u8 kind)
 	if (iovcnt > 2)
 		total += iovec_total(iovp, iovcnt, 2);
 	if (total == 0)
-		return 0;
-	struct sock_state *st = tcp_state(fe);
-	if (!st)
 		return 0;
 	struct buf_ref r = {.src = (__u64)iov[0].iov_base, .avail = iov[0].iov_len, .uaddr = uaddr};
 	return tcp_data(st, tgid, fd, DIR_SEND, kind, buf, total, 0, &r);

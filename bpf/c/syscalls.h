@@ -163,36 +163,49 @@ static __always_inline void raw_args(struct bpf_raw_tracepoint_args *ctx, __u64 
 /* recv_exit follows a read-type syscall at its exit, from its saved registers (regs): the fd
  * first, then, on a followed socket, the rest. flags_arg and addr_arg name the argument holding
  * the call's flags and source address (-1: none). */
-static __always_inline int recv_exit(long ret, struct pt_regs *regs, bool btf, __u8 kind, int flags_arg, int addr_arg)
+static __always_inline int recv_exit(long ret, struct pt_regs *regs, __u32 tgid, bool btf, __u8 kind, int flags_arg,
+				     int addr_arg)
 {
-	if (ret <= 0 || !regs)
+	if (!regs)
 		return 0;
-	__u32 tgid = bpf_get_current_pid_tgid() >> 32;
 	int fd = (int)syscall_arg(regs, 0, btf);
-	struct fd_entry *fe = lookup_fd(tgid, fd);
-	if (!fe)
-		return 0;
+	struct fd_entry *udp = NULL;
+	struct sock_state *st = socket_of(tgid, fd, &udp);
+	if (!st) {
+		no_merge(); /* two pointers' tests are not merged into an OR, which the verifier refuses */
+		if (!udp)
+			return 0;
+	}
 	__u64 buf = syscall_arg(regs, 1, btf), flags = 0, addr = 0;
 	if (flags_arg >= 0)
 		flags = syscall_arg(regs, flags_arg, btf);
 	if (addr_arg >= 0)
 		addr = syscall_arg(regs, addr_arg, btf);
-	return exit_recv(fe, tgid, fd, buf, ret, flags, addr, kind);
+	return exit_recv(st, udp, tgid, fd, buf, ret, flags, addr, kind);
 }
 
-/* A read-type syscall, at its exit only: the classic tracepoint finds the registers through the
- * task, the raw one has them in its arguments. */
+/* A read-type syscall, at its exit only: the classic tracepoint finds the registers (and the
+ * process) through the task, the raw one has the registers in its arguments. A call that read
+ * nothing costs no helper call. */
 #define RECV(name, kind, flags_arg, addr_arg)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
 	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
 	{                                                                                   \
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
-		return recv_exit(ctx->ret, regs, true, kind, flags_arg, addr_arg);          \
+		long ret = ctx->ret;                                                        \
+		if (ret <= 0)                                                               \
+			return 0;                                                           \
+		struct task_struct *task = bpf_get_current_task_btf();                      \
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);            \
+		return recv_exit(ret, regs, task->tgid, true, kind, flags_arg, addr_arg);   \
 	}                                                                                   \
 	SEC("raw_tp")                                                                       \
 	int ni_raw_exit_##name(struct bpf_raw_tracepoint_args *ctx)                         \
 	{                                                                                   \
-		return recv_exit((long)ctx->args[1], (struct pt_regs *)ctx->args[0], false, kind, flags_arg, addr_arg); \
+		long ret = (long)ctx->args[1];                                              \
+		if (ret <= 0)                                                               \
+			return 0;                                                           \
+		return recv_exit(ret, (struct pt_regs *)ctx->args[0], bpf_get_current_pid_tgid() >> 32, false, kind, \
+				 flags_arg, addr_arg);                                      \
 	}
 
 /* The data path: sends at sys_enter, receives at sys_exit. */

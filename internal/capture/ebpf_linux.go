@@ -104,6 +104,7 @@ func (s *ebpfSource) load() error {
 	spec.Maps[bpf.NetintelMapSocks].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapSockSlots].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapFreeSlots].MaxEntries = uint32(s.opts.MaxSockets)
+	spec.Maps[bpf.NetintelMapFdCache].MaxEntries = fdCacheSlots(s.opts.MaxSockets)
 	if cpus, err := ebpf.PossibleCPU(); err == nil {
 		aggs := spec.Maps[bpf.NetintelMapAggregates]
 		aggs.MaxEntries = aggregateEntries(int(aggs.ValueSize), cpus)
@@ -190,6 +191,7 @@ func (s *ebpfSource) configure(spec *ebpf.CollectionSpec) error {
 		{"cfg_https_ports", ports(o.HTTPSPorts)},
 		{"cfg_dns_ports", ports(o.DNSPorts)},
 		{"cfg_wakeup_bytes", uint64(o.RingBufferSize / wakeupFraction)},
+		{"cfg_fd_cache_mask", fdCacheSlots(o.MaxSockets) - 1},
 	}
 	for _, v := range vars {
 		vs, ok := spec.Variables[v.name]
@@ -201,6 +203,16 @@ func (s *ebpfSource) configure(spec *ebpf.CollectionSpec) error {
 		}
 	}
 	return nil
+}
+
+// fdCacheSlots is the size of the fd table's hot copy (fd_cache): the power of two at or above
+// the fd table's, so that each followed fd has about a slot of its own.
+func fdCacheSlots(maxSockets int) uint32 {
+	n := uint32(1)
+	for n < uint32(maxSockets) && n < 1<<20 {
+		n <<= 1
+	}
+	return n
 }
 
 func b2u8(b bool) uint8 {

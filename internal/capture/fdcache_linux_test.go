@@ -1,0 +1,146 @@
+package capture
+
+import (
+	"bufio"
+	"bytes"
+	"net"
+	"net/http"
+	"net/netip"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestKernelFdCacheFollowsTheFd checks the fd table's hot copy (fd_cache) against what an fd
+// names now, not what it named: a client socket's fd is used (its slot filled), duplicated, and
+// closed; the same fd number then names a file, written and read with HTTP bytes while the socket
+// lives on through the duplicate. The file's bytes must never be taken for the socket's (a
+// stale slot would hand them to the live socket's state), and the socket's next exchange, on the
+// duplicate, is judged as its own.
+func TestKernelFdCacheFollowsTheFd(t *testing.T) {
+	_, c := sharedKernel(t)
+	c = c.view()
+	ln, err := net.Listen("tcp4", "127.0.0.47:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		r := bufio.NewReader(conn)
+		for {
+			req, err := http.ReadRequest(r)
+			if err != nil {
+				return
+			}
+			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+			_ = req.Body.Close()
+		}
+	}()
+
+	// A blocking socket driven by plain syscalls, so the test knows its fd numbers.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := ln.Addr().(*net.TCPAddr)
+	sa := &unix.SockaddrInet4{Port: srv.Port}
+	copy(sa.Addr[:], srv.IP.To4())
+	if err := unix.Connect(fd, sa); err != nil {
+		unix.Close(fd)
+		t.Fatal(err)
+	}
+	exchange := func(fd int, route string) {
+		t.Helper()
+		req := "GET " + route + " HTTP/1.1\r\nHost: fdcache\r\n\r\n"
+		if _, err := unix.Write(fd, []byte(req)); err != nil {
+			t.Fatal(err)
+		}
+		_ = unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 5})
+		var got []byte
+		buf := make([]byte, 256)
+		for !bytes.Contains(got, []byte("\r\n\r\n")) {
+			n, err := unix.Read(fd, buf)
+			if err != nil || n == 0 {
+				t.Fatalf("%s: read %q: %v", route, got, err)
+			}
+			got = append(got, buf[:n]...)
+		}
+	}
+	local, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	l4 := local.(*unix.SockaddrInet4)
+	client := netip.AddrPortFrom(netip.AddrFrom4(l4.Addr), uint16(l4.Port))
+	exchange(fd, "/fdcache/before") // the fd's slot is filled by its reads and writes
+	c.waitHTTP1(t, "exchange before the close", func(e *HTTP1Event) bool {
+		return e.Socket.Local == client && bytes.HasPrefix(e.Request, []byte("GET /fdcache/before "))
+	})
+
+	dup, err := unix.Dup(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(dup)
+	if err := unix.Close(fd); err != nil {
+		t.Fatal(err)
+	}
+	// The lowest free fd is most likely the one just closed; if not, the file is moved onto it
+	// (dup2 replaces an fd too, and must empty its slot the same way).
+	path := filepath.Join(t.TempDir(), "not-a-socket")
+	file, err := unix.Open(path, unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file != fd {
+		t.Logf("open gave fd %d, not %d: moved onto it with dup3", file, fd)
+		if err := unix.Dup3(file, fd, 0); err != nil {
+			t.Fatal(err)
+		}
+		unix.Close(file)
+	}
+	defer unix.Close(fd)
+	fileReq := []byte("GET /fdcache/file HTTP/1.1\r\nHost: fdcache\r\n\r\n")
+	fileResp := []byte("HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n")
+	for i := 0; i < 3; i++ {
+		if _, err := unix.Write(fd, fileReq); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := unix.Write(fd, fileResp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := unix.Seek(fd, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 512)
+	if n, err := unix.Read(fd, buf); err != nil || n == 0 {
+		t.Fatalf("read the file back: %d, %v", n, err)
+	}
+
+	// The socket, alive through its duplicate, has its next exchange judged as its own.
+	exchange(dup, "/fdcache/after")
+	after := c.waitHTTP1(t, "client exchange after the close", func(e *HTTP1Event) bool {
+		return e.Socket.Local == client && !bytes.HasPrefix(e.Request, []byte("GET /fdcache/before "))
+	})
+	if !bytes.HasPrefix(after.Request, []byte("GET /fdcache/after ")) || after.Status != 200 {
+		t.Errorf("the socket's exchange after the close: request %q status %d, want GET /fdcache/after and 200 (the file's bytes taken for the socket's?)", after.Request, after.Status)
+	}
+	time.Sleep(200 * time.Millisecond) // anything the file's bytes set off would be here by now
+	for _, ev := range c.snapshot() {
+		switch {
+		case ev.HTTP1 != nil && (bytes.Contains(ev.HTTP1.Request, []byte("/fdcache/file")) || ev.HTTP1.Status == 500):
+			t.Errorf("the file's bytes were taken for the socket's: exchange %q status %d on %v", ev.HTTP1.Request, ev.HTTP1.Status, ev.HTTP1.Socket)
+		case ev.Data != nil && strings.Contains(string(ev.Data.Payload), "/fdcache/file"):
+			t.Errorf("the file's bytes crossed as the socket's data: %q on %v", ev.Data.Payload, ev.Data.Socket)
+		}
+	}
+}
