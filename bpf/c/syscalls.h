@@ -184,9 +184,8 @@ static __always_inline int recv_exit(long ret, struct pt_regs *regs, __u32 tgid,
 	return exit_recv(st, udp, tgid, fd, buf, ret, flags, addr, kind);
 }
 
-/* A read-type syscall, at its exit only: the classic tracepoint finds the registers (and the
- * process) through the task, the raw one has the registers in its arguments. A call that read
- * nothing costs no helper call. */
+/* A read-type syscall, at its exit only: the classic tracepoint finds the registers through the
+ * task, the raw one has them in its arguments. A call that read nothing costs no helper call. */
 #define RECV(name, kind, flags_arg, addr_arg)                                              \
 	SEC("tracepoint/syscalls/sys_exit_" #name)                                          \
 	int ni_exit_##name(struct trace_event_raw_sys_exit *ctx)                            \
@@ -194,9 +193,11 @@ static __always_inline int recv_exit(long ret, struct pt_regs *regs, __u32 tgid,
 		long ret = ctx->ret;                                                        \
 		if (ret <= 0)                                                               \
 			return 0;                                                           \
-		struct task_struct *task = bpf_get_current_task_btf();                      \
-		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(task);            \
-		return recv_exit(ret, regs, task->tgid, true, kind, flags_arg, addr_arg);   \
+		/* The process by the helper, not task->tgid: a typed load whose offset is    \
+		 * another kernel's fails the verifier of this one (TestKernelPrograms-        \
+		 * RelocateOnOtherKernels loads the programs against other kernels' BTF). */   \
+		struct pt_regs *regs = (struct pt_regs *)bpf_task_pt_regs(bpf_get_current_task_btf()); \
+		return recv_exit(ret, regs, bpf_get_current_pid_tgid() >> 32, true, kind, flags_arg, addr_arg); \
 	}                                                                                   \
 	SEC("raw_tp")                                                                       \
 	int ni_raw_exit_##name(struct bpf_raw_tracepoint_args *ctx)                         \
