@@ -23,6 +23,12 @@ static __always_inline void sock_free(__u64 sk)
 	bpf_map_push_elem(&free_slots, &i, 0);
 }
 
+/* sock_closed says whether TCP socket sk has reached TCP_CLOSE. */
+static __always_inline bool sock_closed(struct sock *sk)
+{
+	return BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE;
+}
+
 /* sock_state_get returns the state of sk, creating it when asked. */
 static __always_inline struct sock_state *sock_state_get(struct sock *sk, bool create)
 {
@@ -705,6 +711,8 @@ static __always_inline int exit_accept(long ret)
 	struct sock *sk = sock_from_fd(fd);
 	if (!sk || sock_transport(sk) != TRANSPORT_TCP)
 		return 0;
+	if (sock_closed(sk))
+		return 0; /* reset before it was accepted: no state (see tcp_state), nothing to follow */
 	struct sock_info *info = sock_info_get(sk, true);
 	if (!info)
 		return 0;
@@ -739,6 +747,11 @@ static __always_inline struct sock_state *tcp_state(struct fd_entry *fe)
 	struct sock *sk = (struct sock *)fe->sk;
 	st = sock_find(fe->sk);
 	if (!st) {
+		/* A socket that already closed (a write after the peer's reset: its CLOSE freed
+		 * its state) gets none. No CLOSE would free it, and a socket the kernel allocates
+		 * at the same address later would find it: its class, its open already sent. */
+		if (sock_closed(sk))
+			return NULL;
 		st = sock_state_get(sk, true);
 		if (!st)
 			return NULL;

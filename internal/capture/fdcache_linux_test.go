@@ -3,6 +3,8 @@ package capture
 import (
 	"bufio"
 	"bytes"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
@@ -142,5 +144,110 @@ func TestKernelFdCacheFollowsTheFd(t *testing.T) {
 		case ev.Data != nil && strings.Contains(string(ev.Data.Payload), "/fdcache/file"):
 			t.Errorf("the file's bytes crossed as the socket's data: %q on %v", ev.Data.Payload, ev.Data.Socket)
 		}
+	}
+}
+
+// TestKernelNoStateForClosedSocket: a server that writes to a connection its client already
+// reset (the reset's CLOSE freed the socket's state) must not make the socket a new state. No
+// CLOSE comes to free it (closing a reset socket changes no state), and the next socket the
+// kernel allocates at the same address finds it, with the dead connection's class: one judged
+// as bytes of no protocol is then not judged as HTTP/1 at all (the flake of
+// TestKernelReceiveAtExitWithPeek's marker). 40 connections one after another (the kernel reuses
+// the address): each has an exchange, then the client resets it and the server writes bytes of no
+// protocol to it; every connection's exchange must be judged on the server's side. The first
+// connection is the healthy twin: no dead state precedes it.
+func TestKernelNoStateForClosedSocket(t *testing.T) {
+	_, c := sharedKernel(t) // judging off: every exchange is sent
+	c = c.view()
+	ln, err := net.Listen("tcp4", "127.0.0.48:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := addrPort(ln.Addr())
+	const conns = 40
+	for i := 0; i < conns; i++ {
+		accepted := make(chan net.Conn, 1)
+		go func() {
+			conn, err := ln.Accept()
+			if err != nil {
+				accepted <- nil
+				return
+			}
+			accepted <- conn
+		}()
+		client, err := net.Dial("tcp4", srv.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		server := <-accepted
+		if server == nil {
+			t.Fatal("accept failed")
+		}
+		_ = server.SetDeadline(time.Now().Add(5 * time.Second))
+		_ = client.SetDeadline(time.Now().Add(5 * time.Second))
+		req := fmt.Sprintf("GET /closed/%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		resp := "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+		if _, err := io.WriteString(client, req); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(server, make([]byte, len(req))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.WriteString(server, resp); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := io.ReadFull(client, make([]byte, len(resp))); err != nil {
+			t.Fatal(err)
+		}
+		if err := client.(*net.TCPConn).SetLinger(0); err != nil {
+			t.Fatal(err)
+		}
+		client.Close() // a reset: the server's socket goes to CLOSE
+		if _, err := server.Read(make([]byte, 16)); err == nil {
+			t.Fatal("the server read data from a reset connection")
+		}
+		// The late write, traced at sys_enter, on a socket already closed: bytes of no protocol.
+		_, _ = server.Write([]byte{0x00, 0x01, 'l', 'a', 't', 'e', 0x00, 0x02})
+		server.Close()
+	}
+	// Each side's judged exchanges, by target: the kernel may give the dead socket's address to
+	// the next connection's client socket or to its server socket.
+	judged := func() map[string]int {
+		got := map[string]int{}
+		for _, ev := range c.snapshot() {
+			if ev.HTTP1 == nil || (ev.HTTP1.Socket.Local != srv && ev.HTTP1.Socket.Remote != srv) {
+				continue
+			}
+			if f := strings.Fields(string(ev.HTTP1.Request)); len(f) > 1 {
+				got[f[1]]++
+			}
+		}
+		return got
+	}
+	complete := func(got map[string]int) bool {
+		for i := 0; i < conns; i++ {
+			if got[fmt.Sprintf("/closed/%d", i)] < 2 {
+				return false
+			}
+		}
+		return true
+	}
+	deadline := time.Now().Add(waitBudget)
+	for !complete(judged()) && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	got := judged()
+	var missing []string
+	for i := 0; i < conns; i++ {
+		if p := fmt.Sprintf("/closed/%d", i); got[p] < 2 {
+			missing = append(missing, fmt.Sprintf("%s (%d sides)", p, got[p]))
+		}
+	}
+	if got["/closed/0"] < 2 {
+		t.Errorf("the first connection's exchange was not judged on both sides: %d", got["/closed/0"])
+	}
+	if len(missing) > 0 {
+		t.Errorf("%d of %d connections, each after one reset and written to late, not judged on both sides (a socket found the dead socket's state at its address): %v", len(missing), conns, missing)
 	}
 }
