@@ -232,8 +232,10 @@ struct {
  * {tgid, fd}. A hit names the socket's state (or says the fd is quiet) without the hash map's
  * lookup, which is a call, a hash and two cache lines more on every read and write. The data
  * path fills a slot once an fd's TCP state is known; every change of fds (close, stop, a new
- * socket or dup on the fd, a quiet client) empties the fd's slot, so a hit is never staler than
- * fds. Two CPUs filling one slot at once (colliding fds) may leave it torn; each slot carries a
+ * socket or dup on the fd, a quiet client) empties the fd's slot. One race is left: a fill by a
+ * call on the fd while another thread closes it may land after the close emptied the slot; the
+ * slot then lasts until the fd's next change, or until its socket's state is gone. Two CPUs
+ * filling one slot at once (colliding fds) may leave it torn; each slot carries a
  * check of its fields, so a torn slot reads as a miss, never as one fd's key with another's
  * socket. A miss costs the lookup in fds it always did. Sized by the loader (a power of two). */
 struct fd_hot {
