@@ -48,6 +48,8 @@ type ebpfSource struct {
 	eventsRead   atomic.Uint64
 	readErrors   atomic.Uint64
 	queueDropped atomic.Uint64
+	exitedFDs    atomic.Uint64
+	stopSweep    chan struct{} // closed by Close: ends sweepLoop
 }
 
 // NewEBPF returns the kernel capture source. Nothing touches the kernel before Start.
@@ -59,7 +61,7 @@ func NewEBPF(opts Options, logger *zap.Logger) (Source, error) {
 		logger = zap.NewNop()
 	}
 	opts = opts.withDefaults()
-	return &ebpfSource{opts: opts, logger: logger, events: make(chan Event, opts.QueueSize)}, nil
+	return &ebpfSource{opts: opts, logger: logger, events: make(chan Event, opts.QueueSize), stopSweep: make(chan struct{})}, nil
 }
 
 // Start checks the machine, loads and attaches the programs and starts reading.
@@ -80,9 +82,42 @@ func (s *ebpfSource) Start(_ context.Context) error {
 		return err
 	}
 	s.started = true
-	s.wg.Add(1)
+	s.wg.Add(2)
 	go s.read()
+	go s.sweepLoop()
 	return nil
+}
+
+// sweepLoop removes, every ExitSweepInterval, the fd table entries of processes that exited
+// without closing their sockets (sweepExited).
+func (s *ebpfSource) sweepLoop() {
+	defer s.wg.Done()
+	t := time.NewTicker(s.opts.ExitSweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stopSweep:
+			return
+		case <-t.C:
+			s.sweepExited()
+		}
+	}
+}
+
+// sweepExited runs one sweep; the maps are held open meanwhile.
+func (s *ebpfSource) sweepExited() exitedSweep {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.k == nil {
+		return exitedSweep{}
+	}
+	m := s.k.maps.Maps
+	sw, err := sweepExited(s.opts.ProcRoot, m[bpf.NetintelMapFds], m[bpf.NetintelMapFdOwners], m[bpf.NetintelMapFdCache], fdCacheSlots(s.opts.MaxSockets)-1)
+	s.exitedFDs.Add(uint64(sw.Removed))
+	if err != nil {
+		s.logger.Warn("net_intel: sweep of exited processes' sockets from the fd table stopped early", zap.Int("removed", sw.Removed), zap.Error(err))
+	}
+	return sw
 }
 
 func (s *ebpfSource) load() error {
@@ -280,6 +315,7 @@ func (s *ebpfSource) Counters() Counters {
 	c.ReadErrors = s.readErrors.Load()
 	c.QueueDropped = s.queueDropped.Load()
 	c.EventsRead = s.eventsRead.Load()
+	c.ExitedFDs = s.exitedFDs.Load()
 	return c
 }
 
@@ -309,6 +345,7 @@ func (s *ebpfSource) Close() error {
 	}
 	s.closed = true
 	started := s.started
+	close(s.stopSweep)
 	err := s.release()
 	s.mu.Unlock()
 	s.wg.Wait()

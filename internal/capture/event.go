@@ -291,6 +291,7 @@ type Counters struct {
 	ReadErrors           uint64 // user space: ring buffer records that failed to decode
 	QueueDropped         uint64 // user space: events dropped because the pipeline was slow
 	EventsRead           uint64 // user space: events decoded from the ring buffer
+	ExitedFDs            uint64 // user space: fd table entries of processes that exited without closing their sockets, removed
 
 	// Kernel holds every kernel counter, indexed like KernelCounters (the fields above sum
 	// some of them).

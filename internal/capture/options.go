@@ -1,6 +1,9 @@
 package capture
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // Defaults applied by Options.withDefaults to zero fields.
 const (
@@ -8,6 +11,8 @@ const (
 	DefaultRingBufferSize  = 8 << 20
 	DefaultQueueSize       = 8192
 	DefaultMaxSockets      = 16384
+	// DefaultExitSweepInterval is how often the fd table is swept of processes that exited.
+	DefaultExitSweepInterval = 10 * time.Second
 	// MaxPayloadBytesLimit is the kernel's hard cap on a data event's payload.
 	MaxPayloadBytesLimit = 4096
 	// MaxPortsPerProtocol is how many ports each of HTTPPorts, HTTPSPorts and DNSPorts may list.
@@ -41,6 +46,9 @@ type Options struct {
 	Judging Judging
 	// Attach chooses classic or raw tracepoints (AttachAuto: classic when the kernel allows).
 	Attach AttachMode
+	// ExitSweepInterval is how often the fd table entries of processes that exited without
+	// closing their sockets are removed (sweepExited).
+	ExitSweepInterval time.Duration
 }
 
 // DefaultOptions captures everything: both families, both transports, every protocol.
@@ -70,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.ProcRoot == "" {
 		o.ProcRoot = "/proc"
+	}
+	if o.ExitSweepInterval <= 0 {
+		o.ExitSweepInterval = DefaultExitSweepInterval
 	}
 	return o
 }

@@ -30,6 +30,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(privilegeChildEnv) != "" {
 		os.Exit(privilegeChild())
 	}
+	if addr := os.Getenv(holdSocketEnv); addr != "" {
+		os.Exit(holdSocketChild(addr))
+	}
 	code := m.Run()
 	closeShared()
 	os.Exit(code)

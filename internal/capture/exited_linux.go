@@ -1,0 +1,114 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/cilium/ebpf"
+
+	"github.com/netintel/netintelreceiver/bpf"
+)
+
+// A process that exits with sockets open never calls close() on them: the kernel drops its files
+// at exit, and no syscall tells the fd table. Its entries would stay until the table is full
+// (fd_table_full: new sockets no longer followed), and a later process given the same pid would
+// find them. sweepExited removes the entries of processes that are gone: the owners the kernel
+// counts in fd_owners whose /proc entry no longer exists. A zombie still has its /proc entry; its
+// entries go at the first sweep after it is reaped.
+
+// exitedSweep is one sweep's outcome.
+type exitedSweep struct {
+	Owners  int // processes in fd_owners at the sweep
+	Exited  int // of them, gone
+	Removed int // fd table entries removed
+}
+
+// sweepExited removes the fd table entries (fds, their fd_cache slots, fd_owners) of processes
+// under procRoot that no longer exist.
+func sweepExited(procRoot string, fds, owners, cache *ebpf.Map, cacheMask uint32) (exitedSweep, error) {
+	var sw exitedSweep
+	gone := map[uint32]bool{}
+	var tgid, n uint32
+	it := owners.Iterate()
+	for it.Next(&tgid, &n) {
+		sw.Owners++
+		if _, err := os.Lstat(filepath.Join(procRoot, strconv.FormatUint(uint64(tgid), 10))); errors.Is(err, os.ErrNotExist) {
+			gone[tgid] = true
+		}
+	}
+	if err := it.Err(); err != nil {
+		return sw, err
+	}
+	sw.Exited = len(gone)
+	if len(gone) == 0 {
+		return sw, nil
+	}
+	doomed, err := fdKeysOf(fds, gone)
+	if err != nil {
+		return sw, err
+	}
+	var hot bpf.NetintelFdHot
+	for _, k := range doomed {
+		if err := fds.Delete(&k); err == nil {
+			sw.Removed++
+		}
+		hk := uint64(k.Tgid)<<32 | uint64(uint32(k.Fd))
+		slot := uint32((hk*0x9E3779B97F4A7C15)>>32) & cacheMask // fd_hot_slot in bpf/c/common.h
+		if cache.Lookup(slot, &hot) == nil && hot.Key == hk {
+			_ = cache.Put(slot, bpf.NetintelFdHot{})
+		}
+	}
+	for tgid := range gone {
+		_ = owners.Delete(tgid)
+	}
+	return sw, nil
+}
+
+// fdKeysOf lists the fd table's keys of the processes in gone: in batches of the kernel's batch
+// lookup (one call per 1024 entries), or key by key where the kernel has none. The walk ends
+// before any delete: deleting from a hash map while walking it restarts the walk.
+func fdKeysOf(fds *ebpf.Map, gone map[uint32]bool) ([]bpf.NetintelFdKey, error) {
+	var doomed []bpf.NetintelFdKey
+	keys := make([]bpf.NetintelFdKey, 1024)
+	values := make([]bpf.NetintelFdEntry, len(keys))
+	var cursor ebpf.MapBatchCursor
+	for {
+		n, err := fds.BatchLookup(&cursor, keys, values, nil)
+		for _, k := range keys[:n] {
+			if gone[k.Tgid] {
+				doomed = append(doomed, k)
+			}
+		}
+		switch {
+		case errors.Is(err, ebpf.ErrKeyNotExist):
+			return doomed, nil
+		case errors.Is(err, ebpf.ErrNotSupported):
+			return fdKeysOneByOne(fds, gone)
+		case err != nil:
+			return doomed, err
+		}
+	}
+}
+
+func fdKeysOneByOne(fds *ebpf.Map, gone map[uint32]bool) ([]bpf.NetintelFdKey, error) {
+	var doomed []bpf.NetintelFdKey
+	var key, next bpf.NetintelFdKey
+	var prev any // nil: the first key
+	for {
+		if err := fds.NextKey(prev, &next); err != nil {
+			if errors.Is(err, ebpf.ErrKeyNotExist) {
+				return doomed, nil
+			}
+			return doomed, err
+		}
+		if gone[next.Tgid] {
+			doomed = append(doomed, next)
+		}
+		key = next
+		prev = &key
+	}
+}

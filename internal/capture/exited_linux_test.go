@@ -1,0 +1,166 @@
+//go:build linux && (amd64 || arm64)
+
+package capture
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/netintel/netintelreceiver/bpf"
+)
+
+// holdSocketEnv makes the test binary a child that connects to the address it names, makes one
+// HTTP exchange, prints the socket's fd and waits on stdin: killed, it exits with the socket open.
+const holdSocketEnv = "NETINTEL_TEST_HOLD_SOCKET"
+
+func holdSocketChild(addr string) int {
+	ap, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	if err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	sa := &unix.SockaddrInet4{Port: ap.Port}
+	copy(sa.Addr[:], ap.IP.To4())
+	if err := unix.Connect(fd, sa); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	if _, err := unix.Write(fd, []byte("GET /exited HTTP/1.1\r\nHost: exited\r\n\r\n")); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	buf := make([]byte, 256)
+	if _, err := unix.Read(fd, buf); err != nil {
+		fmt.Println("error", err)
+		return 1
+	}
+	fmt.Println("fd", fd)
+	_, _ = io.Copy(io.Discard, os.Stdin) // until killed
+	return 0
+}
+
+// TestKernelSweepsExitedProcesses: a process killed with a socket open (the kernel closes it at
+// exit, with no close() the fd table sees) leaves its fd entry behind; the sweep removes it, its
+// owner and its fd_cache slot, and counts it. Its healthy twin: while the process lives, and for
+// this test process's own sockets, the sweep removes nothing.
+func TestKernelSweepsExitedProcesses(t *testing.T) {
+	src, _ := sharedKernel(t)
+	ln, err := net.Listen("tcp4", "127.0.0.49:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- conn
+		if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+			_ = req.Body.Close()
+			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		}
+	}()
+
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(exe)
+	child.Env = append(os.Environ(), holdSocketEnv+"="+ln.Addr().String())
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "fd ") {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	fd, err := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "fd ")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := uint32(child.Process.Pid)
+	conn := <-accepted
+	defer conn.Close()
+	serverFD := -1
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.Control(func(f uintptr) { serverFD = int(f) })
+
+	maps := src.k.maps.Maps
+	fds, owners, cache := maps[bpf.NetintelMapFds], maps[bpf.NetintelMapFdOwners], maps[bpf.NetintelMapFdCache]
+	childKey := bpf.NetintelFdKey{Tgid: pid, Fd: int32(fd)}
+	ownKey := bpf.NetintelFdKey{Tgid: uint32(os.Getpid()), Fd: int32(serverFD)}
+	var fe bpf.NetintelFdEntry
+	tracked := func(k bpf.NetintelFdKey) bool { return fds.Lookup(&k, &fe) == nil }
+	var n uint32
+	if !tracked(childKey) || owners.Lookup(pid, &n) != nil {
+		t.Fatalf("the child's socket (pid %d, fd %d) is not in the fd table", pid, fd)
+	}
+	if !tracked(ownKey) {
+		t.Fatalf("this process's accepted socket (fd %d) is not in the fd table", serverFD)
+	}
+
+	// Alive: the sweep keeps everything.
+	before := src.Counters().ExitedFDs
+	src.sweepExited()
+	if !tracked(childKey) || !tracked(ownKey) {
+		t.Fatal("a sweep removed the entry of a live process")
+	}
+
+	if err := child.Process.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	_ = child.Wait()
+	if !tracked(childKey) {
+		t.Log("the child's entry went at its exit without a sweep") // what the sweep is for is then gone
+	}
+	sw := src.sweepExited()
+	t.Logf("sweep: %+v", sw)
+	if tracked(childKey) {
+		t.Fatalf("the killed child's fd entry (pid %d, fd %d) is still in the fd table", pid, fd)
+	}
+	if owners.Lookup(pid, &n) == nil {
+		t.Fatalf("the killed child is still an fd owner (%d fds)", n)
+	}
+	hk := uint64(pid)<<32 | uint64(uint32(fd))
+	var hot bpf.NetintelFdHot
+	if cache.Lookup(uint32((hk*0x9E3779B97F4A7C15)>>32)&(fdCacheSlots(src.opts.MaxSockets)-1), &hot) == nil && hot.Key == hk {
+		t.Fatal("the killed child's fd_cache slot still names it")
+	}
+	if got := src.Counters().ExitedFDs - before; got < 1 {
+		t.Fatalf("ExitedFDs grew by %d, want at least 1", got)
+	}
+	if !tracked(ownKey) {
+		t.Fatal("the sweep removed this live process's socket")
+	}
+}
