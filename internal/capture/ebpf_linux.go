@@ -92,6 +92,11 @@ func (s *ebpfSource) Start(_ context.Context) error {
 // without closing their sockets (sweepExited).
 func (s *ebpfSource) sweepLoop() {
 	defer s.wg.Done()
+	if ok, err := procShowsKernelPIDs(s.opts.ProcRoot); !ok {
+		s.logger.Warn("net_intel: "+s.opts.ProcRoot+" is not the node's PID namespace (run the collector with hostPID): fd table entries of processes that exit with sockets open are not removed, and the table may fill (fd_table_full)",
+			zap.String("proc_root", s.opts.ProcRoot), zap.Error(err))
+		return
+	}
 	t := time.NewTicker(s.opts.ExitSweepInterval)
 	defer t.Stop()
 	for {

@@ -4,6 +4,7 @@ package capture
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,32 @@ import (
 // find them. sweepExited removes the entries of processes that are gone: the owners the kernel
 // counts in fd_owners whose /proc entry no longer exists. A zombie still has its /proc entry; its
 // entries go at the first sweep after it is reaped.
+
+// rootPIDNamespace is the initial PID namespace's link (PROC_PID_INIT_INO, fixed since Linux 3.8).
+const rootPIDNamespace = "pid:[4026531836]"
+
+// procShowsKernelPIDs says whether procRoot numbers processes as the kernel's programs do: this
+// process runs in the initial PID namespace (hostPID: its pids are the kernel's), and procRoot
+// names it by its own pid (a procfs of that namespace). A procfs of a PID namespace of its own
+// (a container without hostPID) shows none of the node's other processes: swept by it, every
+// live owner would look gone.
+func procShowsKernelPIDs(procRoot string) (bool, error) {
+	ns, err := os.Readlink("/proc/self/ns/pid")
+	if err != nil {
+		return false, err
+	}
+	if ns != rootPIDNamespace {
+		return false, fmt.Errorf("the collector runs in PID namespace %s, not the node's", ns)
+	}
+	self, err := os.Readlink(filepath.Join(procRoot, "self"))
+	if err != nil {
+		return false, err
+	}
+	if self != strconv.Itoa(os.Getpid()) {
+		return false, fmt.Errorf("%s numbers this process %s, not %d", procRoot, self, os.Getpid())
+	}
+	return true, nil
+}
 
 // exitedSweep is one sweep's outcome.
 type exitedSweep struct {

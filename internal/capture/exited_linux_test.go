@@ -164,3 +164,32 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 		t.Fatal("the sweep removed this live process's socket")
 	}
 }
+
+// The sweep reads the node's processes only through a procfs of the initial PID namespace: the
+// host's /proc is one; the procfs of a PID namespace of its own (a container without hostPID),
+// made here by unshare, is not, and would have every owner look gone.
+func TestProcShowsKernelPIDs(t *testing.T) {
+	requireKernel(t)
+	if ok, err := procShowsKernelPIDs("/proc"); !ok || err != nil {
+		t.Fatalf("/proc: %v %v, want the kernel's pids", ok, err)
+	}
+	ns := exec.Command("unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", "echo mounted; exec sleep 30")
+	out, err := ns.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ns.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = ns.Process.Kill(); _ = ns.Wait() }()
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "mounted\n" {
+		t.Fatalf("unshare: %q %v", line, err)
+	}
+	own := fmt.Sprintf("/proc/%d/root/proc", ns.Process.Pid)
+	if _, err := os.Stat(own + "/1"); err != nil {
+		t.Fatalf("the namespace's procfs: %v", err)
+	}
+	if ok, err := procShowsKernelPIDs(own); ok {
+		t.Fatalf("%s (a PID namespace of its own) taken for the kernel's pids (%v)", own, err)
+	}
+}
