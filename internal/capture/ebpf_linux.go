@@ -145,6 +145,8 @@ func (s *ebpfSource) load() error {
 	spec.Maps[bpf.NetintelMapSockSlots].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapFreeSlots].MaxEntries = uint32(s.opts.MaxSockets)
 	spec.Maps[bpf.NetintelMapFdCache].MaxEntries = fdCacheSlots(s.opts.MaxSockets)
+	// A process in fds has at least one entry: as many owners as sockets, at most.
+	spec.Maps[bpf.NetintelMapFdOwners].MaxEntries = uint32(s.opts.MaxSockets)
 	if cpus, err := ebpf.PossibleCPU(); err == nil {
 		aggs := spec.Maps[bpf.NetintelMapAggregates]
 		aggs.MaxEntries = aggregateEntries(int(aggs.ValueSize), cpus)

@@ -49,37 +49,37 @@ func procShowsKernelPIDs(procRoot string) (bool, error) {
 
 // exitedSweep is one sweep's outcome.
 type exitedSweep struct {
-	Owners  int // processes in fd_owners at the sweep
+	Entries int // fd table entries at the sweep
+	Owners  int // distinct processes owning them (or counted in fd_owners)
 	Exited  int // of them, gone
 	Removed int // fd table entries removed
 }
 
 // sweepExited removes the fd table entries (fds, their fd_cache slots, fd_owners) of processes
-// under procRoot that no longer exist.
+// under procRoot that no longer exist. It walks the fd table itself, so an owner fd_owners
+// missed (full) is swept too; each owner's /proc entry is looked up once.
 func sweepExited(procRoot string, fds, owners, cache *ebpf.Map, cacheMask uint32) (exitedSweep, error) {
 	var sw exitedSweep
-	gone := map[uint32]bool{}
-	var tgid, n uint32
-	it := owners.Iterate()
-	for it.Next(&tgid, &n) {
-		sw.Owners++
-		if _, err := os.Lstat(filepath.Join(procRoot, strconv.FormatUint(uint64(tgid), 10))); errors.Is(err, os.ErrNotExist) {
-			gone[tgid] = true
-		}
-	}
-	if err := it.Err(); err != nil {
-		return sw, err
-	}
-	sw.Exited = len(gone)
-	if len(gone) == 0 {
-		return sw, nil
-	}
-	doomed, err := fdKeysOf(fds, gone)
+	keys, err := fdKeys(fds)
+	sw.Entries = len(keys)
 	if err != nil {
 		return sw, err
 	}
+	alive := map[uint32]bool{}
+	isAlive := func(tgid uint32) bool {
+		a, seen := alive[tgid]
+		if !seen {
+			_, err := os.Lstat(filepath.Join(procRoot, strconv.FormatUint(uint64(tgid), 10)))
+			a = !errors.Is(err, os.ErrNotExist)
+			alive[tgid] = a
+		}
+		return a
+	}
 	var hot bpf.NetintelFdHot
-	for _, k := range doomed {
+	for _, k := range keys {
+		if isAlive(k.Tgid) {
+			continue
+		}
 		if err := fds.Delete(&k); err == nil {
 			sw.Removed++
 		}
@@ -89,52 +89,60 @@ func sweepExited(procRoot string, fds, owners, cache *ebpf.Map, cacheMask uint32
 			_ = cache.Put(slot, bpf.NetintelFdHot{})
 		}
 	}
-	for tgid := range gone {
-		_ = owners.Delete(tgid)
+	var tgid, n uint32
+	var dead []uint32
+	it := owners.Iterate()
+	for it.Next(&tgid, &n) {
+		if !isAlive(tgid) {
+			dead = append(dead, tgid)
+		}
 	}
-	return sw, nil
+	for _, t := range dead {
+		_ = owners.Delete(t)
+	}
+	sw.Owners = len(alive)
+	for _, a := range alive {
+		if !a {
+			sw.Exited++
+		}
+	}
+	return sw, it.Err()
 }
 
-// fdKeysOf lists the fd table's keys of the processes in gone: in batches of the kernel's batch
-// lookup (one call per 1024 entries), or key by key where the kernel has none. The walk ends
-// before any delete: deleting from a hash map while walking it restarts the walk.
-func fdKeysOf(fds *ebpf.Map, gone map[uint32]bool) ([]bpf.NetintelFdKey, error) {
-	var doomed []bpf.NetintelFdKey
+// fdKeys lists the fd table's keys: in batches of the kernel's batch lookup (one call per 1024
+// entries), or key by key where the kernel has none. The walk ends before any delete: deleting
+// from a hash map while walking it restarts the walk.
+func fdKeys(fds *ebpf.Map) ([]bpf.NetintelFdKey, error) {
+	var all []bpf.NetintelFdKey
 	keys := make([]bpf.NetintelFdKey, 1024)
 	values := make([]bpf.NetintelFdEntry, len(keys))
 	var cursor ebpf.MapBatchCursor
 	for {
 		n, err := fds.BatchLookup(&cursor, keys, values, nil)
-		for _, k := range keys[:n] {
-			if gone[k.Tgid] {
-				doomed = append(doomed, k)
-			}
-		}
+		all = append(all, keys[:n]...)
 		switch {
 		case errors.Is(err, ebpf.ErrKeyNotExist):
-			return doomed, nil
+			return all, nil
 		case errors.Is(err, ebpf.ErrNotSupported):
-			return fdKeysOneByOne(fds, gone)
+			return fdKeysOneByOne(fds)
 		case err != nil:
-			return doomed, err
+			return all, err
 		}
 	}
 }
 
-func fdKeysOneByOne(fds *ebpf.Map, gone map[uint32]bool) ([]bpf.NetintelFdKey, error) {
-	var doomed []bpf.NetintelFdKey
+func fdKeysOneByOne(fds *ebpf.Map) ([]bpf.NetintelFdKey, error) {
+	var all []bpf.NetintelFdKey
 	var key, next bpf.NetintelFdKey
 	var prev any // nil: the first key
 	for {
 		if err := fds.NextKey(prev, &next); err != nil {
 			if errors.Is(err, ebpf.ErrKeyNotExist) {
-				return doomed, nil
+				return all, nil
 			}
-			return doomed, err
+			return all, err
 		}
-		if gone[next.Tgid] {
-			doomed = append(doomed, next)
-		}
+		all = append(all, next)
 		key = next
 		prev = &key
 	}
