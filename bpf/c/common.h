@@ -231,13 +231,16 @@ struct {
 /* The fd table's hot copy: a direct-mapped array in front of fds, indexed by a hash of the fd's
  * {tgid, fd}. A hit names the socket's state (or says the fd is quiet) without the hash map's
  * lookup, which is a call, a hash and two cache lines more on every read and write. The data
- * path fills a slot once an fd's TCP state is known; every change of fds (close, stop, a new
- * socket or dup on the fd, a quiet client) empties the fd's slot. One race is left: a fill by a
- * call on the fd while another thread closes it may land after the close emptied the slot; the
- * slot then lasts until the fd's next change, or until its socket's state is gone. Two CPUs
- * filling one slot at once (colliding fds) may leave it torn; each slot carries a
- * check of its fields, so a torn slot reads as a miss, never as one fd's key with another's
- * socket. A miss costs the lookup in fds it always did. Sized by the loader (a power of two). */
+ * path fills a slot once an fd's TCP state is known (fd_hot_fill); every change of fds (close,
+ * stop, a new socket or dup on the fd, a quiet client) changes fds first and then empties the
+ * fd's slot (fd_hot_drop). A fill racing a change on another thread (a write while the fd is
+ * closed) looks the fd up again after filling: each side orders its write before its read with
+ * a locked instruction, so one of them sees the other and the slot does not outlive the change
+ * (x86; on arm64 the JIT's atomic add is not a barrier and the window is only narrowed). Two CPUs
+ * filling one slot at once (colliding fds) may leave it torn; each slot carries a check of its
+ * fields, so a torn slot reads as a miss, never as one fd's key with another's socket. A miss
+ * costs the lookup in fds it always did, and a fill one lookup more. Sized by the loader (a power
+ * of two). */
 struct fd_hot {
 	__u64 key; /* tgid << 32 | fd; 0: empty */
 	__u64 sk;
@@ -273,9 +276,19 @@ static __always_inline struct fd_hot *fd_hot_slot(__u64 key)
 	return bpf_map_lookup_elem(&fd_cache, &i);
 }
 
-/* fd_hot_put fills key's slot: the key last, so a reader meanwhile misses. */
-static __always_inline void fd_hot_put(__u64 key, __u64 sk, __u32 slot1, __u32 quiet)
+/* fd_hot_barrier orders the caller's writes before its next reads (a locked add of nothing to
+ * the slot's check: its value is unchanged, and torn-slot detection with it). */
+static __always_inline void fd_hot_barrier(struct fd_hot *h)
 {
+	__sync_fetch_and_add(&h->check, 0);
+}
+
+/* fd_hot_fill fills the slot of fd of tgid, which fds names (sk; its state's slot1, or quiet),
+ * the key last so a reader meanwhile misses; then it looks fds up again, and empties the slot if
+ * another thread changed the fd meanwhile (fd_hot_drop comes after every change of fds). */
+static __always_inline void fd_hot_fill(__u32 tgid, int fd, __u64 sk, __u32 slot1, __u32 quiet)
+{
+	__u64 key = fd_hot_key(tgid, fd);
 	struct fd_hot *h = fd_hot_slot(key);
 	if (!h)
 		return;
@@ -285,14 +298,22 @@ static __always_inline void fd_hot_put(__u64 key, __u64 sk, __u32 slot1, __u32 q
 	h->quiet = quiet;
 	h->check = fd_hot_check(key, sk, slot1, quiet);
 	h->key = key;
+	fd_hot_barrier(h);
+	struct fd_key k = {.tgid = tgid, .fd = fd};
+	struct fd_entry *fe = bpf_map_lookup_elem(&fds, &k);
+	if ((!fe || fe->sk != sk || fe->quiet != quiet) && h->key == key)
+		h->key = 0;
 }
 
-/* fd_hot_drop empties key's slot, if it holds key. */
+/* fd_hot_drop empties the slot of fd of tgid, if it holds that fd; called after fds changed. */
 static __always_inline void fd_hot_drop(__u32 tgid, int fd)
 {
 	__u64 key = fd_hot_key(tgid, fd);
 	struct fd_hot *h = fd_hot_slot(key);
-	if (h && h->key == key)
+	if (!h)
+		return;
+	fd_hot_barrier(h); /* the change of fds before the look at the slot */
+	if (h->key == key)
 		h->key = 0;
 }
 

@@ -366,7 +366,7 @@ static __always_inline struct fd_entry *lookup_fd(__u32 tgid, int fd)
 	if (!fe)
 		return NULL;
 	if (fe->quiet) {
-		fd_hot_put(fd_hot_key(tgid, fd), fe->sk, 0, 1);
+		fd_hot_fill(tgid, fd, fe->sk, 0, 1);
 		return NULL;
 	}
 	if (!resolve(fe, tgid, fd))
@@ -403,7 +403,7 @@ static __always_inline struct sock_state *socket_of(__u32 tgid, int fd, struct f
 	}
 	struct sock_state *st = tcp_state(fe);
 	if (st)
-		fd_hot_put(key, fe->sk, st->slot1, 0);
+		fd_hot_fill(tgid, fd, fe->sk, st->slot1, 0);
 	return st;
 }
 

@@ -355,9 +355,9 @@ static __always_inline void owner_add(__u32 tgid, int delta)
 /* fd_forget removes an fd from the table (close, or a socket that stopped being followed). */
 static __always_inline void fd_forget(struct fd_key *key)
 {
-	fd_hot_drop(key->tgid, key->fd);
 	if (bpf_map_delete_elem(&fds, key) == 0)
 		owner_add(key->tgid, -1);
+	fd_hot_drop(key->tgid, key->fd); /* after the change of fds (fd_hot_fill) */
 }
 
 /* track_fd enters fd of the current process in the fd table, with its socket when known. */
@@ -365,13 +365,14 @@ static __always_inline struct fd_entry *track_fd(__u32 tgid, int fd, struct sock
 {
 	struct fd_key key = {.tgid = tgid, .fd = fd};
 	struct fd_entry fresh = {.sk = (__u64)sk, .transport = transport};
-	fd_hot_drop(tgid, fd); /* a socket the fd named before */
 	if (bpf_map_update_elem(&fds, &key, &fresh, BPF_NOEXIST) == 0) {
 		owner_add(tgid, 1);
 	} else if (bpf_map_update_elem(&fds, &key, &fresh, BPF_EXIST) != 0) {
 		count(COUNTER_FDS_FULL);
+		fd_hot_drop(tgid, fd);
 		return NULL;
 	}
+	fd_hot_drop(tgid, fd); /* a socket the fd named before; after the change of fds */
 	return bpf_map_lookup_elem(&fds, &key);
 }
 
@@ -542,11 +543,11 @@ static __always_inline void dup_fd(__u32 tgid, int oldfd, int newfd)
 		fd_forget(&nk); /* newfd, if it was a socket, is closed by the dup */
 		return;
 	}
-	fd_hot_drop(tgid, newfd);
 	if (bpf_map_update_elem(&fds, &nk, fe, BPF_NOEXIST) == 0)
 		owner_add(tgid, 1);
 	else if (bpf_map_update_elem(&fds, &nk, fe, BPF_EXIST) != 0)
 		count(COUNTER_FDS_FULL);
+	fd_hot_drop(tgid, newfd); /* after the change of fds */
 }
 
 struct {

@@ -9,11 +9,15 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/netintel/netintelreceiver/bpf"
 )
 
 // TestKernelFdCacheFollowsTheFd checks the fd table's hot copy (fd_cache) against what an fd
@@ -249,5 +253,90 @@ func TestKernelNoStateForClosedSocket(t *testing.T) {
 	}
 	if len(missing) > 0 {
 		t.Errorf("%d of %d connections, each after one reset and written to late, not judged on both sides (a socket found the dead socket's state at its address): %v", len(missing), conns, missing)
+	}
+}
+
+// TestKernelFdCacheFillRacingClose: a write on a socket's fd (its first: fd_cache misses and the
+// data path fills the slot) while another thread closes the fd. The close empties the slot and
+// takes the fd out of fds; a fill that looked the fd up before the close and wrote the slot after
+// it must not outlive it (the slot would name the closed socket for whatever the fd number names
+// next). Each round makes a connected socket and lets the two threads go at once; after both,
+// and before any other socket can take the fd's number, the fd's slot must not name it.
+var raceSpin atomic.Int64
+
+func TestKernelFdCacheFillRacingClose(t *testing.T) {
+	src, _ := sharedKernel(t)
+	ln, err := net.Listen("tcp4", "127.0.0.50:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	srv := ln.Addr().(*net.TCPAddr)
+	sa := &unix.SockaddrInet4{Port: srv.Port}
+	copy(sa.Addr[:], srv.IP.To4())
+	cache, fds := src.k.maps.Maps[bpf.NetintelMapFdCache], src.k.maps.Maps[bpf.NetintelMapFds]
+	mask := fdCacheSlots(src.opts.MaxSockets) - 1
+	tgid := uint32(unix.Getpid())
+	req := []byte("GET /race HTTP/1.1\r\nHost: race\r\n\r\n")
+
+	// The writer: a locked thread that writes to the fd it is handed once go is set.
+	var fdNow, goFlag, done atomic.Int32
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() {
+		runtime.LockOSThread()
+		for {
+			for goFlag.Load() == 0 {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+			}
+			_, _ = unix.Write(int(fdNow.Load()), req)
+			goFlag.Store(0)
+			done.Add(1)
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	const rounds = 3000
+	stale := 0
+	var hot bpf.NetintelFdHot
+	for i := 0; i < rounds; i++ {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := unix.Connect(fd, sa); err != nil {
+			unix.Close(fd)
+			t.Fatal(err)
+		}
+		// Accepted now, so the server's fd is not the number the close frees.
+		server, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		fdNow.Store(int32(fd))
+		want := done.Load() + 1
+		goFlag.Store(1)
+		for spin := (i * 7) % 1024; spin > 0; spin-- { // vary which of the two goes first, by ns
+			raceSpin.Add(1)
+		}
+		unix.Close(fd)
+		for done.Load() < want {
+		}
+		hk := uint64(tgid)<<32 | uint64(uint32(fd))
+		var fe bpf.NetintelFdEntry
+		k := bpf.NetintelFdKey{Tgid: tgid, Fd: int32(fd)}
+		if cache.Lookup(uint32((hk*0x9E3779B97F4A7C15)>>32)&mask, &hot) == nil && hot.Key == hk &&
+			(fds.Lookup(&k, &fe) != nil || fe.Sk != hot.Sk) {
+			stale++
+		}
+		server.Close()
+	}
+	t.Logf("%d rounds: %d slots naming a closed fd", rounds, stale)
+	if stale > 0 {
+		t.Fatalf("%d of %d closes raced by a write left the fd's fd_cache slot naming the closed socket", stale, rounds)
 	}
 }
