@@ -270,9 +270,12 @@ static __always_inline __u64 fd_hot_check(__u64 key, __u64 sk, __u32 slot1, __u3
 	       ((((__u64)quiet << 32) | slot1) * 0x165667B19E3779F9ULL) ^ 1;
 }
 
+/* A process's fds sit side by side from a point its tgid hashes to: its live connections (small,
+ * consecutive fd numbers) share a few cache lines and pages, not one of each per fd. Mirrored by
+ * fdCacheSlot in internal/capture. */
 static __always_inline struct fd_hot *fd_hot_slot(__u64 key)
 {
-	__u32 i = (__u32)((key * 0x9E3779B97F4A7C15ULL) >> 32) & cfg_fd_cache_mask;
+	__u32 i = ((__u32)(((key >> 32) * 0x9E3779B97F4A7C15ULL) >> 32) + (__u32)key) & cfg_fd_cache_mask;
 	return bpf_map_lookup_elem(&fd_cache, &i);
 }
 

@@ -84,7 +84,7 @@ func sweepExited(procRoot string, fds, owners, cache *ebpf.Map, cacheMask uint32
 			sw.Removed++
 		}
 		hk := uint64(k.Tgid)<<32 | uint64(uint32(k.Fd))
-		slot := uint32((hk*0x9E3779B97F4A7C15)>>32) & cacheMask // fd_hot_slot in bpf/c/common.h
+		slot := fdCacheSlot(k.Tgid, k.Fd, cacheMask)
 		if cache.Lookup(slot, &hot) == nil && hot.Key == hk {
 			_ = cache.Put(slot, bpf.NetintelFdHot{})
 		}
@@ -146,4 +146,10 @@ func fdKeysOneByOne(fds *ebpf.Map) ([]bpf.NetintelFdKey, error) {
 		key = next
 		prev = &key
 	}
+}
+
+// fdCacheSlot is the fd_cache slot of fd of tgid (fd_hot_slot in bpf/c/common.h): a process's fds
+// side by side from a point its tgid hashes to.
+func fdCacheSlot(tgid uint32, fd int32, mask uint32) uint32 {
+	return (uint32((uint64(tgid)*0x9E3779B97F4A7C15)>>32) + uint32(fd)) & mask
 }

@@ -154,7 +154,7 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 	}
 	hk := uint64(pid)<<32 | uint64(uint32(fd))
 	var hot bpf.NetintelFdHot
-	if cache.Lookup(uint32((hk*0x9E3779B97F4A7C15)>>32)&(fdCacheSlots(src.opts.MaxSockets)-1), &hot) == nil && hot.Key == hk {
+	if cache.Lookup(fdCacheSlot(pid, int32(fd), fdCacheSlots(src.opts.MaxSockets)-1), &hot) == nil && hot.Key == hk {
 		t.Fatal("the killed child's fd_cache slot still names it")
 	}
 	if got := src.Counters().ExitedFDs - before; got < 1 {

@@ -329,7 +329,7 @@ func TestKernelFdCacheFillRacingClose(t *testing.T) {
 		hk := uint64(tgid)<<32 | uint64(uint32(fd))
 		var fe bpf.NetintelFdEntry
 		k := bpf.NetintelFdKey{Tgid: tgid, Fd: int32(fd)}
-		if cache.Lookup(uint32((hk*0x9E3779B97F4A7C15)>>32)&mask, &hot) == nil && hot.Key == hk &&
+		if cache.Lookup(fdCacheSlot(tgid, int32(fd), mask), &hot) == nil && hot.Key == hk &&
 			(fds.Lookup(&k, &fe) != nil || fe.Sk != hot.Sk) {
 			stale++
 		}
