@@ -101,6 +101,7 @@ var selfCounts = append([]selfCount{
 	{MetricDropped, "capture_queue_full", func(s *selfSnapshot) uint64 { return s.capture.QueueDropped }},
 	{MetricEventsRead, "", func(s *selfSnapshot) uint64 { return s.capture.EventsRead }},
 	{MetricEvicted, "fds_of_exited_processes", func(s *selfSnapshot) uint64 { return s.capture.ExitedFDs }},
+	{MetricDropped, "fd_table_full_at_start", func(s *selfSnapshot) uint64 { return s.capture.SeedFDTableFull }},
 
 	// Protocol parsing and pairing (l7.Counters).
 	{MetricDropped, "sequence_gap", func(s *selfSnapshot) uint64 { return s.l7.SequenceGaps }},

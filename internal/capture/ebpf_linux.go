@@ -49,6 +49,7 @@ type ebpfSource struct {
 	readErrors   atomic.Uint64
 	queueDropped atomic.Uint64
 	exitedFDs    atomic.Uint64
+	seedFull     atomic.Uint64
 	stopSweep    chan struct{} // closed by Close: ends sweepLoop
 }
 
@@ -202,6 +203,11 @@ func (s *ebpfSource) load() error {
 		return err
 	}
 	s.logger.Info("sockets opened before the capture", zap.Int("found", seeded.Sockets), zap.Int("seeded", seeded.Seeded), zap.Int("already_tracked", seeded.Existing))
+	if seeded.Full > 0 {
+		s.logger.Warn("net_intel: the kernel fd table is full: sockets opened before the capture are not followed (raise capture.max_sockets)",
+			zap.Int("not_followed", seeded.Full), zap.Int("max_sockets", s.opts.MaxSockets))
+	}
+	s.seedFull.Store(uint64(seeded.Full))
 	s.logger.Info("kernel capture attached", zap.Int("programs", len(k.links)), zap.Int("ring_buffer_bytes", s.opts.RingBufferSize))
 	level := s.logger.Info
 	if len(Degraded(k.capabilities)) > 0 {
@@ -323,6 +329,7 @@ func (s *ebpfSource) Counters() Counters {
 	c.QueueDropped = s.queueDropped.Load()
 	c.EventsRead = s.eventsRead.Load()
 	c.ExitedFDs = s.exitedFDs.Load()
+	c.SeedFDTableFull = s.seedFull.Load()
 	return c
 }
 

@@ -292,6 +292,7 @@ type Counters struct {
 	QueueDropped         uint64 // user space: events dropped because the pipeline was slow
 	EventsRead           uint64 // user space: events decoded from the ring buffer
 	ExitedFDs            uint64 // user space: fd table entries of processes that exited without closing their sockets, removed
+	SeedFDTableFull      uint64 // user space: sockets open at start not entered in the fd table: it was full
 
 	// Kernel holds every kernel counter, indexed like KernelCounters (the fields above sum
 	// some of them).

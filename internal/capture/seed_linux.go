@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/cilium/ebpf"
+	"golang.org/x/sys/unix"
 
 	"github.com/netintel/netintelreceiver/bpf"
 )
@@ -109,10 +110,12 @@ func (t *netTables) role(ps procSocket) Role {
 // seedCounts is what a seed found.
 type seedCounts struct {
 	Sockets, Seeded, Existing int
+	Full                      int // not entered: the fd table was full
 }
 
 // seedFromProc enters the inet sockets of every process under procRoot into the fd table.
-// Entries the kernel already made (a socket created since the programs attached) are kept.
+// Entries the kernel already made (a socket created since the programs attached) are kept; those
+// a full table has no room for are counted (Full), and the capture starts without them.
 func seedFromProc(procRoot string, fds, owners *ebpf.Map, exclude uint32) (seedCounts, error) {
 	var c seedCounts
 	entries, err := os.ReadDir(procRoot)
@@ -167,6 +170,9 @@ func seedFromProc(procRoot string, fds, owners *ebpf.Map, exclude uint32) (seedC
 				_ = owners.Put(uint32(pid), n+1)
 			case errors.Is(err, ebpf.ErrKeyExist):
 				c.Existing++
+			case errors.Is(err, unix.E2BIG) || errors.Is(err, unix.ENOMEM):
+				// The table is full: the capture starts without the rest (counted), not at all.
+				c.Full++
 			default:
 				return c, fmt.Errorf("net_intel: seed the kernel fd table: %w", err)
 			}
