@@ -78,7 +78,8 @@ enum counter_index {
 	COUNTER_HTTP1_LOST_COUNTED = 17, /* HTTP/1 exchanges whose record the full ring lost, counted in their aggregate */
 	COUNTER_STOPPED_BY_USER = 18, /* sockets stopped because user space asked (stop_requests) */
 	COUNTER_HTTP1_PAIRED = 19, /* HTTP/1 client sockets left quiet: their local server's socket judges for both */
-	COUNTER_MAX = 20,
+	COUNTER_STALE_FDS = 20, /* fd entries of a process that exited with sockets open, removed as its pid was reused */
+	COUNTER_MAX = 21,
 };
 
 struct task_id {

@@ -474,11 +474,38 @@ static __always_inline void copy_fds(__u32 parent, __u32 child)
 		count_n(COUNTER_FORK_FDS_BEYOND, want - fc.copied);
 }
 
+/* A new task's id names no live process: fd entries under it as a tgid are a dead process's (one
+ * that exited with sockets open: no close() told the table), which a process given that pid would
+ * otherwise take for its own. Its fds below FORK_FDS go here, before the child can run; the rest,
+ * and a dead process's entries whose pid is not reused, go at user space's sweep. */
+static long stale_fd_step(__u32 fd, void *ctx)
+{
+	struct fork_copy *fc = ctx;
+	struct fd_key k = {.tgid = fc->child, .fd = fd};
+	if (bpf_map_delete_elem(&fds, &k) == 0) {
+		fd_hot_drop(fc->child, fd);
+		fc->copied++;
+	}
+	return 0;
+}
+
+static __always_inline void forget_stale(__u32 task)
+{
+	if (!bpf_map_lookup_elem(&fd_owners, &task))
+		return;
+	struct fork_copy fc = {.child = task};
+	bpf_loop(FORK_FDS, stale_fd_step, &fc, 0);
+	bpf_map_delete_elem(&fd_owners, &task);
+	count_n(COUNTER_STALE_FDS, fc.copied);
+}
+
 /* sched_process_fork runs in the parent once the child exists and before it first runs: the copy
  * is made before either can use, dup or close a socket. The child's pid is the kernel's own (the
- * clone's return value is the pid in the parent's namespace, another number in a container). */
-static __always_inline int on_fork(__u32 child)
+ * clone's return value is the pid in the parent's namespace, another number in a container);
+ * task is the new task's own id (a thread's too), child its process's. */
+static __always_inline int on_fork(__u32 child, __u32 task)
 {
+	forget_stale(task);
 	__u64 id = bpf_get_current_pid_tgid();
 	__u8 *process = bpf_map_lookup_elem(&forks, &id);
 	if (!process)
@@ -494,14 +521,15 @@ SEC("tracepoint/sched/sched_process_fork")
 int ni_fork(struct trace_event_raw_sched_process_fork *ctx)
 {
 	/* child_pid moves between kernels (6.1 inlines the comms): its offset is relocated. */
-	return on_fork((__u32)BPF_CORE_READ(ctx, child_pid));
+	__u32 pid = (__u32)BPF_CORE_READ(ctx, child_pid);
+	return on_fork(pid, pid); /* a process's pid is its tgid; a thread's copies nothing */
 }
 
 SEC("raw_tp/sched_process_fork")
 int ni_raw_fork(struct bpf_raw_tracepoint_args *ctx)
 {
 	struct task_struct *child = (struct task_struct *)ctx->args[1];
-	return on_fork((__u32)BPF_CORE_READ(child, tgid));
+	return on_fork((__u32)BPF_CORE_READ(child, tgid), (__u32)BPF_CORE_READ(child, pid));
 }
 
 static __always_inline int on_enter_clone(const __u64 *args)

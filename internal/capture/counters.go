@@ -32,6 +32,7 @@ var KernelCounters = [...]KernelCounter{
 	{"http1_counted_after_loss", "fallback", "HTTP/1 exchanges whose record the full ring buffer lost, counted in their aggregate instead (the span is lost, the count is kept)"},
 	{"stopped_by_user_space", "work", "sockets the kernel stopped following because user space asked (an l7 parser gave up, a protocol switched off)"},
 	{"http1_pairs_judged_once", "work", "HTTP/1 client sockets left quiet because their server, on this node too, judges the connection for both ends"},
+	{"stale_fds_of_reused_pid", "work", "fd table entries of a process that exited with sockets open, removed when a new task took its pid"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -56,6 +57,7 @@ const (
 	kcHTTP1CountedAfterLoss
 	kcStoppedByUser
 	kcHTTP1Paired
+	kcStaleFDs
 	numKernelCounters
 )
 

@@ -233,3 +233,101 @@ func TestKernelStartsWithFullFdTable(t *testing.T) {
 		t.Logf("not followed at start: %d", n)
 	}
 }
+
+// TestKernelForgetsFdsOfReusedPid: a process killed with a socket open leaves its fd entry; when
+// a new task takes its pid (forced here through ns_last_pid), the kernel removes the entry before
+// that task runs, so the new process does not inherit the dead one's sockets, even before user
+// space's sweep. The twin: this process's own socket stays.
+func TestKernelForgetsFdsOfReusedPid(t *testing.T) {
+	src, _ := sharedKernel(t)
+	ln, err := net.Listen("tcp4", "127.0.0.52:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		conn, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		accepted <- conn
+		if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
+			_ = req.Body.Close()
+			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
+		}
+	}()
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	child := exec.Command(exe)
+	child.Env = append(os.Environ(), holdSocketEnv+"="+ln.Addr().String())
+	stdin, err := child.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stdin.Close()
+	stdout, err := child.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "fd ") {
+		_ = child.Process.Kill()
+		t.Fatalf("child: %q %v", line, err)
+	}
+	fd, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "fd ")))
+	pid := child.Process.Pid
+	conn := <-accepted
+	defer conn.Close()
+	serverFD := -1
+	raw, err := conn.(syscall.Conn).SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = raw.Control(func(f uintptr) { serverFD = int(f) })
+
+	fds := src.k.maps.Maps[bpf.NetintelMapFds]
+	var fe bpf.NetintelFdEntry
+	tracked := func(k bpf.NetintelFdKey) bool { return fds.Lookup(&k, &fe) == nil }
+	childKey := bpf.NetintelFdKey{Tgid: uint32(pid), Fd: int32(fd)}
+	ownKey := bpf.NetintelFdKey{Tgid: uint32(os.Getpid()), Fd: int32(serverFD)}
+	_ = child.Process.Kill()
+	_ = child.Wait()
+	if !tracked(childKey) {
+		t.Fatalf("the killed child's entry (pid %d, fd %d) is already gone", pid, fd)
+	}
+	stale := func() uint64 { return src.Counters().Kernel[kcStaleFDs] }
+	before := stale()
+
+	// The next pid the kernel gives is ns_last_pid + 1; another task may take it first, so retry.
+	reused := false
+	for try := 0; try < 50 && !reused; try++ {
+		if err := os.WriteFile("/proc/sys/kernel/ns_last_pid", []byte(strconv.Itoa(pid-1)), 0); err != nil {
+			t.Fatalf("force the pid's reuse: %v", err)
+		}
+		next := exec.Command("sleep", "5")
+		if err := next.Start(); err != nil {
+			t.Fatal(err)
+		}
+		reused = next.Process.Pid == pid
+		_ = next.Process.Kill()
+		_ = next.Wait()
+	}
+	if !reused {
+		t.Fatalf("pid %d was not given again in 50 tries", pid)
+	}
+	if tracked(childKey) {
+		t.Fatalf("a new process took pid %d, and the dead one's fd %d is still in the fd table", pid, fd)
+	}
+	if got := stale() - before; got < 1 {
+		t.Fatalf("stale_fds_of_reused_pid grew by %d, want at least 1 (removed by the kernel, not the sweep)", got)
+	}
+	if !tracked(ownKey) {
+		t.Fatal("this process's own socket left the fd table")
+	}
+}
