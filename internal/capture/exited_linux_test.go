@@ -55,17 +55,21 @@ func holdSocketChild(addr string) int {
 	return 0
 }
 
-// TestKernelSweepsExitedProcesses: a process killed with a socket open (the kernel closes it at
-// exit, with no close() the fd table sees) leaves its fd entry behind; the sweep removes it, its
-// owner and its fd_cache slot, and counts it. Its healthy twin: while the process lives, and for
-// this test process's own sockets, the sweep removes nothing.
-func TestKernelSweepsExitedProcesses(t *testing.T) {
-	src, _ := sharedKernel(t)
-	ln, err := net.Listen("tcp4", "127.0.0.49:0")
+// heldSocket is a child (holdSocketChild) connected to a listener of this process: the child, its
+// socket's fd, and the fd of this process's accepted end. Test cleanup kills the child.
+type heldSocket struct {
+	child    *exec.Cmd
+	fd       int
+	serverFD int
+}
+
+func holdSocket(t *testing.T, listen string) heldSocket {
+	t.Helper()
+	ln, err := net.Listen("tcp4", listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
+	t.Cleanup(func() { ln.Close() })
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		conn, err := ln.Accept()
@@ -78,7 +82,6 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
 		}
 	}()
-
 	exe, err := os.Executable()
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +92,6 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer stdin.Close()
 	stdout, err := child.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -97,7 +99,7 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 	if err := child.Start(); err != nil {
 		t.Fatal(err)
 	}
-	defer func() { _ = child.Process.Kill(); _ = child.Wait() }()
+	t.Cleanup(func() { stdin.Close(); _ = child.Process.Kill(); _ = child.Wait() })
 	line, err := bufio.NewReader(stdout).ReadString('\n')
 	if err != nil || !strings.HasPrefix(line, "fd ") {
 		t.Fatalf("child: %q %v", line, err)
@@ -106,15 +108,27 @@ func TestKernelSweepsExitedProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pid := uint32(child.Process.Pid)
 	conn := <-accepted
-	defer conn.Close()
-	serverFD := -1
+	t.Cleanup(func() { conn.Close() })
+	h := heldSocket{child: child, fd: fd, serverFD: -1}
 	raw, err := conn.(syscall.Conn).SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = raw.Control(func(f uintptr) { serverFD = int(f) })
+	_ = raw.Control(func(f uintptr) { h.serverFD = int(f) })
+	return h
+}
+
+// TestKernelSweepsExitedProcesses: a process killed with a socket open (the kernel closes it at
+// exit, with no close() the fd table sees) leaves its fd entry behind; the sweep removes it, its
+// owner and its fd_cache slot, and counts it. Its healthy twin: while the process lives, and for
+// this test process's own sockets, the sweep removes nothing.
+func TestKernelSweepsExitedProcesses(t *testing.T) {
+	src, _ := sharedKernel(t)
+	h := holdSocket(t, "127.0.0.49:0")
+	fd, serverFD := h.fd, h.serverFD
+	pid := uint32(h.child.Process.Pid)
+	child := h.child
 
 	maps := src.k.maps.Maps
 	fds, owners, cache := maps[bpf.NetintelMapFds], maps[bpf.NetintelMapFdOwners], maps[bpf.NetintelMapFdCache]
@@ -240,56 +254,9 @@ func TestKernelStartsWithFullFdTable(t *testing.T) {
 // space's sweep. The twin: this process's own socket stays.
 func TestKernelForgetsFdsOfReusedPid(t *testing.T) {
 	src, _ := sharedKernel(t)
-	ln, err := net.Listen("tcp4", "127.0.0.52:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		conn, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		accepted <- conn
-		if req, err := http.ReadRequest(bufio.NewReader(conn)); err == nil {
-			_ = req.Body.Close()
-			_, _ = conn.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"))
-		}
-	}()
-	exe, err := os.Executable()
-	if err != nil {
-		t.Fatal(err)
-	}
-	child := exec.Command(exe)
-	child.Env = append(os.Environ(), holdSocketEnv+"="+ln.Addr().String())
-	stdin, err := child.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer stdin.Close()
-	stdout, err := child.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := child.Start(); err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "fd ") {
-		_ = child.Process.Kill()
-		t.Fatalf("child: %q %v", line, err)
-	}
-	fd, _ := strconv.Atoi(strings.TrimSpace(strings.TrimPrefix(line, "fd ")))
-	pid := child.Process.Pid
-	conn := <-accepted
-	defer conn.Close()
-	serverFD := -1
-	raw, err := conn.(syscall.Conn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_ = raw.Control(func(f uintptr) { serverFD = int(f) })
+	h := holdSocket(t, "127.0.0.52:0")
+	fd, serverFD, pid := h.fd, h.serverFD, h.child.Process.Pid
+	child := h.child
 
 	fds := src.k.maps.Maps[bpf.NetintelMapFds]
 	var fe bpf.NetintelFdEntry
