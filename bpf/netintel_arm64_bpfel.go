@@ -360,7 +360,6 @@ const (
 	NetintelProgNiEnterSendto         = "ni_enter_sendto"
 	NetintelProgNiEnterWrite          = "ni_enter_write"
 	NetintelProgNiEnterWritev         = "ni_enter_writev"
-	NetintelProgNiErrorReport         = "ni_error_report"
 	NetintelProgNiExitAccept          = "ni_exit_accept"
 	NetintelProgNiExitAccept4         = "ni_exit_accept4"
 	NetintelProgNiExitConnect         = "ni_exit_connect"
@@ -405,11 +404,6 @@ const (
 	NetintelProgNiRawSetState         = "ni_raw_set_state"
 	NetintelProgNiRawSysEnter         = "ni_raw_sys_enter"
 	NetintelProgNiRawSysExit          = "ni_raw_sys_exit"
-	NetintelProgNiReceiveReset        = "ni_receive_reset"
-	NetintelProgNiRetransmit          = "ni_retransmit"
-	NetintelProgNiRetransmitSynack    = "ni_retransmit_synack"
-	NetintelProgNiSendReset           = "ni_send_reset"
-	NetintelProgNiSetState            = "ni_set_state"
 	NetintelVarCfgDns                 = "cfg_dns"
 	NetintelVarCfgDnsPorts            = "cfg_dns_ports"
 	NetintelVarCfgExcludeTgid         = "cfg_exclude_tgid"
@@ -494,7 +488,6 @@ type NetintelProgramSpecs struct {
 	NiEnterSendto         *ebpf.ProgramSpec `ebpf:"ni_enter_sendto"`
 	NiEnterWrite          *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
 	NiEnterWritev         *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
-	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
 	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
@@ -539,11 +532,6 @@ type NetintelProgramSpecs struct {
 	NiRawSetState         *ebpf.ProgramSpec `ebpf:"ni_raw_set_state"`
 	NiRawSysEnter         *ebpf.ProgramSpec `ebpf:"ni_raw_sys_enter"`
 	NiRawSysExit          *ebpf.ProgramSpec `ebpf:"ni_raw_sys_exit"`
-	NiReceiveReset        *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
-	NiRetransmit          *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
-	NiRetransmitSynack    *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
-	NiSendReset           *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
-	NiSetState            *ebpf.ProgramSpec `ebpf:"ni_set_state"`
 }
 
 // NetintelMapSpecs contains maps before they are loaded into the kernel.
@@ -741,7 +729,6 @@ type NetintelPrograms struct {
 	NiEnterSendto         *ebpf.Program `ebpf:"ni_enter_sendto"`
 	NiEnterWrite          *ebpf.Program `ebpf:"ni_enter_write"`
 	NiEnterWritev         *ebpf.Program `ebpf:"ni_enter_writev"`
-	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
 	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
@@ -786,11 +773,6 @@ type NetintelPrograms struct {
 	NiRawSetState         *ebpf.Program `ebpf:"ni_raw_set_state"`
 	NiRawSysEnter         *ebpf.Program `ebpf:"ni_raw_sys_enter"`
 	NiRawSysExit          *ebpf.Program `ebpf:"ni_raw_sys_exit"`
-	NiReceiveReset        *ebpf.Program `ebpf:"ni_receive_reset"`
-	NiRetransmit          *ebpf.Program `ebpf:"ni_retransmit"`
-	NiRetransmitSynack    *ebpf.Program `ebpf:"ni_retransmit_synack"`
-	NiSendReset           *ebpf.Program `ebpf:"ni_send_reset"`
-	NiSetState            *ebpf.Program `ebpf:"ni_set_state"`
 }
 
 func (p *NetintelPrograms) Close() error {
@@ -807,7 +789,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterSendto,
 		p.NiEnterWrite,
 		p.NiEnterWritev,
-		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
 		p.NiExitConnect,
@@ -852,11 +833,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawSetState,
 		p.NiRawSysEnter,
 		p.NiRawSysExit,
-		p.NiReceiveReset,
-		p.NiRetransmit,
-		p.NiRetransmitSynack,
-		p.NiSendReset,
-		p.NiSetState,
 	)
 }
 

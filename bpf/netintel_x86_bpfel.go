@@ -363,7 +363,6 @@ const (
 	NetintelProgNiEnterVfork          = "ni_enter_vfork"
 	NetintelProgNiEnterWrite          = "ni_enter_write"
 	NetintelProgNiEnterWritev         = "ni_enter_writev"
-	NetintelProgNiErrorReport         = "ni_error_report"
 	NetintelProgNiExitAccept          = "ni_exit_accept"
 	NetintelProgNiExitAccept4         = "ni_exit_accept4"
 	NetintelProgNiExitConnect         = "ni_exit_connect"
@@ -411,11 +410,6 @@ const (
 	NetintelProgNiRawSetState         = "ni_raw_set_state"
 	NetintelProgNiRawSysEnter         = "ni_raw_sys_enter"
 	NetintelProgNiRawSysExit          = "ni_raw_sys_exit"
-	NetintelProgNiReceiveReset        = "ni_receive_reset"
-	NetintelProgNiRetransmit          = "ni_retransmit"
-	NetintelProgNiRetransmitSynack    = "ni_retransmit_synack"
-	NetintelProgNiSendReset           = "ni_send_reset"
-	NetintelProgNiSetState            = "ni_set_state"
 	NetintelVarCfgDns                 = "cfg_dns"
 	NetintelVarCfgDnsPorts            = "cfg_dns_ports"
 	NetintelVarCfgExcludeTgid         = "cfg_exclude_tgid"
@@ -503,7 +497,6 @@ type NetintelProgramSpecs struct {
 	NiEnterVfork          *ebpf.ProgramSpec `ebpf:"ni_enter_vfork"`
 	NiEnterWrite          *ebpf.ProgramSpec `ebpf:"ni_enter_write"`
 	NiEnterWritev         *ebpf.ProgramSpec `ebpf:"ni_enter_writev"`
-	NiErrorReport         *ebpf.ProgramSpec `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.ProgramSpec `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.ProgramSpec `ebpf:"ni_exit_accept4"`
 	NiExitConnect         *ebpf.ProgramSpec `ebpf:"ni_exit_connect"`
@@ -551,11 +544,6 @@ type NetintelProgramSpecs struct {
 	NiRawSetState         *ebpf.ProgramSpec `ebpf:"ni_raw_set_state"`
 	NiRawSysEnter         *ebpf.ProgramSpec `ebpf:"ni_raw_sys_enter"`
 	NiRawSysExit          *ebpf.ProgramSpec `ebpf:"ni_raw_sys_exit"`
-	NiReceiveReset        *ebpf.ProgramSpec `ebpf:"ni_receive_reset"`
-	NiRetransmit          *ebpf.ProgramSpec `ebpf:"ni_retransmit"`
-	NiRetransmitSynack    *ebpf.ProgramSpec `ebpf:"ni_retransmit_synack"`
-	NiSendReset           *ebpf.ProgramSpec `ebpf:"ni_send_reset"`
-	NiSetState            *ebpf.ProgramSpec `ebpf:"ni_set_state"`
 }
 
 // NetintelMapSpecs contains maps before they are loaded into the kernel.
@@ -756,7 +744,6 @@ type NetintelPrograms struct {
 	NiEnterVfork          *ebpf.Program `ebpf:"ni_enter_vfork"`
 	NiEnterWrite          *ebpf.Program `ebpf:"ni_enter_write"`
 	NiEnterWritev         *ebpf.Program `ebpf:"ni_enter_writev"`
-	NiErrorReport         *ebpf.Program `ebpf:"ni_error_report"`
 	NiExitAccept          *ebpf.Program `ebpf:"ni_exit_accept"`
 	NiExitAccept4         *ebpf.Program `ebpf:"ni_exit_accept4"`
 	NiExitConnect         *ebpf.Program `ebpf:"ni_exit_connect"`
@@ -804,11 +791,6 @@ type NetintelPrograms struct {
 	NiRawSetState         *ebpf.Program `ebpf:"ni_raw_set_state"`
 	NiRawSysEnter         *ebpf.Program `ebpf:"ni_raw_sys_enter"`
 	NiRawSysExit          *ebpf.Program `ebpf:"ni_raw_sys_exit"`
-	NiReceiveReset        *ebpf.Program `ebpf:"ni_receive_reset"`
-	NiRetransmit          *ebpf.Program `ebpf:"ni_retransmit"`
-	NiRetransmitSynack    *ebpf.Program `ebpf:"ni_retransmit_synack"`
-	NiSendReset           *ebpf.Program `ebpf:"ni_send_reset"`
-	NiSetState            *ebpf.Program `ebpf:"ni_set_state"`
 }
 
 func (p *NetintelPrograms) Close() error {
@@ -828,7 +810,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiEnterVfork,
 		p.NiEnterWrite,
 		p.NiEnterWritev,
-		p.NiErrorReport,
 		p.NiExitAccept,
 		p.NiExitAccept4,
 		p.NiExitConnect,
@@ -876,11 +857,6 @@ func (p *NetintelPrograms) Close() error {
 		p.NiRawSetState,
 		p.NiRawSysEnter,
 		p.NiRawSysExit,
-		p.NiReceiveReset,
-		p.NiRetransmit,
-		p.NiRetransmitSynack,
-		p.NiSendReset,
-		p.NiSetState,
 	)
 }
 

@@ -86,7 +86,7 @@ func capabilityPoints(t *testing.T, reader *sdkmetric.ManualReader) map[string]s
 func TestDegradedKernelIsReportedInStatusAndTelemetry(t *testing.T) {
 	states := []capture.CapabilityState{
 		{Name: capture.CapSocketData, Required: true, On: true},
-		{Name: capture.CapSynAckRetransmits, On: false, Reason: "ni_retransmit_synack: tracepoint tcp:tcp_retransmit_synack not in this kernel"},
+		{Name: capture.CapSynAckRetransmits, On: false, Reason: "ni_raw_retransmit_synack: tracepoint tcp:tcp_retransmit_synack not in this kernel"},
 	}
 	r, host, reader := startWithCapabilities(t, states)
 	host.mu.Lock()

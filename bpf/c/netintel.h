@@ -79,7 +79,8 @@ enum counter_index {
 	COUNTER_STOPPED_BY_USER = 18, /* sockets stopped because user space asked (stop_requests) */
 	COUNTER_HTTP1_PAIRED = 19, /* HTTP/1 client sockets left quiet: their local server's socket judges for both */
 	COUNTER_STALE_FDS = 20, /* fd entries of a process that exited with sockets open, removed as its pid was reused */
-	COUNTER_MAX = 21,
+	COUNTER_STALE_SOCK_STATE = 21, /* a socket's state found at its birth: a dead socket's at the same address (its CLOSE unseen) */
+	COUNTER_MAX = 22,
 };
 
 struct task_id {

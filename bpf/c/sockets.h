@@ -29,6 +29,17 @@ static __always_inline bool sock_closed(struct sock *sk)
 	return BPF_CORE_READ(sk, __sk_common.skc_state) == TCP_CLOSE;
 }
 
+/* forget_stale_state frees a state sk already has at its birth (socket(), or a listener's new
+ * child): it is a dead socket's at the same address, whose CLOSE this capture did not see. Left,
+ * the new socket would take over its class, its request waiting and its owner. */
+static __always_inline void forget_stale_state(struct sock *sk)
+{
+	if (!sock_find((__u64)sk))
+		return;
+	sock_free((__u64)sk);
+	count(COUNTER_STALE_SOCK_STATE);
+}
+
 /* sock_state_get returns the state of sk, creating it when asked. */
 static __always_inline struct sock_state *sock_state_get(struct sock *sk, bool create)
 {
@@ -127,44 +138,6 @@ static __always_inline void emit_conn(__u8 kind, struct sock *sk, struct sock_in
 	bpf_ringbuf_submit(e, wakeup_flags());
 }
 
-static __always_inline void tuple_from_tp(struct sock_tuple *t, __u16 family, __u16 sport, __u16 dport,
-					  const __u8 *s4, const __u8 *d4, const __u8 *s6, const __u8 *d6)
-{
-	t->family = family;
-	t->sport = sport;
-	t->dport = dport;
-	if (family == AF_INET) {
-		bpf_probe_read_kernel(t->saddr, 4, s4);
-		bpf_probe_read_kernel(t->daddr, 4, d4);
-	} else {
-		bpf_probe_read_kernel(t->saddr, 16, s6);
-		bpf_probe_read_kernel(t->daddr, 16, d6);
-	}
-}
-
-/* tuple_from_sockaddrs fills addresses from the sockaddr_in/in6 images some tcp tracepoints carry. */
-static __always_inline void tuple_from_sockaddrs(struct sock_tuple *t, const __u8 *src, const __u8 *dst)
-{
-	struct sockaddr_in6 s6 = {}, d6 = {};
-	/* Tracepoint context may not be addressed with computed offsets: copy through a helper. */
-	bpf_probe_read_kernel(&s6, sizeof(s6), src);
-	bpf_probe_read_kernel(&d6, sizeof(d6), dst);
-	t->family = s6.sin6_family;
-	t->sport = bpf_ntohs(s6.sin6_port);
-	t->dport = bpf_ntohs(d6.sin6_port);
-	if (s6.sin6_family == AF_INET) {
-		struct sockaddr_in *s4 = (struct sockaddr_in *)&s6;
-		struct sockaddr_in *d4 = (struct sockaddr_in *)&d6;
-		__builtin_memset(t->saddr, 0, sizeof(t->saddr));
-		__builtin_memset(t->daddr, 0, sizeof(t->daddr));
-		__builtin_memcpy(t->saddr, &s4->sin_addr, 4);
-		__builtin_memcpy(t->daddr, &d4->sin_addr, 4);
-	} else {
-		__builtin_memcpy(t->saddr, &s6.sin6_addr, 16);
-		__builtin_memcpy(t->daddr, &d6.sin6_addr, 16);
-	}
-}
-
 /* known_info finds the connection of sk, also one that already reached TCP_CLOSE. */
 static __always_inline struct sock_info *known_info(struct sock *sk)
 {
@@ -204,6 +177,10 @@ static __always_inline void pair_unanswered(struct sock_state *client, struct so
 /* on_set_state follows a TCP socket's state changes: opens, the first FIN, the close. */
 static __always_inline int on_set_state(struct sock *sk, int oldstate, int newstate, struct sock_tuple *t)
 {
+	if (newstate == TCP_SYN_RECV && oldstate == TCP_LISTEN) {
+		forget_stale_state(sk); /* a listener's new child, cloned from it */
+		return 0;
+	}
 	if (newstate == TCP_ESTABLISHED && (oldstate == TCP_SYN_SENT || oldstate == TCP_SYN_RECV)) {
 		struct sock_info *info = sock_info_get(sk, true);
 		if (!info)
@@ -286,29 +263,13 @@ static __always_inline int on_error_report(struct sock_tuple *t, __s32 err)
 	return 0;
 }
 
-SEC("tracepoint/sock/inet_sock_set_state")
-int ni_set_state(struct trace_event_raw_inet_sock_set_state *ctx)
-{
-	if (ctx->protocol != IPPROTO_TCP || !cfg_tcp || !family_wanted(ctx->family))
-		return 0;
-	/* The tracepoint's own tuple: at CLOSE the socket's local port may already be released. */
-	struct sock_tuple t = {};
-	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
-		      ctx->daddr_v6);
-	return on_set_state((struct sock *)ctx->skaddr, ctx->oldstate, ctx->newstate, &t);
-}
-
-SEC("tracepoint/sock/inet_sk_error_report")
-int ni_error_report(struct trace_event_raw_inet_sk_error_report *ctx)
-{
-	if (ctx->protocol != IPPROTO_TCP)
-		return 0;
-	struct sock_tuple t = {};
-	tuple_from_tp(&t, ctx->family, ctx->sport, ctx->dport, ctx->saddr, ctx->daddr, ctx->saddr_v6,
-		      ctx->daddr_v6);
-	return on_error_report(&t, ctx->error);
-}
-
+/* The sock and tcp tracepoints fire in softirq as often as in a process: they attach as raw
+ * tracepoints in every mode. A classic tracepoint's program does not run while any other
+ * tracing program runs on the CPU (the kernel's bpf_prog_active): a softirq that interrupts a
+ * syscall's program would lose its CLOSE, and the socket's state would outlive the socket (the
+ * next socket at its address took it over). A raw tracepoint's program is skipped only when it
+ * interrupts itself; the kernel counts every skipped run (netintel.receiver.dropped
+ * {reason=program_runs_missed}). */
 SEC("raw_tp/inet_sock_set_state")
 int ni_raw_set_state(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -397,7 +358,7 @@ static __always_inline bool resolve(struct fd_entry *fe, __u32 tgid, int fd)
 /* socket(): an inet stream or datagram socket enters the fd table at birth. */
 static __always_inline int on_exit_socket(long ret)
 {
-	if (ret < 0 || excluded())
+	if (ret < 0)
 		return 0;
 	/* The family and type are the socket's own; read them from it (one walk per socket). */
 	struct sock *sk = sock_from_fd((int)ret);
@@ -405,6 +366,10 @@ static __always_inline int on_exit_socket(long ret)
 		return 0;
 	__u8 transport = sock_transport(sk);
 	if (!transport)
+		return 0;
+	if (transport == TRANSPORT_TCP)
+		forget_stale_state(sk); /* the collector's own too: on_set_state follows every socket */
+	if (excluded())
 		return 0;
 	track_fd(bpf_get_current_pid_tgid() >> 32, (int)ret, sk, transport);
 	return 0;

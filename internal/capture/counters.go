@@ -33,6 +33,7 @@ var KernelCounters = [...]KernelCounter{
 	{"stopped_by_user_space", "work", "sockets the kernel stopped following because user space asked (an l7 parser gave up, a protocol switched off)"},
 	{"http1_pairs_judged_once", "work", "HTTP/1 client sockets left quiet because their server, on this node too, judges the connection for both ends"},
 	{"stale_fds_of_reused_pid", "work", "fd table entries of a process that exited with sockets open, removed when a new task took its pid"},
+	{"stale_socket_states", "work", "socket states found at a socket's birth, a dead socket's at the same address whose close was not seen, removed"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -58,6 +59,7 @@ const (
 	kcStoppedByUser
 	kcHTTP1Paired
 	kcStaleFDs
+	kcStaleSockStates
 	numKernelCounters
 )
 

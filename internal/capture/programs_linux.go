@@ -26,6 +26,9 @@ type programPlan struct {
 	// raw syscall handlers: the syscall, and whether at its exit
 	syscall string
 	exit    bool
+	// everyMode: a raw tracepoint attached in every mode (the sock and tcp tracepoints, which
+	// fire in softirq: bpf/c/sockets.h says why not classic ones).
+	everyMode bool
 }
 
 // syscallPlans lists the syscalls the data path follows, with what each needs. Sends are
@@ -66,34 +69,28 @@ var syscallPlans = []struct {
 // TestEveryProgramHasAPlan: each new program must say whether it is required.
 var programPlans = func() map[string]programPlan {
 	p := map[string]programPlan{
-		"ni_set_state":             {CapTCPConnections, true, AttachTracepoint, "", false},
-		"ni_raw_set_state":         {CapTCPConnections, true, AttachRaw, "", false},
-		"ni_raw_sys_enter":         {CapSocketData, true, AttachRaw, "", false},
-		"ni_raw_sys_exit":          {CapSocketData, true, AttachRaw, "", false},
-		"ni_error_report":          {CapConnectErrors, false, AttachTracepoint, "", false},
-		"ni_raw_error_report":      {CapConnectErrors, false, AttachRaw, "", false},
-		"ni_send_reset":            {CapResetsSent, false, AttachTracepoint, "", false},
-		"ni_raw_send_reset":        {CapResetsSent, false, AttachRaw, "", false},
-		"ni_receive_reset":         {CapResetsReceived, false, AttachTracepoint, "", false},
-		"ni_raw_receive_reset":     {CapResetsReceived, false, AttachRaw, "", false},
-		"ni_retransmit":            {CapRetransmits, false, AttachTracepoint, "", false},
-		"ni_raw_retransmit":        {CapRetransmits, false, AttachRaw, "", false},
-		"ni_retransmit_synack":     {CapSynAckRetransmits, false, AttachTracepoint, "", false},
-		"ni_fork":                  {CapForkInheritance, false, AttachTracepoint, "", false},
-		"ni_raw_fork":              {CapForkInheritance, false, AttachRaw, "", false},
-		"ni_raw_retransmit_synack": {CapSynAckRetransmits, false, AttachRaw, "", false},
+		"ni_raw_set_state":         {CapTCPConnections, true, AttachRaw, "", false, true},
+		"ni_raw_sys_enter":         {CapSocketData, true, AttachRaw, "", false, false},
+		"ni_raw_sys_exit":          {CapSocketData, true, AttachRaw, "", false, false},
+		"ni_raw_error_report":      {CapConnectErrors, false, AttachRaw, "", false, true},
+		"ni_raw_send_reset":        {CapResetsSent, false, AttachRaw, "", false, true},
+		"ni_raw_receive_reset":     {CapResetsReceived, false, AttachRaw, "", false, true},
+		"ni_raw_retransmit":        {CapRetransmits, false, AttachRaw, "", false, true},
+		"ni_raw_retransmit_synack": {CapSynAckRetransmits, false, AttachRaw, "", false, true},
+		"ni_fork":                  {CapForkInheritance, false, AttachTracepoint, "", false, false},
+		"ni_raw_fork":              {CapForkInheritance, false, AttachRaw, "", false, false},
 	}
 	for _, sc := range syscallPlans {
 		if _, ok := syscallNumbers[sc.name]; !ok {
 			continue // not a syscall on this architecture (fork, vfork, dup2 on arm64)
 		}
 		if sc.enter {
-			p["ni_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false}
-			p["ni_raw_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, false}
+			p["ni_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false, false}
+			p["ni_raw_enter_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, false, false}
 		}
 		if sc.exit {
-			p["ni_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false}
-			p["ni_raw_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, true}
+			p["ni_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachTracepoint, "", false, false}
+			p["ni_raw_exit_"+sc.name] = programPlan{sc.capability, sc.required, AttachRaw, sc.name, true, false}
 		}
 	}
 	return p
@@ -212,7 +209,7 @@ func loadPrograms(spec *ebpf.CollectionSpec, o loadOptions) (*loaded, error) {
 			_ = l.close()
 			return nil, fmt.Errorf("net_intel: program %s has no plan (required or optional); add it to programPlans", name)
 		}
-		if plan.mode != o.mode {
+		if plan.mode != o.mode && !plan.everyMode {
 			continue
 		}
 		members[plan.capability] = append(members[plan.capability], name)
@@ -257,8 +254,8 @@ func loadOne(l *loaded, spec *ebpf.CollectionSpec, name string, plan programPlan
 	case plan.syscall != "":
 	case plan.mode == AttachRaw:
 		tp = strings.TrimPrefix(ps.SectionName, "raw_tp/")
-		if o.attach && !rawTracepointExists(tp) {
-			return fmt.Errorf("tracepoint %s not in this kernel", tp)
+		if g := rawTracepointGroup(tp); o.attach && !o.tracepointFound(g, tp) {
+			return fmt.Errorf("tracepoint %s:%s not in this kernel (%s/events/%s/%s)", g, tp, tracefsPath, g, tp)
 		}
 	default:
 		var ok bool
@@ -333,18 +330,19 @@ type attachRefused struct {
 func (e *attachRefused) Error() string { return e.err.Error() }
 func (e *attachRefused) Unwrap() error { return e.err }
 
-// rawTracepointExists says whether the kernel has a raw tracepoint of that name: every classic
-// tracepoint is one, and sys_enter/sys_exit live under raw_syscalls.
-func rawTracepointExists(name string) bool {
+// rawTracepointGroup is the tracefs group of a raw tracepoint the object uses (every classic
+// tracepoint is a raw one by its name; sys_enter/sys_exit live under raw_syscalls), by which
+// the loader asks whether the kernel has it.
+func rawTracepointGroup(name string) string {
 	switch name {
 	case "sys_enter", "sys_exit":
-		return tracepointExists("raw_syscalls", name)
+		return "raw_syscalls"
 	case "inet_sock_set_state", "inet_sk_error_report":
-		return tracepointExists("sock", name)
+		return "sock"
 	case "sched_process_fork":
-		return tracepointExists("sched", name)
+		return "sched"
 	}
-	return tracepointExists("tcp", name)
+	return "tcp"
 }
 
 func tracepointExists(group, name string) bool {
