@@ -102,6 +102,7 @@ var selfCounts = append([]selfCount{
 	{MetricEventsRead, "", func(s *selfSnapshot) uint64 { return s.capture.EventsRead }},
 	{MetricEvicted, "fds_of_exited_processes", func(s *selfSnapshot) uint64 { return s.capture.ExitedFDs }},
 	{MetricDropped, "fd_table_full_at_start", func(s *selfSnapshot) uint64 { return s.capture.SeedFDTableFull }},
+	{MetricDropped, "program_runs_missed", func(s *selfSnapshot) uint64 { return s.capture.ProgramRunsMissed }},
 
 	// Protocol parsing and pairing (l7.Counters).
 	{MetricDropped, "sequence_gap", func(s *selfSnapshot) uint64 { return s.l7.SequenceGaps }},

@@ -35,6 +35,7 @@ func (s *lossySource) Counters() capture.Counters {
 	c.PayloadTruncated = s.kernel.PayloadTruncated
 	c.ExitedFDs = 5
 	c.SeedFDTableFull = 6
+	c.ProgramRunsMissed = 7
 	return c
 }
 
@@ -110,6 +111,7 @@ func TestInternalTelemetryWithoutMetricsPipeline(t *testing.T) {
 	assert.Equal(t, int64(3), running[MetricDropped]["fd_table_full"])
 	assert.Equal(t, int64(5), running[MetricEvicted]["fds_of_exited_processes"], "fd entries of exited processes swept")
 	assert.Equal(t, int64(6), running[MetricDropped]["fd_table_full_at_start"], "sockets open at start the full fd table had no room for")
+	assert.Equal(t, int64(7), running[MetricDropped]["program_runs_missed"], "kernel program runs the kernel skipped")
 	assert.Equal(t, int64(17), running[MetricTruncated]["payload_truncated"])
 	assert.Equal(t, int64(99), running[MetricKernel]["http1_aggregated"], "what the kernel counted in place")
 	for _, kc := range capture.KernelCounters {

@@ -346,6 +346,12 @@ func (s *ebpfSource) kernelCounters() Counters {
 			c.Kernel[i] += v
 		}
 	}
+	for _, p := range s.k.programs {
+		// Counted by the kernel whether or not kernel.bpf_stats_enabled is set.
+		if st, err := p.Stats(); err == nil {
+			c.ProgramRunsMissed += st.RecursionMisses
+		}
+	}
 	c.fillSummary()
 	return c
 }

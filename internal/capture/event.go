@@ -293,6 +293,7 @@ type Counters struct {
 	EventsRead           uint64 // user space: events decoded from the ring buffer
 	ExitedFDs            uint64 // user space: fd table entries of processes that exited without closing their sockets, removed
 	SeedFDTableFull      uint64 // user space: sockets open at start not entered in the fd table: it was full
+	ProgramRunsMissed    uint64 // kernel: program runs the kernel skipped (a program interrupted by itself on its CPU): their events are lost
 
 	// Kernel holds every kernel counter, indexed like KernelCounters (the fields above sum
 	// some of them).
