@@ -550,7 +550,18 @@ const struct fd_entry *unused_fd_entry __attribute__((unused));
 
 /* --- helpers ------------------------------------------------------------------------------- */
 
+/* count adds one to a per-CPU counter, atomically: the sock and tcp programs run in softirq,
+ * nested in the syscall program they interrupted on the CPU, and both count (drops too). */
 static __always_inline void count(__u32 idx)
+{
+	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
+	if (v)
+		__sync_fetch_and_add(v, 1);
+}
+
+/* count_syscall is count for a counter only syscall programs touch (one never interrupts
+ * another): a plain add, on the path every healthy exchange takes. */
+static __always_inline void count_syscall(__u32 idx)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 	if (v)
@@ -561,7 +572,7 @@ static __always_inline void count_n(__u32 idx, __u64 n)
 {
 	__u64 *v = bpf_map_lookup_elem(&counters, &idx);
 	if (v)
-		*v += n;
+		__sync_fetch_and_add(v, n);
 }
 
 /* BPF_RINGBUF_HDR_SZ: every ring-buffer record carries an 8-byte header and is 8-byte aligned. */

@@ -647,7 +647,7 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
 	__u32 x = explicit_bucket(s, latency);
 	if (x < EXPLICIT_BUCKETS)
 		__sync_fetch_and_add(&v->explicit[x], 1);
-	count(lost ? COUNTER_HTTP1_LOST_COUNTED : COUNTER_HTTP1_AGGREGATED);
+	count_syscall(lost ? COUNTER_HTTP1_LOST_COUNTED : COUNTER_HTTP1_AGGREGATED); /* http1_judge's */
 	return 0;
 }
 
