@@ -277,9 +277,13 @@ int ni_raw_set_state(struct bpf_raw_tracepoint_args *ctx)
 	if (BPF_CORE_READ(sk, sk_protocol) != IPPROTO_TCP || !cfg_tcp ||
 	    !family_wanted(BPF_CORE_READ(sk, __sk_common.skc_family)))
 		return 0;
+	int oldstate = (int)ctx->args[1], newstate = (int)ctx->args[2];
+	/* Only a client's open and a close use the tuple: read from the socket (eight reads), it is
+	 * not read for the other changes (most of a connection's). */
 	struct sock_tuple t = {};
-	tuple_of(sk, &t);
-	return on_set_state(sk, (int)ctx->args[1], (int)ctx->args[2], &t);
+	if (newstate == TCP_CLOSE || (newstate == TCP_ESTABLISHED && oldstate == TCP_SYN_SENT))
+		tuple_of(sk, &t);
+	return on_set_state(sk, oldstate, newstate, &t);
 }
 
 SEC("raw_tp/inet_sk_error_report")
