@@ -456,7 +456,17 @@ func (e *Engine) clock(now time.Time) time.Time {
 // WindowDue says whether the next Findings call closes the window: what the kernel counted
 // (aggregates) must be fed before it, so that the window holds it.
 func (e *Engine) WindowDue(now time.Time) bool {
-	return !e.winStart.IsZero() && now.Sub(e.winStart) >= e.opts.FlushInterval
+	return !e.winStart.IsZero() && e.windowOver(now)
+}
+
+// windowSlack is how early a call may close the window: the caller's ticks come late by a
+// varying few microseconds to milliseconds, so the tick meant to close a window can read a
+// hair less than FlushInterval after the one that opened it. Without the slack such a window
+// would run one tick longer, at random (2 or 3 s windows on 1 s ticks).
+const windowSlack = 100 * time.Millisecond
+
+func (e *Engine) windowOver(now time.Time) bool {
+	return now.Sub(e.winStart) >= e.opts.FlushInterval-min(windowSlack, e.opts.FlushInterval/10)
 }
 
 // Findings returns the findings made since the last call: immediate ones (dependencies,
@@ -470,7 +480,7 @@ func (e *Engine) Findings(now time.Time) []Finding {
 
 	if e.winStart.IsZero() {
 		e.winStart = now
-	} else if now.Sub(e.winStart) >= e.opts.FlushInterval {
+	} else if e.windowOver(now) {
 		out = append(out, e.flush(now)...)
 		e.winStart = now
 	}

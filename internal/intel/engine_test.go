@@ -515,3 +515,30 @@ func TestCascadeNeedsTheCalleeToFailFirst(t *testing.T) {
 		}
 	}
 }
+
+// A window closes at the tick meant to close it even when that tick reads a hair less than
+// FlushInterval after the one that opened it (ticks come late by varying amounts), and not at
+// a tick well before its end.
+func TestWindowClosesAtItsTick(t *testing.T) {
+	e := testEngine(nil)
+	var s stream
+	open := t0.Add(3 * time.Millisecond) // the opening tick was late by 3 ms, the closing one by 1 ms
+	e.Findings(open)
+	for i := 0; i < 5; i++ {
+		s.feed(e, call{from: "frontend", to: "users", path: "/api/users/1", status: 503, at: time.Duration(i) * time.Second})
+	}
+	// Twin: a tick one second before the end does not close it.
+	requireLen(t, "a second early", kinds(e.Findings(open.Add(9*time.Second)), KindErrorPattern), 0)
+	if e.WindowDue(open.Add(9 * time.Second)) {
+		t.Fatal("window due a second before its end")
+	}
+	closing := t0.Add(10*time.Second + time.Millisecond)
+	if !e.WindowDue(closing) {
+		t.Fatal("window not due at the tick 2 ms short of its end")
+	}
+	eps := kinds(e.Findings(closing), KindErrorPattern)
+	requireLen(t, "the closing tick", eps, 1)
+	if p := eps[0].ErrorPattern; !p.WindowEnd.Equal(closing) || p.ErrorCount != 5 {
+		t.Fatalf("error pattern = %+v", p)
+	}
+}
