@@ -59,6 +59,7 @@ func captureOptions(cfg *Config) capture.Options {
 	o.Judging = capture.Judging{
 		Aggregate:         cfg.Capture.JudgeInKernel,
 		ErrorStatus:       in.ErrorStatusThreshold,
+		ErrorRecords:      errorRecords(in.ErrorSpanExemplars),
 		Slow:              in.SlowRequestThreshold,
 		SampleProbability: in.SpanSampling,
 		Bounds:            durationBounds(),
@@ -71,6 +72,14 @@ func captureOptions(cfg *Config) capture.Options {
 	// Never capture the collector's own sockets: exporting would feed capture.
 	o.ExcludePID = uint32(os.Getpid())
 	return o
+}
+
+// errorRecords is how many errors of one kernel aggregate key are sent whole per drain and
+// CPU: enough for the error spans intel keeps per group and window (error_span_exemplars) and
+// for retry_storm to see calls repeated (it counts the rest from the aggregates); an outage
+// beyond them costs counts, not records.
+func errorRecords(exemplars int) int {
+	return max(32, 2*exemplars)
 }
 
 // durationBounds are the metric histogram bounds (otlp.DefaultDurationBounds) as the kernel

@@ -38,6 +38,8 @@ type NetintelAggValue struct {
 	FirstNs  uint64
 	Latency  [112]uint32
 	Explicit [17]uint32
+	Sent     uint32
+	Pad      uint32
 	_        [4]byte
 }
 
@@ -238,7 +240,7 @@ type NetintelSettings struct {
 	HaveRules       uint8
 	Aggregate       uint8
 	PairLocal       uint8
-	Pad             [2]uint8
+	ErrorRecords    uint16
 	RecoveryNs      uint64
 	SlowNs          uint64
 	MinLimitNs      uint64

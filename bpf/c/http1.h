@@ -651,6 +651,43 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
 	return 0;
 }
 
+/* error_counted decides an error that has no other reason to be sent (not slow, not sampled,
+ * parsed whole): its key's first error_records of the drain on this CPU are sent whole (they
+ * carry what counts alone can't: the path and query a retry repeats, the example span, the
+ * first moment of a cascade), the rest are counted in the key's aggregate like healthy ones,
+ * so that an outage's errors do not cross one by one. It says whether the error was counted. */
+static __always_inline bool error_counted(struct agg_key *k, const struct settings *s, __u64 latency)
+{
+	struct agg_value *v = bpf_map_lookup_elem(&aggregates, k);
+	if (!v) {
+		struct blanks *b = blanks();
+		if (!b)
+			return false;
+		bool created = bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0;
+		v = bpf_map_lookup_elem(&aggregates, k);
+		if (!v) {
+			count(COUNTER_AGGS_FULL);
+			return false;
+		}
+		if (created)
+			v->first_ns = bpf_ktime_get_ns();
+	}
+	if (v->sent < s->error_records) {
+		v->sent++; /* this CPU's copy, written only by programs on it: a bound, not a count */
+		return false;
+	}
+	__sync_fetch_and_add(&v->count, 1);
+	__sync_fetch_and_add(&v->sum_ns, latency);
+	__u32 b = latency_bucket(latency);
+	if (b < LATENCY_BUCKETS)
+		__sync_fetch_and_add(&v->latency[b], 1);
+	__u32 x = explicit_bucket(s, latency);
+	if (x < EXPLICIT_BUCKETS)
+		__sync_fetch_and_add(&v->explicit[x], 1);
+	count_syscall(COUNTER_HTTP1_ERRORS_COUNTED);
+	return true;
+}
+
 /* route_limit_ns is the latency from which an exchange of this owner and route is sent. */
 static __always_inline __u64 route_limit_ns(const struct settings *s, struct sock_state *st, __u64 latency)
 {
@@ -898,6 +935,8 @@ __noinline int http1_judge(struct sock_state *st, __u64 rsrc, __u64 ravail, __u6
 		if (st->method == 0 || st->target_cut)
 			reasons |= HTTP1_PARTIAL;
 	}
+	if (reasons == HTTP1_ERROR && s->error_records && error_counted(exchange_key(st, sk, status), s, latency))
+		return 0;
 	if (s && s->aggregate && s->recovery_ns && (reasons & HTTP1_ERROR))
 		error_seen(st, sk, now);
 	if (!reasons && s) {

@@ -80,7 +80,8 @@ enum counter_index {
 	COUNTER_HTTP1_PAIRED = 19, /* HTTP/1 client sockets left quiet: their local server's socket judges for both */
 	COUNTER_STALE_FDS = 20, /* fd entries of a process that exited with sockets open, removed as its pid was reused */
 	COUNTER_STALE_SOCK_STATE = 21, /* a socket's state found at its birth: a dead socket's at the same address (its CLOSE unseen) */
-	COUNTER_MAX = 22,
+	COUNTER_HTTP1_ERRORS_COUNTED = 22, /* HTTP/1 errors beyond their key's records of the drain: counted, not sent */
+	COUNTER_MAX = 23,
 };
 
 struct task_id {
@@ -228,6 +229,8 @@ struct agg_value {
 	__u64 first_ns; /* when the key was created (its first exchange was sent) */
 	__u32 latency[LATENCY_BUCKETS];
 	__u32 explicit[EXPLICIT_BUCKETS];
+	__u32 sent; /* an error key: its exchanges sent whole since the drain, on this CPU */
+	__u32 pad;
 };
 
 /* Per-route latency limits and sampling written by user space, keyed by owner and route. */
@@ -258,7 +261,7 @@ struct settings {
 	__u8 have_rules; /* route_rules has entries */
 	__u8 aggregate; /* judge HTTP/1 in the kernel (0: send every exchange) */
 	__u8 pair_local; /* judge a connection with both ends on this node once, on its server's socket (enum pair) */
-	__u8 pad[2];
+	__u16 error_records; /* errors of one aggregate key sent whole per drain and CPU; beyond, counted (0: all sent) */
 	__u64 recovery_ns; /* after an error, healthy exchanges of its owner, peer and route are sent this long (0: never) */
 	__u64 slow_ns; /* slow_request_threshold */
 	__u64 min_limit_ns; /* the smallest route_limit written: faster exchanges skip the lookup */

@@ -34,6 +34,7 @@ var KernelCounters = [...]KernelCounter{
 	{"http1_pairs_judged_once", "work", "HTTP/1 client sockets left quiet because their server, on this node too, judges the connection for both ends"},
 	{"stale_fds_of_reused_pid", "work", "fd table entries of a process that exited with sockets open, removed when a new task took its pid"},
 	{"stale_socket_states", "work", "socket states found at a socket's birth, a dead socket's at the same address whose close was not seen, removed"},
+	{"http1_errors_counted", "work", "HTTP/1 errors beyond the first of their key sent whole per drain, counted in the kernel (their counts stay exact; their spans are the first ones')"},
 }
 
 // Kernel counter indexes used by name in Go.
@@ -60,6 +61,7 @@ const (
 	kcHTTP1Paired
 	kcStaleFDs
 	kcStaleSockStates
+	kcHTTP1ErrorsCounted
 	numKernelCounters
 )
 

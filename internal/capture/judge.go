@@ -12,8 +12,13 @@ type Judging struct {
 	// Aggregate turns judging on: healthy exchanges are counted, not sent. Off, every HTTP/1
 	// exchange is sent (as an HTTP1Event with reason HTTP1Sampled).
 	Aggregate bool
-	// ErrorStatus is the status from which a response is an error (always sent).
+	// ErrorStatus is the status from which a response is an error (sent, up to ErrorRecords).
 	ErrorStatus int
+	// ErrorRecords is how many errors of one aggregate key (owner, peer, method, route,
+	// status) the kernel sends whole per drain and CPU; the others are counted in the key's
+	// aggregate, so an outage's errors do not cross one by one. An error that is slow, sampled
+	// or not parsed whole is sent anyway. 0: every error is sent.
+	ErrorRecords int
 	// Slow is the latency from which an exchange is sent whatever its route.
 	Slow time.Duration
 	// SampleProbability is the fraction of healthy exchanges sent anyway, chosen from the

@@ -56,6 +56,7 @@ func (s *ebpfSource) writeSettingsLocked() error {
 		v.PairLocal = 1
 	}
 	v.ErrorStatus = uint16(min(max(j.ErrorStatus, 0), 0xffff))
+	v.ErrorRecords = uint16(min(max(j.ErrorRecords, 0), 0xffff))
 	v.SlowNs = uint64(j.Slow)
 	if j.Slow <= 0 {
 		v.SlowNs = ^uint64(0)

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"go.uber.org/zap/zaptest"
 	"golang.org/x/net/http2/hpack"
 	"golang.org/x/sys/unix"
@@ -1316,4 +1317,90 @@ func TestKernelSocketSlotsReused(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// TestKernelErrorsBeyondTheirRecordsCounted: with ErrorRecords 4, the kernel sends each error
+// key's first errors of a drain whole (4 per CPU at most: the bound is each CPU's) and counts
+// the rest in the key's aggregate, so that sent and counted add up to the errors driven, at
+// each end. A drain resets the bound: the next errors are sent whole again. The healthy twin,
+// ErrorRecords 0 (every error sent), is TestKernelAggregatesHealthyHTTP1's.
+func TestKernelErrorsBeyondTheirRecordsCounted(t *testing.T) {
+	opts := judgingOptions()
+	opts.Judging.ErrorRecords = 4
+	src, c := startKernel(t, opts)
+	addr := judgedServer(t, "127.0.0.95:0")
+	client := keepAliveClient()
+	isOurs := exchangeOf(addr)
+	route := RouteKey("/fail")
+	maxSent := 4 * possibleCPUs(t)
+	// sentWhole counts the /fail errors that crossed, by role, once the sent and the counted
+	// add up to want at both ends (counted: the drained aggregates, added to counted).
+	counted := map[Role]uint64{}
+	sentWhole := func(want uint64) map[Role]uint64 {
+		t.Helper()
+		deadline := time.Now().Add(waitBudget)
+		for {
+			for role, as := range drainOwn(t, src) {
+				for _, a := range as {
+					if a.RouteKey == route && a.Status == 500 {
+						counted[role] += a.Count
+						if s := sum(a.Latency[:]); s != a.Count {
+							t.Errorf("%v: latency buckets hold %d errors, count %d", role, s, a.Count)
+						}
+					}
+				}
+			}
+			sent := map[Role]uint64{}
+			for _, ev := range c.snapshot() {
+				if x := ev.HTTP1; x != nil && isOurs(x) && x.Status == 500 && x.Reasons&HTTP1Error != 0 {
+					sent[x.Socket.Role]++
+				}
+			}
+			done := true
+			for _, role := range []Role{RoleClient, RoleServer} {
+				if sent[role]+counted[role] != want {
+					done = false
+				}
+			}
+			if done {
+				return sent
+			}
+			if time.Now().After(deadline) {
+				c.dump(t)
+				t.Fatalf("after %d errors at each end: sent whole %v, counted %v", want, sent, counted)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	before := src.Counters().Kernel[kcHTTP1ErrorsCounted]
+	const n = 60
+	itemsThenFailures(t, client, addr, 1, n)
+	sent := sentWhole(n)
+	t.Logf("of %d errors at each end: sent whole %v, counted %v", n, sent, counted)
+	for _, role := range []Role{RoleClient, RoleServer} {
+		if sent[role] < 4 || sent[role] > uint64(maxSent) {
+			t.Errorf("%v: %d of %d errors sent whole, want 4 to %d (4 per CPU)", role, sent[role], n, maxSent)
+		}
+	}
+	if got, want := src.Counters().Kernel[kcHTTP1ErrorsCounted]-before, counted[RoleClient]+counted[RoleServer]; got != want {
+		t.Errorf("http1_errors_counted moved by %d, the aggregates hold %d", got, want)
+	}
+	// The drain reset the bound: the next errors cross whole again, up to it.
+	first := sent
+	itemsThenFailures(t, client, addr, 0, n)
+	sent = sentWhole(2 * n)
+	for _, role := range []Role{RoleClient, RoleServer} {
+		if d := sent[role] - first[role]; d < 4 || d > uint64(maxSent) {
+			t.Errorf("%v: after the drain %d more errors sent whole, want 4 to %d", role, d, maxSent)
+		}
+	}
+}
+
+func possibleCPUs(t *testing.T) int {
+	t.Helper()
+	n, err := ebpf.PossibleCPU()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

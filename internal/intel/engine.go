@@ -360,6 +360,7 @@ func (e *Engine) Aggregate(a *l7.Aggregate, client, server identity.Service) {
 	if b.out.isErr {
 		b.edge.errors += a.Count
 		e.errors.aggregate(b)
+		e.retries.failures(b)
 	} else {
 		e.retries.successes(b)
 		if b.out.code != httpNotFound {

@@ -2,6 +2,7 @@ package intel
 
 import (
 	"hash/maphash"
+	"math"
 	"net/netip"
 	"slices"
 	"strings"
@@ -53,7 +54,8 @@ type retryGroup struct {
 	client              identity.Service
 	first, last         time.Time
 	failures, successes uint64
-	calls, attempts     uint64               // logical calls that failed, and their attempts
+	calls, attempts     uint64               // logical calls that failed, and their attempts (of the failures sent whole)
+	counted             uint64               // failures the kernel counted in batches (among failures)
 	open                map[uint64]time.Time // a call's last failure while it has not succeeded
 	swept               time.Time            // when open was last cleared of calls past RetryGap
 	example             *ExchangeRef
@@ -114,6 +116,23 @@ func (r *retryDetector) successes(b *batch) {
 	}
 	if g, ok := r.groups[r.key(b.client, b.clientIP, b.key.Dest, b.out.method, b.out.route)]; ok {
 		g.successes += b.a.Count
+	}
+}
+
+// failures counts a kernel batch of errors towards the rate and failure ratio of the client's
+// route. The kernel sends a key's first errors of each drain whole and counts the rest: the
+// whole ones made the group and tell how often a call is repeated (attempts per call); the
+// counted ones are failed attempts of the same pattern.
+func (r *retryDetector) failures(b *batch) {
+	if len(r.groups) == 0 {
+		return
+	}
+	if g, ok := r.groups[r.key(b.client, b.clientIP, b.key.Dest, b.out.method, b.out.route)]; ok {
+		g.failures += b.a.Count
+		g.counted += b.a.Count
+		if b.t.After(g.last) {
+			g.last = b.t
+		}
 	}
 }
 
@@ -210,7 +229,7 @@ func (r *retryDetector) flush(w window) []Finding {
 		}
 		rate := float64(g.failures) / span.Seconds()
 		ratio := float64(g.failures) / float64(g.failures+g.successes)
-		perCall := float64(g.attempts) / float64(max(g.calls, 1))
+		perCall := float64(g.attempts) / float64(max(g.calls, 1)) // of the failures sent whole
 		if rate < r.e.opts.RetryStormRate || ratio < retryMinFailureRatio || perCall < retryMinAttemptsPerCall {
 			continue
 		}
@@ -223,6 +242,8 @@ func (r *retryDetector) flush(w window) []Finding {
 		if !r.reported.fresh(episodeKey(k.client, k.ip.String(), k.dest, k.method, k.route), w.clock) {
 			continue
 		}
+		// The counted failures are calls at the rate the whole ones repeat them.
+		calls := g.calls + uint64(math.Round(float64(g.counted)/perCall))
 		route := k.route
 		if route == connectRoute {
 			route = ""
@@ -230,7 +251,7 @@ func (r *retryDetector) flush(w window) []Finding {
 		out = append(out, Finding{
 			Kind: KindRetryStorm, Time: w.end, Severity: SeverityHigh, Subject: g.client, Example: g.example,
 			RetryStorm: &RetryStorm{
-				Edge: g.edge, Method: k.method, Route: route, Attempts: g.failures, Calls: g.calls,
+				Edge: g.edge, Method: k.method, Route: route, Attempts: g.failures, Calls: calls,
 				AttemptsPerCall: perCall, FailureRatio: ratio, Window: span, RatePerSec: rate,
 			},
 		})

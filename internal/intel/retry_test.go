@@ -3,8 +3,11 @@ package intel
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/netintel/netintelreceiver/internal/l7"
 )
 
 // request is one exchange of a client at an address, with a query string.
@@ -150,4 +153,63 @@ func TestRetryTableForgetsCallsPastTheGap(t *testing.T) {
 	if d := f.c.RetryCallsDropped; d != 1500-maxRetryCalls {
 		t.Fatalf("%d calls dropped of 1500 distinct within one gap, want %d", d, 1500-maxRetryCalls)
 	}
+}
+
+// errorBatch is a kernel batch of n errors (status) of one client address on one route: the
+// errors beyond the first of their key that the kernel counted instead of sending.
+func errorBatch(client, route string, status int, start time.Time, n uint64) *l7.Aggregate {
+	h := histogramOf(nil, nil)
+	h.Counts, h.Count = []uint64{n}, n
+	a := aggregateAt(route, start, h)
+	a.Client.Addr = netip.MustParseAddrPort(client)
+	a.StatusCode = status
+	return a
+}
+
+// A storm whose failures mostly reach intel as kernel counts (the kernel sends each key's
+// first errors of a drain whole, then counts): still a storm, its attempts exact and its calls
+// estimated at the whole failures' attempts per call. Twin: a 1% error rate whose errors are
+// mostly counted is not one.
+func TestRetryStormFromCountedErrors(t *testing.T) {
+	e := testEngine(nil)
+	e.Findings(t0)
+	var s stream
+	var all []Finding
+	call := 0
+	for sec := 0; sec < 30; sec++ {
+		// The first eight failures of the second whole: two calls, four attempts each.
+		for c := 0; c < 2; c++ {
+			call++
+			for attempt := 0; attempt < 4; attempt++ {
+				at := time.Duration(sec)*time.Second + time.Duration(c*4+attempt)*20*time.Millisecond
+				s.request(e, "mobile-bff", "auth", "127.0.0.5:41000", "/token", fmt.Sprintf("user=%d", call), 503, at)
+			}
+		}
+		// 392 more failures counted.
+		e.Aggregate(errorBatch("127.0.0.5:0", "/token", 503, t0.Add(time.Duration(sec)*time.Second), 392), svc("mobile-bff"), svc("auth"))
+		all = append(all, e.Findings(t0.Add(time.Duration(sec+1)*time.Second))...)
+	}
+	rs := storms(all)
+	requireLen(t, "retry storm", rs, 1)
+	r := rs[0].RetryStorm
+	if r.AttemptsPerCall != 4 || r.FailureRatio != 1 || r.RatePerSec < 300 || r.Attempts < 800 || r.Calls*4 < r.Attempts-8 || r.Calls*4 > r.Attempts+8 {
+		t.Fatalf("retry storm = %+v", r)
+	}
+
+	// Twin: 1% errors, all distinct calls; 99% of the successes and most errors as counts.
+	h := testEngine(nil)
+	h.Findings(t0)
+	all = nil
+	for sec := 0; sec < 60; sec++ {
+		for i := 0; i < 2; i++ {
+			s.request(h, "hey", "shop", "127.0.0.1:40001", "/api/items", fmt.Sprintf("n=%d-%d", sec, i), 503, time.Duration(sec)*time.Second+time.Duration(i)*300*time.Millisecond)
+		}
+		at := t0.Add(time.Duration(sec) * time.Second)
+		h.Aggregate(errorBatch("127.0.0.1:0", "/api/items", 503, at, 4), svc("hey"), svc("shop"))
+		hb := histogramOf(nil, nil)
+		hb.Counts, hb.Count = []uint64{594}, 594
+		h.Aggregate(aggregateAt("/api/items", at, hb), svc("hey"), svc("shop"))
+		all = append(all, h.Findings(t0.Add(time.Duration(sec+1)*time.Second))...)
+	}
+	requireLen(t, "retry storms of 1% counted errors", storms(all), 0)
 }
