@@ -25,6 +25,7 @@ import (
 //	TestForcedLossKeepAlive   curl keep-alive → nginx 127.0.0.145:8145 and h2load (one connection) → nghttpd
 //	                          127.0.0.147:8147 while a flood overflows a 64 KiB ring buffer
 //	TestFloodTelemetry        20k short connections → nginx 127.0.0.146:8146, logs pipeline only, own metrics at 127.0.0.146:8888
+//	TestShutdownKeepsTheLastFlush hey → nginx 127.0.0.148:8148, the collector stopped as soon as hey ends
 const (
 	preH2Addr     = "127.0.0.140"
 	preH2Port     = "8140"
@@ -38,6 +39,7 @@ const (
 	lossH2Addr    = "127.0.0.147"
 	lossH2Port    = "8147"
 	tinyRing      = 1 << 16 // the smallest capture.ring_buffer_size
+	lastFlushAddr = "127.0.0.148:8148"
 )
 
 // background runs a bounded client concurrently; wait returns its output.
@@ -391,5 +393,41 @@ func TestFloodTelemetry(t *testing.T) {
 	}
 	if _, err := os.Stat(s.path("metrics.json")); err == nil {
 		t.Errorf("a metrics file was written: this scenario has no metrics pipeline")
+	}
+}
+
+// The collector stopped right after the traffic, with a flush interval longer than the test:
+// everything it saw is in its last flush, which shutdown must deliver whole. hey sends 2000
+// requests that succeed and 500 that fail (more than the kernel sends whole per error key,
+// so most of them are counted in its aggregates); the collector gets SIGTERM as soon as hey
+// ends. Its exported request counts must be exactly hey's: the kernel's aggregates drained,
+// the records still in the ring buffer delivered, and the last metrics exported before exit.
+func TestShutdownKeepsTheLastFlush(t *testing.T) {
+	s := newScenario(t)
+	s.nginx("lastflush", lastFlushAddr, `
+        location = /ok { return 200 "ok\n"; }
+        location = /fail { return 503 "down\n"; }`)
+	col := s.startCollector(receiverConfig{
+		Services:     map[string]string{lastFlushAddr: "lastflush"},
+		Intelligence: map[string]any{"flush_interval": "10m", "span_sampling": 0.01},
+	})
+	const ok, failed = 2000, 500
+	s.mustRun(60*time.Second, "hey", "-n", fmt.Sprint(ok), "-c", "4", "-t", "5", "http://"+lastFlushAddr+"/ok")
+	s.mustRun(60*time.Second, "hey", "-n", fmt.Sprint(failed), "-c", "2", "-t", "5", "http://"+lastFlushAddr+"/fail")
+	if code, err := col.stop(60 * time.Second); code != 0 {
+		t.Fatalf("collector exit %d (%v); its log:\n%s", code, err, tail(col.logPath, 30))
+	}
+	o, err := readOutput(s.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got200 := o.metricTotal("http.server.request.duration", attrs{"service.name": "lastflush", aHTTPStatus: 200})
+	got503 := o.metricTotal("http.server.request.duration", attrs{"service.name": "lastflush", aHTTPStatus: 503})
+	if got200 != ok || got503 != failed {
+		t.Fatalf("after shutdown: http.server.request.duration counts %v 200s and %v 503s, want %d and %d\n%s",
+			got200, got503, ok, failed, o.dumpMetric("http.server.request.duration"))
+	}
+	if eps := o.events(evErrors, attrs{aDest: "lastflush"}); len(eps) == 0 {
+		t.Errorf("no error_pattern for the 503s in the last flush:\n%s", o.dumpEvents(evErrors))
 	}
 }

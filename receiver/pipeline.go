@@ -179,7 +179,11 @@ func (p *pipeline) flush(now time.Time, final bool) {
 	if due {
 		p.drainKernel(now)
 	}
-	if findings := p.intel.Findings(now); len(findings) > 0 {
+	findings := p.intel.Findings
+	if final {
+		findings = p.intel.Last
+	}
+	if findings := findings(now); len(findings) > 0 {
 		p.out.enqueueLogs(otlp.LogsWith(findings, otlp.Privacy{URLPath: p.settings.URLPath}))
 	}
 	if p.spans.Len() > 0 {

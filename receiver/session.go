@@ -60,9 +60,11 @@ type Session struct {
 
 // run is one start-to-stop lifetime of the session.
 type run struct {
-	cancel context.CancelFunc
-	source capture.Source
-	wg     sync.WaitGroup
+	cancel    context.CancelFunc // the pipeline's: it flushes all it has, then returns
+	cancelOut context.CancelFunc // the output's: it delivers what is queued, then returns
+	source    capture.Source
+	pipeDone  chan struct{}
+	outDone   chan struct{}
 	// unregister removes the run's callbacks from the collector's own telemetry.
 	unregister func() error
 }
@@ -100,17 +102,18 @@ func (s *Session) acquire(ctx context.Context, host component.Host) error {
 	return nil
 }
 
-// release stops capture when the last reference goes.
+// release stops capture at the first receiver's Shutdown, not the last's: the collector shuts
+// each pipeline's exporters down after its receivers, so when the first of ours goes, every
+// consumer of the session is still up and takes the last flush; one that went after it would
+// be sent to shut down. Receivers are shut down only together (the collector stopping, or
+// reloading its whole configuration), so nothing is lost by stopping early.
 func (s *Session) release(ctx context.Context) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.refs == 0 {
 		return nil
 	}
-	s.refs--
-	if s.refs > 0 {
-		return nil
-	}
+	s.refs = 0
 	r := s.run
 	s.run = nil
 	err := r.stop(ctx)
@@ -151,7 +154,8 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 		settings.Metrics.Host.ServiceName = s.set.BuildInfo.Command
 	}
 	p := newPipeline(settings, s.set.Logger, src, out, s.self)
-	r := &run{cancel: cancel, source: src}
+	outCtx, cancelOut := context.WithCancel(context.Background())
+	r := &run{cancel: cancel, cancelOut: cancelOut, source: src, pipeDone: make(chan struct{}), outDone: make(chan struct{})}
 	if states := capabilitiesOf(src); states != nil && s.set.MeterProvider != nil {
 		unregister, err := capabilityGauge(s.set.MeterProvider, func() []capture.CapabilityState { return states })
 		if err != nil {
@@ -160,27 +164,41 @@ func (s *Session) start(ctx context.Context) (*run, error) {
 			r.unregister = unregister
 		}
 	}
-	r.wg.Add(2)
-	go func() { defer r.wg.Done(); out.run(runCtx) }()
-	go func() { defer r.wg.Done(); p.run(runCtx) }()
+	go func() { defer close(r.outDone); out.run(outCtx) }()
+	go func() { defer close(r.pipeDone); p.run(runCtx) }()
 	s.set.Logger.Info("net_intel capture started")
 	return r, nil
 }
 
+// stop shuts the run down in the data's order, so that the last flush loses nothing: the
+// capture ends and delivers what it holds; the pipeline takes it all, drains the kernel's
+// aggregates and flushes; the output delivers what the flush queued; only then are the kernel
+// objects freed. Within ctx: past it, the rest is cut short and the error says so.
 func (r *run) stop(ctx context.Context) error {
-	r.cancel()
-	err := r.source.Close()
-	if r.unregister != nil {
-		err = errors.Join(err, r.unregister())
+	var errs []error
+	if st, ok := r.source.(capture.Ender); ok {
+		st.Stop() // the pipeline ends when the events do
+	} else {
+		r.cancel()
 	}
-	done := make(chan struct{})
-	go func() { r.wg.Wait(); close(done) }()
 	select {
-	case <-done:
+	case <-r.pipeDone:
 	case <-ctx.Done():
-		return errors.Join(err, fmt.Errorf("net_intel: shutdown: %w", ctx.Err()))
+		errs = append(errs, fmt.Errorf("net_intel: shutdown: the last flush cut short: %w", ctx.Err()))
+		r.cancel()
 	}
-	return err
+	r.cancel()
+	r.cancelOut()
+	errs = append(errs, r.source.Close())
+	if r.unregister != nil {
+		errs = append(errs, r.unregister())
+	}
+	select {
+	case <-r.outDone:
+	case <-ctx.Done():
+		errs = append(errs, fmt.Errorf("net_intel: shutdown: %w", ctx.Err()))
+	}
+	return errors.Join(errs...)
 }
 
 // Receiver is one signal's face of a shared session.

@@ -152,7 +152,7 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	for _, sc := range []scenario{items, healthyScenario} {
+	for _, sc := range []scenario{items, healthyScenario, outageScenario} {
 		for _, with := range []bool{false, true} {
 			s, err := measure(ctx, o, work, ng, sc, 1, with)
 			if err != nil {

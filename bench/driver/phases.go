@@ -31,6 +31,10 @@ var rootScenario = scenario{name: "root", label: "`/`", wrkPath: "/", path: cons
 // when no error keeps a route's exchanges crossing to user space.
 var healthyScenario = scenario{name: "healthy", label: "`/healthy` (no errors)", wrkPath: "/healthy", path: constant("/healthy")}
 
+// outageScenario requests /outage, half of whose answers are 503: an outage, whose errors the
+// kernel sends whole only up to each key's bound per drain and counts beyond it.
+var outageScenario = scenario{name: "outage", label: "`/outage` (50% errors)", wrkPath: "/outage", path: constant("/outage")}
+
 // itemsScenario requests /items/<random id of 100000>: paths of high cardinality, one route
 // (1% 503 as on /).
 func itemsScenario(work string) (scenario, error) {

@@ -252,8 +252,8 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 	for _, s := range samples {
 		byName[s.Scenario.name] = append(byName[s.Scenario.name], s)
 	}
-	root, items, healthy := summarize(byName["root"]), summarize(byName["items"]), summarize(byName["healthy"])
-	scenarios := []summary{root, items, healthy}
+	root, items, healthy, outage := summarize(byName["root"]), summarize(byName["items"]), summarize(byName["healthy"]), summarize(byName["outage"])
+	scenarios := []summary{root, items, healthy, outage}
 	var all []session
 	for _, m := range scenarios {
 		all = append(all, m.sessions...)
@@ -286,7 +286,7 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 	fmt.Fprintf(&b, "nginx (1 worker, `return 200`, 1%% random 503 by `split_clients` on the request id) on %s. "+
 		"Each session: wrk -t%d -c%d for %s at saturation with `kernel.bpf_stats_enabled=0`; then, with the collector, the kernel time of its eBPF programs with `kernel.bpf_stats_enabled=1`: "+
 		"wrk for %s, then a fixed %d req/s over %d keep-alive connections (Go client) for %s; then two flushes and what the collector exported (default sampling, flush 2s, file exporter). "+
-		"%d rounds of `/` without and with the collector, and (when measured) with no-op programs on the same syscalls and no collector (bench/hooks: the floor of tracing them), the order rotating by round; then %d throughput rounds of the same three sessions for %s each, measuring only wrk's throughput (the collector started for its session, then stopped); then one pair of sessions requesting `/items/<random id of 100000>` (wrk lua script; the same at the fixed rate), and one pair on `/healthy`, which never fails.\n\n",
+		"%d rounds of `/` without and with the collector, and (when measured) with no-op programs on the same syscalls and no collector (bench/hooks: the floor of tracing them), the order rotating by round; then %d throughput rounds of the same three sessions for %s each, measuring only wrk's throughput (the collector started for its session, then stopped); then one pair of sessions requesting `/items/<random id of 100000>` (wrk lua script; the same at the fixed rate), one pair on `/healthy`, which never fails, and one pair on `/outage`, which fails half the time (50%% random 503).\n\n",
 		o.addr, o.wrkThreads, o.wrkConns, o.duration, o.duration/2, o.rate, o.conns, o.duration, o.rounds, o.throughputRounds, o.throughputDuration)
 
 	fmt.Fprintf(&b, "## Summary\n\n| measure | value | target | |\n|---|---|---|---|\n")
@@ -353,6 +353,8 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 		fmt.Sprintf("%.3f (%.0f / %.0f req/s)", items.ratio, items.rpsWith, items.rpsWithout), "", "")
 	row("`/healthy` (no errors): throughput with / without; collector CPU per 1k; kernel µs per request",
 		fmt.Sprintf("%.3f (%.0f / %.0f req/s); %.2f; %.2f µs (at saturation %.2f µs)", healthy.ratio, healthy.rpsWith, healthy.rpsWithout, healthy.colSat, healthy.kernelUS, healthy.satUS), "", "")
+	row("`/outage` (50% errors): throughput with / without; collector CPU per 1k; kernel µs per request; ring-buffer events and exported records per 1k requests",
+		fmt.Sprintf("%.3f (%.0f / %.0f req/s); %.2f; %.2f µs (at saturation %.2f µs); %.1f; %.2f", outage.ratio, outage.rpsWith, outage.rpsWithout, outage.colSat, outage.kernelUS, outage.satUS, outage.events, outage.records), "", "")
 	row("CPU per 1k requests at saturation, all processes (nginx + wrk + collector, /proc/<pid>/stat, wrk's rusage), without → with",
 		fmt.Sprintf("%.1f → %.1f CPU-ms", root.allWithout, root.allWith), "", "")
 	row(fmt.Sprintf("collector CPU per 1k requests at %d req/s (bpf_stats on)", o.rate), fmt.Sprintf("%.2f", root.colFixed), "", "")
@@ -381,8 +383,8 @@ func report(o options, work string, samples, hooks, throughput []sample) error {
 	fmt.Fprintf(&b, "\n## Kernel time per program\n\n")
 	fmt.Fprintf(&b, "From bpf_stats: run count and run time of each loaded program named `ni_*` (names cut to 15 characters by the kernel). "+
 		"Main columns: `/` at %d req/s, %d requests summed over the rounds; both sides of every request (nginx and the client) run the programs. "+
-		"The last columns: µs per request of the same program under wrk at saturation (`/`), and at %d req/s on `/items/<id>` and `/healthy`.\n\n", o.rate, root.kernel.Requests, o.rate)
-	programTable(&b, root.kernel, []kernelTime{root.kernelSat, items.kernel, healthy.kernel}, []string{"`/` saturation", "`/items/<id>`", "`/healthy`"})
+		"The last columns: µs per request of the same program under wrk at saturation (`/`), and at %d req/s on `/items/<id>`, `/healthy` and `/outage`.\n\n", o.rate, root.kernel.Requests, o.rate)
+	programTable(&b, root.kernel, []kernelTime{root.kernelSat, items.kernel, healthy.kernel, outage.kernel}, []string{"`/` saturation", "`/items/<id>`", "`/healthy`", "`/outage`"})
 
 	fmt.Fprintf(&b, "\n## Exactness\n\nWeb's `http.server.request.duration` count against the responses the clients got (wrk's completed requests and the fixed-rate load's responses, over all phases of the session); its 503 count against the non-2xx they got, and against the 5xx nginx itself logged (an access log of 5xx only). "+
 		"wrk stops counting at its deadline while the requests then in flight (up to one per connection) are still answered by nginx, and counted by the collector: the clients' numbers can be a few short of nginx's.\n\n")

@@ -84,6 +84,7 @@ http {
     scgi_temp_path %[2]s/scgi;
     default_type text/plain;
     split_clients "${request_id}" $variant { 1%% err; * ok; }
+    split_clients "${request_id}" $outage { 50%% err; * ok; }
     map $status $is5xx { ~^5 1; default 0; }
     access_log %[4]s combined if=$is5xx;
     server {
@@ -97,6 +98,10 @@ http {
             return 200 "item\n";
         }
         location = /healthy { return 200 "ok\n"; }
+        location = /outage {
+            if ($outage = err) { return 503; }
+            return 200 "ok\n";
+        }
     }
 }
 `, work, tmp, addr, errLog)

@@ -26,9 +26,10 @@ type ebpfSource struct {
 	opts   Options
 	logger *zap.Logger
 
-	mu      sync.Mutex
-	started bool
-	closed  bool
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	stopping atomic.Bool // Stop was called: the reader ends at the flush of the ring
 
 	k      *loaded // maps, programs and links; nil before Start and after Close
 	reader *ringbuf.Reader
@@ -294,6 +295,9 @@ func (s *ebpfSource) read() {
 			if errors.Is(err, ringbuf.ErrClosed) {
 				return
 			}
+			if errors.Is(err, ringbuf.ErrFlushed) && s.stopping.Load() {
+				return // Stop: every record left in the ring was delivered
+			}
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				s.reader.SetDeadline(time.Now().Add(pollInterval))
 				continue
@@ -316,6 +320,26 @@ func (s *ebpfSource) read() {
 }
 
 func (s *ebpfSource) Events() <-chan Event { return s.events }
+
+// Stop ends the capture but keeps what it counted: the programs are detached, the records
+// still in the ring buffer are delivered, then Events is closed; the maps stay readable
+// (DrainHTTP1, Counters) until Close, so that a consumer's last flush holds everything the
+// kernel saw. Safe to call more than once, and before Close only.
+func (s *ebpfSource) Stop() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || !s.started || s.stopping.Load() {
+		return
+	}
+	for _, l := range s.k.links {
+		_ = l.Close()
+	}
+	s.k.links = nil
+	s.stopping.Store(true)
+	if err := s.reader.Flush(); err != nil {
+		_ = s.reader.Close() // the reader then ends at once
+	}
+}
 
 func (s *ebpfSource) Counters() Counters {
 	s.mu.Lock()

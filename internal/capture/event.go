@@ -313,3 +313,10 @@ type Source interface {
 	// Close stops capture and releases every kernel object. Safe to call more than once.
 	Close() error
 }
+
+// Ender is a Source that can end its events before Close: Stop ends capture, delivers what
+// was captured, then closes Events(), while what the source counted stays readable (Judge's
+// DrainHTTP1, Counters) until Close. A consumer's last flush then loses nothing.
+type Ender interface {
+	Stop()
+}

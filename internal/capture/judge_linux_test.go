@@ -1404,3 +1404,48 @@ func possibleCPUs(t *testing.T) int {
 	}
 	return n
 }
+
+// TestKernelStopKeepsWhatWasCounted: Stop detaches the programs, delivers the records left in
+// the ring buffer and closes Events, while the aggregates stay readable until Close: a
+// consumer's last flush after Stop holds every exchange. Twin: traffic after Stop is not seen.
+func TestKernelStopKeepsWhatWasCounted(t *testing.T) {
+	src, c := startKernel(t, judgingOptions())
+	addr := judgedServer(t, "127.0.0.96:0")
+	client := keepAliveClient()
+	const n = 30
+	itemsThenFailures(t, client, addr, n, 3)
+	src.Stop()
+	select {
+	case <-c.done:
+	case <-time.After(waitBudget):
+		t.Fatal("Events not closed after Stop")
+	}
+	isOurs := exchangeOf(addr)
+	var errs int
+	for _, ev := range c.snapshot() {
+		if x := ev.HTTP1; x != nil && isOurs(x) && x.Status == 500 {
+			errs++
+		}
+	}
+	if errs != 6 {
+		c.dump(t)
+		t.Errorf("%d error exchanges delivered by Stop, want 6 (3 at each end)", errs)
+	}
+	// After Stop: nothing is judged, and what was counted is still drained.
+	itemsThenFailures(t, client, addr, n, 0)
+	route := RouteKey("/items/{id}")
+	for role, as := range drainOwn(t, src) {
+		var got uint64
+		for _, a := range as {
+			if a.RouteKey == route && a.Status == 200 {
+				got += a.Count
+			}
+		}
+		if got != n-1 {
+			t.Errorf("%v: drained %d healthy exchanges after Stop, want %d (the first was sent; none after Stop)", role, got, n-1)
+		}
+	}
+	if err := src.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

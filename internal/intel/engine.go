@@ -475,13 +475,23 @@ func (e *Engine) windowOver(now time.Time) bool {
 // windowed ones (error patterns and cascades, latency shifts, connection failures, retry
 // storms, chatty pairs, pool exhaustion).
 func (e *Engine) Findings(now time.Time) []Finding {
+	return e.findings(now, false)
+}
+
+// Last is Findings at shutdown: the window open now closes early, so that what it holds is
+// judged (a window shorter than FlushInterval can only hold fewer samples and errors).
+func (e *Engine) Last(now time.Time) []Finding {
+	return e.findings(now, true)
+}
+
+func (e *Engine) findings(now time.Time, last bool) []Finding {
 	out := e.graph.findings()
 	out = append(out, e.immediate...)
 	e.immediate = e.immediate[:0]
 
 	if e.winStart.IsZero() {
 		e.winStart = now
-	} else if e.windowOver(now) {
+	} else if e.windowOver(now) || (last && now.After(e.winStart)) {
 		out = append(out, e.flush(now)...)
 		e.winStart = now
 	}

@@ -542,3 +542,29 @@ func TestWindowClosesAtItsTick(t *testing.T) {
 		t.Fatalf("error pattern = %+v", p)
 	}
 }
+
+// At shutdown the open window closes early (Last): its errors are reported. Twin: Findings at
+// the same moment keeps the window open.
+func TestLastClosesTheOpenWindow(t *testing.T) {
+	for _, last := range []bool{false, true} {
+		e := testEngine(nil)
+		var s stream
+		e.Findings(t0)
+		for i := 0; i < 5; i++ {
+			s.feed(e, call{from: "frontend", to: "users", path: "/api/users/1", status: 503, at: time.Duration(i) * time.Second})
+		}
+		get := e.Findings
+		if last {
+			get = e.Last
+		}
+		want := 0
+		if last {
+			want = 1
+		}
+		eps := kinds(get(t0.Add(5*time.Second)), KindErrorPattern)
+		requireLen(t, fmt.Sprintf("error patterns (last %v)", last), eps, want)
+		if last && (eps[0].ErrorPattern.ErrorCount != 5 || !eps[0].ErrorPattern.WindowEnd.Equal(t0.Add(5*time.Second))) {
+			t.Fatalf("error pattern = %+v", eps[0].ErrorPattern)
+		}
+	}
+}
