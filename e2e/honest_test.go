@@ -42,6 +42,11 @@ const (
 	lastFlushAddr = "127.0.0.148:8148"
 )
 
+// floodPath is a request target longer than the kernel's 256-byte request stash: such an
+// exchange is sent whole (partial), so a flood of them fills a ring buffer, where the kernel
+// would count a flood of short ones (healthy, or errors beyond their key's first of a drain).
+var floodPath = "/" + strings.Repeat("f", 300)
+
 // background runs a bounded client concurrently; wait returns its output.
 func (s *scenario) background(timeout time.Duration, argv ...string) (wait func() (string, error)) {
 	type result struct {
@@ -227,8 +232,8 @@ func scrape(t *testing.T, endpoint, name string) (map[string]float64, string) {
 	return out, strings.Join(lines, "\n")
 }
 
-// Keep-alive connections that lose events: a flood of failing requests (healthy ones would be
-// counted in the kernel and cross nothing) overflows a 64 KiB ring buffer while curl
+// Keep-alive connections that lose events: a flood of requests the kernel sends whole (a target
+// longer than its stash: floodPath) overflows a 64 KiB ring buffer while curl
 // sends 600 requests over one connection to /s200, /s404 and /s503 in turn (HTTP/1, judged in
 // the kernel: each exchange is one record, whole or lost), and h2load 600 over one HTTP/2
 // connection to /ok.html and /missing in turn (reassembled in user space: a lost record is a
@@ -241,7 +246,7 @@ func TestForcedLossKeepAlive(t *testing.T) {
         location = /s200 { return 200 "ok\n"; }
         location = /s404 { return 404 "missing\n"; }
         location = /s503 { return 503 "down\n"; }
-        location = /flood { return 503 "flood\n"; }`)
+        location /flood/ { return 503 "flood\n"; }`)
 	docroot := s.path("htdocs")
 	if err := os.MkdirAll(docroot, 0o755); err != nil {
 		t.Fatal(err)
@@ -264,7 +269,7 @@ func TestForcedLossKeepAlive(t *testing.T) {
 			urls = append(urls, "http://"+lossAddr+"/s"+st)
 		}
 	}
-	flood := s.background(90*time.Second, "hey", "-n", "8000", "-c", "50", "-disable-keepalive", "-t", "2", "http://"+lossAddr+"/flood")
+	flood := s.background(90*time.Second, "hey", "-n", "8000", "-c", "50", "-disable-keepalive", "-t", "2", "http://"+lossAddr+"/flood"+floodPath)
 	h2base := "http://" + lossH2Addr + ":" + lossH2Port
 	h2 := s.background(90*time.Second, "h2load", "-n", "600", "-c", "1", "-m", "1", h2base+"/ok.html", h2base+"/missing")
 	time.Sleep(500 * time.Millisecond)
@@ -352,7 +357,9 @@ func TestForcedLossKeepAlive(t *testing.T) {
 
 // The flood with a tiny ring buffer and only a logs pipeline: the kernel's drops are in the
 // collector's own metrics endpoint, with their reason, though no metrics pipeline exists. The
-// flood fails (503): healthy exchanges are counted in the kernel and would not fill the ring.
+// flood's requests are sent whole by the kernel whatever their status (floodPath: a target
+// longer than its stash); healthy exchanges, and errors beyond their key's first ones, are
+// counted in the kernel and would not fill the ring.
 func TestFloodTelemetry(t *testing.T) {
 	s := newScenario(t)
 	s.nginx("floodtel", floodTelAddr, `
@@ -365,7 +372,7 @@ func TestFloodTelemetry(t *testing.T) {
 		TelemetryEndpoint: floodTelEP,
 	})
 	out, _ := s.run(floodTime+30*time.Second, "hey", "-n", fmt.Sprint(floodConnections), "-c", "50",
-		"-disable-keepalive", "-t", "2", "http://"+floodTelAddr+"/")
+		"-disable-keepalive", "-t", "2", "http://"+floodTelAddr+floodPath)
 	t.Logf("flood: %s", clip(summaryLines(out), 600))
 
 	var dropped map[string]float64
