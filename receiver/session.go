@@ -185,7 +185,6 @@ func (r *run) stop(ctx context.Context) error {
 	case <-r.pipeDone:
 	case <-ctx.Done():
 		errs = append(errs, fmt.Errorf("net_intel: shutdown: the last flush cut short: %w", ctx.Err()))
-		r.cancel()
 	}
 	r.cancel()
 	r.cancelOut()

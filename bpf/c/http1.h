@@ -614,31 +614,33 @@ static __always_inline struct agg_key *exchange_key(struct sock_state *st, struc
 	return k;
 }
 
-/* aggregate counts one healthy exchange; it returns the reasons to send it instead (a new key,
- * or a table that is full). lost: the exchange's record was lost (the ring buffer was full), so
- * it is counted even in a key it creates. */
-static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *s, __u64 latency, bool lost)
+/* aggregate_of returns the aggregate of key k, created (with its creation time, *created set)
+ * when it is new; NULL when the table is full (counted) or no blank is at hand. */
+static __always_inline struct agg_value *aggregate_of(struct agg_key *k, bool *created)
 {
 	struct agg_value *v = bpf_map_lookup_elem(&aggregates, k);
+	if (v)
+		return v;
+	struct blanks *b = blanks();
+	if (!b)
+		return NULL;
+	*created = bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0;
+	v = bpf_map_lookup_elem(&aggregates, k);
 	if (!v) {
-		struct blanks *b = blanks();
-		if (!b)
-			return HTTP1_NO_AGGREGATE;
-		bool created = bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0;
-		v = bpf_map_lookup_elem(&aggregates, k);
-		if (!v) {
-			count(COUNTER_AGGS_FULL);
-			return HTTP1_NO_AGGREGATE;
-		}
-		if (created) {
-			v->first_ns = bpf_ktime_get_ns();
-			if (!lost)
-				return HTTP1_FIRST;
-		}
+		count(COUNTER_AGGS_FULL);
+		return NULL;
 	}
-	/* This CPU's copy, and still atomic adds, so that no count depends on what the kernel lets
-	 * run on this CPU within a program: on a line no other CPU writes they cost little more
-	 * than plain ones (8 adjacent pairs under wrk with plain adds: within this VM's drift). */
+	if (*created)
+		v->first_ns = bpf_ktime_get_ns();
+	return v;
+}
+
+/* aggregate_add counts one exchange of latency in v, and in the counter idx. This CPU's copy,
+ * and still atomic adds, so that no count depends on what the kernel lets run on this CPU
+ * within a program: on a line no other CPU writes they cost little more than plain ones (8
+ * adjacent pairs under wrk with plain adds: within this VM's drift). */
+static __always_inline void aggregate_add(struct agg_value *v, const struct settings *s, __u64 latency, __u32 idx)
+{
 	__sync_fetch_and_add(&v->count, 1);
 	__sync_fetch_and_add(&v->sum_ns, latency);
 	__u32 b = latency_bucket(latency);
@@ -647,7 +649,21 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
 	__u32 x = explicit_bucket(s, latency);
 	if (x < EXPLICIT_BUCKETS)
 		__sync_fetch_and_add(&v->explicit[x], 1);
-	count_syscall(lost ? COUNTER_HTTP1_LOST_COUNTED : COUNTER_HTTP1_AGGREGATED); /* http1_judge's */
+	count_syscall(idx); /* http1_judge's */
+}
+
+/* aggregate counts one healthy exchange; it returns the reasons to send it instead (a new key,
+ * or a table that is full). lost: the exchange's record was lost (the ring buffer was full), so
+ * it is counted even in a key it creates. */
+static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *s, __u64 latency, bool lost)
+{
+	bool created = false;
+	struct agg_value *v = aggregate_of(k, &created);
+	if (!v)
+		return HTTP1_NO_AGGREGATE;
+	if (created && !lost)
+		return HTTP1_FIRST;
+	aggregate_add(v, s, latency, lost ? COUNTER_HTTP1_LOST_COUNTED : COUNTER_HTTP1_AGGREGATED);
 	return 0;
 }
 
@@ -658,33 +674,15 @@ static __always_inline __u8 aggregate(struct agg_key *k, const struct settings *
  * so that an outage's errors do not cross one by one. It says whether the error was counted. */
 static __always_inline bool error_counted(struct agg_key *k, const struct settings *s, __u64 latency)
 {
-	struct agg_value *v = bpf_map_lookup_elem(&aggregates, k);
-	if (!v) {
-		struct blanks *b = blanks();
-		if (!b)
-			return false;
-		bool created = bpf_map_update_elem(&aggregates, k, &b->agg, BPF_NOEXIST) == 0;
-		v = bpf_map_lookup_elem(&aggregates, k);
-		if (!v) {
-			count(COUNTER_AGGS_FULL);
-			return false;
-		}
-		if (created)
-			v->first_ns = bpf_ktime_get_ns();
-	}
+	bool created = false;
+	struct agg_value *v = aggregate_of(k, &created);
+	if (!v)
+		return false;
 	if (v->sent < s->error_records) {
 		v->sent++; /* this CPU's copy, written only by programs on it: a bound, not a count */
 		return false;
 	}
-	__sync_fetch_and_add(&v->count, 1);
-	__sync_fetch_and_add(&v->sum_ns, latency);
-	__u32 b = latency_bucket(latency);
-	if (b < LATENCY_BUCKETS)
-		__sync_fetch_and_add(&v->latency[b], 1);
-	__u32 x = explicit_bucket(s, latency);
-	if (x < EXPLICIT_BUCKETS)
-		__sync_fetch_and_add(&v->explicit[x], 1);
-	count_syscall(COUNTER_HTTP1_ERRORS_COUNTED);
+	aggregate_add(v, s, latency, COUNTER_HTTP1_ERRORS_COUNTED);
 	return true;
 }
 
